@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` executes every lab notebook in local mode,
+# `make test` runs the test suite. Each creates the virtualenv and the Jupyter kernel when missing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+KERNEL := recommendation-workshop
+STAMP := $(VENV)/.installed
+
+.PHONY: run test env kernel clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	@touch $@
+
+kernel: $(STAMP)
+	@$(BIN)/jupyter kernelspec list 2>/dev/null | grep -q '^ *$(KERNEL) ' || \
+		$(BIN)/python -m ipykernel install --user --name $(KERNEL) --display-name "Recommendation Workshop"
+
+run: kernel
+	$(BIN)/python scripts/run_notebooks.py --kernel $(KERNEL)
+
+test: kernel
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf build
