@@ -1,0 +1,100 @@
+"""A notebook's key results, kept so that runs can be compared: ``record("test_rmse", rmse)``.
+
+When ``WORKSHOP_METRICS_DIR`` is set (``make run`` and the notebook tests set it to ``build/metrics``), each
+value is also written to ``<dir>/<notebook>.json`` at once, so a notebook that fails half way still leaves
+the results it reached. ``make run`` ends by printing :func:`format_table` over every notebook's file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+from pathlib import Path
+
+from common.session import settings
+
+WALL_TIME_KEY = "wall_time_s"
+
+
+def _plain(value):
+    """A JSON-safe copy of a scalar result (numpy scalars become Python numbers)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"record() takes a number or a string, not {type(value).__name__}: {value!r}")
+
+
+def notebook_name(path: Path) -> str:
+    """The name a notebook's results are filed under: its file stem, lower case, dashes for the rest."""
+    return re.sub(r"[^a-z0-9]+", "-", Path(path).stem.lower()).strip("-")
+
+
+def metrics_file(directory: Path, notebook: str) -> Path:
+    return Path(directory) / f"{notebook}.json"
+
+
+def read_metrics(path: Path) -> dict:
+    """One notebook's recorded results ({} when it recorded none)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_metric(path: Path, name: str, value) -> None:
+    """Merge one result into a metrics file, replacing the file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = read_metrics(path)
+    values[name] = _plain(value)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def record(name: str, value):
+    """Keep one of the running notebook's key results and return the value unchanged.
+
+    Args:
+        name: a short snake_case name, e.g. ``"classifier_accuracy"``.
+        value: a number or a string.
+
+    Raises:
+        ValueError: the name is empty; TypeError: the value is not a number or a string.
+    """
+    if not name or not isinstance(name, str):
+        raise ValueError(f"record() needs a non-empty name, got {name!r}")
+    plain = _plain(value)
+    current = settings()
+    if current.metrics_dir is not None:
+        write_metric(metrics_file(current.metrics_dir, current.notebook), name, plain)
+    return value
+
+
+def collect(directory: Path) -> dict[str, dict]:
+    """Every notebook's results in a metrics directory: notebook name → {metric: value}."""
+    return {p.stem: read_metrics(p) for p in sorted(Path(directory).glob("*.json"))}
+
+
+def _show(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def format_table(results: dict[str, dict]) -> str:
+    """One plain-text table: a row per notebook and metric, wall time first."""
+    rows = [("notebook", "metric", "value")]
+    for notebook, values in results.items():
+        ordered = sorted(values.items(), key=lambda kv: (kv[0] != WALL_TIME_KEY, kv[0]))
+        rows += [(notebook, name, _show(value)) for name, value in ordered]
+    if len(rows) == 1:
+        return "No notebook recorded any metrics."
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Execute every lab notebook in local mode and write the executed copies under build/ (``make run``).
+
+Each notebook runs in its own folder with a fresh kernel, as an attendee would run it top to bottom. Its
+results land in build/metrics/<notebook>.json (``common.report``), with its wall time; the run ends with one
+table of every notebook's metrics. Exit status 1 when any notebook failed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from common.report import WALL_TIME_KEY, collect, format_table, metrics_file, notebook_name, write_metric
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB_GLOB = "Lab*/**/*.ipynb"
+
+
+def find_notebooks(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob(LAB_GLOB) if ".ipynb_checkpoints" not in p.parts)
+
+
+def execute(path: Path, build: Path, kernel: str, timeout: int) -> tuple[bool, float]:
+    """Run one notebook; returns (succeeded, wall seconds). The executed copy is written even on failure."""
+    name = notebook_name(path)
+    os.environ["WORKSHOP_NOTEBOOK"] = name
+    metrics_file(build / "metrics", name).unlink(missing_ok=True)
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, kernel_name=kernel, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
+    start = time.monotonic()
+    succeeded = True
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        succeeded = False
+        print(f"FAILED {path.relative_to(ROOT)}:\n{error}", file=sys.stderr)
+    wall = time.monotonic() - start
+    target = build / path.relative_to(ROOT)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, target)
+    write_metric(metrics_file(build / "metrics", name), WALL_TIME_KEY, round(wall, 1))
+    return succeeded, wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name to run the notebooks with")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may take")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: every lab notebook)")
+    args = parser.parse_args()
+
+    build = ROOT / "build"
+    os.environ.setdefault("WORKSHOP_MODE", "local")
+    os.environ["WORKSHOP_METRICS_DIR"] = str(build / "metrics")
+    notebooks = [p.resolve() for p in args.notebooks] or find_notebooks(ROOT)
+    if not notebooks:
+        print("No lab notebooks exist yet: nothing to run.")
+        return 0
+    print(f"Running {len(notebooks)} notebook(s) in {os.environ['WORKSHOP_MODE']} mode; executed copies go to build/.")
+    failed = []
+    for path in notebooks:
+        print(f"- {path.relative_to(ROOT)} ...", flush=True)
+        ok, wall = execute(path, build, args.kernel, args.timeout)
+        print(f"  {'done' if ok else 'FAILED'} in {wall:.0f} s", flush=True)
+        if not ok:
+            failed.append(path)
+    print()
+    print(format_table(collect(build / "metrics")))
+    if failed:
+        print(f"\n{len(failed)} notebook(s) failed: " + ", ".join(str(p.relative_to(ROOT)) for p in failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
