@@ -1,0 +1,32 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from common.plots import plot_curves  # noqa: E402
+
+
+def test_plot_curves_draws_each_column_and_marks_the_best_validation_epoch():
+    history = pd.DataFrame({"train": [1.0, 0.9, 0.8], "validation": [1.1, 0.95, 0.97]}, index=[1, 2, 3])
+    ax = plot_curves(history, "DMF")
+    assert [line.get_label() for line in ax.get_lines()] == ["train", "validation"]
+    assert list(ax.get_lines()[1].get_ydata()) == [1.1, 0.95, 0.97]
+    assert "best epoch (2)" in [text.get_text() for text in ax.get_legend().get_texts()]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("DMF", "epoch", "RMSE")
+    plt.close(ax.figure)
+
+
+def test_plot_curves_draws_into_a_given_axes_without_a_validation_column():
+    fig, axes = plt.subplots(1, 2)
+    ax = plot_curves(pd.DataFrame({"loss": [0.7, 0.5]}, index=[1, 2]), "NeuMF", ylabel="log loss", ax=axes[1])
+    assert ax is axes[1]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["loss"]
+    plt.close(fig)
+
+
+def test_plot_curves_refuses_an_empty_history():
+    with pytest.raises(ValueError, match="at least one epoch and one column"):
+        plot_curves(pd.DataFrame(), "empty")
