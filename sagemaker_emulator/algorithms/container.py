@@ -1,0 +1,149 @@
+"""What runs inside an emulated algorithm container: ``train`` a job, or ``serve`` a model over HTTP.
+
+    python -m sagemaker_emulator.algorithms.container train <image> <job_root> [--report FILE]
+    python -m sagemaker_emulator.algorithms.container serve <image> <model_dir> --port-file FILE [--failure FILE]
+
+``train`` follows SageMaker's training-container contract on a folder laid out like ``/opt/ml``: it checks the
+job's hyperparameters and channels against the plug-in's declarations, calls ``train(layout, hyperparameters)``
+and on failure writes ``output/failure`` (``ClientError: ...`` for the caller's faults, ``AlgorithmError: ...``
+for the algorithm's). SIGTERM (StopTrainingJob, MaxRuntimeInSeconds) ends training; whatever the algorithm has
+saved in ``model/`` by then is still uploaded. ``--report`` receives the plug-in's metric definitions.
+
+``serve`` loads the model with the plug-in's ``load(model_dir)`` and answers the inference-container contract
+(``GET /ping``, ``POST /invocations``) on a loopback port, written to ``--port-file`` once it is ready.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from sagemaker_emulator.algorithms.base import AlgorithmError, Channel, ClientError, log, parse_hyperparameters
+from sagemaker_emulator.algorithms.registry import load_plugin
+from sagemaker_emulator.jobs.layout import JobLayout
+
+EXIT_CLIENT_ERROR = 1
+EXIT_ALGORITHM_ERROR = 2
+EXIT_STOPPED = 143  # 128 + SIGTERM, what a container stopped by SageMaker reports
+
+
+class Stopped(BaseException):
+    """Raised in the algorithm when SageMaker sends SIGTERM; a BaseException so ``except Exception`` keeps out."""
+
+
+def _on_sigterm(signum, frame):
+    raise Stopped()
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def check_channels(declared: dict[str, Channel], given: dict[str, dict]) -> None:
+    """The job's channels against the plug-in's ``CHANNELS``: none unknown, none required missing, types accepted.
+
+    Raises:
+        ClientError: naming the offending channel and what the algorithm accepts.
+    """
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        names = ", ".join(f"'{n}'" for n in unknown)
+        raise ClientError(
+            f"Unable to initialize the algorithm. Failed to validate input data configuration: channel(s) {names} "
+            f"are not supported; supported channels: {', '.join(sorted(declared))} (caused by ValidationError)"
+        )
+    missing = sorted(name for name, channel in declared.items() if channel.required and name not in given)
+    if missing:
+        names = ", ".join(f"'{n}'" for n in missing)
+        raise ClientError(
+            f"Unable to initialize the algorithm. Failed to validate input data configuration: required channel(s) "
+            f"{names} not given (caused by ValidationError)"
+        )
+    for name, config in given.items():
+        accepted = declared[name].content_types
+        content_type = config.get("ContentType")
+        if accepted and content_type and media_type(content_type) not in accepted:
+            raise ClientError(
+                f"Unable to initialize the algorithm. Channel '{name}' has content type '{content_type}'; this "
+                f"algorithm reads {', '.join(accepted)} (caused by ValidationError)"
+            )
+
+
+def metric_definitions(plugin) -> list[dict]:
+    """A plug-in's built-in ``METRIC_DEFINITIONS`` as the API's ``[{"Name", "Regex"}]`` (a name → regex dict also works)."""
+    declared = getattr(plugin, "METRIC_DEFINITIONS", [])
+    if isinstance(declared, dict):
+        return [{"Name": name, "Regex": regex} for name, regex in declared.items()]
+    return list(declared)
+
+
+def _fail(layout: JobLayout, reason: str) -> None:
+    log(reason, level="ERROR")
+    layout.failure_file.parent.mkdir(parents=True, exist_ok=True)
+    layout.failure_file.write_text(reason)
+
+
+def train(image: str, root: Path, report: Path | None) -> int:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    layout = JobLayout(root)
+    try:
+        plugin = load_plugin(image)
+        if report is not None:
+            report.write_text(json.dumps({"metric_definitions": metric_definitions(plugin)}))
+        hyperparameters = parse_hyperparameters(plugin.HYPERPARAMETERS, layout.hyperparameters())
+        check_channels(plugin.CHANNELS, layout.input_data_config())
+        plugin.train(layout, hyperparameters)
+    except Stopped:
+        log("Received SIGTERM: training stopped.")
+        return EXIT_STOPPED
+    except ClientError as error:
+        _fail(layout, f"ClientError: {error}")
+        return EXIT_CLIENT_ERROR
+    except AlgorithmError as error:
+        _fail(layout, f"AlgorithmError: {error}")
+        return EXIT_ALGORITHM_ERROR
+    except Exception as error:
+        traceback.print_exc(file=sys.stdout)
+        _fail(layout, f"AlgorithmError: {type(error).__name__}: {error}")
+        return EXIT_ALGORITHM_ERROR
+    return 0
+
+
+def serve(image: str, model_dir: Path, port_file: Path, failure: Path | None) -> int:
+    from sagemaker_emulator.model_server import serve_forever
+
+    try:
+        predictor = load_plugin(image).load(model_dir)
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"
+        traceback.print_exc(file=sys.stdout)
+        if failure is not None:
+            failure.write_text(reason)
+        return EXIT_CLIENT_ERROR if isinstance(error, ClientError) else EXIT_ALGORITHM_ERROR
+    serve_forever(predictor, port_file)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sagemaker_emulator.algorithms.container")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_args = commands.add_parser("train")
+    train_args.add_argument("image")
+    train_args.add_argument("root", type=Path)
+    train_args.add_argument("--report", type=Path)
+    serve_args = commands.add_parser("serve")
+    serve_args.add_argument("image")
+    serve_args.add_argument("model_dir", type=Path)
+    serve_args.add_argument("--port-file", type=Path, required=True)
+    serve_args.add_argument("--failure", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        return train(args.image, args.root, args.report)
+    return serve(args.image, args.model_dir, args.port_file, args.failure)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

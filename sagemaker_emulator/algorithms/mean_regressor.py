@@ -1,0 +1,121 @@
+"""``mean-regressor``: a deliberately tiny algorithm that exercises the whole plug-in contract in tests.
+
+It predicts one constant, the mean (or median) of the training labels times ``scale``. CSV rows carry the
+label first, as for SageMaker's built-in algorithms. After saving its model it can sleep ``sleep_seconds`` (to
+test StopTrainingJob, MaxRuntimeInSeconds and concurrent jobs); a test channel is scored by MSE and logged as
+``#quality_metric: host=algo-1, test mse <loss>=<value>``. Unreadable data is a ``ClientError``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sagemaker_emulator.algorithms.base import (
+    Boolean,
+    Categorical,
+    Channel,
+    ClientError,
+    Float,
+    PayloadError,
+    log,
+)
+from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+MODEL_FILE = "mean.json"
+
+HYPERPARAMETERS = {
+    "statistic": Categorical(options=("mean", "median"), default="mean"),
+    "scale": Float(low=0.0, low_open=True, default=1.0),
+    "sleep_seconds": Float(low=0.0, high=3600.0, default=0.0),
+    "verbose": Boolean(default=False),
+}
+
+CHANNELS = {
+    "train": Channel(required=True, content_types=(CSV,)),
+    "test": Channel(required=False, content_types=(CSV,)),
+}
+
+METRIC_DEFINITIONS = [
+    {"Name": "train:mse", "Regex": r"#quality_metric: host=\S+, train mse <loss>=(\S+)"},
+    {"Name": "test:mse", "Regex": r"#quality_metric: host=\S+, test mse <loss>=(\S+)"},
+]
+
+
+def read_labels(files: list[Path], channel: str) -> np.ndarray:
+    """The first column of every CSV file of a channel."""
+    if not files:
+        raise ClientError(f"The '{channel}' channel has no files.")
+    parts = []
+    for path in files:
+        try:
+            rows = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        except ValueError as error:
+            raise ClientError(f"Unable to read the '{channel}' channel's file {path.name} as CSV numbers: {error}") from None
+        parts.append(rows[:, 0])
+    labels = np.concatenate(parts)
+    if labels.size == 0:
+        raise ClientError(f"The '{channel}' channel holds no rows.")
+    return labels
+
+
+def train(layout: JobLayout, hyperparameters: dict) -> None:
+    labels = read_labels(layout.channel_files("train"), "train")
+    centre = np.median(labels) if hyperparameters["statistic"] == "median" else labels.mean()
+    value = float(centre * hyperparameters["scale"])
+    if hyperparameters["verbose"]:
+        log(f"Read {labels.size} training rows from {len(layout.channel_files('train'))} file(s).")
+    log(f"#quality_metric: host={CURRENT_HOST}, train mse <loss>={float(np.mean((labels - value) ** 2))}")
+    (layout.model_dir / MODEL_FILE).write_text(json.dumps({"value": value}))
+    log(f"Saved the model: {hyperparameters['statistic']} x {hyperparameters['scale']} = {value}")
+    if hyperparameters["sleep_seconds"]:
+        time.sleep(hyperparameters["sleep_seconds"])
+    if layout.channel_files("test"):
+        test = read_labels(layout.channel_files("test"), "test")
+        log(f"#quality_metric: host={CURRENT_HOST}, test mse <loss>={float(np.mean((test - value) ** 2))}")
+
+
+def _count_rows(body: bytes, content_type: str) -> int:
+    media = content_type.split(";", 1)[0].strip().lower()
+    try:
+        if media == CSV:
+            return np.loadtxt(io.BytesIO(body), delimiter=",", ndmin=2).shape[0]
+        if media == JSON:
+            return len(json.loads(body)["instances"])
+        if media == JSONLINES:
+            return len([line for line in body.splitlines() if line.strip()])
+    except (ValueError, KeyError, TypeError) as error:
+        raise PayloadError(f"unable to evaluate payload provided: {error}") from None
+    raise PayloadError(f"Content type {content_type} is not supported; use {CSV}, {JSON} or {JSONLINES}.", 415)
+
+
+def _render(value: float, rows: int, accept: str) -> tuple[bytes, str]:
+    media = accept.split(";", 1)[0].strip().lower()
+    if media in (JSON, "*/*"):
+        return json.dumps({"predictions": [{"score": value}] * rows}).encode(), JSON
+    if media == JSONLINES:
+        return (json.dumps({"score": value}) + "\n").encode() * rows, JSONLINES
+    if media == CSV:
+        return f"{value}\n".encode() * rows, CSV
+    raise PayloadError(f"Accept {accept} is not supported; use {JSON}, {JSONLINES} or {CSV}.", 406)
+
+
+def load(model_dir: Path):
+    path = Path(model_dir) / MODEL_FILE
+    if not path.is_file():
+        raise ClientError(f"The model artifact holds no {MODEL_FILE}.")
+    value = float(json.loads(path.read_text())["value"])
+
+    def predict(body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        rows = _count_rows(body, content_type)
+        if rows == 0:
+            raise PayloadError("unable to evaluate payload provided: no rows")
+        return _render(value, rows, accept)
+
+    return predict

@@ -1,0 +1,103 @@
+"""Child processes (algorithm containers, model servers) and the supervisor that can end them all.
+
+Each child runs in its own session so that stopping it reaches everything it started. Stopping follows
+SageMaker's contract: SIGTERM first, so the algorithm can save its model, then SIGKILL after a grace period
+(AWS allows 120 s; the emulator's grace is configurable).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+CONTAINER_MODULE = "sagemaker_emulator.algorithms.container"
+
+
+class ChildProcess:
+    """One child whose stdout and stderr come back merged, line by line, on :attr:`stdout`."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None, supervisor: "Supervisor"):
+        child_env = dict(os.environ)
+        child_env.update(env or {})
+        child_env["PYTHONUNBUFFERED"] = "1"
+        self._supervisor = supervisor
+        self.popen = subprocess.Popen(
+            args,
+            cwd=str(cwd),
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            start_new_session=True,
+        )
+        self.stdout = self.popen.stdout
+        supervisor.adopt(self)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.killpg(self.popen.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def terminate(self, grace_seconds: float) -> int:
+        """SIGTERM, then SIGKILL if the child is still running after ``grace_seconds``; returns the exit code."""
+        if self.popen.poll() is None:
+            self._signal(signal.SIGTERM)
+            if self.wait(grace_seconds) is None:
+                self._signal(signal.SIGKILL)
+        code = self.popen.wait()
+        self._supervisor.release(self)
+        return code
+
+    def reap(self) -> None:
+        self._supervisor.release(self)
+
+
+def container_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", CONTAINER_MODULE, *args]
+
+
+class Supervisor:
+    """Every live child of one emulator, so that stopping or resetting the emulator leaves none behind."""
+
+    def __init__(self):
+        self._children: set[ChildProcess] = set()
+        self._lock = threading.Lock()
+
+    def adopt(self, child: ChildProcess) -> None:
+        with self._lock:
+            self._children.add(child)
+
+    def release(self, child: ChildProcess) -> None:
+        with self._lock:
+            self._children.discard(child)
+
+    def live(self) -> list[ChildProcess]:
+        with self._lock:
+            return [child for child in self._children if child.returncode is None]
+
+    def stop_all(self, grace_seconds: float = 2.0) -> None:
+        with self._lock:
+            children = list(self._children)
+        for child in children:
+            if child.returncode is None:
+                child._signal(signal.SIGTERM)
+        for child in children:
+            child.terminate(grace_seconds)

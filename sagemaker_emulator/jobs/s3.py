@@ -1,0 +1,137 @@
+"""Moving job data between S3 (moto) and local folders, with SageMaker's rules and its error wording.
+
+- ``S3Prefix``: every object whose key starts with the prefix; each lands at its key relative to the prefix
+  (to the prefix's parent folder when the prefix does not end in ``/``, so ``s3://b/data/train.csv`` becomes
+  ``train.csv``). Keys ending in ``/`` (folder markers) are skipped.
+- ``ManifestFile``: a JSON list, ``[{"prefix": "s3://b/p/"}, "relative/key", ...]``.
+Faults in what the caller gave (an empty prefix, a missing object) raise
+:class:`~sagemaker_emulator.algorithms.base.ClientError`.
+"""
+from __future__ import annotations
+
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from botocore.exceptions import ClientError as BotoClientError
+
+from sagemaker_emulator.algorithms.base import ClientError
+
+
+@dataclass(frozen=True)
+class S3Object:
+    bucket: str
+    key: str
+    relative: str  # where it lands under the channel (or output) folder
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` → ``(bucket, key)``."""
+    if not uri.startswith("s3://") or len(uri) <= 5:
+        raise ClientError(f'"{uri}" is not an S3 URI of the form s3://bucket/key.')
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def relative_key(prefix: str, key: str) -> str:
+    """Where ``key`` lands: relative to ``prefix`` if it ends in ``/``, else to the folder that holds it."""
+    base = prefix if prefix.endswith("/") else prefix[: prefix.rfind("/") + 1]
+    return key[len(base) :] if key.startswith(base) else PurePosixPath(key).name
+
+
+def _no_objects(uri: str, region: str, role: str | None) -> ClientError:
+    bucket, _ = split_uri(uri)
+    return ClientError(
+        f'Data download failed: No S3 objects found under S3 URL "{uri}" given in input data source. Please ensure '
+        f"that the bucket exists in the selected region ({region}), that objects exist under that S3 prefix, and "
+        f'that the role "{role}" has "s3:ListBucket" permissions on bucket "{bucket}".'
+    )
+
+
+def list_prefix(client, uri: str, region: str, role: str | None = None) -> list[S3Object]:
+    """Every object under an ``S3Prefix`` URI, sorted by key; none is a ClientError."""
+    bucket, prefix = split_uri(uri)
+    found: list[S3Object] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if not item["Key"].endswith("/"):
+                    found.append(S3Object(bucket, item["Key"], relative_key(prefix, item["Key"])))
+    except BotoClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchBucket", "404"):
+            raise _no_objects(uri, region, role) from None
+        raise
+    if not found:
+        raise _no_objects(uri, region, role)
+    return sorted(found, key=lambda o: o.key)
+
+
+def list_manifest(client, uri: str) -> list[S3Object]:
+    """The objects a ``ManifestFile`` names (its first entry is ``{"prefix": ...}``)."""
+    try:
+        entries = json.loads(read_object(client, uri))
+        prefix_uri = entries[0]["prefix"]
+        names = entries[1:]
+    except (ValueError, IndexError, KeyError, TypeError):
+        raise ClientError(
+            f'The manifest file "{uri}" is not a JSON list beginning with {{"prefix": "s3://..."}}.'
+        ) from None
+    if not names:
+        raise ClientError(f'The manifest file "{uri}" lists no objects.')
+    bucket, prefix = split_uri(prefix_uri)
+    return [S3Object(bucket, prefix + str(name), str(name)) for name in names]
+
+
+def list_source(client, s3_data_source: dict, region: str, role: str | None = None) -> list[S3Object]:
+    kind = s3_data_source.get("S3DataType", "S3Prefix")
+    if kind == "S3Prefix":
+        return list_prefix(client, s3_data_source["S3Uri"], region, role)
+    if kind == "ManifestFile":
+        return list_manifest(client, s3_data_source["S3Uri"])
+    raise ClientError(f"S3DataType {kind} is not supported by the local SageMaker emulator (S3Prefix, ManifestFile).")
+
+
+def read_object(client, uri: str) -> bytes:
+    bucket, key = split_uri(uri)
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except BotoClientError as error:
+        if error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchBucket", "404"):
+            raise ClientError(f'Could not read "{uri}": the object does not exist.') from None
+        raise
+
+
+def download(client, objects: list[S3Object], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in objects:
+        target = folder / item.relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read_object(client, item.uri))
+
+
+def upload_file(client, path: Path, uri: str) -> None:
+    bucket, key = split_uri(uri)
+    client.upload_file(str(path), bucket, key)
+
+
+def put_bytes(client, data: bytes, uri: str, content_type: str | None = None) -> None:
+    bucket, key = split_uri(uri)
+    extra = {"ContentType": content_type} if content_type else {}
+    client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+
+
+def tar_folder(folder: Path, target: Path) -> Path:
+    """``folder``'s contents at the archive's root, gzip-compressed (what ``model.tar.gz`` holds)."""
+    with tarfile.open(target, "w:gz") as archive:
+        for path in sorted(folder.rglob("*")):
+            archive.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+    return target
+
+
+def join_uri(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])

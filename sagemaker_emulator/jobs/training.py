@@ -1,0 +1,211 @@
+"""Running one training job: the ``/opt/ml`` tree, data from S3, the algorithm process, logs, metrics, artifact.
+
+Steps, each a secondary status: Starting, Downloading (channels from S3 into ``input/data/<channel>``),
+Training (``container train`` in a child process, its output shipped to CloudWatch and matched against the
+metric definitions), Uploading (``model/`` as ``<S3OutputPath>/<job>/output/model.tar.gz``, ``output/data/`` as
+``output.tar.gz``). StopTrainingJob and ``MaxRuntimeInSeconds`` send SIGTERM, wait the grace period, then SIGKILL;
+what the algorithm saved is still uploaded. A fault in what the caller sent fails the job with ``ClientError: ...``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+import uuid
+
+from sagemaker_emulator.algorithms.base import ClientError
+from sagemaker_emulator.jobs import s3
+from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout, create_layout
+from sagemaker_emulator.jobs.logs import TRAINING_GROUP, LogShipper
+from sagemaker_emulator.jobs.metrics import MetricCollector
+from sagemaker_emulator.jobs.process import ChildProcess, container_command
+from sagemaker_emulator.resources.training_jobs import MESSAGES
+from sagemaker_emulator.state import EmulatorState
+
+LOG = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+_CHANNEL_KEYS = ("ContentType", "RecordWrapperType", "CompressionType", "ShuffleConfig")
+
+
+def start_training(state: EmulatorState, job) -> threading.Thread:
+    thread = threading.Thread(target=TrainingRun(state, job).run, name=f"training:{job.name}", daemon=True)
+    thread.start()
+    return thread
+
+
+class _Ended(Exception):
+    """The job left InProgress while it was being prepared (stopped, or the emulator reset)."""
+
+
+class TrainingRun:
+    def __init__(self, state: EmulatorState, job):
+        self.state = state
+        self.job = job
+        self.services = state.services
+        self.folder = self.services.workdir / "training" / f"{job.name}-{uuid.uuid4().hex[:8]}"
+        self.layout: JobLayout | None = None
+        self.custom_metrics = job.params["AlgorithmSpecification"].get("MetricDefinitions", [])
+        self.metrics = MetricCollector(state.now, self.custom_metrics)
+        self.report = self.folder / "container-report.json"
+        self._builtin_loaded = False
+        self.max_runtime_hit = False
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except _Ended:
+            self._end_stopped()
+        except ClientError as error:
+            self._fail(f"ClientError: {error}")
+        except Exception as error:
+            LOG.exception("training job %s: emulator fault", self.job.name)
+            self._fail(f"InternalServerError: We encountered an internal error. ({type(error).__name__}: {error})")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _now(self) -> float:
+        return self.state.now()
+
+    def _checkpoint(self) -> None:
+        if self.state.retired.is_set() or self.job.stop_requested.is_set():
+            raise _Ended()
+        if self._runtime_exceeded():
+            self.max_runtime_hit = True
+            raise _Ended()
+
+    def _runtime_exceeded(self) -> bool:
+        limit = self.job.params.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        return bool(limit) and self.job.start_time is not None and self._now() - self.job.start_time >= limit
+
+    def _run(self) -> None:
+        job = self.job
+        job.note("Preparing the instances for training", self._now())
+        self._checkpoint()
+        job.start_time = self._now()
+        job.enter("Downloading", self._now())
+        channels = {
+            channel["ChannelName"]: {
+                "TrainingInputMode": channel.get("InputMode", job.params["AlgorithmSpecification"]["TrainingInputMode"]),
+                "S3DistributionType": channel["DataSource"].get("S3DataSource", {}).get(
+                    "S3DataDistributionType", "FullyReplicated"
+                ),
+                **{key: channel[key] for key in _CHANNEL_KEYS if key in channel},
+            }
+            for channel in job.params.get("InputDataConfig", [])
+        }
+        self.layout = create_layout(
+            self.folder / "opt_ml",
+            {key: str(value) for key, value in job.params["HyperParameters"].items()},
+            channels,
+            job.params["ResourceConfig"].get("InstanceType", "ml.m5.xlarge"),
+        )
+        s3_client = self.services.client("s3", self.state.region)
+        for channel in job.params.get("InputDataConfig", []):
+            self._checkpoint()
+            source = channel["DataSource"].get("S3DataSource")
+            if source is None:
+                raise ClientError(
+                    f"Channel '{channel['ChannelName']}': only S3DataSource is supported by the local SageMaker emulator."
+                )
+            objects = s3.list_source(s3_client, source, self.state.region, job.params.get("RoleArn"))
+            s3.download(s3_client, objects, self.layout.channel_dir(channel["ChannelName"]))
+        self._checkpoint()
+        job.enter("Training", self._now(), "Downloading the training image")
+        code = self._train()
+        self._conclude(code)
+
+    def _on_line(self, line: str) -> None:
+        if not self._builtin_loaded and self.report.exists():
+            self._builtin_loaded = True
+            try:
+                builtin = json.loads(self.report.read_text()).get("metric_definitions", [])
+            except ValueError:
+                builtin = []
+            self.metrics.add(builtin)
+            if builtin and not self.custom_metrics:
+                with self.job.lock:
+                    self.job.params["AlgorithmSpecification"]["MetricDefinitions"] = builtin
+        self.metrics.feed(line)
+
+    def _train(self) -> int:
+        job = self.job
+        logs = LogShipper(
+            self.services.client("logs", self.state.region),
+            TRAINING_GROUP,
+            f"{job.name}/{CURRENT_HOST}-{int(time.time())}",
+            on_line=self._on_line,
+        )
+        child = ChildProcess(
+            container_command("train", job.image, str(self.layout.root), "--report", str(self.report)),
+            cwd=self.folder,
+            env={str(k): str(v) for k, v in job.params.get("Environment", {}).items()},
+            supervisor=self.services.supervisor,
+        )
+        logs.follow(child.stdout)
+        job.note(MESSAGES["Training"], self._now())
+        try:
+            while child.wait(POLL_SECONDS) is None:
+                if self.state.retired.is_set() or job.stop_requested.is_set():
+                    break
+                if self._runtime_exceeded():
+                    self.max_runtime_hit = True
+                    break
+            code = child.terminate(self.services.stop_grace_seconds)
+        finally:
+            logs.close()
+        self.job.final_metrics = self.metrics.final()
+        return code
+
+    def _conclude(self, code: int) -> None:
+        job, layout = self.job, self.layout
+        if self.max_runtime_hit or job.stop_requested.is_set() or self.state.retired.is_set():
+            self._end_stopped()
+            return
+        if layout.failure_file.exists() or code != 0:
+            reason = layout.failure_file.read_text().strip() if layout.failure_file.exists() else (
+                f"AlgorithmError: the algorithm process exited with code {code}; see the job's log stream in "
+                f"{TRAINING_GROUP}"
+            )
+            self._fail(reason)
+            return
+        job.enter("Uploading", self._now())
+        self._upload()
+        job.finish("Completed", "Completed", self._now())
+
+    def _upload(self, only_if_saved: bool = False) -> None:
+        layout = self.layout
+        if layout is None or (only_if_saved and not any(layout.model_dir.iterdir())):
+            return
+        client = self.services.client("s3", self.state.region)
+        base = s3.join_uri(self.job.params["OutputDataConfig"]["S3OutputPath"], self.job.name, "output")
+        s3.upload_file(client, s3.tar_folder(layout.model_dir, self.folder / "model.tar.gz"), f"{base}/model.tar.gz")
+        self.job.model_artifact = f"{base}/model.tar.gz"
+        if any(layout.output_data_dir.iterdir()):
+            archive = s3.tar_folder(layout.output_data_dir, self.folder / "output.tar.gz")
+            s3.upload_file(client, archive, f"{base}/output.tar.gz")
+
+    def _end_stopped(self) -> None:
+        job = self.job
+        if self.state.retired.is_set():
+            return
+        if self.max_runtime_hit:
+            with job.lock:
+                if job.advance("Stopping", self._now()):
+                    job.enter("Stopping", self._now())
+        try:
+            self._upload(only_if_saved=True)
+        except Exception:
+            LOG.warning("training job %s: could not upload what was saved before the stop", job.name, exc_info=True)
+        secondary = "MaxRuntimeExceeded" if self.max_runtime_hit else "Stopped"
+        job.finish("Stopped", secondary, self._now())
+
+    def _fail(self, reason: str) -> None:
+        if self.state.retired.is_set():
+            return
+        reason = reason[:1024]
+        with self.job.lock:
+            if self.job.finish("Failed", "Failed", self._now(), reason):
+                self.job.failure_reason = reason

@@ -1,0 +1,83 @@
+"""The model server inside an emulated inference container: SageMaker's ``/ping`` and ``/invocations``.
+
+Runs in the container process (see ``algorithms/container.py serve``) on 127.0.0.1 and an ephemeral port, which
+it writes to a file once it accepts connections. Predictions are serialised with a lock: the plug-ins' numeric
+libraries (mxnet) are not thread-safe, and one model instance is what a SageMaker instance runs.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from sagemaker_emulator.algorithms.base import PayloadError, Predictor
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_ACCEPT = "application/json"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, predictor: Predictor):
+        super().__init__((LOOPBACK, 0), _Handler)
+        self.predictor = predictor
+        self.predict_lock = threading.Lock()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format, *args):  # the access log would drown the algorithm's own lines
+        pass
+
+    def _answer(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/ping":
+            self._answer(200, b"")
+        else:
+            self._answer(404, b"not found")
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if self.path != "/invocations":
+            self._answer(404, b"not found")
+            return
+        content_type = self.headers.get("Content-Type") or "application/octet-stream"
+        accept = self.headers.get("Accept") or DEFAULT_ACCEPT
+        try:
+            with self.server.predict_lock:
+                output, output_type = self.server.predictor(body, content_type, accept)
+        except PayloadError as error:
+            self._answer(error.status, error.message.encode())
+            return
+        except Exception as error:
+            traceback.print_exc(file=sys.stdout)
+            self._answer(500, f"{type(error).__name__}: {error}".encode())
+            return
+        self._answer(200, output, output_type)
+
+
+def serve_forever(predictor: Predictor, port_file: Path) -> None:
+    """Serve until SIGTERM; the port is written to ``port_file`` atomically once the socket listens."""
+    server = _Server(predictor)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    partial = port_file.with_suffix(".tmp")
+    partial.write_text(str(server.server_address[1]))
+    os.replace(partial, port_file)
+    print(f"Model server listening on {LOOPBACK}:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+    server.server_close()

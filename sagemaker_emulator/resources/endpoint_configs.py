@@ -1,0 +1,71 @@
+"""Endpoint configurations: Create/Describe/Delete/List EndpointConfig(s).
+
+The models a configuration names must exist when it is created. As on AWS, a configuration that a live
+endpoint uses can be deleted; the endpoint keeps running (docs: API_DeleteEndpointConfig, "If you delete
+the EndpointConfig of an endpoint that is active ... The endpoint must be deleted in order to stop
+incurring charges").
+"""
+from __future__ import annotations
+
+import copy
+
+from sagemaker_emulator.errors import ValidationException
+from sagemaker_emulator.operations import operation
+from sagemaker_emulator.resources.listing import page
+from sagemaker_emulator.state import EmulatorState, Resource
+
+_PASSED_THROUGH = ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExecutionRoleArn", "EnableNetworkIsolation")
+
+
+class EndpointConfig(Resource):
+    ARN_TYPE = "endpoint-config"
+
+    def __init__(self, state: EmulatorState, params: dict):
+        name = params["EndpointConfigName"]
+        super().__init__(name, state.arn(self.ARN_TYPE, name), state.now(), params.get("Tags"))
+        self.production_variants: list[dict] = []
+        for variant in copy.deepcopy(params["ProductionVariants"]):
+            variant.setdefault("InitialVariantWeight", 1.0)
+            self.production_variants.append(variant)
+        self.extra = {key: params[key] for key in _PASSED_THROUGH if key in params}
+
+    def to_wire(self) -> dict:
+        return {
+            "EndpointConfigName": self.name,
+            "EndpointConfigArn": self.arn,
+            "ProductionVariants": self.production_variants,
+            "CreationTime": self.creation_time,
+            **self.extra,
+        }
+
+    def summary(self) -> dict:
+        return {"EndpointConfigName": self.name, "EndpointConfigArn": self.arn, "CreationTime": self.creation_time}
+
+
+@operation("CreateEndpointConfig")
+def create_endpoint_config(state: EmulatorState, params: dict) -> dict:
+    names = [variant["VariantName"] for variant in params["ProductionVariants"]]
+    if len(set(names)) != len(names):
+        raise ValidationException(f"Variant names must be unique within an endpoint configuration: {names}.")
+    for variant in params["ProductionVariants"]:
+        if "ModelName" not in variant:
+            raise ValidationException(f"ModelName must be specified for production variant {variant['VariantName']}.")
+        state.models.get(variant["ModelName"])
+    config = state.endpoint_configs.add(EndpointConfig(state, params))
+    return {"EndpointConfigArn": config.arn}
+
+
+@operation("DescribeEndpointConfig")
+def describe_endpoint_config(state: EmulatorState, params: dict) -> dict:
+    return state.endpoint_configs.get(params["EndpointConfigName"]).to_wire()
+
+
+@operation("DeleteEndpointConfig")
+def delete_endpoint_config(state: EmulatorState, params: dict) -> dict:
+    state.endpoint_configs.remove(params["EndpointConfigName"])
+    return {}
+
+
+@operation("ListEndpointConfigs")
+def list_endpoint_configs(state: EmulatorState, params: dict) -> dict:
+    return page(state.endpoint_configs, params, "EndpointConfigs", EndpointConfig.summary)

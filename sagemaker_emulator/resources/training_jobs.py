@@ -1,0 +1,194 @@
+"""Training jobs: Create/Describe/List/StopTrainingJob. The work itself is in ``jobs/training.py``.
+
+Status table (AWS's): ``InProgress → Completed | Failed | Stopping``, ``Stopping → Stopped`` (or ``Completed`` /
+``Failed`` when the algorithm ends first). Secondary statuses, each with a start and end time and a message:
+``Starting → Downloading → Training → Uploading → Completed``, or ``Failed``, ``Stopping → Stopped``, and
+``MaxRuntimeExceeded`` when ``StoppingCondition.MaxRuntimeInSeconds`` ends the job: the job is then ``Stopped``,
+as the service model documents (``DescribeTrainingJob.SecondaryStatus``: "MaxRuntimeExceeded - The job stopped
+because it exceeded the maximum allowed runtime"), and what the algorithm saved is uploaded.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+
+from sagemaker_emulator.errors import ValidationException, limit_exceeded
+from sagemaker_emulator.operations import operation
+from sagemaker_emulator.resources.listing import page
+from sagemaker_emulator.state import EmulatorState, Resource
+
+MESSAGES = {
+    "Starting": "Launching requested ML instances",
+    "Downloading": "Downloading input data",
+    "Training": "Training image download completed. Training in progress.",
+    "Uploading": "Uploading generated training model",
+    "Completed": "Training job completed",
+    "Stopping": "Stopping the training job",
+    "Stopped": "Training job stopped",
+    "MaxRuntimeExceeded": "Training job exceeded MaxRuntimeInSeconds provided",
+}
+
+
+class TrainingJob(Resource):
+    ARN_TYPE = "training-job"
+    TRANSITIONS = frozenset(
+        {
+            ("InProgress", "Completed"),
+            ("InProgress", "Failed"),
+            ("InProgress", "Stopping"),
+            ("Stopping", "Stopped"),
+            ("Stopping", "Completed"),
+            ("Stopping", "Failed"),
+        }
+    )
+
+    def __init__(self, state: EmulatorState, params: dict):
+        name = params["TrainingJobName"]
+        now = state.now()
+        super().__init__(name, state.arn(self.ARN_TYPE, name), now, params.get("Tags"), "InProgress")
+        self.params = copy.deepcopy(params)
+        self.params.pop("Tags", None)
+        self.params.setdefault("HyperParameters", {})
+        self.params["AlgorithmSpecification"].setdefault("TrainingInputMode", "File")
+        self.params["OutputDataConfig"].setdefault("CompressionType", "GZIP")
+        self.secondary: list[dict] = []
+        self.failure_reason: str | None = None
+        self.model_artifact: str | None = None
+        self.final_metrics: list[dict] = []
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.stop_requested = threading.Event()
+        self.enter("Starting", now)
+
+    @property
+    def secondary_status(self) -> str:
+        return self.secondary[-1]["Status"]
+
+    @property
+    def image(self) -> str:
+        return self.params["AlgorithmSpecification"]["TrainingImage"]
+
+    def enter(self, status: str, now: float, message: str | None = None) -> None:
+        """Begin a secondary status, ending the current one."""
+        with self.lock:
+            if self.secondary:
+                self.secondary[-1]["EndTime"] = now
+            self.secondary.append({"Status": status, "StartTime": now, "StatusMessage": message or MESSAGES[status]})
+            self.last_modified_time = now
+
+    def note(self, message: str, now: float) -> None:
+        """Update the current secondary status's message (AWS rewords it as a step progresses)."""
+        with self.lock:
+            self.secondary[-1]["StatusMessage"] = message
+            self.last_modified_time = now
+
+    def finish(self, status: str, secondary: str, now: float, message: str | None = None) -> bool:
+        """Reach a final status and its secondary status; False if the job could not move there."""
+        with self.lock:
+            if not self.advance(status, now):
+                return False
+            self.enter(secondary, now, message)
+            self.secondary[-1]["EndTime"] = now
+            self.end_time = now
+            return True
+
+    def _seconds(self) -> int | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return max(1, round(self.end_time - self.start_time))
+
+    def to_wire(self) -> dict:
+        with self.lock:
+            wire = {
+                "TrainingJobName": self.name,
+                "TrainingJobArn": self.arn,
+                "TrainingJobStatus": self.status,
+                "SecondaryStatus": self.secondary_status,
+                "SecondaryStatusTransitions": copy.deepcopy(self.secondary),
+                "CreationTime": self.creation_time,
+                "LastModifiedTime": self.last_modified_time,
+                "EnableNetworkIsolation": self.params.get("EnableNetworkIsolation", False),
+                "EnableInterContainerTrafficEncryption": self.params.get("EnableInterContainerTrafficEncryption", False),
+                "EnableManagedSpotTraining": self.params.get("EnableManagedSpotTraining", False),
+                "ModelArtifacts": {"S3ModelArtifacts": self.model_artifact} if self.model_artifact else None,
+                "FailureReason": self.failure_reason,
+                "TrainingStartTime": self.start_time,
+                "TrainingEndTime": self.end_time,
+                "TrainingTimeInSeconds": self._seconds(),
+                "BillableTimeInSeconds": self._seconds(),
+                "FinalMetricDataList": list(self.final_metrics) or None,
+            }
+            for key in (
+                "HyperParameters", "AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig",
+                "ResourceConfig", "StoppingCondition", "VpcConfig", "CheckpointConfig", "Environment",
+                "DebugHookConfig", "ExperimentConfig", "RetryStrategy",
+            ):
+                if key in self.params:
+                    wire[key] = copy.deepcopy(self.params[key])
+            return {key: value for key, value in wire.items() if value is not None}
+
+    def summary(self) -> dict:
+        with self.lock:
+            entry = {
+                "TrainingJobName": self.name,
+                "TrainingJobArn": self.arn,
+                "CreationTime": self.creation_time,
+                "LastModifiedTime": self.last_modified_time,
+                "TrainingJobStatus": self.status,
+                "SecondaryStatus": self.secondary_status,
+            }
+            if self.end_time is not None:
+                entry["TrainingEndTime"] = self.end_time
+            return entry
+
+
+def _check_request(state: EmulatorState, params: dict) -> None:
+    spec = params["AlgorithmSpecification"]
+    if "TrainingImage" not in spec:
+        raise ValidationException(
+            "AlgorithmSpecification.TrainingImage is required: the local SageMaker emulator runs images, not "
+            "AlgorithmName resources."
+        )
+    channels = [channel["ChannelName"] for channel in params.get("InputDataConfig", [])]
+    if len(set(channels)) != len(channels):
+        raise ValidationException(f"Channel names must be unique within a training job: {channels}.")
+    resources = params["ResourceConfig"]
+    limits = state.services.limits
+    count = resources.get("InstanceCount", 1)
+    if count > limits.instances_per_training_job:
+        kind = resources.get("InstanceType", "ml.m5.xlarge")
+        raise limit_exceeded(f"{kind} for training job usage", limits.instances_per_training_job, 0, count)
+    running = sum(1 for job in state.training_jobs if job.status in ("InProgress", "Stopping"))
+    if running >= limits.running_training_jobs:
+        raise limit_exceeded("Number of instances across all training jobs", limits.running_training_jobs, running, 1)
+
+
+@operation("CreateTrainingJob")
+def create_training_job(state: EmulatorState, params: dict) -> dict:
+    from sagemaker_emulator.jobs.training import start_training  # the runner imports this module
+
+    _check_request(state, params)
+    job = state.training_jobs.add(TrainingJob(state, params))
+    start_training(state, job)
+    return {"TrainingJobArn": job.arn}
+
+
+@operation("DescribeTrainingJob")
+def describe_training_job(state: EmulatorState, params: dict) -> dict:
+    return state.training_jobs.get(params["TrainingJobName"]).to_wire()
+
+
+@operation("ListTrainingJobs")
+def list_training_jobs(state: EmulatorState, params: dict) -> dict:
+    return page(state.training_jobs, params, "TrainingJobSummaries", TrainingJob.summary)
+
+
+@operation("StopTrainingJob")
+def stop_training_job(state: EmulatorState, params: dict) -> dict:
+    job = state.training_jobs.get(params["TrainingJobName"])
+    with job.lock:
+        if not job.advance("Stopping", state.now()):
+            raise ValidationException(f"The request was rejected because the training job is in status {job.status}.")
+        job.enter("Stopping", state.now())
+    job.stop_requested.set()
+    return {}

@@ -1,0 +1,180 @@
+"""The emulator's state: one :class:`EmulatorState` per region, a registry per resource type, a clock.
+
+Every lookup goes through :meth:`Registry.get` (which raises AWS's not-found error) and every creation
+through :meth:`Registry.add` (which raises AWS's duplicate error), so handlers never repeat those checks.
+SageMaker ARNs carry the resource name in lower case, and names are unique regardless of case, so the
+registries key on the lower-cased name.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar, Generic, Iterator, Protocol, TypeVar
+
+from sagemaker_emulator.errors import ResourceInUse, ServiceError, ValidationException
+from sagemaker_emulator.jobs.process import Supervisor
+
+ACCOUNT_ID = "123456789012"  # moto's default account, which dummy credentials map to
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class SystemClock:
+    """Wall-clock seconds since the epoch, what AWS puts in its timestamps."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class Resource:
+    """A SageMaker resource with a name, an ARN, tags and, for most, a status with declared transitions."""
+
+    ARN_TYPE: ClassVar[str] = ""
+    TRANSITIONS: ClassVar[frozenset[tuple[str, str]]] = frozenset()
+
+    def __init__(self, name: str, arn: str, created: float, tags: list[dict] | None = None, status: str = ""):
+        self.name = name
+        self.arn = arn
+        self.creation_time = created
+        self.last_modified_time = created
+        self.tags: list[dict] = list(tags or [])
+        self.status = status
+        self.lock = threading.RLock()
+
+    def advance(self, status: str, now: float) -> bool:
+        """Move to ``status`` if the table allows it from the current one; False (and no change) otherwise."""
+        with self.lock:
+            if (self.status, status) not in self.TRANSITIONS:
+                return False
+            self.status = status
+            self.last_modified_time = now
+            return True
+
+    def to_wire(self) -> dict:
+        raise NotImplementedError
+
+
+R = TypeVar("R", bound=Resource)
+
+
+class Registry(Generic[R]):
+    """Resources of one type by (case-insensitive) name; ``get`` and ``add`` raise the AWS errors."""
+
+    def __init__(self, not_found: Callable[[str], ServiceError], duplicate: Callable[[R], ServiceError]):
+        self._items: dict[str, R] = {}
+        self._lock = threading.Lock()
+        self._not_found = not_found
+        self._duplicate = duplicate
+
+    def add(self, resource: R) -> R:
+        with self._lock:
+            key = resource.name.lower()
+            if key in self._items:
+                raise self._duplicate(self._items[key])
+            self._items[key] = resource
+            return resource
+
+    def get(self, name: str) -> R:
+        with self._lock:
+            found = self._items.get(name.lower())
+        if found is None:
+            raise self._not_found(name)
+        return found
+
+    def find(self, name: str) -> R | None:
+        with self._lock:
+            return self._items.get(name.lower())
+
+    def remove(self, name: str) -> R:
+        with self._lock:
+            found = self._items.pop(name.lower(), None)
+        if found is None:
+            raise self._not_found(name)
+        return found
+
+    def values(self) -> list[R]:
+        with self._lock:
+            return list(self._items.values())
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self.values())
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Account quotas the emulator enforces (a laptop has few cores); ``ResourceLimitExceeded`` beyond them."""
+
+    running_training_jobs: int = 4
+    running_transform_jobs: int = 2
+    endpoints: int = 8
+    instances_per_training_job: int = 1
+
+
+@dataclass
+class Services:
+    """What the handlers and job runners share: clock, limits, scratch space and AWS clients for moto."""
+
+    clock: Clock
+    workdir: Path
+    limits: Limits
+    client: Callable[[str, str], object]  # (service, region) -> boto3 client bound to this emulator
+    supervisor: Supervisor = field(default_factory=Supervisor)
+    stop_grace_seconds: float = 10.0
+    invocation_timeout_seconds: float = 60.0
+
+
+class EmulatorState:
+    """All SageMaker resources of one account and region."""
+
+    def __init__(self, region: str, services: Services, account: str = ACCOUNT_ID):
+        self.region = region
+        self.account = account
+        self.services = services
+        self.retired = threading.Event()  # set when the emulator resets or stops: workers then leave it alone
+        self.training_jobs: Registry = Registry(
+            lambda name: ValidationException("Requested resource not found."),
+            lambda job: ResourceInUse(
+                "Training job names must be unique within an AWS account and region, and a training job with "
+                f"this name already exists ({job.arn})"
+            ),
+        )
+        self.transform_jobs: Registry = Registry(
+            lambda name: ValidationException(f"Could not find requested job with name {name}"),
+            lambda job: ResourceInUse(
+                "Transform job names must be unique within an AWS account and region, and a transform job with "
+                f"this name already exists ({job.arn})"
+            ),
+        )
+        self.models: Registry = self._named("model", "model")
+        self.endpoint_configs: Registry = self._named("endpoint configuration", "endpoint-config")
+        self.endpoints: Registry = self._named("endpoint", "endpoint")
+
+    def _named(self, noun: str, arn_type: str) -> Registry:
+        return Registry(
+            lambda name: ValidationException(f'Could not find {noun} "{self.arn(arn_type, name)}".'),
+            lambda existing: ValidationException(f'Cannot create already existing {noun} "{existing.arn}".'),
+        )
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
+
+    def now(self) -> float:
+        return self.services.clock.now()
+
+    def arn(self, arn_type: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:{arn_type}/{name.lower()}"
+
+    def registries(self) -> tuple[Registry, ...]:
+        return (self.training_jobs, self.transform_jobs, self.models, self.endpoint_configs, self.endpoints)
+
+    def find_by_arn(self, arn: str) -> Resource | None:
+        for registry in self.registries():
+            for resource in registry:
+                if resource.arn == arn:
+                    return resource
+        return None

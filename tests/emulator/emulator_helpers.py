@@ -1,0 +1,106 @@
+"""Helpers the emulator tests share: request builders, waiting, tiny artifacts."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+
+import boto3
+import pytest
+from botocore.config import Config
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+BUCKET = "emulator-tests"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
+IMAGE = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/mean-regressor:1"
+
+
+def client(emulator, service: str, **config):
+    return boto3.client(
+        service,
+        endpoint_url=emulator.url,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
+
+
+def wait_for(read, done, timeout: float = 60.0, interval: float = 0.05):
+    """Call ``read()`` until ``done(value)``; return the value (fail the test on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s; last value: {value}")
+        time.sleep(interval)
+
+
+def put_csv(s3, key: str, text: str) -> str:
+    s3.put_object(Bucket=BUCKET, Key=key, Body=text.encode())
+    return f"s3://{BUCKET}/{key}"
+
+
+def model_artifact(s3, key: str, value: float = 2.5) -> str:
+    """A mean-regressor model.tar.gz in the test bucket; returns its URI."""
+    data = json.dumps({"value": value}).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("mean.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    s3.put_object(Bucket=BUCKET, Key=key, Body=buffer.getvalue())
+    return f"s3://{BUCKET}/{key}"
+
+
+def channel(name: str, uri: str, content_type: str = "text/csv", data_type: str = "S3Prefix") -> dict:
+    return {
+        "ChannelName": name,
+        "ContentType": content_type,
+        "DataSource": {"S3DataSource": {"S3DataType": data_type, "S3Uri": uri}},
+    }
+
+
+def training_request(name: str, channels: list[dict], image: str = IMAGE, **overrides) -> dict:
+    request = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "RoleArn": ROLE,
+        "HyperParameters": {},
+        "InputDataConfig": channels,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/output"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+    request.update(overrides)
+    return request
+
+
+def finished_training(sm, name: str, timeout: float = 60.0) -> dict:
+    return wait_for(
+        lambda: sm.describe_training_job(TrainingJobName=name),
+        lambda job: job["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"),
+        timeout,
+    )
+
+
+def deploy(sm, name: str, model_data: str, image: str = IMAGE) -> dict:
+    """Model + config + endpoint named ``name``; returns the endpoint once it leaves Creating."""
+    sm.create_model(ModelName=name, PrimaryContainer={"Image": image, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    return wait_for(lambda: sm.describe_endpoint(EndpointName=name), lambda e: e["EndpointStatus"] != "Creating")
+
+
+def error_of(excinfo) -> tuple[str, str]:
+    error = excinfo.value.response["Error"]
+    return error["Code"], error["Message"]
