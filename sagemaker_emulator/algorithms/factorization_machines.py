@@ -108,7 +108,10 @@ CHANNELS = {
 _QUALITY = r"#quality_metric: host=\S+, test {} <{}>=(\S+)"
 METRIC_DEFINITIONS = [
     {"Name": "test:rmse", "Regex": _QUALITY.format("rmse", "loss")},
-    {"Name": "test:binary_classification_accuracy", "Regex": _QUALITY.format("binary_classification_accuracy", "score")},
+    {
+        "Name": "test:binary_classification_accuracy",
+        "Regex": _QUALITY.format("binary_classification_accuracy", "score"),
+    },
     {
         "Name": "test:binary_classification_cross_entropy",
         "Regex": _QUALITY.format("binary_classification_cross_entropy", "loss"),
@@ -240,23 +243,30 @@ class _GroupOptimizer:
         self.var = np.zeros_like(param) if self.adam else None
 
     def update(self, param: np.ndarray, grad: np.ndarray, rows: np.ndarray | None, step: int) -> None:
-        """Apply one step to ``param`` (only ``rows`` of it when given, the lazy update)."""
-        grad = grad * np.float32(self.rescale)
+        """Apply one step to ``param`` (only ``rows`` of it when given: the lazy update). ``grad`` is consumed."""
+        grad *= np.float32(self.rescale)
         if self.clip is not None:
             np.clip(grad, -self.clip, self.clip, out=grad)
         weights = param if rows is None else param[rows]
-        grad += np.float32(self.wd) * weights
+        if self.wd:
+            grad += np.float32(self.wd) * weights
         if not self.adam:
-            weights -= np.float32(self.lr) * grad
+            grad *= np.float32(self.lr)
+            weights -= grad
         else:
             mean = self.mean if rows is None else self.mean[rows]
             var = self.var if rows is None else self.var[rows]
-            mean *= ADAM_BETA1
-            mean += (1 - ADAM_BETA1) * grad
-            var *= ADAM_BETA2
-            var += (1 - ADAM_BETA2) * grad * grad
-            rate = self.lr * math.sqrt(1 - ADAM_BETA2**step) / (1 - ADAM_BETA1**step)
-            weights -= np.float32(rate) * mean / (np.sqrt(var) + np.float32(self.eps))
+            mean *= np.float32(ADAM_BETA1)
+            mean += np.float32(1 - ADAM_BETA1) * grad
+            grad *= grad
+            grad *= np.float32(1 - ADAM_BETA2)
+            var *= np.float32(ADAM_BETA2)
+            var += grad
+            step_size = np.sqrt(var)
+            step_size += np.float32(self.eps)
+            np.divide(mean, step_size, out=step_size)
+            step_size *= np.float32(self.lr * math.sqrt(1 - ADAM_BETA2**step) / (1 - ADAM_BETA1**step))
+            weights -= step_size
             if rows is not None:
                 self.mean[rows], self.var[rows] = mean, var
         if rows is not None:
@@ -335,9 +345,14 @@ def _train_epoch(
         indptr = features.indptr[start : stop + 1] - lo
         values = features.data[lo:hi]
         x = sp.csr_matrix((values, local, indptr), shape=(stop - start, len(columns)))
-        x_squared = sp.csr_matrix((values * values, local, indptr), shape=x.shape)
+        transposed = x.T
+        row_of = np.repeat(np.arange(stop - start), np.diff(indptr))
+        squares = values * values
         w_rows, v_rows = model.w[columns], model.v[columns]
-        decision, xv = _forward(model.w0, w_rows, v_rows, x, x_squared)
+        xv = x @ v_rows
+        # (x²)·Σ_f V_f² per row, without a second sparse matrix for x²
+        squared_norms = np.bincount(row_of, squares * np.einsum("ij,ij->i", v_rows, v_rows)[local], stop - start)
+        decision = model.w0[0] + x @ w_rows + 0.5 * (np.einsum("ij,ij->i", xv, xv) - squared_norms).astype(np.float32)
         target = labels[start:stop]
         residual = (expit(decision) if classifier else decision) - target
         epoch_metrics.add(decision, target)
@@ -349,8 +364,11 @@ def _train_epoch(
         if config["use_bias"]:
             optimizers["w0"].update(model.w0, np.array([residual.sum()], np.float32), None, step)
         if config["use_linear"]:
-            optimizers["w"].update(model.w, x.T @ residual, columns, step)
-        grad_v = x.T @ (residual[:, None] * xv) - v_rows * (x_squared.T @ residual)[:, None]
+            optimizers["w"].update(model.w, transposed @ residual, columns, step)
+        # ∂ŷ/∂V_if = x_i (x·V)_f − x_i² V_if
+        scaled = np.bincount(local, squares * residual[row_of], len(columns)).astype(np.float32)
+        grad_v = transposed @ (residual[:, None] * xv)
+        grad_v -= v_rows * scaled[:, None]
         optimizers["v"].update(model.v, grad_v, columns, step)
     return epoch_metrics.values(), step
 
@@ -459,7 +477,7 @@ def _save_model(model_dir: Path, model: FactorizationMachine, config: dict[str, 
 # --------------------------------------------------------------------------------------------- serving
 
 
-def load(model_dir: Path) -> Callable[[bytes, str, str], tuple[bytes, str]]:
+def load(model_dir: Path) -> "Predictor":
     """Read ``model_algo-1`` and return the predictor that answers invocations.
 
     Raises:
@@ -480,10 +498,10 @@ def load(model_dir: Path) -> Callable[[bytes, str, str], tuple[bytes, str]]:
         w=arrays["arg:w1_weight"].asnumpy().reshape(-1).astype(np.float32),
         v=arrays["arg:v"].asnumpy().astype(np.float32),
     )
-    return _Predictor(model, CLASSIFIER if head == "LogisticRegressionOutput" else REGRESSOR)
+    return Predictor(model, CLASSIFIER if head == "LogisticRegressionOutput" else REGRESSOR)
 
 
-class _Predictor:
+class Predictor:
     """Answers one invocation: parse the body, score every row, encode as ``Accept`` asks."""
 
     def __init__(self, model: FactorizationMachine, predictor_type: str):

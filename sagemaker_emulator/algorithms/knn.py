@@ -181,7 +181,10 @@ class Index:
             else:
                 value = np.maximum(np.einsum("ij,ij->i", chunk, chunk)[:, None] - 2 * products + squared_norms, 0)
                 key = value
-            best = np.argpartition(key, k - 1, axis=1)[:, :k] if k < key.shape[1] else np.tile(np.arange(k), (len(chunk), 1))
+            if k < key.shape[1]:
+                best = np.argpartition(key, k - 1, axis=1)[:, :k]
+            else:
+                best = np.tile(np.arange(k), (len(chunk), 1))
             order = np.lexsort((best, np.take_along_axis(key, best, axis=1)), axis=1)
             best = np.take_along_axis(best, order, axis=1)
             positions[start : start + len(chunk)] = best
@@ -367,7 +370,9 @@ def _save(model_dir: Path, index: Index, config: dict[str, Any]) -> None:
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     with (model_dir / MODEL_FILE).open("wb") as stream:
-        np.savez(stream, vectors=index.vectors, metric=np.array(index.metric), index_type=np.array(config["index_type"]))
+        np.savez(
+            stream, vectors=index.vectors, metric=np.array(index.metric), index_type=np.array(config["index_type"])
+        )
     index.labels.astype("<f4").tofile(model_dir / f"{MODEL_FILE}.labels")
     metadata = {"k": config["k"], "predictor_type": config["predictor_type"]}
     if index.reduction is not None:
