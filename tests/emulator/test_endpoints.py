@@ -1,0 +1,191 @@
+"""Endpoints and InvokeEndpoint: model servers per variant, statuses, updates, deletes, errors, concurrency."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from botocore.exceptions import ClientError
+from emulator_helpers import ACCOUNT, BUCKET, IMAGE, REGION, ROLE, deploy, error_of, model_artifact, wait_for
+
+ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
+
+
+def _invoke(runtime, name: str, body: bytes = b"1,2\n3,4\n") -> dict:
+    answer = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="text/csv", Accept="application/json")
+    return json.loads(answer["Body"].read())
+
+
+@pytest.fixture
+def endpoint(sm, s3):
+    described = deploy(sm, "ep", model_artifact(s3, "models/a/model.tar.gz", value=2.5))
+    assert described["EndpointStatus"] == "InService"
+    return described
+
+
+def test_create_describe_invoke(sm, runtime, endpoint):
+    assert endpoint["EndpointArn"] == f"{ARN}:endpoint/ep"
+    assert endpoint["ProductionVariants"][0]["VariantName"] == "AllTraffic"
+    assert endpoint["ProductionVariants"][0]["DeployedImages"][0]["SpecifiedImage"] == IMAGE
+    answer = runtime.invoke_endpoint(EndpointName="ep", Body=b"1,2\n3,4\n", ContentType="text/csv", Accept="application/json")
+    assert answer["ContentType"] == "application/json"
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert json.loads(answer["Body"].read()) == {"predictions": [{"score": 2.5}, {"score": 2.5}]}
+
+
+def test_accept_is_honoured(runtime, endpoint):
+    answer = runtime.invoke_endpoint(EndpointName="ep", Body=b"1\n2\n", ContentType="text/csv", Accept="text/csv")
+    assert (answer["ContentType"], answer["Body"].read()) == ("text/csv", b"2.5\n2.5\n")
+
+
+def test_create_is_describable_at_once(sm, s3):
+    model_data = model_artifact(s3, "models/a/model.tar.gz")
+    sm.create_model(ModelName="m", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
+    sm.create_endpoint_config(
+        EndpointConfigName="c", ProductionVariants=[{"VariantName": "v", "ModelName": "m", "InstanceType": "ml.m5.large"}]
+    )
+    assert sm.create_endpoint(EndpointName="e", EndpointConfigName="c")["EndpointArn"] == f"{ARN}:endpoint/e"
+    assert sm.describe_endpoint(EndpointName="e")["EndpointStatus"] == "Creating"
+    wait_for(lambda: sm.describe_endpoint(EndpointName="e"), lambda e: e["EndpointStatus"] == "InService")
+
+
+def test_unknown_config_is_refused(sm):
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_endpoint(EndpointName="e", EndpointConfigName="ghost")
+    assert error_of(excinfo) == ("ValidationException", f'Could not find endpoint configuration "{ARN}:endpoint-config/ghost".')
+
+
+def test_duplicate_endpoint_is_refused(sm, endpoint):
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_endpoint(EndpointName="ep", EndpointConfigName="ep")
+    assert error_of(excinfo) == ("ValidationException", f'Cannot create already existing endpoint "{ARN}:endpoint/ep".')
+
+
+def test_unloadable_artifact_fails_the_endpoint(sm, s3, runtime):
+    s3.put_object(Bucket=BUCKET, Key="models/broken.tar.gz", Body=b"not a tarball")
+    described = deploy(sm, "broken", f"s3://{BUCKET}/models/broken.tar.gz")
+    assert described["EndpointStatus"] == "Failed"
+    assert described["FailureReason"].startswith(
+        f'Failed to extract model data archive from URL "s3://{BUCKET}/models/broken.tar.gz". Please ensure that the '
+        "object located at the URL is a valid tar.gz archive."
+    )
+    with pytest.raises(ClientError) as excinfo:
+        runtime.invoke_endpoint(EndpointName="broken", Body=b"1", ContentType="text/csv")
+    assert error_of(excinfo) == ("ValidationError", f"Endpoint broken of account {ACCOUNT} not found.")
+
+
+def test_model_that_does_not_load_fails_the_endpoint(sm, s3):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz"):
+        pass
+    s3.put_object(Bucket=BUCKET, Key="models/empty.tar.gz", Body=buffer.getvalue())
+    described = deploy(sm, "empty", f"s3://{BUCKET}/models/empty.tar.gz")
+    assert described["EndpointStatus"] == "Failed"
+    assert described["FailureReason"] == (
+        "The primary container for production variant AllTraffic did not pass the ping health check. Please check "
+        "CloudWatch logs for this endpoint. (ClientError: The model artifact holds no mean.json.)"
+    )
+
+
+def test_missing_artifact_fails_the_endpoint(sm):
+    described = deploy(sm, "missing", f"s3://{BUCKET}/models/none.tar.gz")
+    assert described["FailureReason"] == (
+        f"Failed to download model data(bucket: {BUCKET}, key: models/none.tar.gz). Please ensure that there is an "
+        "object located at the URL and that the role passed to CreateModel has permissions to download the model."
+    )
+
+
+def test_invoke_unknown_endpoint(runtime):
+    with pytest.raises(ClientError) as excinfo:
+        runtime.invoke_endpoint(EndpointName="ghost", Body=b"1", ContentType="text/csv")
+    assert error_of(excinfo) == ("ValidationError", f"Endpoint ghost of account {ACCOUNT} not found.")
+
+
+def test_malformed_body_is_a_model_error(runtime, endpoint):
+    with pytest.raises(ClientError) as excinfo:
+        runtime.invoke_endpoint(EndpointName="ep", Body=b"a,b\n", ContentType="text/csv")
+    response = excinfo.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert response["OriginalStatusCode"] == 400
+    assert response["OriginalMessage"].startswith("unable to evaluate payload provided: ")
+    assert response["LogStreamArn"] == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/ep"
+    code, message = error_of(excinfo)
+    assert code == "ModelError"
+    assert message.startswith('Received client error (400) from model with message "unable to evaluate payload provided')
+    assert message.endswith(
+        f"See https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:"
+        f"group=/aws/sagemaker/Endpoints/ep in account {ACCOUNT} for more information."
+    )
+    assert _invoke(runtime, "ep") == {"predictions": [{"score": 2.5}, {"score": 2.5}]}
+
+
+def test_unsupported_content_type_is_relayed(runtime, endpoint):
+    with pytest.raises(ClientError) as excinfo:
+        runtime.invoke_endpoint(EndpointName="ep", Body=b"<x/>", ContentType="application/xml")
+    assert excinfo.value.response["OriginalStatusCode"] == 415
+
+
+def test_fifty_concurrent_invocations(runtime, endpoint):
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(lambda i: _invoke(runtime, "ep", f"{i},1\n".encode()), range(50)))
+    assert answers == [{"predictions": [{"score": 2.5}]}] * 50
+
+
+def test_deleting_the_config_and_model_in_use_is_allowed(sm, runtime, endpoint):
+    sm.delete_endpoint_config(EndpointConfigName="ep")
+    sm.delete_model(ModelName="ep")
+    assert sm.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "InService"
+    assert _invoke(runtime, "ep") == {"predictions": [{"score": 2.5}, {"score": 2.5}]}
+
+
+def test_update_swaps_the_model(sm, s3, runtime, endpoint):
+    model_data = model_artifact(s3, "models/b/model.tar.gz", value=7.0)
+    sm.create_model(ModelName="m2", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
+    sm.create_endpoint_config(
+        EndpointConfigName="c2", ProductionVariants=[{"VariantName": "v2", "ModelName": "m2", "InstanceType": "ml.m5.large"}]
+    )
+    sm.update_endpoint(EndpointName="ep", EndpointConfigName="c2")
+    assert sm.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "Updating"
+    with pytest.raises(ClientError) as excinfo:
+        sm.update_endpoint(EndpointName="ep", EndpointConfigName="c2")
+    assert error_of(excinfo) == ("ValidationException", f'Cannot update in-progress endpoint "{ARN}:endpoint/ep".')
+    assert _invoke(runtime, "ep")["predictions"][0]["score"] in (2.5, 7.0)
+    described = wait_for(lambda: sm.describe_endpoint(EndpointName="ep"), lambda e: e["EndpointStatus"] == "InService")
+    assert described["EndpointConfigName"] == "c2"
+    assert _invoke(runtime, "ep") == {"predictions": [{"score": 7.0}, {"score": 7.0}]}
+
+
+def test_failed_update_rolls_back(sm, s3, runtime, endpoint):
+    sm.create_model(
+        ModelName="m2", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/none"}, ExecutionRoleArn=ROLE
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="c2", ProductionVariants=[{"VariantName": "v2", "ModelName": "m2", "InstanceType": "ml.m5.large"}]
+    )
+    sm.update_endpoint(EndpointName="ep", EndpointConfigName="c2")
+    described = wait_for(lambda: sm.describe_endpoint(EndpointName="ep"), lambda e: e["EndpointStatus"] != "Updating")
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "ep")
+    assert described["FailureReason"].startswith("Updating the endpoint to c2 failed: Failed to download model data")
+    assert _invoke(runtime, "ep") == {"predictions": [{"score": 2.5}, {"score": 2.5}]}
+
+
+def test_delete_stops_serving(sm, runtime, endpoint, emulator):
+    servers = len(emulator.services.supervisor.live())
+    sm.delete_endpoint(EndpointName="ep")
+    assert sm.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "Deleting"
+    with pytest.raises(ClientError) as excinfo:
+        runtime.invoke_endpoint(EndpointName="ep", Body=b"1", ContentType="text/csv")
+    assert error_of(excinfo) == ("ValidationError", f"Endpoint ep of account {ACCOUNT} not found.")
+    wait_for(lambda: [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]], lambda names: names == [])
+    assert len(emulator.services.supervisor.live()) == servers - 1
+    with pytest.raises(ClientError) as excinfo:
+        sm.describe_endpoint(EndpointName="ep")
+    assert error_of(excinfo) == ("ValidationException", f'Could not find endpoint "{ARN}:endpoint/ep".')
+
+
+def test_list_by_status(sm, s3, endpoint):
+    deploy(sm, "broken", f"s3://{BUCKET}/none")
+    failed = sm.list_endpoints(StatusEquals="Failed")["Endpoints"]
+    assert [e["EndpointName"] for e in failed] == ["broken"]
