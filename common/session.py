@@ -10,6 +10,10 @@
 | ``WORKSHOP_ROLE_ARN`` / ``WORKSHOP_BUCKET`` | AWS mode: execution role and bucket | found from the account |
 | ``WORKSHOP_METRICS_DIR`` | where ``common.report`` writes a notebook's results | none (kept in memory) |
 | ``WORKSHOP_NOTEBOOK`` | the running notebook's name, for its metrics file | ``notebook`` |
+| ``CI`` | set by CI services; makes local mode the default | unset |
+
+:func:`start_session` is the one call at the top of every notebook: it decides the mode, and in local mode starts
+the SageMaker emulator on 127.0.0.1 (or uses ``WORKSHOP_EMULATOR_URL``) and points this kernel's AWS clients at it.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ class Settings:
     bucket: str | None
     metrics_dir: Path | None
     notebook: str
+    ci: bool = False
 
 
 def settings() -> Settings:
@@ -55,4 +60,281 @@ def settings() -> Settings:
         bucket=env.get("WORKSHOP_BUCKET") or None,
         metrics_dir=Path(metrics) if metrics else None,
         notebook=env.get("WORKSHOP_NOTEBOOK") or "notebook",
+        ci=(env.get("CI") or "").strip().lower() not in ("", "0", "false", "no"),
     )
+
+
+# ---------------------------------------------------------------------------------------------- the session
+
+MODES = ("aws", "local")
+LOCAL_REGION = "us-east-1"
+LOCAL_ROLE_NAME = "SageMakerWorkshopRole"
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+CHECKED_SERVICES = ("s3", "sts", "iam", "logs", "sagemaker", "sagemaker-runtime")
+SAGEMAKER_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+SDK_LOGGER = "sagemaker.core.resources"  # where ModelTrainer(...).train(logs=True) writes the job's log lines
+
+
+@dataclass(frozen=True)
+class WorkshopSession:
+    """What a notebook needs to call SageMaker, the same in both modes."""
+
+    mode: str
+    region: str
+    role_arn: str
+    bucket: str
+    sagemaker_session: object  # sagemaker.core.helper.session_helper.Session
+    emulator_url: str | None = None
+
+
+class _Kernel:
+    """What local mode keeps for the life of the kernel: the emulator it started and its SDK config file."""
+
+    emulator = None
+    url: str | None = None
+    config_dir: Path | None = None
+
+
+_KERNEL = _Kernel()
+
+
+def choose_mode(current: Settings) -> str:
+    """``WORKSHOP_MODE`` if set; else local in CI, once local in this kernel, or without credentials and a region.
+
+    Raises:
+        ValueError: ``WORKSHOP_MODE`` is neither ``aws`` nor ``local``.
+    """
+    if current.mode is not None:
+        if current.mode not in MODES:
+            raise ValueError(f"WORKSHOP_MODE must be 'aws' or 'local', not {current.mode!r}.")
+        return current.mode
+    if current.ci or _KERNEL.url is not None:
+        return "local"
+    import boto3
+
+    session = boto3.session.Session()
+    return "aws" if session.get_credentials() is not None and session.region_name else "local"
+
+
+def start_session() -> WorkshopSession:
+    """Decide the mode, prepare it and print one line saying which mode is active.
+
+    Local mode: start the emulator on 127.0.0.1 (once per kernel) or use ``WORKSHOP_EMULATOR_URL``, point every
+    AWS client of this kernel at it with dummy credentials, turn the SDK's telemetry off, create the bucket and
+    an execution role, and refuse to go on if any AWS endpoint in use is not loopback.
+    AWS mode: find the execution role (``WORKSHOP_ROLE_ARN``, else the notebook's own role) and the bucket
+    (``WORKSHOP_BUCKET``, else ``sagemaker-<region>-<account>``, created with public access blocked).
+
+    Raises:
+        RuntimeError: local mode would reach a non-loopback endpoint, or AWS mode lacks a region or a role.
+    """
+    current = settings()
+    _show_sdk_job_logs()
+    if choose_mode(current) == "local":
+        return _start_local(current)
+    return _start_aws(current)
+
+
+def stop_local_emulator() -> None:
+    """Stop the emulator this kernel started (and every job and model server it runs), if any."""
+    if _KERNEL.emulator is not None:
+        _KERNEL.emulator.stop()
+    _KERNEL.emulator = None
+    _KERNEL.url = None
+
+
+def check_endpoints_are_loopback(region: str) -> None:
+    """Raise unless every ``AWS_ENDPOINT_URL*`` variable and every client the labs use resolve to loopback."""
+    import boto3
+
+    from sagemaker_emulator.loopback import is_loopback_url
+
+    def refuse(what: str, url: str) -> RuntimeError:
+        return RuntimeError(
+            f"Local mode refuses to continue: {what} is {url}, which is not a loopback address, so a call could "
+            "reach a real AWS account. Unset it, or choose AWS mode on purpose with WORKSHOP_MODE=aws."
+        )
+
+    for name, value in sorted(os.environ.items()):
+        if name.startswith("AWS_ENDPOINT_URL") and value and not is_loopback_url(value):
+            raise refuse(name, value)
+    if (os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") or "").lower() == "true":
+        raise refuse("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true (endpoint variables are ignored)")
+    session = boto3.session.Session(region_name=region)
+    for service in CHECKED_SERVICES:
+        url = session.client(service).meta.endpoint_url
+        if not is_loopback_url(url):
+            raise refuse(f"the {service} endpoint", url)
+
+
+def _show_sdk_job_logs() -> None:
+    """Let the training log lines that ModelTrainer streams appear in the notebook (the SDK logs them at INFO)."""
+    import logging
+    import sys
+
+    logger = logging.getLogger(SDK_LOGGER)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _kernel_emulator_url(current: Settings) -> str:
+    from sagemaker_emulator.loopback import is_loopback_url
+
+    if current.emulator_url:
+        if not is_loopback_url(current.emulator_url):
+            raise RuntimeError(
+                f"Local mode refuses to continue: WORKSHOP_EMULATOR_URL is {current.emulator_url}, which is not a "
+                "loopback address."
+            )
+        return current.emulator_url.rstrip("/")
+    if _KERNEL.emulator is None:
+        import atexit
+
+        import sagemaker_emulator
+
+        _KERNEL.emulator = sagemaker_emulator.start()
+        atexit.register(stop_local_emulator)
+    return _KERNEL.emulator.url
+
+
+def _point_environment_at(url: str, region: str) -> None:
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    os.environ.update(DUMMY_CREDENTIALS)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ENDPOINT_URL_SAGEMAKER": url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+        }
+    )
+
+
+def _write_sdk_config(bucket: str, role_arn: str) -> Path:
+    """The SDK config local mode needs: telemetry off (its HTTPS call ignores the endpoint variables), defaults."""
+    import tempfile
+
+    if _KERNEL.config_dir is None:
+        _KERNEL.config_dir = Path(tempfile.mkdtemp(prefix="workshop-sagemaker-config-"))
+    path = _KERNEL.config_dir / "sagemaker-config.yaml"
+    path.write_text(
+        "SchemaVersion: '1.0'\n"
+        "SageMaker:\n"
+        "  PythonSDK:\n"
+        "    Modules:\n"
+        "      TelemetryOptOut: true\n"
+        "      Session:\n"
+        f"        DefaultS3Bucket: {bucket}\n"
+        "  TrainingJob:\n"
+        f"    RoleArn: {role_arn}\n"
+    )
+    os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(path)
+    return path
+
+
+def _forget_sdk_clients() -> None:
+    """Drop the clients sagemaker-core caches process-wide, so they are rebuilt with this environment."""
+    import sys
+
+    if "sagemaker.core.utils.utils" in sys.modules:
+        from sagemaker.core.utils.logs import CloudWatchLogsClient
+        from sagemaker.core.utils.utils import SageMakerClient, SingletonMeta
+
+        SageMakerClient.reset()
+        SingletonMeta._instances.pop(CloudWatchLogsClient, None)
+
+
+def _ensure_bucket(s3, bucket: str, region: str, create: bool) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code not in ("404", "NoSuchBucket"):
+            raise RuntimeError(f"The bucket {bucket} cannot be used ({code}): it may belong to another account.") from None
+    if not create:
+        raise RuntimeError(f"The bucket {bucket} (WORKSHOP_BUCKET) does not exist.")
+    options = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket, **options)
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+
+
+def _sdk_session(boto_session, bucket: str):
+    from sagemaker.core.helper.session_helper import Session
+
+    return Session(boto_session=boto_session, default_bucket=bucket)
+
+
+def _start_local(current: Settings) -> WorkshopSession:
+    import json
+
+    import boto3
+
+    url = _kernel_emulator_url(current)
+    _KERNEL.url = url
+    region = LOCAL_REGION
+    _point_environment_at(url, region)
+    check_endpoints_are_loopback(region)
+    session = boto3.session.Session(region_name=region)
+    account = session.client("sts").get_caller_identity()["Account"]
+    bucket = f"sagemaker-{region}-{account}"
+    _ensure_bucket(session.client("s3"), bucket, region, create=True)
+    iam = session.client("iam")
+    try:
+        role_arn = iam.get_role(RoleName=LOCAL_ROLE_NAME)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role_arn = iam.create_role(
+            RoleName=LOCAL_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST_POLICY)
+        )["Role"]["Arn"]
+    _write_sdk_config(bucket, role_arn)
+    _forget_sdk_clients()
+    print(f"Local mode: SageMaker emulator at {url} (loopback only, no AWS account is used); "
+          f"region {region}, bucket {bucket}.")
+    return WorkshopSession("local", region, role_arn, bucket, _sdk_session(session, bucket), url)
+
+
+def _find_role(boto_session) -> str:
+    from sagemaker.core.helper.session_helper import Session, get_execution_role
+
+    try:
+        return get_execution_role(Session(boto_session=boto_session))
+    except Exception as error:
+        raise RuntimeError(
+            "No execution role was found (this is not a SageMaker notebook, or its identity is not a role). Set "
+            "WORKSHOP_ROLE_ARN to the ARN of a role that trusts sagemaker.amazonaws.com."
+        ) from error
+
+
+def _start_aws(current: Settings) -> WorkshopSession:
+    import boto3
+
+    session = boto3.session.Session()
+    region = session.region_name
+    if not region:
+        raise RuntimeError("AWS mode needs a region: set AWS_DEFAULT_REGION or run `aws configure`.")
+    account = session.client("sts").get_caller_identity()["Account"]
+    role_arn = current.role_arn or _find_role(session)
+    bucket = current.bucket or f"sagemaker-{region}-{account}"
+    _ensure_bucket(session.client("s3"), bucket, region, create=current.bucket is None)
+    print(f"AWS mode: account {account}, region {region}, role {role_arn}, bucket {bucket}. What you create is "
+          "billed to this account; the cleanup cells delete it.")
+    return WorkshopSession("aws", region, role_arn, bucket, _sdk_session(session, bucket))

@@ -9,10 +9,8 @@ moto keeps its backends in process-wide globals, so two emulators in one process
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import shutil
-import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -22,6 +20,7 @@ from botocore.config import Config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from sagemaker_emulator.loopback import is_loopback
 from sagemaker_emulator.resources.endpoints import stop_all as stop_endpoints
 from sagemaker_emulator.server import EmulatorApp
 from sagemaker_emulator.state import Clock, EmulatorState, Limits, Services, SystemClock
@@ -29,15 +28,6 @@ from sagemaker_emulator.state import Clock, EmulatorState, Limits, Services, Sys
 LOG = logging.getLogger(__name__)
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
-
-
-def is_loopback(host: str) -> bool:
-    """True when every address ``host`` resolves to is a loopback address."""
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except socket.gaierror:
-        return False
-    return bool(addresses) and all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses)
 
 
 class _QuietHandler(MotoRequestHandler):

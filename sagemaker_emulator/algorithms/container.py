@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -127,6 +130,20 @@ def serve(image: str, model_dir: Path, port_file: Path, failure: Path | None) ->
     return 0
 
 
+def _end_with_parent(grace_seconds: float = 5.0) -> None:
+    """If the emulator's process dies (a killed kernel), stop as SageMaker stops a container: SIGTERM, then exit."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_seconds)
+        os._exit(EXIT_STOPPED)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sagemaker_emulator.algorithms.container")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_args.add_argument("--port-file", type=Path, required=True)
     serve_args.add_argument("--failure", type=Path)
     args = parser.parse_args(argv)
+    _end_with_parent()
     if args.command == "train":
         return train(args.image, args.root, args.report)
     return serve(args.image, args.model_dir, args.port_file, args.failure)

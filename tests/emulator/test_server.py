@@ -9,7 +9,8 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import IMAGE, REGION, ROLE, client, error_of
 
-from sagemaker_emulator.emulator import Emulator, is_loopback
+from sagemaker_emulator.emulator import Emulator
+from sagemaker_emulator.loopback import is_loopback, is_loopback_url
 
 
 def _post(emulator, target: str, body: bytes) -> tuple[int, dict]:
@@ -132,6 +133,7 @@ def test_service_specific_endpoint_variables_work(emulator, monkeypatch):
 
 def test_non_loopback_hosts_are_refused():
     assert is_loopback("127.0.0.1") and is_loopback("localhost")
-    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("0.0.0.0") and not is_loopback(None)
+    assert is_loopback_url("http://127.0.0.1:5000") and not is_loopback_url("https://api.sagemaker.us-east-1.amazonaws.com")
     with pytest.raises(ValueError, match="only listens on loopback addresses; '0.0.0.0' is not one"):
         Emulator("0.0.0.0")

@@ -1,0 +1,112 @@
+"""common.cleanup against the emulator: delete a lab's resources by prefix, leave everything else alone."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import time
+
+import boto3
+import pytest
+
+import sagemaker_emulator
+from common.cleanup import delete_resources, leftovers
+
+BUCKET = "cleanup-tests"
+IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/mean-regressor:1"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    running = sagemaker_emulator.start(stop_grace_seconds=1.0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def aws(emulator, monkeypatch):
+    emulator.reset()
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    yield boto3.client("sagemaker"), boto3.client("s3")
+    emulator.reset()
+
+
+def _artifact(s3) -> str:
+    data = json.dumps({"value": 1.0}).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("mean.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    s3.put_object(Bucket=BUCKET, Key="lab1-abc/model.tar.gz", Body=buffer.getvalue())
+    return f"s3://{BUCKET}/lab1-abc/model.tar.gz"
+
+
+def _lab(sm, s3) -> None:
+    """What a lab leaves behind: an endpoint with its config and model, a running job, S3 objects; plus others."""
+    model_data = _artifact(s3)
+    for name in ("lab1-abc-model", "other-model"):
+        sm.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
+    sm.create_endpoint_config(
+        EndpointConfigName="lab1-abc-config",
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "lab1-abc-model", "InstanceType": "ml.m5.large"}],
+    )
+    sm.create_endpoint(EndpointName="lab1-abc-endpoint", EndpointConfigName="lab1-abc-config")
+    s3.put_object(Bucket=BUCKET, Key="lab1-abc/train/a.csv", Body=b"1,2\n")
+    s3.put_object(Bucket=BUCKET, Key="other/keep.csv", Body=b"1\n")
+    sm.create_training_job(
+        TrainingJobName="lab1-abc-train",
+        AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        HyperParameters={"sleep_seconds": "120"},
+        InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/lab1-abc/train/"}}}],
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/lab1-abc/output"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+    )
+
+
+def test_leftovers_lists_what_a_lab_left(aws):
+    sm, s3 = aws
+    _lab(sm, s3)
+    assert leftovers("lab1-abc", BUCKET, ["lab1-abc/"]) == {
+        "endpoints": ["lab1-abc-endpoint"],
+        "endpoint_configs": ["lab1-abc-config"],
+        "models": ["lab1-abc-model"],
+        "running_training_jobs": ["lab1-abc-train"],
+        "s3_objects": [f"s3://{BUCKET}/lab1-abc/model.tar.gz", f"s3://{BUCKET}/lab1-abc/train/a.csv"],
+    }
+
+
+def test_delete_resources_removes_the_lab_and_only_the_lab(aws):
+    sm, s3 = aws
+    _lab(sm, s3)
+    time.sleep(0.5)  # let the endpoint and the job get going, as they would be at the end of a lab
+    done = delete_resources("lab1-abc", BUCKET, [f"s3://{BUCKET}/lab1-abc/"], poll=0.2)
+    assert (done["endpoints"], done["endpoint_configs"], done["models"]) == (
+        ["lab1-abc-endpoint"], ["lab1-abc-config"], ["lab1-abc-model"],
+    )
+    assert done["stopped_jobs"] == ["lab1-abc-train"]
+    assert not leftovers("lab1-abc", BUCKET, ["lab1-abc/"])
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["other-model"]
+    assert s3.get_object(Bucket=BUCKET, Key="other/keep.csv")["Body"].read() == b"1\n"
+    assert sm.describe_training_job(TrainingJobName="lab1-abc-train")["TrainingJobStatus"] == "Stopped"
+
+
+def test_prefixes_that_would_match_too_much_are_refused(aws):
+    with pytest.raises(ValueError, match="A name prefix is required: an empty one would delete every resource"):
+        delete_resources("")
+    with pytest.raises(ValueError, match=r"S3 prefix 'lab1/' is not an s3:// URI, so a bucket must be given."):
+        delete_resources("lab1", None, ["lab1/"])
+    with pytest.raises(ValueError, match=r"Refusing to delete a whole bucket \(cleanup-tests\): give a key prefix."):
+        delete_resources("lab1", None, [f"s3://{BUCKET}/"])
+    assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")

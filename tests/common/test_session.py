@@ -1,0 +1,129 @@
+"""common.session: the mode decision, local mode against the emulator, its safety checks, and AWS mode's set-up."""
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+
+import sagemaker_emulator
+from common import session
+
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    running = sagemaker_emulator.start(stop_grace_seconds=1.0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A clean environment (no AWS or WORKSHOP variables, no config files); restored afterwards."""
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "WORKSHOP_", "SAGEMAKER_")) or name == "CI":
+            del os.environ[name]
+    os.environ["AWS_CONFIG_FILE"] = str(tmp_path / "no-config")
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-credentials")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    monkeypatch.setattr(session, "_KERNEL", session._Kernel())
+    yield os.environ
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_mode_variable_decides(env):
+    env["WORKSHOP_MODE"] = "AWS"
+    assert session.choose_mode(session.settings()) == "aws"
+    env["WORKSHOP_MODE"] = "cloud"
+    with pytest.raises(ValueError, match="WORKSHOP_MODE must be 'aws' or 'local', not 'cloud'."):
+        session.choose_mode(session.settings())
+
+
+def test_credentials_and_region_mean_aws_outside_ci(env):
+    env.update(AWS_ACCESS_KEY_ID="AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY="secret", AWS_DEFAULT_REGION="eu-west-1")
+    assert session.choose_mode(session.settings()) == "aws"
+    env["CI"] = "true"
+    assert session.choose_mode(session.settings()) == "local"
+
+
+def test_no_credentials_means_local(env):
+    env["AWS_DEFAULT_REGION"] = "eu-west-1"
+    assert session.choose_mode(session.settings()) == "local"
+
+
+def test_local_mode_points_the_kernel_at_the_emulator(env, emulator, capsys):
+    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url)
+    ws = session.start_session()
+    assert (ws.mode, ws.region, ws.emulator_url) == ("local", "us-east-1", emulator.url)
+    assert ws.bucket == f"sagemaker-us-east-1-{ACCOUNT}"
+    assert ws.role_arn == f"arn:aws:iam::{ACCOUNT}:role/SageMakerWorkshopRole"
+    assert capsys.readouterr().out == (
+        f"Local mode: SageMaker emulator at {emulator.url} (loopback only, no AWS account is used); "
+        f"region us-east-1, bucket {ws.bucket}.\n"
+    )
+    assert env["AWS_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == emulator.url
+    assert env["AWS_ACCESS_KEY_ID"] == "test"
+    config = open(env["SAGEMAKER_USER_CONFIG_OVERRIDE"]).read()
+    assert "TelemetryOptOut: true" in config and f"DefaultS3Bucket: {ws.bucket}" in config
+    boto3.client("s3").head_bucket(Bucket=ws.bucket)
+    trust = boto3.client("iam").get_role(RoleName="SageMakerWorkshopRole")["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert ws.sagemaker_session.default_bucket() == ws.bucket
+    again = session.start_session()
+    assert (again.bucket, again.role_arn) == (ws.bucket, ws.role_arn)
+
+
+def test_local_mode_starts_one_emulator_per_kernel(env):
+    env["WORKSHOP_MODE"] = "local"
+    try:
+        first = session.start_session()
+        assert first.emulator_url.startswith("http://127.0.0.1:")
+        del env["WORKSHOP_MODE"]
+        assert session.start_session().emulator_url == first.emulator_url
+    finally:
+        session.stop_local_emulator()
+
+
+def test_local_mode_refuses_a_non_loopback_endpoint(env, emulator):
+    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url, AWS_ENDPOINT_URL_S3="https://s3.amazonaws.com")
+    with pytest.raises(RuntimeError) as excinfo:
+        session.start_session()
+    assert str(excinfo.value) == (
+        "Local mode refuses to continue: AWS_ENDPOINT_URL_S3 is https://s3.amazonaws.com, which is not a loopback "
+        "address, so a call could reach a real AWS account. Unset it, or choose AWS mode on purpose with "
+        "WORKSHOP_MODE=aws."
+    )
+
+
+def test_local_mode_refuses_a_remote_emulator(env):
+    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL="http://10.1.2.3:5123")
+    with pytest.raises(RuntimeError, match="WORKSHOP_EMULATOR_URL is http://10.1.2.3:5123, which is not a loopback"):
+        session.start_session()
+
+
+def test_aws_mode_creates_a_private_default_bucket(env, emulator, capsys):
+    role = f"arn:aws:iam::{ACCOUNT}:role/Workshop"
+    env.update(
+        WORKSHOP_MODE="aws", WORKSHOP_ROLE_ARN=role, AWS_ENDPOINT_URL=emulator.url, AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="eu-west-1",
+    )
+    ws = session.start_session()
+    assert (ws.mode, ws.region, ws.role_arn, ws.bucket) == ("aws", "eu-west-1", role, f"sagemaker-eu-west-1-{ACCOUNT}")
+    block = boto3.client("s3").get_public_access_block(Bucket=ws.bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    assert capsys.readouterr().out.startswith(f"AWS mode: account {ACCOUNT}, region eu-west-1, role {role}, bucket ")
+    env["WORKSHOP_BUCKET"] = "no-such-bucket"
+    with pytest.raises(RuntimeError, match=r"The bucket no-such-bucket \(WORKSHOP_BUCKET\) does not exist."):
+        session.start_session()
+
+
+def test_sdk_job_logs_are_shown(env):
+    import logging
+
+    session._show_sdk_job_logs()
+    logger = logging.getLogger(session.SDK_LOGGER)
+    assert logger.level == logging.INFO and logger.handlers and logger.propagate is False
