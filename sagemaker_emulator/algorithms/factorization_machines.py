@@ -135,17 +135,13 @@ class FactorizationMachine:
     def decision(self, features: sp.csr_matrix) -> np.ndarray:
         """ŷ for every row (before the sigmoid for classifiers), in chunks to bound memory."""
         out = np.empty(features.shape[0], dtype=np.float32)
+        squared_norms = np.einsum("ij,ij->i", self.v, self.v)
         for start in range(0, features.shape[0], PREDICT_CHUNK):
-            chunk = features[start : start + PREDICT_CHUNK]
-            out[start : start + chunk.shape[0]] = _forward(self.w0, self.w, self.v, chunk, chunk.multiply(chunk))[0]
+            x = features[start : start + PREDICT_CHUNK]
+            xv = x @ self.v
+            pairwise = 0.5 * (np.einsum("ij,ij->i", xv, xv) - x.multiply(x) @ squared_norms)
+            out[start : start + x.shape[0]] = self.w0[0] + x @ self.w + pairwise
         return out
-
-
-def _forward(w0, w, v, x, x_squared) -> tuple[np.ndarray, np.ndarray]:
-    """ŷ and x·V for a batch; ``w`` and ``v`` hold only the rows of the batch's columns."""
-    xv = x @ v
-    pairwise = 0.5 * (np.einsum("ij,ij->i", xv, xv) - x_squared @ np.einsum("ij,ij->i", v, v))
-    return w0[0] + x @ w + pairwise, xv
 
 
 # --------------------------------------------------------------------------------------------- training
