@@ -33,6 +33,8 @@ DUMMY_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test
 class _QuietHandler(MotoRequestHandler):
     """moto's request handler without werkzeug's per-request log line (it would flood a notebook)."""
 
+    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for the ACK
+
     def log(self, type: str, message: str, *args) -> None:
         if type == "error":
             LOG.debug(message, *args)

@@ -6,7 +6,6 @@ Faults while preparing become :class:`HostingError` with AWS's wording for ``Fai
 """
 from __future__ import annotations
 
-import logging
 import shutil
 import tarfile
 import time
@@ -20,8 +19,6 @@ from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.logs import LogShipper
 from sagemaker_emulator.jobs.process import ChildProcess, container_command
 from sagemaker_emulator.state import Services
-
-LOG = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 300.0
 

@@ -48,7 +48,9 @@ def _show(value) -> str:
     return str(value)
 
 
-def _violation(value, path: str, constraint: str) -> str:
+def _violation(value, path: str, constraint: str, sensitive: bool = False) -> str:
+    if sensitive or isinstance(value, bytes):
+        return f"Value at '{path}' failed to satisfy constraint: {constraint}"
     return f"Value '{_show(value)}' at '{path}' failed to satisfy constraint: {constraint}"
 
 
@@ -69,10 +71,13 @@ def _check(shape: Shape, value, path: str, faults: list[str]) -> None:
         return
     if kind in ("string", "list", "map", "blob"):
         size = len(value)
+        hidden = meta.get("sensitive", False)
         if "min" in meta and size < meta["min"]:
-            faults.append(_violation(value, path, f"Member must have length greater than or equal to {meta['min']}"))
+            faults.append(
+                _violation(value, path, f"Member must have length greater than or equal to {meta['min']}", hidden)
+            )
         if "max" in meta and size > meta["max"]:
-            faults.append(_violation(value, path, f"Member must have length less than or equal to {meta['max']}"))
+            faults.append(_violation(value, path, f"Member must have length less than or equal to {meta['max']}", hidden))
     if kind == "string":
         if shape.enum and value not in shape.enum:
             faults.append(_violation(value, path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]"))

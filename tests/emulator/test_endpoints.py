@@ -189,3 +189,13 @@ def test_list_by_status(sm, s3, endpoint):
     deploy(sm, "broken", f"s3://{BUCKET}/none")
     failed = sm.list_endpoints(StatusEquals="Failed")["Endpoints"]
     assert [e["EndpointName"] for e in failed] == ["broken"]
+
+
+def test_body_above_the_runtime_limit_is_refused(runtime, endpoint):
+    with pytest.raises(ClientError) as excinfo:
+        runtime.invoke_endpoint(EndpointName="ep", Body=b"1\n" * (3 * 1024 * 1024 + 1), ContentType="text/csv")
+    assert error_of(excinfo) == (
+        "ValidationError",
+        "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less "
+        "than or equal to 6291456",
+    )
