@@ -47,8 +47,9 @@ class DMF(gluon.HybridBlock):
     def __init__(self, num_users, num_items, user_factors, item_factors, hidden, global_mean, **kwargs):
         super().__init__(**kwargs)
         self.global_mean = float(global_mean)
-        self.user_embedding = nn.Embedding(num_users, user_factors)
-        self.item_embedding = nn.Embedding(num_items, item_factors)
+        # sparse_grad: only the rows in a batch get a gradient, so Adam updates those rows, not whole tables
+        self.user_embedding = nn.Embedding(num_users, user_factors, sparse_grad=True)
+        self.item_embedding = nn.Embedding(num_items, item_factors, sparse_grad=True)
         self.mlp = nn.HybridSequential()
         for width in hidden:
             self.mlp.add(nn.Dense(width, activation="relu"))
