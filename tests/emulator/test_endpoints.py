@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -199,3 +202,55 @@ def test_body_above_the_runtime_limit_is_refused(runtime, endpoint):
         "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less "
         "than or equal to 6291456",
     )
+
+
+def _listening_addresses(root_pid: int) -> list[str]:
+    """Local addresses of every listening TCP socket owned by ``root_pid`` and its descendants (Linux /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, grew = {root_pid}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    inodes = set()
+    for pid in tree:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            columns = line.split()
+            if columns[3] == "0A" and columns[9] in inodes:
+                found.append(columns[1].split(":")[0])
+    return found
+
+
+LOOPBACK_HEX = {"0100007F", "00000000000000000000000001000000"}
+
+
+def test_nothing_listens_beyond_loopback(sm, s3, endpoint, emulator):
+    addresses = _listening_addresses(os.getpid())
+    assert len(addresses) >= 2  # the emulator and the endpoint's model server at least
+    assert set(addresses) <= LOOPBACK_HEX
+
+
+def test_model_server_output_goes_to_cloudwatch(logs, endpoint):
+    group = "/aws/sagemaker/Endpoints/ep"
+    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    assert [re.fullmatch(r"AllTraffic/i-[0-9a-f]{17}", s["logStreamName"]) is not None for s in streams] == [True]
+    messages = wait_for(
+        lambda: [e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"])["events"]],
+        lambda lines: any(line.startswith("Model server listening on 127.0.0.1:") for line in lines),
+    )
+    assert messages
