@@ -288,6 +288,7 @@ def _start_local(current: Settings) -> WorkshopSession:
     import json
 
     import boto3
+    from botocore.exceptions import EndpointConnectionError
 
     url = _kernel_emulator_url(current)
     _KERNEL.url = url
@@ -295,7 +296,11 @@ def _start_local(current: Settings) -> WorkshopSession:
     _point_environment_at(url, region)
     check_endpoints_are_loopback(region)
     session = boto3.session.Session(region_name=region)
-    account = session.client("sts").get_caller_identity()["Account"]
+    try:
+        account = session.client("sts").get_caller_identity()["Account"]
+    except EndpointConnectionError:
+        raise RuntimeError(f"No SageMaker emulator answers at {url}; start one (python -m sagemaker_emulator serve) "
+                           "or unset WORKSHOP_EMULATOR_URL to let the notebook start its own.") from None
     bucket = f"sagemaker-{region}-{account}"
     _ensure_bucket(session.client("s3"), bucket, region, create=True)
     iam = session.client("iam")

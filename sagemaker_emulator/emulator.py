@@ -73,6 +73,7 @@ class Emulator:
         self.port = self._server.server_address[1]
         self.url = f"http://{host}:{self.port}"
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     def start(self) -> "Emulator":
         self._thread = threading.Thread(target=self._server.serve_forever, name="sagemaker-emulator", daemon=True)
@@ -112,8 +113,13 @@ class Emulator:
         moto_api_backend.reset()
 
     def stop(self) -> None:
+        """End every child process, stop serving and remove the scratch folder; calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._retire()
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)

@@ -127,3 +127,14 @@ def test_sdk_job_logs_are_shown(env):
     session._show_sdk_job_logs()
     logger = logging.getLogger(session.SDK_LOGGER)
     assert logger.level == logging.INFO and logger.handlers and logger.propagate is False
+
+
+def test_local_mode_says_when_no_emulator_answers(env):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=url, AWS_MAX_ATTEMPTS="1")
+    with pytest.raises(RuntimeError, match=f"No SageMaker emulator answers at {url}; start one"):
+        session.start_session()
