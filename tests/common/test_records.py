@@ -217,6 +217,22 @@ def test_write_label_records_equals_one_message_per_row():
     assert first.label["predicted_label"].float32_tensor.values[0] == 0.0
 
 
+def test_write_label_records_across_chunks():
+    score = np.arange(records.DEFAULT_CHUNK_ROWS + 3, dtype=np.float32)
+    out = io.BytesIO()
+    records.write_label_records(out, {"score": score})
+    payloads = list(records.iter_payloads(io.BytesIO(out.getvalue())))
+    assert len(payloads) == score.size
+    for row in (0, records.DEFAULT_CHUNK_ROWS - 1, records.DEFAULT_CHUNK_ROWS, score.size - 1):
+        assert payloads[row] == records.encode_record(label={"score": score[row]})
+
+
+def test_write_label_records_of_no_rows_writes_nothing():
+    out = io.BytesIO()
+    assert records.write_label_records(out, {"score": np.zeros(0), "distances": np.zeros((0, 3))}) == 0
+    assert out.getvalue() == b""
+
+
 def test_encode_record_accepts_a_scalar_and_is_deterministic():
     one = records.encode_record(label={"b": 2.0, "a": [1.0]})
     other = records.encode_record(label={"a": 1.0, "b": [2.0]})
