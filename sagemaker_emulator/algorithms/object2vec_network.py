@@ -1,0 +1,206 @@
+"""Object2Vec's network in Gluon: two encoders, a comparator, an MLP and the output layer.
+
+Every input side arrives as ``tokens`` (batch × time, right-padded with id 0) and ``lengths`` (batch).
+Id 0 stays an ordinary token: padding is never looked up as data, because every encoder masks the
+positions at or past a record's length (``SequenceMask`` / ``SequenceLast`` / ``SequenceReverse``).
+
+The public contract leaves the encoder internals open, so these are our choices:
+
+* ``pooled_embedding``: the mean of the record's token embeddings (width forced to enc_dim), no projection.
+* ``hcnn``: ``layers`` stacked same-length 1-D convolutions of ``cnn_filter_width`` (ReLU, residual from the
+  second layer on, token_embedding_dim channels), max-pooled over the valid positions, projected to enc_dim.
+* ``bilstm``: ``layers`` bidirectional LSTM layers (token_embedding_dim units per direction; the backward pass
+  reverses only each record's valid part), the last forward and backward states projected to enc_dim.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import common  # noqa: F401  (restores numpy.bool before mxnet is imported)
+import mxnet as mx
+from mxnet.gluon import HybridBlock, nn, rnn
+
+COMPARATORS = ("hadamard", "concat", "abs_diff")
+"""Operators a comparator_list may name, each a function of the two encodings (widths d, 2d, d)."""
+ARTIFACT = "model_algo-1"
+HYPERPARAMETERS_FILE = "hyperparameters.json"
+PARAMETERS_FILE = "network.params"
+
+
+def _masked(F, sequence, lengths):
+    """Zero every position at or past its record's length; sequence is batch × time × channels."""
+    return F.SequenceMask(sequence, sequence_length=lengths, use_sequence_length=True, axis=1)
+
+
+class PooledEmbeddingEncoder(HybridBlock):
+    """Average of the valid tokens' embeddings."""
+
+    def __init__(self, embedding: nn.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = embedding
+
+    def hybrid_forward(self, F, tokens, lengths):
+        # A weighted sum as one batched product: 1/length on valid positions, 0 on padding. Much faster on CPU
+        # than masking then sum and divide, whose backward passes dominate a step with one-token inputs.
+        valid = F.SequenceMask(F.ones_like(tokens), sequence_length=lengths, use_sequence_length=True, axis=1)
+        weights = F.BlockGrad(F.broadcast_div(valid, F.expand_dims(lengths, axis=1)))
+        return F.squeeze(F.batch_dot(F.expand_dims(weights, axis=1), self.embedding(tokens)), axis=1)
+
+
+class HcnnEncoder(HybridBlock):
+    """Stacked 1-D convolutions over the token embeddings, max-pooled over time, projected to enc_dim."""
+
+    def __init__(self, embedding: nn.Embedding, channels: int, layers: int, filter_width: int, enc_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = embedding
+        with self.name_scope():
+            self.convolutions = nn.HybridSequential()
+            for _ in range(layers):
+                self.convolutions.add(
+                    nn.Conv1D(channels, filter_width, padding=filter_width // 2, activation="relu", in_channels=channels)
+                )
+            self.projection = nn.Dense(enc_dim, in_units=channels)
+
+    def hybrid_forward(self, F, tokens, lengths):
+        hidden = _masked(F, self.embedding(tokens), lengths)
+        for depth, convolution in enumerate(self.convolutions):
+            # An even filter width yields one extra position: cut back to the input's length.
+            output = F.transpose(convolution(F.transpose(hidden, axes=(0, 2, 1))), axes=(0, 2, 1))
+            output = _masked(F, F.slice_like(output, hidden, axes=(1,)), lengths)
+            hidden = output + hidden if depth > 0 else output
+        # After ReLU every value is >= 0, so the zeroed padding never wins the max.
+        return self.projection(F.max(hidden, axis=1))
+
+
+class BilstmEncoder(HybridBlock):
+    """Bidirectional LSTM layers; the final forward and backward states are projected to enc_dim."""
+
+    def __init__(self, embedding: nn.Embedding, hidden: int, layers: int, enc_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = embedding
+        with self.name_scope():
+            self.forward_layers = nn.HybridSequential()
+            self.backward_layers = nn.HybridSequential()
+            for depth in range(layers):
+                width = hidden if depth == 0 else 2 * hidden
+                self.forward_layers.add(rnn.LSTM(hidden, layout="TNC", input_size=width))
+                self.backward_layers.add(rnn.LSTM(hidden, layout="TNC", input_size=width))
+            self.projection = nn.Dense(enc_dim, in_units=2 * hidden)
+
+    def hybrid_forward(self, F, tokens, lengths):
+        hidden = F.transpose(self.embedding(tokens), axes=(1, 0, 2))  # time × batch × channels
+        for forward, backward in zip(self.forward_layers, self.backward_layers):
+            ahead = forward(hidden)
+            reversed_input = F.SequenceReverse(hidden, sequence_length=lengths, use_sequence_length=True)
+            behind = F.SequenceReverse(backward(reversed_input), sequence_length=lengths, use_sequence_length=True)
+            hidden = F.concat(ahead, behind, dim=2)
+        last_ahead, first_behind = F.split(hidden, num_outputs=2, axis=2)
+        final_ahead = F.SequenceLast(last_ahead, sequence_length=lengths, use_sequence_length=True)
+        final_behind = F.squeeze(F.slice_axis(first_behind, axis=0, begin=0, end=1), axis=0)
+        return self.projection(F.concat(final_ahead, final_behind, dim=1))
+
+
+def _encoder(spec: dict, embedding: nn.Embedding, enc_dim: int, prefix: str) -> HybridBlock:
+    network = spec["network"]
+    if network == "pooled_embedding":
+        return PooledEmbeddingEncoder(embedding, prefix=prefix)
+    if network == "hcnn":
+        return HcnnEncoder(
+            embedding, spec["token_embedding_dim"], spec["layers"], spec["cnn_filter_width"], enc_dim, prefix=prefix
+        )
+    return BilstmEncoder(embedding, spec["token_embedding_dim"], spec["layers"], enc_dim, prefix=prefix)
+
+
+class Object2VecNetwork(HybridBlock):
+    """in0, in1 → enc0, enc1 → comparator → MLP → output (num_classes logits, or one regression value).
+
+    Args:
+        config: the settings made by :func:`network_config`.
+    """
+
+    def __init__(self, config: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.comparators = tuple(config["comparators"])
+        self.dropout = config["dropout"]
+        enc_dim = config["enc_dim"]
+        with self.name_scope():
+            embeddings = [
+                nn.Embedding(
+                    spec["vocab_size"], spec["token_embedding_dim"], sparse_grad=config["sparse_grad"],
+                    weight_initializer=mx.init.Uniform(0.1), prefix=f"embedding{side}_",
+                )
+                for side, spec in enumerate(config["encoders"])
+            ]
+            if config["tied"]:
+                embeddings[1] = embeddings[0]
+            self.enc0 = _encoder(config["encoders"][0], embeddings[0], enc_dim, "enc0_")
+            self.enc1 = _encoder(config["encoders"][1], embeddings[1], enc_dim, "enc1_")
+            self.mlp = nn.HybridSequential(prefix="mlp_")
+            activation = None if config["mlp_activation"] == "linear" else config["mlp_activation"]
+            width = enc_dim * sum(2 if name == "concat" else 1 for name in self.comparators)
+            for _ in range(config["mlp_layers"]):
+                self.mlp.add(nn.Dense(config["mlp_dim"], activation=activation, in_units=width))
+                width = config["mlp_dim"]
+                if self.dropout > 0:
+                    self.mlp.add(nn.Dropout(self.dropout))
+            self.output = nn.Dense(config["outputs"], in_units=width, prefix="output_")
+
+    def encoder(self, side: int) -> HybridBlock:
+        """One side's encoder (what the embeddings endpoint runs)."""
+        return self.enc0 if side == 0 else self.enc1
+
+    def hybrid_forward(self, F, tokens0, lengths0, tokens1, lengths1):
+        e0 = self.enc0(tokens0, lengths0)
+        e1 = self.enc1(tokens1, lengths1)
+        if self.dropout > 0:
+            e0, e1 = F.Dropout(e0, p=self.dropout), F.Dropout(e1, p=self.dropout)
+        parts = {
+            "hadamard": lambda: [e0 * e1],
+            "concat": lambda: [e0, e1],
+            "abs_diff": lambda: [F.abs(e0 - e1)],
+        }
+        compared = F.concat(*[part for name in self.comparators for part in parts[name]()], dim=1)
+        return self.output(self.mlp(compared))
+
+
+def network_config(hp: dict) -> dict:
+    """The settings the network is built from, out of the resolved hyperparameters (``object2vec.resolve_hyperparameters``)."""
+    keys = ("network", "vocab_size", "token_embedding_dim", "layers", "cnn_filter_width")
+    return {
+        "encoders": [{key: hp[f"enc{side}_{key}"] for key in keys} for side in (0, 1)],
+        "enc_dim": hp["enc_dim"],
+        "comparators": [name.strip() for name in hp["comparator_list"].split(",")],
+        "mlp_dim": hp["mlp_dim"],
+        "mlp_layers": hp["mlp_layers"],
+        "mlp_activation": hp["mlp_activation"],
+        "outputs": hp["num_classes"] if hp["output_layer"] == "softmax" else 1,
+        "dropout": hp["dropout"],
+        "tied": hp["tied_token_embedding_weight"],
+        "sparse_grad": hp["token_embedding_storage_type"] == "row_sparse",
+    }
+
+
+def build_network(hp: dict) -> Object2VecNetwork:
+    """A network for the resolved hyperparameters, its parameters initialised (Xavier; embeddings uniform ±0.1)."""
+    network = Object2VecNetwork(network_config(hp))
+    network.initialize(mx.init.Xavier())
+    return network
+
+
+def save_model(network: Object2VecNetwork, hp: dict, model_dir: Path) -> None:
+    """Write the artifact: ``model_algo-1/hyperparameters.json`` (resolved) and ``model_algo-1/network.params``."""
+    folder = Path(model_dir) / ARTIFACT
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / HYPERPARAMETERS_FILE).write_text(json.dumps(hp, indent=1, sort_keys=True))
+    network.save_parameters(str(folder / PARAMETERS_FILE))
+
+
+def load_model(model_dir: Path) -> tuple[Object2VecNetwork, dict]:
+    """The trained network (hybridized) and its resolved hyperparameters, from a folder holding ``model_algo-1/``."""
+    folder = Path(model_dir) / ARTIFACT
+    hp = json.loads((folder / HYPERPARAMETERS_FILE).read_text())
+    network = Object2VecNetwork(network_config(hp))
+    network.load_parameters(str(folder / PARAMETERS_FILE))
+    network.hybridize(static_alloc=True)
+    return network, hp

@@ -1,0 +1,275 @@
+"""Object2Vec's training loop: channels → arrays, epochs with negative sampling, early stopping, metric lines.
+
+Choices where the public contract is silent: early stopping follows the validation loss (MSE, or cross-entropy
+for softmax), or the training loss when there is no validation channel; an epoch counts as an improvement when
+its loss beats the best so far by more than ``early_stopping_tolerance``; the saved model and the test scores
+use the epoch with the lowest loss. Negative sampling pairs every training record's in0 with the in1 of
+``negative_sampling_rate`` other records drawn uniformly, label 0, drawn afresh each epoch. Runs are seeded.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import common  # noqa: F401  (restores numpy.bool before mxnet is imported)
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from sagemaker_emulator.algorithms.base import ClientError, log
+from sagemaker_emulator.algorithms.object2vec_data import (
+    RecordError,
+    Side,
+    encode_side,
+    parse_labels,
+    read_jsonlines_files,
+    read_pretrained_embeddings,
+)
+from sagemaker_emulator.algorithms.object2vec_network import Object2VecNetwork, build_network, load_model, save_model
+from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
+
+SEED = 0
+EVALUATION_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """A channel's records: both sides and the labels."""
+
+    sides: tuple[Side, Side]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def read_channel(layout: JobLayout, channel: str, hp: dict) -> Pairs | None:
+    """A channel's records as arrays, or None when the job has no such channel.
+
+    Raises:
+        ClientError: a malformed line, a missing or out-of-range label, an id outside the vocabulary, or an
+            empty train channel.
+    """
+    files = layout.channel_files(channel)
+    if not files:
+        if channel == "train":
+            raise ClientError("No training data found: channel 'train' has no files (expected application/jsonlines)")
+        return None
+    try:
+        records, where = read_jsonlines_files(files, layout.data_dir)
+        if not records:
+            raise RecordError(f"no records found in channel '{channel}' (expected one JSON object per line)")
+        sides = tuple(
+            encode_side(
+                [record.get(f"in{side}") for record in records],
+                side,
+                hp[f"enc{side}_max_seq_len"],
+                hp[f"enc{side}_vocab_size"],
+                where,
+            )
+            for side in (0, 1)
+        )
+        classes = hp["num_classes"] if hp["output_layer"] == "softmax" else None
+        return Pairs(sides, parse_labels(records, classes, where))
+    except RecordError as error:
+        raise ClientError(str(error)) from None
+
+
+def epoch_pairs(data: Pairs, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffled (in0 record index, in1 record index, label) for one epoch, with ``rate`` negatives per record."""
+    n = len(data)
+    first = second = np.arange(n)
+    labels = data.labels
+    if rate:
+        anchors = np.repeat(first, rate)
+        partners = rng.integers(0, n - 1, size=anchors.size)
+        partners += partners >= anchors  # never the record itself
+        first, second = np.concatenate([first, anchors]), np.concatenate([second, partners])
+        labels = np.concatenate([labels, np.zeros(anchors.size, dtype=np.float32)])
+    order = rng.permutation(first.size)
+    return first[order], second[order], labels[order]
+
+
+def _arrays(side0: Side, side1: Side, *rest: np.ndarray) -> list[mx.nd.NDArray]:
+    return [mx.nd.array(a) for a in (side0.tokens, side0.lengths, side1.tokens, side1.lengths, *rest)]
+
+
+def predict(network: Object2VecNetwork, side0: Side, side1: Side) -> np.ndarray:
+    """The network's outputs (logits or values) for many pairs, in evaluation batches."""
+    outputs = []
+    for start in range(0, len(side0.lengths), EVALUATION_BATCH):
+        part = slice(start, start + EVALUATION_BATCH)
+        outputs.append(network(*_arrays(side0.take(part), side1.take(part))).asnumpy())
+    return np.concatenate(outputs)
+
+
+def embed(network: Object2VecNetwork, side: int, encoded: Side) -> np.ndarray:
+    """One side's encodings (enc_dim wide) for many records, in evaluation batches."""
+    encoder = network.encoder(side)
+    return np.concatenate([
+        encoder(mx.nd.array(encoded.tokens[start : start + EVALUATION_BATCH]),
+                mx.nd.array(encoded.lengths[start : start + EVALUATION_BATCH])).asnumpy()
+        for start in range(0, len(encoded.lengths), EVALUATION_BATCH)
+    ])
+
+
+def scores(outputs: np.ndarray, labels: np.ndarray, softmax: bool) -> dict[str, float]:
+    """The metrics of one pass: mean_squared_error, or accuracy and cross_entropy (natural log)."""
+    if not softmax:
+        return {"mean_squared_error": float(np.mean((outputs[:, 0] - labels) ** 2))}
+    shifted = outputs - outputs.max(axis=1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    classes = labels.astype(np.int64)
+    return {
+        "accuracy": float(np.mean(outputs.argmax(axis=1) == classes)),
+        "cross_entropy": float(-np.mean(log_probabilities[np.arange(len(classes)), classes])) + 0.0,  # no "-0"
+    }
+
+
+def _quality_lines(channel: str, metrics: dict[str, float], epoch: int | None) -> None:
+    at = "" if epoch is None else f"epoch={epoch}, "
+    for name, value in metrics.items():
+        tag = "score" if name == "accuracy" else "loss"
+        log(f"#quality_metric: host={CURRENT_HOST}, {at}{channel} {name} <{tag}>={value:.6g}")
+
+
+def _load_pretrained(network: Object2VecNetwork, layout: JobLayout, hp: dict) -> None:
+    for side in (0, 1):
+        name = hp[f"enc{side}_pretrained_embedding_file"]
+        if not name:
+            continue
+        files = {key: layout.channel_dir("auxiliary") / hp[f"enc{side}_{key}"] for key in ("pretrained_embedding_file", "vocab_file")}
+        for key, path in files.items():
+            if hp[f"enc{side}_{key}"] and not path.is_file():
+                raise ClientError(f"enc{side}_{key} '{path.name}' was not found in the auxiliary channel")
+        weight = network.encoder(side).embedding.weight
+        try:
+            vectors, ids = read_pretrained_embeddings(
+                files["pretrained_embedding_file"],
+                files["vocab_file"] if hp[f"enc{side}_vocab_file"] else None,
+                hp[f"enc{side}_vocab_size"],
+                hp[f"enc{side}_token_embedding_dim"],
+            )
+        except RecordError as error:
+            raise ClientError(str(error)) from None
+        table = weight.data().asnumpy()
+        table[ids] = vectors
+        weight.set_data(mx.nd.array(table))
+        frozen = hp[f"enc{side}_freeze_pretrained_embedding"]
+        if frozen:
+            weight.grad_req = "null"
+        log(f"Loaded {len(ids)} pretrained vectors for enc{side} from {name}{' (frozen)' if frozen else ''}")
+
+
+def _trainer(network: Object2VecNetwork, hp: dict) -> gluon.Trainer:
+    parameters = network.collect_params()
+    if hp["token_embedding_storage_type"] == "row_sparse" and hp["optimizer"] == "adagrad" and hp["weight_decay"]:
+        log("row_sparse embeddings with adagrad get no weight decay (MXNet's sparse AdaGrad has none)")
+        for parameter in network.collect_params(".*embedding.*").values():
+            parameter.wd_mult = 0.0
+    options = {"learning_rate": hp["learning_rate"], "wd": hp["weight_decay"]}
+    return gluon.Trainer(parameters, hp["optimizer"], options, kvstore=None)
+
+
+@dataclass
+class EarlyStopping:
+    """Tracks the watched loss: the best epoch, and epochs since the last improvement larger than ``tolerance``."""
+
+    patience: int
+    tolerance: float
+    best_loss: float = np.inf
+    best_epoch: int = -1
+    waited: int = 0
+
+    def update(self, epoch: int, loss: float) -> bool:
+        """Record an epoch's loss; True when it is the best so far (the model to keep)."""
+        self.waited = 0 if loss < self.best_loss - self.tolerance else self.waited + 1
+        if not loss < self.best_loss:
+            return False
+        self.best_loss, self.best_epoch = loss, epoch
+        return True
+
+    @property
+    def should_stop(self) -> bool:
+        return self.waited >= self.patience
+
+
+def train_epoch(network, trainer, loss_function, data: Pairs, hp: dict, rng) -> tuple[dict[str, float], float]:
+    """One pass over the epoch's pairs (with sampled negatives); returns the running metrics and records/second."""
+    started = time.perf_counter()
+    softmax = hp["output_layer"] == "softmax"
+    first, second, labels = epoch_pairs(data, hp["negative_sampling_rate"], rng)
+    arrays = _arrays(data.sides[0].take(first), data.sides[1].take(second), labels)
+    total_loss, correct = mx.nd.zeros(1), mx.nd.zeros(1)
+    size = hp["mini_batch_size"]
+    for start in range(0, len(labels), size):
+        batch = [array[start : start + size] for array in arrays]
+        with autograd.record():
+            outputs = network(*batch[:4])
+            loss = loss_function(outputs, batch[4])
+        loss.backward()
+        trainer.step(batch[4].shape[0])
+        total_loss += loss.sum()
+        if softmax:
+            correct += (outputs.argmax(axis=1) == batch[4]).sum()
+    mean_loss = total_loss.asscalar() / len(labels)  # waits for the last batch
+    throughput = len(labels) / (time.perf_counter() - started)
+    if softmax:
+        return {"accuracy": correct.asscalar() / len(labels), "cross_entropy": mean_loss}, throughput
+    return {"mean_squared_error": mean_loss}, throughput
+
+
+def run_training(layout: JobLayout, hp: dict) -> None:
+    """Train with resolved hyperparameters (``object2vec.resolve_hyperparameters``) and save the best epoch."""
+    log(f"Final configuration: {json.dumps(hp, sort_keys=True)}")
+    for name in ("_kvstore", "_num_gpus", "_num_kv_servers"):
+        log(f"{name}={hp[name]} has no effect in the emulator (one CPU host)")
+    if hp["bucket_width"]:
+        log(f"bucket_width={hp['bucket_width']} has no effect: batches are padded to the channel's longest record")
+    channels = {name: read_channel(layout, name, hp) for name in ("train", "validation", "test")}
+    train_data, validation, test = channels["train"], channels["validation"], channels["test"]
+    if hp["negative_sampling_rate"] and len(train_data) < 2:
+        raise ClientError("negative_sampling_rate needs at least 2 training records to draw negatives from")
+    log(f"Training on {len(train_data)} records" + "".join(
+        f", {name} on {len(channels[name])}" for name in ("validation", "test") if channels[name] is not None
+    ))
+
+    mx.random.seed(SEED)
+    rng = np.random.default_rng(SEED)
+    softmax = hp["output_layer"] == "softmax"
+    network = build_network(hp)
+    if not softmax:  # start from the mean rating rather than 0
+        network.output.bias.set_data(mx.nd.array([float(train_data.labels.mean())]))
+    _load_pretrained(network, layout, hp)
+    network.hybridize(static_alloc=True)
+    trainer = _trainer(network, hp)
+    loss_function = gluon.loss.SoftmaxCrossEntropyLoss() if softmax else gluon.loss.L2Loss(weight=2.0)
+    stop_metric = "cross_entropy" if softmax else "mean_squared_error"
+    watched = "validation" if validation is not None else "train"
+    stopping = EarlyStopping(hp["early_stopping_patience"], hp["early_stopping_tolerance"])
+    for epoch in range(hp["epochs"]):
+        metrics, throughput = train_epoch(network, trainer, loss_function, train_data, hp, rng)
+        _quality_lines("train", metrics, epoch)
+        log(f"#progress_metric: host={CURRENT_HOST}, completed {100.0 * (epoch + 1) / hp['epochs']:.1f} % of epochs")
+        log(f"#throughput_metric: host={CURRENT_HOST}, train throughput={throughput:.1f} records/second")
+        if validation is not None:
+            metrics = scores(predict(network, *validation.sides), validation.labels, softmax)
+            _quality_lines("validation", metrics, epoch)
+        if stopping.update(epoch, metrics[stop_metric]):
+            save_model(network, hp, layout.model_dir)
+        if stopping.should_stop:
+            log(
+                f"Early stopping: {watched} {stop_metric} did not improve by more than "
+                f"{hp['early_stopping_tolerance']} for {stopping.waited} epochs"
+            )
+            break
+
+    if stopping.best_epoch < 0:
+        log(f"{watched} {stop_metric} was never a finite number: keeping the last epoch", level="WARNING")
+        save_model(network, hp, layout.model_dir)
+    else:
+        log(f"Best model from epoch {stopping.best_epoch} ({watched} {stop_metric}={stopping.best_loss:.6g}), saved")
+    if test is not None:
+        best, _ = load_model(layout.model_dir)
+        _quality_lines("test", scores(predict(best, *test.sides), test.labels, softmax), None)
