@@ -613,7 +613,7 @@ def read_matrix(fileobj_or_bytes, feature_dim: int | None = None) -> tuple:
 
 
 def _token_columns(tokens, name: str) -> tuple[list, str]:
-    """Per-row token text as format columns, and the template fragment that places them."""
+    """Format columns (numpy arrays of ids, or a list of rows' text) and the template fragment placing them."""
     try:
         array = np.asarray(tokens)
     except ValueError:  # ragged lists of token lists
@@ -626,8 +626,8 @@ def _token_columns(tokens, name: str) -> tuple[list, str]:
             raise ValueError(f"{name} rows must hold at least one token, got shape {array.shape}")
         if array.size and array.min() < 0:
             raise ValueError(f"{name} token ids must be non-negative, got {array.min()}")
-        array = array.reshape(len(array), -1)
-        return [column.tolist() for column in array.T], ", ".join(["{}"] * array.shape[1])
+        array = array if array.ndim == 2 else array[:, None]
+        return list(array.T), ", ".join(["{}"] * array.shape[1])
     texts = []
     for row, ids in enumerate(array):
         ids = np.ravel(ids)
@@ -668,8 +668,7 @@ def write_jsonlines_pairs(fileobj, in0, in1, labels=None, chunk_rows: int = DEFA
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
             raise ValueError(f"labels must be finite (JSON has no NaN/inf), got {labels[~np.isfinite(labels)][0]}")
         rows["labels"] = len(labels)
-        column = labels.astype(int) if labels.dtype.kind == "b" else labels
-        columns.append(column.astype(np.float64).tolist() if column.dtype.kind == "f" else column.tolist())
+        columns.append(labels.astype(np.float64 if labels.dtype.kind == "f" else np.int64))
         template += ', "label": {}'
     if len(set(rows.values())) > 1:
         raise ValueError(f"in0, in1 and labels must have the same number of rows, got {rows}")
@@ -677,6 +676,8 @@ def write_jsonlines_pairs(fileobj, in0, in1, labels=None, chunk_rows: int = DEFA
     text = isinstance(fileobj, io.TextIOBase)
     n_rows = rows["in0"]
     for start in range(0, n_rows, chunk_rows):
-        chunk = "".join(map(line, *(column[start : start + chunk_rows] for column in columns)))
-        fileobj.write(chunk if text else chunk.encode())
+        # numpy columns become Python numbers a chunk at a time: 20M Python ints would take GBs
+        chunk = [column[start : start + chunk_rows] for column in columns]
+        lines = "".join(map(line, *(c.tolist() if isinstance(c, np.ndarray) else c for c in chunk)))
+        fileobj.write(lines if text else lines.encode())
     return n_rows

@@ -437,6 +437,12 @@ def test_jsonlines_pairs_token_lists_in_chunks():
     ]
 
 
+def test_jsonlines_pairs_of_no_rows_writes_nothing():
+    out = io.StringIO()
+    assert records.write_jsonlines_pairs(out, np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0)) == 0
+    assert out.getvalue() == ""
+
+
 @pytest.mark.parametrize(
     "in0, in1, labels, message",
     [
