@@ -172,6 +172,7 @@ def _download(url: str, part: Path, timeout: float) -> None:
                     received += len(chunk)
                     bar.update(len(chunk))
     except urllib.error.HTTPError as error:
+        error.close()  # it holds the response's connection
         if error.code == 416:  # nothing left to send from our offset: the .part is stale or overlong
             part.unlink()
             raise _Transient("HTTP 416: the partial file did not match the server's; restarting") from error
