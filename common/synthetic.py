@@ -177,8 +177,8 @@ def _draw_pairs(
         held = np.bincount(pending // n_items, weights=popularity[pending % n_items], minlength=len(need))[short]
         stream = np.repeat(short, np.ceil(1.5 * need[short] / np.maximum(1.0 - held, 1e-9)).astype(np.int64) + 4)
         fresh = stream * n_items + by_rank[_draw_ranks(rng, len(stream), int(n_items))]
-        fresh = fresh[~_contains(pending, fresh)]
-        fresh = fresh[np.sort(np.unique(fresh, return_index=True)[1])]  # first copy of each, in stream order
+        distinct, first = np.unique(fresh, return_index=True)
+        fresh = fresh[np.sort(first[~_contains(pending, distinct)])]  # first copy of each new pair, in stream order
         owner = fresh // n_items
         fresh = fresh[np.arange(len(fresh)) - np.searchsorted(owner, owner) < need[owner]]
         need -= np.bincount(fresh // n_items, minlength=len(need))
