@@ -83,9 +83,12 @@ def fetch(
         ``cache_dir / <archive name>``, whose members passed ``checks``.
 
     Raises:
+        ValueError: ``attempts`` below 1.
         DatasetUnavailable: the archive is not cached and could not be fetched intact; the message says why and
             names the two ways out (a mirror, or the synthetic dataset).
     """
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {attempts}")
     archive = url.rstrip("/").rsplit("/", 1)[-1]
     target = Path(cache_dir) / archive
     if target.exists():

@@ -91,6 +91,11 @@ def test_busy_server_is_retried_with_exponential_backoff(tmp_path, archive_serve
     assert sleeps == [0.5, 1.0, 2.0]
 
 
+def test_attempts_must_be_positive(tmp_path, checks):
+    with pytest.raises(ValueError, match="attempts must be at least 1, got 0"):
+        download.fetch("https://example.org/tiny.zip", checks, tmp_path, attempts=0)
+
+
 def test_missing_file_is_not_retried(tmp_path, archive_server, checks, sleeps):
     with pytest.raises(DatasetUnavailable, match=r"HTTP 404.*WORKSHOP_DATA_MIRROR.*WORKSHOP_DATASET=synthetic"):
         download.fetch(archive_server.url("tiny.zip"), checks, tmp_path, **FAST)
