@@ -54,6 +54,8 @@ class HcnnEncoder(HybridBlock):
     def __init__(self, embedding: nn.Embedding, channels: int, layers: int, filter_width: int, enc_dim: int, **kwargs):
         super().__init__(**kwargs)
         self.embedding = embedding
+        self.channels = channels
+        self.even_width = filter_width % 2 == 0
         with self.name_scope():
             self.convolutions = nn.HybridSequential()
             for _ in range(layers):
@@ -63,14 +65,21 @@ class HcnnEncoder(HybridBlock):
             self.projection = nn.Dense(enc_dim, in_units=channels)
 
     def hybrid_forward(self, F, tokens, lengths):
-        hidden = _masked(F, self.embedding(tokens), lengths)
+        # Channels-first (batch × channels × time) throughout, as MXNet's convolution and global pooling want it.
+        # The full-size mask depends on the inputs only, so the backward pass never reduces over it (a broadcast
+        # multiply would, at every layer).
+        valid = F.SequenceMask(F.ones_like(tokens), sequence_length=lengths, use_sequence_length=True, axis=1)
+        mask = F.repeat(F.expand_dims(valid, axis=1), repeats=self.channels, axis=1)
+        hidden = F.transpose(self.embedding(tokens), axes=(0, 2, 1)) * mask
         for depth, convolution in enumerate(self.convolutions):
-            # An even filter width yields one extra position: cut back to the input's length.
-            output = F.transpose(convolution(F.transpose(hidden, axes=(0, 2, 1))), axes=(0, 2, 1))
-            output = _masked(F, F.slice_like(output, hidden, axes=(1,)), lengths)
+            output = convolution(hidden)
+            if self.even_width:  # one position too many: cut back to the input's length
+                output = F.slice_like(output, hidden, axes=(2,))
+            output = output * mask
             hidden = output + hidden if depth > 0 else output
         # After ReLU every value is >= 0, so the zeroed padding never wins the max.
-        return self.projection(F.max(hidden, axis=1))
+        pooled = F.Pooling(hidden, kernel=(1,), pool_type="max", global_pool=True)
+        return self.projection(F.flatten(pooled))
 
 
 class BilstmEncoder(HybridBlock):
@@ -89,16 +98,18 @@ class BilstmEncoder(HybridBlock):
             self.projection = nn.Dense(enc_dim, in_units=2 * hidden)
 
     def hybrid_forward(self, F, tokens, lengths):
+        def reverse(sequence):
+            return F.SequenceReverse(sequence, sequence_length=lengths, use_sequence_length=True)
+
+        def last(sequence):
+            return F.SequenceLast(sequence, sequence_length=lengths, use_sequence_length=True)
+
         hidden = F.transpose(self.embedding(tokens), axes=(1, 0, 2))  # time × batch × channels
-        for forward, backward in zip(self.forward_layers, self.backward_layers):
-            ahead = forward(hidden)
-            reversed_input = F.SequenceReverse(hidden, sequence_length=lengths, use_sequence_length=True)
-            behind = F.SequenceReverse(backward(reversed_input), sequence_length=lengths, use_sequence_length=True)
-            hidden = F.concat(ahead, behind, dim=2)
-        last_ahead, first_behind = F.split(hidden, num_outputs=2, axis=2)
-        final_ahead = F.SequenceLast(last_ahead, sequence_length=lengths, use_sequence_length=True)
-        final_behind = F.squeeze(F.slice_axis(first_behind, axis=0, begin=0, end=1), axis=0)
-        return self.projection(F.concat(final_ahead, final_behind, dim=1))
+        for depth, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
+            if depth > 0:
+                hidden = F.concat(ahead, reverse(behind), dim=2)
+            ahead, behind = forward(hidden), backward(reverse(hidden))  # behind runs from each record's end
+        return self.projection(F.concat(last(ahead), last(behind), dim=1))
 
 
 def _encoder(spec: dict, embedding: nn.Embedding, enc_dim: int, prefix: str) -> HybridBlock:

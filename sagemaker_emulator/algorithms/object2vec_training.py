@@ -91,6 +91,25 @@ def epoch_pairs(data: Pairs, rate: int, rng: np.random.Generator) -> tuple[np.nd
     return first[order], second[order], labels[order]
 
 
+def plan_batches(
+    lengths0: np.ndarray, lengths1: np.ndarray, size: int, bucket_width: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """An order of the epoch's pairs and its batches as (start, stop, in0 width, in1 width).
+
+    Each batch is cut to its longest record on each side, so short records do not pay for the channel's
+    longest. With ``bucket_width`` the pairs are grouped by length (buckets of that width, shuffled within)
+    and the batches are then visited in random order.
+    """
+    order = np.arange(lengths0.size)
+    if bucket_width:
+        order = np.argsort((np.maximum(lengths0, lengths1) - 1) // bucket_width, kind="stable")
+    starts = np.arange(0, order.size, size)
+    widths = [np.maximum.reduceat(lengths[order], starts).astype(int) for lengths in (lengths0, lengths1)]
+    visits = rng.permutation(starts.size) if bucket_width else np.arange(starts.size)
+    stops = np.minimum(starts + size, order.size)
+    return order, [(starts[i], stops[i], widths[0][i], widths[1][i]) for i in visits]
+
+
 def _arrays(side0: Side, side1: Side, *rest: np.ndarray) -> list[mx.nd.NDArray]:
     return [mx.nd.array(a) for a in (side0.tokens, side0.lengths, side1.tokens, side1.lengths, *rest)]
 
@@ -162,7 +181,8 @@ def _load_pretrained(network: Object2VecNetwork, layout: JobLayout, hp: dict) ->
         log(f"Loaded {len(ids)} pretrained vectors for enc{side} from {name}{' (frozen)' if frozen else ''}")
 
 
-def _trainer(network: Object2VecNetwork, hp: dict) -> gluon.Trainer:
+def make_trainer(network: Object2VecNetwork, hp: dict) -> gluon.Trainer:
+    """The Gluon trainer for the hyperparameters' optimizer, learning rate and weight decay."""
     parameters = network.collect_params()
     if hp["token_embedding_storage_type"] == "row_sparse" and hp["optimizer"] == "adagrad" and hp["weight_decay"]:
         log("row_sparse embeddings with adagrad get no weight decay (MXNet's sparse AdaGrad has none)")
@@ -200,11 +220,15 @@ def train_epoch(network, trainer, loss_function, data: Pairs, hp: dict, rng) -> 
     started = time.perf_counter()
     softmax = hp["output_layer"] == "softmax"
     first, second, labels = epoch_pairs(data, hp["negative_sampling_rate"], rng)
-    arrays = _arrays(data.sides[0].take(first), data.sides[1].take(second), labels)
+    side0, side1 = data.sides[0].take(first), data.sides[1].take(second)
+    order, batches = plan_batches(side0.lengths, side1.lengths, hp["mini_batch_size"], hp["bucket_width"], rng)
+    tokens0, lengths0, tokens1, lengths1, labels = _arrays(side0.take(order), side1.take(order), labels[order])
     total_loss, correct = mx.nd.zeros(1), mx.nd.zeros(1)
-    size = hp["mini_batch_size"]
-    for start in range(0, len(labels), size):
-        batch = [array[start : start + size] for array in arrays]
+    for start, stop, width0, width1 in batches:
+        batch = (
+            tokens0[start:stop, :width0], lengths0[start:stop], tokens1[start:stop, :width1], lengths1[start:stop],
+            labels[start:stop],
+        )
         with autograd.record():
             outputs = network(*batch[:4])
             loss = loss_function(outputs, batch[4])
@@ -213,10 +237,10 @@ def train_epoch(network, trainer, loss_function, data: Pairs, hp: dict, rng) -> 
         total_loss += loss.sum()
         if softmax:
             correct += (outputs.argmax(axis=1) == batch[4]).sum()
-    mean_loss = total_loss.asscalar() / len(labels)  # waits for the last batch
-    throughput = len(labels) / (time.perf_counter() - started)
+    mean_loss = total_loss.asscalar() / first.size  # waits for the last batch
+    throughput = first.size / (time.perf_counter() - started)
     if softmax:
-        return {"accuracy": correct.asscalar() / len(labels), "cross_entropy": mean_loss}, throughput
+        return {"accuracy": correct.asscalar() / first.size, "cross_entropy": mean_loss}, throughput
     return {"mean_squared_error": mean_loss}, throughput
 
 
@@ -226,7 +250,7 @@ def run_training(layout: JobLayout, hp: dict) -> None:
     for name in ("_kvstore", "_num_gpus", "_num_kv_servers"):
         log(f"{name}={hp[name]} has no effect in the emulator (one CPU host)")
     if hp["bucket_width"]:
-        log(f"bucket_width={hp['bucket_width']} has no effect: batches are padded to the channel's longest record")
+        log(f"Bucketing: batches group pairs whose longer side falls in the same {hp['bucket_width']}-token bucket")
     channels = {name: read_channel(layout, name, hp) for name in ("train", "validation", "test")}
     train_data, validation, test = channels["train"], channels["validation"], channels["test"]
     if hp["negative_sampling_rate"] and len(train_data) < 2:
@@ -243,7 +267,7 @@ def run_training(layout: JobLayout, hp: dict) -> None:
         network.output.bias.set_data(mx.nd.array([float(train_data.labels.mean())]))
     _load_pretrained(network, layout, hp)
     network.hybridize(static_alloc=True)
-    trainer = _trainer(network, hp)
+    trainer = make_trainer(network, hp)
     loss_function = gluon.loss.SoftmaxCrossEntropyLoss() if softmax else gluon.loss.L2Loss(weight=2.0)
     stop_metric = "cross_entropy" if softmax else "mean_squared_error"
     watched = "validation" if validation is not None else "train"

@@ -11,7 +11,7 @@ from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError
 from sagemaker_emulator.algorithms.object2vec_data import encode_side
 from sagemaker_emulator.algorithms.object2vec_network import load_model
-from sagemaker_emulator.algorithms.object2vec_training import Pairs, epoch_pairs
+from sagemaker_emulator.algorithms.object2vec_training import Pairs, epoch_pairs, plan_batches
 from sagemaker_emulator.jobs.layout import create_layout
 
 JSON, JSONL = "application/json", "application/jsonlines"
@@ -162,7 +162,7 @@ def test_comparator_list_allows_spaces():
 
 @pytest.mark.parametrize("network", ["pooled_embedding", "hcnn", "bilstm"])
 def test_each_encoder_trains_and_serves(tmp_path, capsys, network):
-    hp = {**SMALL, "enc0_network": network, "enc0_layers": "2", "epochs": "8", "learning_rate": "0.01"}
+    hp = {**SMALL, "enc0_network": network, "enc0_layers": "2", "epochs": "8", "learning_rate": "0.01", "bucket_width": "2"}
     data = {"train": presence_pairs(600, 0), "validation": presence_pairs(200, 1), "test": presence_pairs(200, 2)}
     _, predictor = train(tmp_path, hp, data)
     found = metrics(capsys.readouterr().out)
@@ -371,3 +371,15 @@ def test_declarations_cover_the_contract():
     assert {"validation", "test", "auxiliary"} <= set(object2vec.CHANNELS)
     names = {d["Name"] for d in object2vec.METRIC_DEFINITIONS}
     assert {"validation:mean_squared_error", "test:accuracy", "validation:cross_entropy", "train:progress"} <= names
+
+
+@pytest.mark.parametrize("bucket_width", [0, 2])
+def test_batches_are_cut_to_their_longest_record(bucket_width):
+    lengths0 = np.array([1, 5, 2, 6, 1, 1], dtype=np.float32)
+    lengths1 = np.ones(6, dtype=np.float32)
+    order, batches = plan_batches(lengths0, lengths1, 2, bucket_width, np.random.default_rng(0))
+    assert sorted(order.tolist()) == list(range(6))
+    for start, stop, width0, width1 in batches:
+        assert width0 == lengths0[order[start:stop]].max() and width1 == 1
+    if bucket_width:
+        assert sorted(tuple(sorted(lengths0[order[a:b]])) for a, b, _, _ in batches) == [(1, 1), (1, 2), (5, 6)]
