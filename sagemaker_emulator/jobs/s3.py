@@ -1,8 +1,9 @@
 """Moving job data between S3 (moto) and local folders, with SageMaker's rules and its error wording.
 
 - ``S3Prefix``: every object whose key starts with the prefix; each lands at its key relative to the prefix
-  (to the prefix's parent folder when the prefix does not end in ``/``, so ``s3://b/data/train.csv`` becomes
-  ``train.csv``). Keys ending in ``/`` (folder markers) are skipped.
+  when the prefix is a folder of the key, with or without its final ``/`` (SDK v3 uploads script-mode code to
+  ``.../input/code`` and runs it from ``/opt/ml/input/data/code``), else relative to the prefix's parent folder
+  (``s3://b/data/train.csv`` becomes ``train.csv``). Keys ending in ``/`` (folder markers) are skipped.
 - ``ManifestFile``: a JSON list, ``[{"prefix": "s3://b/p/"}, "relative/key", ...]``.
 Faults in what the caller gave (an empty prefix, a missing object) raise
 :class:`~sagemaker_emulator.algorithms.base.ClientError`.
@@ -39,8 +40,11 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 
 def relative_key(prefix: str, key: str) -> str:
-    """Where ``key`` lands: relative to ``prefix`` if it ends in ``/``, else to the folder that holds it."""
-    base = prefix if prefix.endswith("/") else prefix[: prefix.rfind("/") + 1]
+    """Where ``key`` lands: relative to ``prefix`` if the prefix is a folder of the key, else to the prefix's parent."""
+    folder = prefix if prefix.endswith("/") else prefix + "/"
+    if key.startswith(folder):
+        return key[len(folder) :]
+    base = prefix[: prefix.rfind("/") + 1]
     return key[len(base) :] if key.startswith(base) else PurePosixPath(key).name
 
 
