@@ -1,6 +1,7 @@
 """What runs inside an emulated algorithm container: ``train`` a job, or ``serve`` a model over HTTP.
 
     python -m sagemaker_emulator.algorithms.container train <image> <job_root> [--report FILE]
+        [--entrypoint JSON_LIST --arguments JSON_LIST]
     python -m sagemaker_emulator.algorithms.container serve <image> <model_dir> --port-file FILE [--failure FILE]
 
 ``train`` follows SageMaker's training-container contract on a folder laid out like ``/opt/ml``: it checks the
@@ -8,6 +9,9 @@ job's hyperparameters and channels against the plug-in's declarations, calls ``t
 and on failure writes ``output/failure`` (``ClientError: ...`` for the caller's faults, ``AlgorithmError: ...``
 for the algorithm's). SIGTERM (StopTrainingJob, MaxRuntimeInSeconds) ends training; whatever the algorithm has
 saved in ``model/`` by then is still uploaded. ``--report`` receives the plug-in's metric definitions.
+A framework image (script mode, ``framework.py``) instead runs the job's ``ContainerEntrypoint`` and
+``ContainerArguments`` (``--entrypoint``, ``--arguments``), as ``docker run --entrypoint`` would; its hyperparameters
+and channels are the script's business, so they are not checked here.
 
 ``serve`` loads the model with the plug-in's ``load(model_dir)`` and answers the inference-container contract
 (``GET /ping``, ``POST /invocations``) on a loopback port, written to ``--port-file`` once it is ready.
@@ -25,7 +29,7 @@ import traceback
 from pathlib import Path
 
 from sagemaker_emulator.algorithms.base import AlgorithmError, Channel, ClientError, log, parse_hyperparameters
-from sagemaker_emulator.algorithms.registry import load_plugin
+from sagemaker_emulator.algorithms.registry import is_framework, load_plugin
 from sagemaker_emulator.jobs.layout import JobLayout
 
 EXIT_CLIENT_ERROR = 1
@@ -89,13 +93,21 @@ def _fail(layout: JobLayout, reason: str) -> None:
     layout.failure_file.write_text(reason)
 
 
-def train(image: str, root: Path, report: Path | None) -> int:
+def train(image: str, root: Path, report: Path | None, entrypoint: list[str], arguments: list[str]) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     layout = JobLayout(root)
     try:
         plugin = load_plugin(image)
         if report is not None:
             report.write_text(json.dumps({"metric_definitions": metric_definitions(plugin)}))
+        if is_framework(image):
+            plugin.run(layout, image, entrypoint, arguments)
+            return 0
+        if entrypoint or arguments:
+            raise ClientError(
+                f"The image '{image}' runs a built-in algorithm; the local SageMaker emulator runs "
+                "AlgorithmSpecification.ContainerEntrypoint/ContainerArguments only for framework images."
+            )
         hyperparameters = parse_hyperparameters(plugin.HYPERPARAMETERS, layout.hyperparameters())
         check_channels(plugin.CHANNELS, layout.input_data_config())
         plugin.train(layout, hyperparameters)
@@ -151,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     train_args.add_argument("image")
     train_args.add_argument("root", type=Path)
     train_args.add_argument("--report", type=Path)
+    train_args.add_argument("--entrypoint", type=json.loads, default=[], help="a JSON list (ContainerEntrypoint)")
+    train_args.add_argument("--arguments", type=json.loads, default=[], help="a JSON list (ContainerArguments)")
     serve_args = commands.add_parser("serve")
     serve_args.add_argument("image")
     serve_args.add_argument("model_dir", type=Path)
@@ -159,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _end_with_parent()
     if args.command == "train":
-        return train(args.image, args.root, args.report)
+        return train(args.image, args.root, args.report, args.entrypoint, args.arguments)
     return serve(args.image, args.model_dir, args.port_file, args.failure)
 
 

@@ -4,7 +4,8 @@ The key is the repository name in the image URI, whatever the registry host, acc
 ``382416733822.dkr.ecr.us-east-1.amazonaws.com/factorization-machines:1`` and
 ``174872318107.dkr.ecr.us-west-2.amazonaws.com/factorization-machines:latest`` both run
 ``factorization_machines``. Modules are imported only when a job or an endpoint needs them (some import mxnet).
-Framework images (``mxnet-training`` running a user's entry point) will be rows of the same table.
+Framework images (``mxnet-training`` and friends) are rows of the same table, all run by ``framework``: it
+executes the job's own entry point (script mode) rather than a built-in algorithm.
 """
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ from types import ModuleType
 
 from sagemaker_emulator.algorithms.base import ClientError
 
+FRAMEWORK = "framework"
+
 PLUGINS: dict[str, str] = {
     "factorization-machines": "factorization_machines",
     "knn": "knn",
     "object2vec": "object2vec",
     "mean-regressor": "mean_regressor",  # a tiny algorithm that exercises the contract in tests
+    "mxnet-training": FRAMEWORK,
+    "pytorch-training": FRAMEWORK,
+    "tensorflow-training": FRAMEWORK,
+    "sagemaker-scikit-learn": FRAMEWORK,
 }
 
 
@@ -36,6 +43,16 @@ def module_name(repository: str) -> str:
 def supported() -> list[str]:
     """The repositories whose plug-in module is present (found without importing it)."""
     return sorted(repo for repo in PLUGINS if importlib.util.find_spec(module_name(repo)) is not None)
+
+
+def builtin() -> list[str]:
+    """The supported repositories of built-in algorithms (each declares its hyperparameters), not framework images."""
+    return [repo for repo in supported() if PLUGINS[repo] != FRAMEWORK]
+
+
+def is_framework(image: str) -> bool:
+    """Whether an image URI (or repository name) runs the job's own entry point (script mode)."""
+    return PLUGINS.get(image_repository(image)) == FRAMEWORK
 
 
 def load_plugin(image: str) -> ModuleType:

@@ -1,7 +1,8 @@
 """Running one training job: the ``/opt/ml`` tree, data from S3, the algorithm process, logs, metrics, artifact.
 
 Steps, each a secondary status: Starting, Downloading (channels from S3 into ``input/data/<channel>``),
-Training (``container train`` in a child process, its output shipped to CloudWatch and matched against the
+Training (``container train`` in a child process, with the request's ``ContainerEntrypoint`` and
+``ContainerArguments`` for framework images, its output shipped to CloudWatch and matched against the
 metric definitions), Uploading (``model/`` as ``<S3OutputPath>/<job>/output/model.tar.gz``, ``output/data/`` as
 ``output.tar.gz``). StopTrainingJob and ``MaxRuntimeInSeconds`` send SIGTERM, wait the grace period, then SIGKILL;
 what the algorithm saved is still uploaded. A fault in what the caller sent fails the job with ``ClientError: ...``.
@@ -138,10 +139,19 @@ class TrainingRun:
             f"{job.name}/{CURRENT_HOST}-{int(time.time())}",
             on_line=self._on_line,
         )
+        spec = job.params["AlgorithmSpecification"]
+        command = container_command("train", job.image, str(self.layout.root), "--report", str(self.report))
+        for option, key in (("--entrypoint", "ContainerEntrypoint"), ("--arguments", "ContainerArguments")):
+            if spec.get(key):
+                command += [option, json.dumps(spec[key])]
         child = ChildProcess(
-            container_command("train", job.image, str(self.layout.root), "--report", str(self.report)),
+            command,
             cwd=self.folder,
-            env={str(k): str(v) for k, v in job.params.get("Environment", {}).items()},
+            env={
+                **{str(k): str(v) for k, v in job.params.get("Environment", {}).items()},
+                "TRAINING_JOB_NAME": job.name,  # set in every training container on AWS
+                "TRAINING_JOB_ARN": job.arn,
+            },
             supervisor=self.services.supervisor,
         )
         logs.follow(child.stdout)

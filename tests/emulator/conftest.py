@@ -1,10 +1,18 @@
 """One emulator per test session on 127.0.0.1; every test that uses it starts from a reset (fresh) state."""
 from __future__ import annotations
 
+import json
+
+import boto3
 import pytest
-from emulator_helpers import BUCKET, client
+from emulator_helpers import BUCKET, REGION, client
 
 import sagemaker_emulator
+
+TRUST = {  # lets SageMaker assume the tests' role
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +56,29 @@ def s3(emulator):
     s3 = client(emulator, "s3")
     s3.create_bucket(Bucket=BUCKET)
     return s3
+
+
+@pytest.fixture
+def sdk(emulator, s3, monkeypatch, tmp_path):
+    """The process environment a local-mode notebook gets, pointing every client at the emulator."""
+    from sagemaker.core.utils.logs import CloudWatchLogsClient
+    from sagemaker.core.utils.utils import SageMakerClient, SingletonMeta
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "sagemaker-config.yaml"
+    config.write_text(
+        "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
+        f"      Session:\n        DefaultS3Bucket: {BUCKET}\n"
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
+    SageMakerClient.reset()
+    SingletonMeta._instances.pop(CloudWatchLogsClient, None)
+    boto3.client("iam").create_role(RoleName="SageMakerRole", AssumeRolePolicyDocument=json.dumps(TRUST))
+    yield
+    SageMakerClient.reset()
+    SingletonMeta._instances.pop(CloudWatchLogsClient, None)

@@ -1,6 +1,7 @@
 """SageMaker Python SDK v3 against the emulator, end to end, through nothing but the environment.
 
-ModelTrainer's wait polls every 5 s, so these tests take a few seconds each; they are kept few.
+ModelTrainer's wait polls every 5 s, so these tests take a few seconds each; they are kept few. The ``sdk``
+fixture (the environment a local-mode notebook gets) is in ``conftest.py``.
 """
 from __future__ import annotations
 
@@ -8,40 +9,7 @@ import json
 import logging
 
 import boto3
-import pytest
-from emulator_helpers import ACCOUNT, BUCKET, IMAGE, REGION, model_artifact, put_csv
-
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
-
-
-@pytest.fixture
-def sdk(emulator, s3, monkeypatch, tmp_path):
-    """The process environment a local-mode notebook gets, pointing every client at the emulator."""
-    from sagemaker.core.utils.logs import CloudWatchLogsClient
-    from sagemaker.core.utils.utils import SageMakerClient, SingletonMeta
-
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
-        monkeypatch.delenv(name, raising=False)
-    config = tmp_path / "sagemaker-config.yaml"
-    config.write_text(
-        "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
-        f"      Session:\n        DefaultS3Bucket: {BUCKET}\n"
-    )
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
-    SageMakerClient.reset()
-    SingletonMeta._instances.pop(CloudWatchLogsClient, None)
-    boto3.client("iam").create_role(RoleName="SageMakerRole", AssumeRolePolicyDocument=json.dumps(TRUST))
-    yield
-    SageMakerClient.reset()
-    SingletonMeta._instances.pop(CloudWatchLogsClient, None)
+from emulator_helpers import BUCKET, IMAGE, ROLE, model_artifact, put_csv
 
 
 def test_model_trainer_streams_the_algorithm_log_and_returns(sdk, s3, caplog):
