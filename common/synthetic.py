@@ -5,7 +5,8 @@ factorization model beats the per-user mean, and similar movies sit close togeth
 What is planted:
 - genres: each movie has 1 to 3 of 18 genres, common ones (Drama, Comedy) more often;
 - popularity: a long (Zipf-like) tail, so few movies get most ratings, as in MovieLens;
-- taste: each user likes or dislikes each genre (a latent factor per genre), plus user and item biases;
+- taste: each user likes or dislikes each genre (a latent factor per genre), plus user and item biases; taste
+  also decides which of the popular movies a user watches, so what a user rates says something about them;
 - ratings on the 1..5 grid with MovieLens' proportions, timestamps after each movie's release, and readable
   made-up titles with years ("The Silent Harbor (1994)").
 The schema is ``common.data``'s; every step is vectorised so 20 million ratings take seconds, not hours.
@@ -28,6 +29,10 @@ MIN_RATINGS_PER_USER = 20
 POPULARITY_EXPONENT, POPULARITY_OFFSET = 2.0, 100.0
 ACTIVITY_SIGMA = 1.0  # spread (log scale) of how many ratings users give beyond the minimum
 USER_BIAS, ITEM_BIAS, TASTE, NOISE = 0.45, 0.45, 0.9, 0.6  # standard deviations, in score units
+# Users pick what to watch by popularity *and* taste, as real viewers do: each user is offered
+# CANDIDATES_PER_RATING times as many movies as they rate (drawn by popularity) and keeps those that suit their
+# taste best, with noise of weight 1/CHOICE_BY_TASTE. Without it popularity would be the best possible ranker.
+CANDIDATES_PER_RATING, CHOICE_BY_TASTE = 2, 1.0
 FIRST_YEAR, LAST_YEAR = 1930, 2017
 START, END = 883_612_800, 1_537_747_200  # 1998-01-01 .. 2018-09-24, Unix seconds
 YEAR_SECONDS = 31_556_952
@@ -70,8 +75,10 @@ def generate(
     popularity = np.empty(n_items)
     popularity[by_rank] = np.diff(_popularity_cdf(np.arange(n_items + 1.0), n_items))
 
-    users, items = _draw_pairs(rng, _draw_activity(rng, n_users, n_items, n_ratings), by_rank, popularity)
     tastes = rng.normal(0.0, TASTE, (n_users, len(GENRES)))
+    counts = _draw_activity(rng, n_users, n_items, n_ratings)
+    candidates = _draw_pairs(rng, np.minimum(CANDIDATES_PER_RATING * counts, n_items), by_rank, popularity)
+    users, items = _choose_by_taste(rng, counts, *candidates, _taste(tastes, flags, *candidates))
     item_bias = rng.normal(0.0, ITEM_BIAS, n_items) + 0.3 * ITEM_BIAS * _standardise(np.log(popularity))
     score = (
         rng.normal(0.0, USER_BIAS, n_users)[users] + item_bias[items] + _taste(tastes, flags, users, items)
@@ -188,6 +195,25 @@ def _draw_pairs(
         pending = pending[~finished]
     keys = np.sort(np.concatenate(done), kind="stable")  # sorted runs: a merge
     return keys // n_items, keys % n_items
+
+
+def _choose_by_taste(
+    rng: np.random.Generator, counts: np.ndarray, users: np.ndarray, items: np.ndarray, taste: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep each user's ``counts[u]`` candidates with the largest taste + Gumbel noise, sorted by (user, item).
+
+    Gumbel-top-k: the k largest ``CHOICE_BY_TASTE * taste + Gumbel`` keys are a draw without replacement with
+    weights ``exp(CHOICE_BY_TASTE * taste)``, done for every user at once with one sort.
+    """
+    key = CHOICE_BY_TASTE * taste + rng.gumbel(size=len(users))
+    # One float sort by (user, best key first): the user id plus a number in (0, 1) that falls as the key rises.
+    order = np.argsort(users + 1.0 / (1.0 + np.exp(np.clip(key, -30.0, 30.0))))
+    users, items = users[order], items[order]
+    place = np.arange(len(users)) - np.searchsorted(users, users)
+    keep = place < counts[users]
+    width = np.int64(items.max()) + 1
+    pairs = np.sort(users[keep] * width + items[keep])
+    return pairs // width, pairs % width
 
 
 def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
