@@ -1,0 +1,212 @@
+"""Lab 1's deep matrix factorization notebook at two scales: training throughput, and what ml-20m needs.
+
+The models (MF with biases, DMF 16/32 factors with a 64-64 MLP, NeuMF 16 factors with a 64-32-16 MLP, all with
+row-sparse embedding gradients), the batch generator (a numpy permutation per epoch, NDArrays sliced from it) and the training steps are the notebook's.
+Data: ``common.synthetic`` ratings the size of ml-100k (943 users x 1,682 movies x 100,000) and of ml-20m (138,493 x
+26,744 x 20,000,263); ml-20m itself is not downloaded.
+
+For each size it prints, side by side: samples/s per model (a bounded number of batches after a warm-up, so the
+20M epoch time is an extrapolation), the seconds per epoch that implies (NeuMF's epoch is 5 samples per
+positive: the positive and 4 negatives), and the data steps the notebook runs before training (one
+``split_holdout``, id encoding, one ``leave_one_out``, one epoch of negative sampling) with the peak resident
+memory of the process during each.
+
+    .venv/bin/python benchmarks/dmf.py [--skip-20m] [--batches 300]
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+
+import common  # noqa: F401  (numpy alias before mxnet)
+import mxnet as mx
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+from common import data, synthetic
+
+SIZES = {"ml-100k-sized": (943, 1682, 100_000), "ml-20m-sized": (138_493, 26_744, 20_000_263)}
+RATING_BATCH, NCF_BATCH, NEGATIVES = 1024, 4096, 4
+LARGE_BATCH = 25_000  # the original workshop's batch size for ml-20m
+WARMUP = 20
+
+
+class MF(gluon.HybridBlock):
+    def __init__(self, n_users, n_items, factors, mu):
+        super().__init__()
+        self.mu = mu
+        self.P = nn.Embedding(n_users, factors, sparse_grad=True)
+        self.Q = nn.Embedding(n_items, factors, sparse_grad=True)
+        self.b_u = nn.Embedding(n_users, 1, sparse_grad=True)
+        self.b_i = nn.Embedding(n_items, 1, sparse_grad=True)
+
+    def hybrid_forward(self, F, u, i):
+        dot = (self.P(u) * self.Q(i)).sum(axis=1)
+        return self.mu + self.b_u(u).reshape((-1,)) + self.b_i(i).reshape((-1,)) + dot
+
+
+class DMF(gluon.HybridBlock):
+    def __init__(self, n_users, n_items, user_factors, item_factors, hidden, mu):
+        super().__init__()
+        self.mu = mu
+        self.user_embedding = nn.Embedding(n_users, user_factors, sparse_grad=True)
+        self.item_embedding = nn.Embedding(n_items, item_factors, sparse_grad=True)
+        self.mlp = nn.HybridSequential()
+        for width in hidden:
+            self.mlp.add(nn.Dense(width, activation="relu"))
+        self.mlp.add(nn.Dense(1))
+
+    def hybrid_forward(self, F, users, items):
+        x = F.concat(self.user_embedding(users), self.item_embedding(items), dim=1)
+        return self.mlp(x).reshape((-1,)) + self.mu
+
+
+class NeuMF(gluon.HybridBlock):
+    def __init__(self, n_users, n_items, factors, hidden):
+        super().__init__()
+        self.P = nn.Embedding(n_users, factors, sparse_grad=True)
+        self.Q = nn.Embedding(n_items, factors, sparse_grad=True)
+        self.P_mlp = nn.Embedding(n_users, hidden[0] // 2, sparse_grad=True)
+        self.Q_mlp = nn.Embedding(n_items, hidden[0] // 2, sparse_grad=True)
+        self.mlp = nn.HybridSequential()
+        for width in hidden[1:]:
+            self.mlp.add(nn.Dense(width, activation="relu"))
+        self.out = nn.Dense(1)
+
+    def hybrid_forward(self, F, u, i):
+        gmf = self.P(u) * self.Q(i)
+        mlp = self.mlp(F.concat(self.P_mlp(u), self.Q_mlp(i), dim=1))
+        return self.out(F.concat(gmf, mlp, dim=1)).reshape((-1,))
+
+
+def batches(arrays, size, rng=None):
+    order = rng.permutation(len(arrays[0])) if rng is not None else np.arange(len(arrays[0]))
+    for start in range(0, len(order), size):
+        rows = order[start:start + size]
+        yield [mx.nd.array(a[rows]) for a in arrays]
+
+
+def sample_negatives(users, per_positive, seen, n_items, rng):
+    """The notebook's sampler: uniform draws, collisions with known (user, movie) keys redrawn."""
+    users = np.repeat(users, per_positive)
+    items = rng.integers(0, n_items, len(users), dtype=np.int32)
+    redraw = np.arange(len(users))
+    while len(redraw):
+        keys = users[redraw].astype(np.int64) * n_items + items[redraw]
+        redraw = redraw[seen[np.minimum(np.searchsorted(seen, keys), len(seen) - 1)] == keys]
+        items[redraw] = rng.integers(0, n_items, len(redraw))
+    return users, items
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+@contextmanager
+def measured(log: list, step: str):
+    """Time a step and sample the process's resident memory every 20 ms while it runs."""
+    peak, done = [rss_mb()], threading.Event()
+
+    def sample():
+        while not done.wait(0.02):
+            peak.append(rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    log.append((step, seconds, max(peak + [rss_mb()])))
+
+
+def throughput(net, arrays, loss_fn, batch_size, max_batches) -> float:
+    """Samples per second of Adam training steps, over at most ``max_batches`` batches after a warm-up."""
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.001})
+    rng, seen, start = np.random.default_rng(0), 0, None
+    for step, (u, i, y) in enumerate(batches(arrays, batch_size, rng)):
+        if step == WARMUP:
+            mx.nd.waitall()
+            start, seen = time.perf_counter(), 0
+        with autograd.record():
+            loss = loss_fn(net(u, i), y)
+        loss.backward()
+        trainer.step(u.shape[0])
+        seen += u.shape[0]
+        if step >= WARMUP + max_batches:
+            break
+    mx.nd.waitall()
+    return seen / (time.perf_counter() - start)
+
+
+def run(name: str, n_users: int, n_items: int, n_ratings: int, max_batches: int) -> None:
+    ratings, _ = synthetic.generate(seed=0, n_users=n_users, n_items=n_items, n_ratings=n_ratings)
+    steps = [("synthetic ratings in memory", 0.0, rss_mb())]
+    with measured(steps, "split_holdout (10 per user)"):
+        train, _ = data.split_holdout(ratings, seed=0)
+    with measured(steps, "ids to int32 rows, float32 ratings"):
+        user_index, item_index = pd.Index(np.unique(ratings.user_id)), pd.Index(np.unique(ratings.item_id))
+        fit = (user_index.get_indexer(train.user_id).astype(np.int32),
+               item_index.get_indexer(train.item_id).astype(np.int32), train.rating.to_numpy(np.float32))
+    del train
+    with measured(steps, "leave_one_out (99 negatives)"):
+        loo_train, _, _ = data.leave_one_out(ratings, seed=0)
+    pos_users = user_index.get_indexer(loo_train.user_id).astype(np.int32)
+    pos_items = item_index.get_indexer(loo_train.item_id).astype(np.int32)
+    del loo_train
+    with measured(steps, f"one epoch of negatives ({NEGATIVES} per positive)"):
+        seen = np.unique(pos_users.astype(np.int64) * n_items + pos_items)
+        neg_users, neg_items = sample_negatives(pos_users, NEGATIVES, seen, n_items, np.random.default_rng(0))
+        implicit = (np.r_[pos_users, neg_users], np.r_[pos_items, neg_items],
+                    np.r_[np.ones(len(pos_users)), np.zeros(len(neg_users))].astype(np.float32))
+    del neg_users, neg_items, seen
+
+    mu = float(fit[2].mean())
+    runs = [("MF + biases, 32 factors", lambda: MF(n_users, n_items, 32, mu), fit, gluon.loss.L2Loss(), RATING_BATCH),
+            ("DMF 16/32, MLP 64-64", lambda: DMF(n_users, n_items, 16, 32, [64, 64], mu), fit, gluon.loss.L2Loss(),
+             RATING_BATCH),
+            ("NeuMF 16, MLP 64-32-16", lambda: NeuMF(n_users, n_items, 16, [64, 32, 16]), implicit,
+             gluon.loss.SigmoidBinaryCrossEntropyLoss(), NCF_BATCH)]
+    if n_ratings > 1_000_000:
+        runs[2:2] = [(f"{label}, large batch", make, arrays, loss, LARGE_BATCH)
+                     for label, make, arrays, loss, _ in runs[:2]]
+    print(f"\n{name}: {n_users:,} users x {n_items:,} movies, {n_ratings:,} ratings "
+          f"({len(fit[2]):,} to fit, {len(implicit[2]):,} implicit samples per epoch)")
+    print(f"  {'model':<40} {'batch':>6} {'samples/s':>11} {'s/epoch':>9}")
+    for label, make, arrays, loss, batch in runs:
+        mx.random.seed(0)
+        rate = throughput(make(), arrays, loss, batch, max_batches)
+        print(f"  {label:<40} {batch:>6,} {rate:>11,.0f} {len(arrays[2]) / rate:>9,.1f}", flush=True)
+    print(f"  {'data step':<52} {'seconds':>8} {'peak RSS (MB)':>14}")
+    for step, seconds, peak in steps:
+        print(f"  {step:<52} {seconds:>8.1f} {peak:>14,.0f}")
+    print(f"  training arrays: {sum(a.nbytes for a in fit) / 1e6:,.0f} MB ratings, "
+          f"{sum(a.nbytes for a in implicit) / 1e6:,.0f} MB implicit samples")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-20m", action="store_true", help="only the ml-100k-sized run")
+    parser.add_argument("--batches", type=int, default=300, help="timed batches per model (after a warm-up)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    for name, (n_users, n_items, n_ratings) in SIZES.items():
+        if name == "ml-20m-sized" and args.skip_20m:
+            continue
+        run(name, n_users, n_items, n_ratings, args.batches)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s, peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6:,.0f} MB (includes generating the data)")
+
+
+if __name__ == "__main__":
+    main()
