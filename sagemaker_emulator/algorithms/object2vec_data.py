@@ -58,7 +58,9 @@ def encode_side(
     except ValueError:
         flat = np.array([], dtype=object)
     if flat.dtype.kind not in "iu" and not (flat.dtype.kind == "f" and np.all(np.mod(flat, 1) == 0)):
-        first = next(i for i, s in enumerate(sequences) if not all(_is_integral(v) for v in s))
+        first = next((i for i, s in enumerate(sequences) if not all(_is_integral(v) for v in s)), None)
+        if first is None:  # integers too large for int64, so outside any vocabulary
+            raise RecordError(vocab_error(side, max(chain.from_iterable(sequences), key=abs), vocab_size))
         raise RecordError(f"{where(first)}: '{key}' must be a non-empty list of integer token ids")
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     positions = np.arange(flat.size) - starts
@@ -90,7 +92,9 @@ def parse_labels(records: list[dict], classes: int | None, where: Callable[[int]
         RecordError: a missing or non-numeric label, or a class label outside [0, classes).
     """
     labels = [record.get("label") for record in records]
-    wrong = next((i for i, label in enumerate(labels) if type(label) not in (int, float) or not np.isfinite(label)), None)
+    wrong = next(
+        (i for i, label in enumerate(labels) if type(label) not in (int, float) or not np.isfinite(label)), None
+    )
     if wrong is not None:
         label = labels[wrong]
         reason = "has no 'label'" if label is None else f"has a non-numeric label {json.dumps(label)}"

@@ -28,9 +28,12 @@ HYPERPARAMETERS_FILE = "hyperparameters.json"
 PARAMETERS_FILE = "network.params"
 
 
-def _masked(F, sequence, lengths):
-    """Zero every position at or past its record's length; sequence is batch × time × channels."""
-    return F.SequenceMask(sequence, sequence_length=lengths, use_sequence_length=True, axis=1)
+def _valid(F, tokens, lengths):
+    """1 where a position holds one of the record's tokens, 0 on padding (batch × time).
+
+    Built from the inputs alone, so nothing derived from it costs anything in the backward pass.
+    """
+    return F.SequenceMask(F.ones_like(tokens), sequence_length=lengths, use_sequence_length=True, axis=1)
 
 
 class PooledEmbeddingEncoder(HybridBlock):
@@ -43,8 +46,7 @@ class PooledEmbeddingEncoder(HybridBlock):
     def hybrid_forward(self, F, tokens, lengths):
         # A weighted sum as one batched product: 1/length on valid positions, 0 on padding. Much faster on CPU
         # than masking then sum and divide, whose backward passes dominate a step with one-token inputs.
-        valid = F.SequenceMask(F.ones_like(tokens), sequence_length=lengths, use_sequence_length=True, axis=1)
-        weights = F.BlockGrad(F.broadcast_div(valid, F.expand_dims(lengths, axis=1)))
+        weights = F.broadcast_div(_valid(F, tokens, lengths), F.expand_dims(lengths, axis=1))
         return F.squeeze(F.batch_dot(F.expand_dims(weights, axis=1), self.embedding(tokens)), axis=1)
 
 
@@ -59,17 +61,15 @@ class HcnnEncoder(HybridBlock):
         with self.name_scope():
             self.convolutions = nn.HybridSequential()
             for _ in range(layers):
-                self.convolutions.add(
-                    nn.Conv1D(channels, filter_width, padding=filter_width // 2, activation="relu", in_channels=channels)
-                )
+                self.convolutions.add(nn.Conv1D(
+                    channels, filter_width, padding=filter_width // 2, activation="relu", in_channels=channels
+                ))
             self.projection = nn.Dense(enc_dim, in_units=channels)
 
     def hybrid_forward(self, F, tokens, lengths):
         # Channels-first (batch × channels × time) throughout, as MXNet's convolution and global pooling want it.
-        # The full-size mask depends on the inputs only, so the backward pass never reduces over it (a broadcast
-        # multiply would, at every layer).
-        valid = F.SequenceMask(F.ones_like(tokens), sequence_length=lengths, use_sequence_length=True, axis=1)
-        mask = F.repeat(F.expand_dims(valid, axis=1), repeats=self.channels, axis=1)
+        # A full-size mask, not a broadcast multiply, whose backward pass would reduce over it at every layer.
+        mask = F.repeat(F.expand_dims(_valid(F, tokens, lengths), axis=1), repeats=self.channels, axis=1)
         hidden = F.transpose(self.embedding(tokens), axes=(0, 2, 1)) * mask
         for depth, convolution in enumerate(self.convolutions):
             output = convolution(hidden)
@@ -139,7 +139,7 @@ class Object2VecNetwork(HybridBlock):
             embeddings = [
                 nn.Embedding(
                     spec["vocab_size"], spec["token_embedding_dim"], sparse_grad=config["sparse_grad"],
-                    weight_initializer=mx.init.Uniform(0.1), prefix=f"embedding{side}_",
+                    weight_initializer=mx.init.Uniform(0.01), prefix=f"embedding{side}_",
                 )
                 for side, spec in enumerate(config["encoders"])
             ]
@@ -176,7 +176,7 @@ class Object2VecNetwork(HybridBlock):
 
 
 def network_config(hp: dict) -> dict:
-    """The settings the network is built from, out of the resolved hyperparameters (``object2vec.resolve_hyperparameters``)."""
+    """The network's settings, from the resolved hyperparameters (``object2vec.resolve_hyperparameters``)."""
     keys = ("network", "vocab_size", "token_embedding_dim", "layers", "cnn_filter_width")
     return {
         "encoders": [{key: hp[f"enc{side}_{key}"] for key in keys} for side in (0, 1)],

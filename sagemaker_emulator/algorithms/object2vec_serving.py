@@ -8,6 +8,7 @@ encoder. One request may mix both kinds (our choice; AWS does not say); answers 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -77,6 +78,7 @@ def load_predictor(model_dir: Path) -> Predictor:
     """The inference function of the artifact in ``model_dir`` (the network is loaded once, here)."""
     network, hp = load_model(model_dir)
     softmax = hp["output_layer"] == "softmax"
+    lock = threading.Lock()
 
     def sides(instances: list, chosen: np.ndarray, keys: tuple[int, ...], limits, where):
         try:
@@ -104,21 +106,25 @@ def load_predictor(model_dir: Path) -> Predictor:
         neither = np.flatnonzero(~has.any(axis=1))
         if neither.size:
             raise PayloadError(f"{UNEVALUABLE}: {where(int(neither[0]))} has neither 'in0' nor 'in1'")
+        groups = [(np.flatnonzero(has.all(axis=1)), (0, 1))] + [
+            (np.flatnonzero(has[:, side] & ~has[:, 1 - side]), (side,)) for side in (0, 1)
+        ]
+        encoded = [
+            (chosen, keys, sides(instances, chosen, keys, limits, where)) for chosen, keys in groups if chosen.size
+        ]
         answers: list = [None] * len(instances)
-        pairs = np.flatnonzero(has.all(axis=1))
-        if pairs.size:
-            outputs = predict(network, *sides(instances, pairs, (0, 1), limits, where))
-            if softmax:
-                outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-                outputs /= outputs.sum(axis=1, keepdims=True)
-            for i, row in zip(pairs, outputs.tolist()):
-                answers[i] = {"scores": row}
-        for side in (0, 1):
-            alone = np.flatnonzero(has[:, side] & ~has[:, 1 - side])
-            if alone.size:
-                (encoded,) = sides(instances, alone, (side,), limits, where)
-                for i, row in zip(alone, embed(network, side, encoded).tolist()):
-                    answers[i] = {"embeddings": row}
+        with lock:  # one request at a time through the cached graph
+            for chosen, keys, inputs in encoded:
+                if len(keys) == 2:
+                    outputs = predict(network, *inputs)
+                    if softmax:
+                        outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+                        outputs /= outputs.sum(axis=1, keepdims=True)
+                    rows = [{"scores": row} for row in outputs.tolist()]
+                else:
+                    rows = [{"embeddings": row} for row in embed(network, keys[0], inputs[0]).tolist()]
+                for i, row in zip(chosen, rows):
+                    answers[i] = row
         if response_type == JSONLINES:
             return "".join(json.dumps(answer) + "\n" for answer in answers).encode(), JSONLINES
         return json.dumps({"predictions": answers}).encode(), JSON

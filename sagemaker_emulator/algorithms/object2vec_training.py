@@ -158,7 +158,10 @@ def _load_pretrained(network: Object2VecNetwork, layout: JobLayout, hp: dict) ->
         name = hp[f"enc{side}_pretrained_embedding_file"]
         if not name:
             continue
-        files = {key: layout.channel_dir("auxiliary") / hp[f"enc{side}_{key}"] for key in ("pretrained_embedding_file", "vocab_file")}
+        files = {
+            key: layout.channel_dir("auxiliary") / hp[f"enc{side}_{key}"]
+            for key in ("pretrained_embedding_file", "vocab_file")
+        }
         for key, path in files.items():
             if hp[f"enc{side}_{key}"] and not path.is_file():
                 raise ClientError(f"enc{side}_{key} '{path.name}' was not found in the auxiliary channel")

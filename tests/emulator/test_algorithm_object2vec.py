@@ -162,7 +162,8 @@ def test_comparator_list_allows_spaces():
 
 @pytest.mark.parametrize("network", ["pooled_embedding", "hcnn", "bilstm"])
 def test_each_encoder_trains_and_serves(tmp_path, capsys, network):
-    hp = {**SMALL, "enc0_network": network, "enc0_layers": "2", "epochs": "8", "learning_rate": "0.01", "bucket_width": "2"}
+    hp = {**SMALL, "enc0_network": network, "enc0_layers": "2", "epochs": "8", "learning_rate": "0.01",
+          "bucket_width": "2"}
     data = {"train": presence_pairs(600, 0), "validation": presence_pairs(200, 1), "test": presence_pairs(200, 2)}
     _, predictor = train(tmp_path, hp, data)
     found = metrics(capsys.readouterr().out)
@@ -263,7 +264,8 @@ def test_pretrained_embeddings_are_loaded_and_frozen(tmp_path):
     vocab = json.dumps({f"w{i}": 11 - i for i in range(12)})
     hp = {**SMALL, "enc0_network": "hcnn", "enc0_layers": "1", "epochs": "2",
           "enc0_pretrained_embedding_file": "glove.txt", "enc0_vocab_file": "vocab.json"}
-    layout, _ = train(tmp_path, hp, {"train": parity_pairs(200, 0)}, auxiliary={"glove.txt": glove, "vocab.json": vocab})
+    auxiliary = {"glove.txt": glove, "vocab.json": vocab}
+    layout, _ = train(tmp_path, hp, {"train": parity_pairs(200, 0)}, auxiliary=auxiliary)
     network, _ = load_model(layout.model_dir)
     table = network.encoder(0).embedding.weight.data().asnumpy()
     np.testing.assert_allclose(table[:, 0], [(11 - i) / 10 for i in range(12)], rtol=1e-6)
