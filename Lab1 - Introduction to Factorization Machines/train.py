@@ -9,7 +9,8 @@ file runs in the MXNet training container on AWS, in the local emulator, or by h
 - hyperparameters: ``SM_HPS`` (a JSON object) and/or command-line flags (``--epochs 5``), the flags winning;
 - ``SM_MODEL_DIR`` receives ``model.params`` (Gluon parameters) and ``model.json`` (the architecture);
 - ``SM_NUM_GPUS`` picks the device; ``SM_HOSTS`` / ``SM_CURRENT_HOST``: one instance only;
-- one line per epoch, ``epoch=1 train_rmse=0.9512 validation_rmse=0.9307``, for MetricDefinitions.
+- one line per epoch, ``epoch=1 train_rmse=0.9512 validation_rmse=0.9307``, for MetricDefinitions; the last
+  line repeats the best ``validation_rmse``, so SageMaker's final metric is the saved model's.
 
 ``model_fn(model_dir)`` loads a trained model back (the name SageMaker's MXNet serving looks for).
 It deliberately does not import the workshop's ``common`` package: the container only has this file.

@@ -73,7 +73,9 @@ def test_script_trains_prints_metric_lines_and_saves_a_loadable_model(job):
     mx = train_script.mx
     predictions = net(mx.nd.array(validation["user"].to_numpy()), mx.nd.array(validation["item"].to_numpy()))
     rmse = float(np.sqrt(((predictions.asnumpy() - validation["rating"].to_numpy()) ** 2).mean()))
-    assert rmse == pytest.approx(min(float(e[2]) for e in epochs), abs=1e-3)  # the best epoch was kept
+    best = min(float(e[2]) for e in epochs)
+    assert rmse == pytest.approx(best, abs=1e-3)  # the best epoch was kept
+    assert float(re.findall(r"validation_rmse=(\d+\.\d+)", done.stdout)[-1]) == best  # SageMaker's final metric
     assert not (root / "output" / "failure").exists()
 
 
