@@ -16,11 +16,24 @@ from pathlib import Path
 CONTAINER_MODULE = "sagemaker_emulator.algorithms.container"
 
 
+# A container starts from a clean environment, as on SageMaker: none of the host's variables (WORKSHOP_*,
+# credentials, the kernel's settings) reach a job or its log. Only what running Python here needs passes through.
+INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS",
+                       "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def container_environment() -> dict[str, str]:
+    """The variables a child process starts with (before the job's own Environment is added)."""
+    env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+    env.update({name: value for name, value in os.environ.items() if name.startswith("MXNET_")})
+    return env
+
+
 class ChildProcess:
     """One child whose stdout and stderr come back merged, line by line, on :attr:`stdout`."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None, supervisor: "Supervisor"):
-        child_env = dict(os.environ)
+        child_env = container_environment()
         child_env.update(env or {})
         child_env["PYTHONUNBUFFERED"] = "1"
         self._supervisor = supervisor

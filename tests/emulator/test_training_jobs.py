@@ -238,3 +238,14 @@ def test_list_filters_by_status(sm, data):
     everything = sm.list_training_jobs(SortBy="Name", SortOrder="Ascending", MaxResults=1)
     assert [j["TrainingJobName"] for j in everything["TrainingJobSummaries"]] == ["list-bad"]
     assert "NextToken" in everything
+
+
+def test_a_job_starts_from_a_clean_environment_not_the_hosts(monkeypatch):
+    from sagemaker_emulator.jobs.process import container_environment
+
+    monkeypatch.setenv("WORKSHOP_DATASET", "ml-latest-small")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-containers")
+    monkeypatch.setenv("MXNET_ENGINE_TYPE", "NaiveEngine")
+    env = container_environment()
+    assert "WORKSHOP_DATASET" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert env["MXNET_ENGINE_TYPE"] == "NaiveEngine" and env["PATH"]
