@@ -21,7 +21,7 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 SHARED_MIRROR = Path(__file__).resolve().parents[3] / "shared" / "movielens"
 
 
-def real_mirror() -> Path | None:
+def _find_mirror() -> Path | None:
     """The directory holding ml-latest-small.zip: ``WORKSHOP_DATA_MIRROR`` if it is a directory, else ../shared."""
     configured = settings().data_mirror
     for candidate in (Path(configured) if configured and "://" not in configured else None, SHARED_MIRROR):
@@ -30,7 +30,16 @@ def real_mirror() -> Path | None:
     return None
 
 
-REAL_MIRROR = real_mirror()  # read before any test clears the WORKSHOP_* variables
+REAL_MIRROR = _find_mirror()  # found at import, before any test clears the WORKSHOP_* variables
+
+
+@pytest.fixture
+def real_mirror() -> Path:
+    """The directory holding the real ml-latest-small.zip; the test is skipped, saying why, when there is none."""
+    if REAL_MIRROR is None:
+        pytest.skip("no MovieLens mirror: set WORKSHOP_DATA_MIRROR to a directory holding ml-latest-small.zip "
+                    f"(the default, {SHARED_MIRROR}, is absent)")
+    return REAL_MIRROR
 
 
 @pytest.fixture
