@@ -193,7 +193,7 @@ def network_config(hp: dict) -> dict:
 
 
 def build_network(hp: dict) -> Object2VecNetwork:
-    """A network for the resolved hyperparameters, its parameters initialised (Xavier; embeddings uniform ±0.1)."""
+    """A network for the resolved hyperparameters, its parameters initialised (Xavier; embeddings uniform ±0.01)."""
     network = Object2VecNetwork(network_config(hp))
     network.initialize(mx.init.Xavier())
     return network
