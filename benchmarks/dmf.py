@@ -16,10 +16,12 @@ memory of the process during each.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import resource
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,13 @@ from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 from common import data, synthetic
+
+# DMF is the script-mode job's own model (Lab 1's train.py), loaded from its file: the lab folder's name has spaces.
+TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "Lab1 - Introduction to Factorization Machines" / "train.py"
+_spec = importlib.util.spec_from_file_location("dmf_train_script", TRAIN_SCRIPT)
+_train_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_train_script)
+DMF = _train_script.DMF
 
 SIZES = {"ml-100k-sized": (943, 1682, 100_000), "ml-20m-sized": (138_493, 26_744, 20_000_263)}
 RATING_BATCH, NCF_BATCH, NEGATIVES = 1024, 4096, 4
@@ -49,22 +58,6 @@ class MF(gluon.HybridBlock):
     def hybrid_forward(self, F, u, i):
         dot = (self.P(u) * self.Q(i)).sum(axis=1)
         return self.mu + self.b_u(u).reshape((-1,)) + self.b_i(i).reshape((-1,)) + dot
-
-
-class DMF(gluon.HybridBlock):
-    def __init__(self, n_users, n_items, user_factors, item_factors, hidden, mu):
-        super().__init__()
-        self.mu = mu
-        self.user_embedding = nn.Embedding(n_users, user_factors, sparse_grad=True)
-        self.item_embedding = nn.Embedding(n_items, item_factors, sparse_grad=True)
-        self.mlp = nn.HybridSequential()
-        for width in hidden:
-            self.mlp.add(nn.Dense(width, activation="relu"))
-        self.mlp.add(nn.Dense(1))
-
-    def hybrid_forward(self, F, users, items):
-        x = F.concat(self.user_embedding(users), self.item_embedding(items), dim=1)
-        return self.mlp(x).reshape((-1,)) + self.mu
 
 
 class NeuMF(gluon.HybridBlock):
