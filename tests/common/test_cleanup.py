@@ -10,7 +10,6 @@ import time
 import boto3
 import pytest
 
-import sagemaker_emulator
 from common.cleanup import delete_resources, leftovers
 
 BUCKET = "cleanup-tests"
@@ -18,16 +17,8 @@ IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/mean-regressor:1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    running = sagemaker_emulator.start(stop_grace_seconds=1.0)
-    yield running
-    running.stop()
-
-
 @pytest.fixture
 def aws(emulator, monkeypatch):
-    emulator.reset()
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
@@ -35,8 +26,7 @@ def aws(emulator, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     boto3.client("s3").create_bucket(Bucket=BUCKET)
-    yield boto3.client("sagemaker"), boto3.client("s3")
-    emulator.reset()
+    return boto3.client("sagemaker"), boto3.client("s3")
 
 
 def _artifact(s3) -> str:

@@ -6,17 +6,9 @@ import os
 import boto3
 import pytest
 
-import sagemaker_emulator
 from common import session
 
 ACCOUNT = "123456789012"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    running = sagemaker_emulator.start(stop_grace_seconds=1.0)
-    yield running
-    running.stop()
 
 
 @pytest.fixture

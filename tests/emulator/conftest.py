@@ -1,4 +1,4 @@
-"""One emulator per test session on 127.0.0.1; every test that uses it starts from a reset (fresh) state."""
+"""Clients and fixtures for the emulator tests; the emulator itself comes from tests/conftest.py."""
 from __future__ import annotations
 
 import json
@@ -7,27 +7,11 @@ import boto3
 import pytest
 from emulator_helpers import BUCKET, REGION, client
 
-import sagemaker_emulator
 
 TRUST = {  # lets SageMaker assume the tests' role
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
-
-
-@pytest.fixture(scope="session")
-def running_emulator():
-    emulator = sagemaker_emulator.start(stop_grace_seconds=2.0)
-    yield emulator
-    emulator.stop()
-    assert not emulator.services.supervisor.live(), "child processes were left running"
-
-
-@pytest.fixture
-def emulator(running_emulator):
-    running_emulator.reset()
-    yield running_emulator
-    running_emulator.reset()
 
 
 @pytest.fixture
