@@ -30,9 +30,9 @@ IMAGE = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/mean-regressor:1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
 
-def _client(url: str, service: str):
+def _client(emulator, service: str):
     return boto3.client(
-        service, endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test",
+        service, endpoint_url=emulator.url, region_name=REGION, **emulator.credentials.as_boto3(),
         config=Config(max_pool_connections=64, retries={"max_attempts": 1}),
     )
 
@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     emulator = sagemaker_emulator.start()
     try:
-        sm, s3, runtime = (_client(emulator.url, s) for s in ("sagemaker", "s3", "sagemaker-runtime"))
+        sm, s3, runtime = (_client(emulator, s) for s in ("sagemaker", "s3", "sagemaker-runtime"))
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key="train/a.csv", Body=b"1,0\n2,0\n3,0\n")
         data = json.dumps({"value": 1.0}).encode()

@@ -20,15 +20,13 @@ from botocore.config import Config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.loopback import is_loopback
 from sagemaker_emulator.resources.endpoints import stop_all as stop_endpoints
 from sagemaker_emulator.server import EmulatorApp
 from sagemaker_emulator.state import Clock, EmulatorState, Limits, Services, SystemClock
 
 LOG = logging.getLogger(__name__)
-
-DUMMY_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
-
 
 class _QuietHandler(MotoRequestHandler):
     """moto's request handler without werkzeug's per-request log line (it would flood a notebook)."""
@@ -52,18 +50,13 @@ class Emulator:
         clock: Clock | None = None,
         limits: Limits | None = None,
         stop_grace_seconds: float = 10.0,
+        credentials: Credentials | None = None,
     ):
         if not is_loopback(host):
             raise ValueError(f"The emulator only listens on loopback addresses; {host!r} is not one.")
         self._own_workdir = workdir is None
         root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="sagemaker-emulator-"))
-        self.services = Services(
-            clock=clock or SystemClock(),
-            workdir=root,
-            limits=limits or Limits(),
-            client=self.client,
-            stop_grace_seconds=stop_grace_seconds,
-        )
+        self.credentials = credentials or Credentials.generate()
         self._states: dict[str, EmulatorState] = {}
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
@@ -72,6 +65,15 @@ class Emulator:
         self.host = host
         self.port = self._server.server_address[1]
         self.url = f"http://{host}:{self.port}"
+        self.services = Services(
+            clock=clock or SystemClock(),
+            workdir=root,
+            limits=limits or Limits(),
+            client=self.client,
+            credentials=self.credentials,
+            url=self.url,
+            stop_grace_seconds=stop_grace_seconds,
+        )
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -91,7 +93,7 @@ class Emulator:
         with self._lock:
             key = (service, region)
             if key not in self._clients:
-                session = boto3.session.Session(region_name=region, **DUMMY_CREDENTIALS)
+                session = boto3.session.Session(region_name=region, **self.credentials.as_boto3())
                 config = Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"})
                 self._clients[key] = session.client(service, endpoint_url=self.url, config=config)
             return self._clients[key]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, Generic, Iterator, Protocol, TypeVar
 
+from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.errors import ResourceInUse, ServiceError, ValidationException
 from sagemaker_emulator.jobs.process import Supervisor
 
@@ -122,6 +123,8 @@ class Services:
     workdir: Path
     limits: Limits
     client: Callable[[str, str], object]  # (service, region) -> boto3 client bound to this emulator
+    credentials: Credentials  # the key pair every request must be signed with; containers get it too
+    url: str  # where containers reach the emulator (their AWS_ENDPOINT_URL)
     supervisor: Supervisor = field(default_factory=Supervisor)
     stop_grace_seconds: float = 10.0
     invocation_timeout_seconds: float = 60.0

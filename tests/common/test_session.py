@@ -100,8 +100,8 @@ def test_local_mode_refuses_a_remote_emulator(env):
 def test_aws_mode_creates_a_private_default_bucket(env, emulator, capsys):
     role = f"arn:aws:iam::{ACCOUNT}:role/Workshop"
     env.update(
-        WORKSHOP_MODE="aws", WORKSHOP_ROLE_ARN=role, AWS_ENDPOINT_URL=emulator.url, AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="eu-west-1",
+        WORKSHOP_MODE="aws", WORKSHOP_ROLE_ARN=role, AWS_ENDPOINT_URL=emulator.url, AWS_DEFAULT_REGION="eu-west-1",
+        **emulator.credentials.as_environment(),
     )
     ws = session.start_session()
     assert (ws.mode, ws.region, ws.role_arn, ws.bucket) == ("aws", "eu-west-1", role, f"sagemaker-eu-west-1-{ACCOUNT}")

@@ -56,8 +56,8 @@ def sdk(emulator, s3, monkeypatch, tmp_path):
         f"      Session:\n        DefaultS3Bucket: {BUCKET}\n"
     )
     monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    for name, value in emulator.credentials.as_environment().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
     SageMakerClient.reset()

@@ -22,10 +22,16 @@ def client(emulator, service: str, **config):
         service,
         endpoint_url=emulator.url,
         region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
         config=Config(retries={"max_attempts": 1}, **config),
+        **emulator.credentials.as_boto3(),
     )
+
+
+def assert_healthy(emulator) -> None:
+    """The emulator still answers signed requests on every API the workshop uses, after whatever a test threw at it."""
+    assert client(emulator, "sagemaker").list_endpoints()["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert client(emulator, "sts").get_caller_identity()["Account"] == ACCOUNT
+    assert "Buckets" in client(emulator, "s3").list_buckets()
 
 
 def wait_for(read, done, timeout: float = 60.0, interval: float = 0.05):

@@ -124,7 +124,7 @@ def test_service_specific_endpoint_variables_work(emulator, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", emulator.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", emulator.url)
-    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    session = boto3.session.Session(region_name=REGION, **emulator.credentials.as_boto3())
     assert session.client("sagemaker").list_models()["Models"] == []
     with pytest.raises(ClientError) as excinfo:
         session.client("sagemaker-runtime").invoke_endpoint(EndpointName="none", Body=b"1")
