@@ -1,17 +1,28 @@
-"""Settings for notebooks run as tests (nbval): local mode, and results filed under build/metrics."""
+"""Settings for notebooks run as tests (nbval): local mode, results filed under build/metrics, and an emulator of
+the test run's own (home under build/, fresh state, stopped at the end) rather than the user's."""
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from common.report import notebook_name
+from sagemaker_emulator import home
 
 ROOT = Path(__file__).resolve().parent
+EMULATOR_HOME = ROOT / "build" / "emulator"
 
 
 def pytest_configure(config):
     os.environ.setdefault("WORKSHOP_MODE", "local")
     os.environ.setdefault("WORKSHOP_METRICS_DIR", str(ROOT / "build" / "metrics"))
+    os.environ.setdefault(home.HOME_VARIABLE, str(EMULATOR_HOME))
+    home.stop(Path(os.environ[home.HOME_VARIABLE]))
+    shutil.rmtree(Path(os.environ[home.HOME_VARIABLE]) / "state", ignore_errors=True)
+
+
+def pytest_unconfigure(config):
+    home.stop(Path(os.environ[home.HOME_VARIABLE]))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -6,14 +6,15 @@
 | ``WORKSHOP_DATA_DIR`` | download cache | the user's cache dir + ``/recommendation-workshop`` |
 | ``WORKSHOP_DATA_MIRROR`` | a directory or http(s) URL holding the archives | none (GroupLens) |
 | ``WORKSHOP_MODE`` | ``aws`` or ``local`` | aws when credentials and a region resolve outside CI |
-| ``WORKSHOP_EMULATOR_URL`` | use this running emulator instead of starting one | none |
+| ``WORKSHOP_EMULATOR_URL`` | use this running emulator (with the key pair it printed) | the user's own, started once |
 | ``WORKSHOP_ROLE_ARN`` / ``WORKSHOP_BUCKET`` | AWS mode: execution role and bucket | found from the account |
 | ``WORKSHOP_METRICS_DIR`` | where ``common.report`` writes a notebook's results | none (kept in memory) |
 | ``WORKSHOP_NOTEBOOK`` | the running notebook's name, for its metrics file | ``notebook`` |
 | ``CI`` | set by CI services; makes local mode the default | unset |
 
 :func:`start_session` is the one call at the top of every notebook: it decides the mode, and in local mode starts
-the SageMaker emulator on 127.0.0.1 (or uses ``WORKSHOP_EMULATOR_URL``) and points this kernel's AWS clients at it.
+the user's SageMaker emulator on 127.0.0.1 if it is not running (or uses ``WORKSHOP_EMULATOR_URL``) and points this
+kernel's AWS clients at it.
 """
 from __future__ import annotations
 
@@ -69,7 +70,6 @@ def settings() -> Settings:
 MODES = ("aws", "local")
 LOCAL_REGION = "us-east-1"
 LOCAL_ROLE_NAME = "SageMakerWorkshopRole"
-DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 CHECKED_SERVICES = ("s3", "sts", "iam", "logs", "sagemaker", "sagemaker-runtime")
 SAGEMAKER_TRUST_POLICY = {
     "Version": "2012-10-17",
@@ -91,11 +91,9 @@ class WorkshopSession:
 
 
 class _Kernel:
-    """What local mode keeps for the life of the kernel: the emulator it started and its SDK config file."""
+    """What local mode remembers for the life of the kernel: the emulator it uses."""
 
-    emulator = None
     url: str | None = None
-    config_dir: Path | None = None
 
 
 _KERNEL = _Kernel()
@@ -122,9 +120,10 @@ def choose_mode(current: Settings) -> str:
 def start_session() -> WorkshopSession:
     """Decide the mode, prepare it and print one line saying which mode is active.
 
-    Local mode: start the emulator on 127.0.0.1 (once per kernel) or use ``WORKSHOP_EMULATOR_URL``, point every
-    AWS client of this kernel at it with dummy credentials, turn the SDK's telemetry off, create the bucket and
-    an execution role, and refuse to go on if any AWS endpoint in use is not loopback.
+    Local mode: use the user's emulator on 127.0.0.1, starting it in the background if it is not running (it
+    outlives this kernel, so what earlier kernels made is still there), or the one at ``WORKSHOP_EMULATOR_URL``;
+    point every AWS client of this kernel at it with its key pair, turn the SDK's telemetry off, create the bucket
+    and an execution role, and refuse to go on if any AWS endpoint in use is not loopback.
     AWS mode: find the execution role (``WORKSHOP_ROLE_ARN``, else the notebook's own role) and the bucket
     (``WORKSHOP_BUCKET``, else ``sagemaker-<region>-<account>``, created with public access blocked).
 
@@ -139,10 +138,10 @@ def start_session() -> WorkshopSession:
 
 
 def stop_local_emulator() -> None:
-    """Stop the emulator this kernel started (and every job and model server it runs), if any."""
-    if _KERNEL.emulator is not None:
-        _KERNEL.emulator.stop()
-    _KERNEL.emulator = None
+    """Stop the user's emulator (and every job and model server it runs), if it is running."""
+    from sagemaker_emulator import home
+
+    home.stop()
     _KERNEL.url = None
 
 
@@ -184,30 +183,40 @@ def _show_sdk_job_logs() -> None:
         logger.propagate = False
 
 
-def _kernel_emulator_url(current: Settings) -> str:
+def _emulator(current: Settings) -> tuple[str, dict[str, str]]:
+    """The emulator's URL and the key variables to sign with: ``WORKSHOP_EMULATOR_URL`` with the key pair its
+    ``serve`` printed (exported in this environment), else the user's own emulator, started if need be."""
+    from sagemaker_emulator import home
     from sagemaker_emulator.loopback import is_loopback_url
 
     if current.emulator_url:
-        if not is_loopback_url(current.emulator_url):
+        url = current.emulator_url.rstrip("/")
+        if not is_loopback_url(url):
             raise RuntimeError(
-                f"Local mode refuses to continue: WORKSHOP_EMULATOR_URL is {current.emulator_url}, which is not a "
-                "loopback address."
+                f"Local mode refuses to continue: WORKSHOP_EMULATOR_URL is {url}, which is not a loopback address."
             )
-        return current.emulator_url.rstrip("/")
-    if _KERNEL.emulator is None:
-        import atexit
+        running = home.find()
+        if running is not None and running.url == url:
+            return url, running.credentials.as_environment()
+        keys = {name: os.environ.get(name, "") for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        if not all(keys.values()):
+            raise RuntimeError(
+                "WORKSHOP_EMULATOR_URL is set but AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not: export the key "
+                "pair that `python -m sagemaker_emulator serve` printed, or unset WORKSHOP_EMULATOR_URL."
+            )
+        return url, keys
+    running = home.ensure()
+    return running.url, running.credentials.as_environment()
 
-        import sagemaker_emulator
 
-        _KERNEL.emulator = sagemaker_emulator.start()
-        atexit.register(stop_local_emulator)
-    return _KERNEL.emulator.url
+def _point_environment_at(url: str, region: str, keys: dict[str, str]) -> None:
+    """Point every AWS client made from now on at the emulator, the default boto3 session's too (it caches keys)."""
+    import boto3
 
-
-def _point_environment_at(url: str, region: str) -> None:
+    boto3.DEFAULT_SESSION = None
     for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         os.environ.pop(name, None)
-    os.environ.update(DUMMY_CREDENTIALS)
+    os.environ.update(keys)
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": url,
@@ -220,12 +229,19 @@ def _point_environment_at(url: str, region: str) -> None:
 
 
 def _write_sdk_config(bucket: str, role_arn: str) -> Path:
-    """The SDK config local mode needs: telemetry off (its HTTPS call ignores the endpoint variables), defaults."""
+    """The SDK config local mode needs: telemetry off (its HTTPS call ignores the endpoint variables), defaults.
+
+    It lives in the emulator's home, one file per user, rewritten by each kernel (folders of earlier versions of
+    this workshop under the temp folder are swept).
+    """
+    import shutil
     import tempfile
 
-    if _KERNEL.config_dir is None:
-        _KERNEL.config_dir = Path(tempfile.mkdtemp(prefix="workshop-sagemaker-config-"))
-    path = _KERNEL.config_dir / "sagemaker-config.yaml"
+    from sagemaker_emulator import home
+
+    for stale in Path(tempfile.gettempdir()).glob("workshop-sagemaker-config-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    path = home.prepare(home.default_home()) / "workshop-sagemaker-config.yaml"
     path.write_text(
         "SchemaVersion: '1.0'\n"
         "SageMaker:\n"
@@ -290,10 +306,10 @@ def _start_local(current: Settings) -> WorkshopSession:
     import boto3
     from botocore.exceptions import EndpointConnectionError
 
-    url = _kernel_emulator_url(current)
+    url, keys = _emulator(current)
     _KERNEL.url = url
     region = LOCAL_REGION
-    _point_environment_at(url, region)
+    _point_environment_at(url, region, keys)
     check_endpoints_are_loopback(region)
     session = boto3.session.Session(region_name=region)
     try:

@@ -1,19 +1,28 @@
-"""``python -m sagemaker_emulator serve [--host 127.0.0.1] [--port 5123]``: run the emulator in the foreground.
+"""``python -m sagemaker_emulator serve | start | status | stop``: one emulator per user, run and looked after.
 
-Prints the environment variables that point boto3 and the SageMaker SDK at it. Only loopback hosts are
-accepted. Ctrl-C (or SIGTERM) stops it, and with it every training job and model server it started.
+- ``serve`` runs it in the foreground and prints its key pair and the variables to export, as Jupyter prints its
+  token. ``--access-key-id``/``--secret-access-key`` (or ``SAGEMAKER_EMULATOR_ACCESS_KEY_ID`` /
+  ``SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY``) fix the pair for scripts that need a known one.
+- ``start`` starts it in the background if it is not running (what the notebooks do) and prints the same.
+- ``status`` says whether it runs, where, and what it holds; ``stop`` stops it and everything it started.
+Only loopback hosts are accepted. Its state persists in its home folder (``--home``; see ``home.py``).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from sagemaker_emulator import home as homes
+from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.loopback import is_loopback
 
 DEFAULT_PORT = 5123
+DEFAULT_REGION = "us-east-1"
+KEY_VARIABLES = ("SAGEMAKER_EMULATOR_ACCESS_KEY_ID", "SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY")
 SDK_CONFIG = """SchemaVersion: '1.0'
 SageMaker:
   PythonSDK:
@@ -22,35 +31,70 @@ SageMaker:
 """
 
 
-def exports(url: str, sdk_config: Path) -> str:
-    return "\n".join(
-        [
-            f"export AWS_ENDPOINT_URL={url}",
-            "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1",
-            f"export SAGEMAKER_USER_CONFIG_OVERRIDE={sdk_config}",
-        ]
-    )
+def _credentials(access_key_id: str | None, secret_access_key: str | None) -> Credentials | None:
+    access_key_id = access_key_id or os.environ.get(KEY_VARIABLES[0])
+    secret_access_key = secret_access_key or os.environ.get(KEY_VARIABLES[1])
+    if bool(access_key_id) != bool(secret_access_key):
+        raise SystemExit("Give both an access key id and a secret access key, or neither.")
+    return Credentials(access_key_id, secret_access_key) if access_key_id else None
 
 
-def serve(host: str, port: int) -> int:
+def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> int:
     from sagemaker_emulator.emulator import Emulator
 
     if not is_loopback(host):
         print(f"Refusing to listen on {host!r}: the emulator only listens on loopback (e.g. 127.0.0.1).", file=sys.stderr)
         return 2
-    emulator = Emulator(host, port).start()
-    sdk_config = emulator.services.workdir / "sagemaker-config.yaml"
-    sdk_config.write_text(SDK_CONFIG)
-    print(f"SageMaker emulator listening on {emulator.url} (loopback only). To use it from a shell:", flush=True)
-    print(exports(emulator.url, sdk_config), flush=True)
-    print("Press Ctrl-C to stop.", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    lock = homes.ServeLock(home)
+    if not lock.acquire():
+        running = homes.find(home)
+        where = f" at {running.url} (pid {running.pid})" if running else ""
+        print(f"An emulator already serves {home}{where}; `python -m sagemaker_emulator stop` stops it.", file=sys.stderr)
+        return 1
     try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    emulator.stop()
+        homes.sdk_config(home).write_text(SDK_CONFIG)
+        emulator = Emulator(host, port, credentials=credentials, state_dir=home / "state").start()
+        homes.write_runtime(home, emulator.url, emulator.credentials)
+        running = homes.find(home)
+        print(f"SageMaker emulator listening on {emulator.url} (loopback only; requests must be signed with its key). "
+              f"{emulator.restored}", flush=True)
+        print("To use it from a shell:", flush=True)
+        print(running.exports(DEFAULT_REGION), flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            pass
+        homes.remove_runtime(home)
+        emulator.stop()
+    finally:
+        lock.release()
+    return 0
+
+
+def start(home: Path) -> int:
+    running = homes.ensure(home)
+    print(f"SageMaker emulator at {running.url} (pid {running.pid}). To use it from a shell:")
+    print(running.exports(DEFAULT_REGION))
+    return 0
+
+
+def status(home: Path) -> int:
+    running = homes.find(home)
+    if running is None:
+        print(f"No emulator is running for {home}.")
+        return 3
+    print(f"SageMaker emulator running at {running.url} (pid {running.pid}), home {home}.")
+    return 0
+
+
+def stop(home: Path) -> int:
+    if homes.stop(home):
+        print(f"Stopped the SageMaker emulator of {home}.")
+    else:
+        print(f"No emulator is running for {home}.")
     return 0
 
 
@@ -60,8 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("serve", help="serve the SageMaker, S3, STS, IAM and CloudWatch Logs APIs on loopback")
     run.add_argument("--host", default="127.0.0.1", help="a loopback address (default 127.0.0.1)")
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 picks a free port")
+    run.add_argument("--access-key-id", help=f"a fixed key pair instead of a random one (or {KEY_VARIABLES[0]})")
+    run.add_argument("--secret-access-key", help=f"(or {KEY_VARIABLES[1]})")
+    for name, text in (("start", "start it in the background unless it runs"), ("status", "is it running, and where"),
+                       ("stop", "stop it and every job and model server it runs")):
+        commands.add_parser(name, help=text)
+    for command in commands.choices.values():
+        command.add_argument("--home", type=Path, default=None,
+                             help=f"its folder (default ${homes.HOME_VARIABLE} or ~/.cache/sagemaker-emulator)")
     args = parser.parse_args(argv)
-    return serve(args.host, args.port)
+    home = args.home or homes.default_home()
+    if args.command == "serve":
+        return serve(args.host, args.port, home, _credentials(args.access_key_id, args.secret_access_key))
+    return {"start": start, "status": status, "stop": stop}[args.command](home)
 
 
 if __name__ == "__main__":

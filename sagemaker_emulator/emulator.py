@@ -10,28 +10,69 @@ moto keeps its backends in process-wide globals, so two emulators in one process
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
+from moto.moto_server import werkzeug_app
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from sagemaker_emulator import persistence
 from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.loopback import is_loopback
+from sagemaker_emulator.moto_store import MotoStore
+from sagemaker_emulator.persistence import StateStore
 from sagemaker_emulator.resources.endpoints import stop_all as stop_endpoints
 from sagemaker_emulator.server import EmulatorApp
 from sagemaker_emulator.state import Clock, EmulatorState, Limits, Services, SystemClock
 
 LOG = logging.getLogger(__name__)
 
+# moto's server grants every origin CORS by default; no browser page may reach the emulator, so it is off (the
+# gate in server.py also refuses any request that carries an Origin header before moto sees it).
+werkzeug_app.DISABLE_GLOBAL_CORS = True
+IDLE_TIMEOUT_SECONDS = 60.0
+
+SCRATCH_PREFIX = "sagemaker-emulator-"
+
+
+def sweep_scratch() -> list[Path]:
+    """Remove scratch folders left by emulators that died without cleaning up (their pid is in the name)."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = folder.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class _QuietHandler(MotoRequestHandler):
-    """moto's request handler without werkzeug's per-request log line (it would flood a notebook)."""
+    """moto's request handler without werkzeug's per-request log line (it would flood a notebook).
+
+    A connection that sends nothing for ``timeout`` seconds (a body that never comes, an idle keep-alive) is
+    closed, so no client can hold a server thread forever.
+    """
 
     disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for the ACK
+    timeout = IDLE_TIMEOUT_SECONDS
 
     def log(self, type: str, message: str, *args) -> None:
         if type == "error":
@@ -51,20 +92,27 @@ class Emulator:
         limits: Limits | None = None,
         stop_grace_seconds: float = 10.0,
         credentials: Credentials | None = None,
+        idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS,
+        state_dir: Path | None = None,
     ):
         if not is_loopback(host):
             raise ValueError(f"The emulator only listens on loopback addresses; {host!r} is not one.")
         self._own_workdir = workdir is None
-        root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="sagemaker-emulator-"))
+        if workdir is None:
+            sweep_scratch()
+        root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+        self.restored = ""  # what start() brought back from state_dir, in words
         self.credentials = credentials or Credentials.generate()
         self._states: dict[str, EmulatorState] = {}
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
-        app = EmulatorApp(self.state_for, DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+        app = EmulatorApp(self.state_for, DomainDispatcherApplication(create_backend_app), self.credentials)
+        handler = type("_Handler", (_QuietHandler,), {"timeout": idle_timeout_seconds})
+        self._server = make_server(host, port, app, threaded=True, request_handler=handler)
         self.host = host
         self.port = self._server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
+        app.serve_at(host, self.port)
+        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
         self.services = Services(
             clock=clock or SystemClock(),
             workdir=root,
@@ -76,11 +124,32 @@ class Emulator:
         )
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._moto_store = self._state_store = None
+        if state_dir is not None:
+            self._moto_store = MotoStore(Path(state_dir) / "moto", self.client, interval=1.0)
+            self._state_store = StateStore(Path(state_dir))
+            app.on_moto_change = self._moto_store.mark_dirty
 
     def start(self) -> "Emulator":
+        """Serve; with a ``state_dir``, first bring back what it holds (moto's data, then SageMaker's resources)."""
         self._thread = threading.Thread(target=self._server.serve_forever, name="sagemaker-emulator", daemon=True)
         self._thread.start()
+        if self._moto_store is not None:
+            self._restore()
         return self
+
+    def _restore(self) -> None:
+        started = time.monotonic()
+        moto = self._moto_store.restore()
+        counts: dict[str, int] = {}
+        for region, records in self._state_store.load().items():
+            for kind, count in persistence.restore(records, self.state_for(region)).items():
+                counts[kind] = counts.get(kind, 0) + count
+        self._moto_store.start()
+        self._state_store.watch(lambda: dict(self._states))
+        sagemaker = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items() if count)
+        self.restored = (f"State: {moto}; SageMaker resources restored: {sagemaker or 'none'} "
+                         f"({time.monotonic() - started:.1f} s in all; endpoints are hosted again in the background).")
 
     def state_for(self, region: str) -> EmulatorState:
         with self._lock:
@@ -115,10 +184,14 @@ class Emulator:
         moto_api_backend.reset()
 
     def stop(self) -> None:
-        """End every child process, stop serving and remove the scratch folder; calling it again does nothing."""
+        """Save the state (with a ``state_dir``), end every child process, stop serving and remove the scratch
+        folder; calling it again does nothing."""
         if self._stopped:
             return
         self._stopped = True
+        if self._state_store is not None:
+            self._state_store.close()
+            self._moto_store.close()
         self._retire()
         if self._thread is not None:
             self._server.shutdown()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tarfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,13 @@ class Reply:
 
 
 def fetch_model(client, model_data_url: str | None, folder: Path) -> Path:
-    """Download and unpack a model artifact into ``folder/model`` (left empty when there is no artifact)."""
+    """Download and unpack a model artifact into ``folder/model`` (left empty when there is no artifact).
+
+    Members are confined by :func:`sagemaker_emulator.paths.archive_filter`: tarfile's ``data`` filter alone can be
+    bypassed before Python 3.11.13 / 3.12.11 (CVE-2025-4517).
+    """
+    from sagemaker_emulator.paths import archive_filter
+
     model_dir = folder / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     if not model_data_url:
@@ -51,8 +58,8 @@ def fetch_model(client, model_data_url: str | None, folder: Path) -> Path:
         ) from None
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(model_dir, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as error:
+            tar.extractall(model_dir, filter=archive_filter)
+    except (tarfile.TarError, OSError, EOFError, ClientError) as error:
         raise HostingError(
             f'Failed to extract model data archive from URL "{model_data_url}". Please ensure that the object '
             f"located at the URL is a valid tar.gz archive. ({error})"
@@ -63,19 +70,26 @@ def fetch_model(client, model_data_url: str | None, folder: Path) -> Path:
 
 
 class ModelServer:
-    """One running inference container; :meth:`invoke` forwards a request, :meth:`stop` ends it."""
+    """One running inference container; :meth:`invoke` forwards a request, :meth:`ping` checks it, :meth:`stop` ends it.
+
+    Setting ``cancel`` while the container starts stops it and raises :class:`HostingError`, so that deleting an
+    endpoint need not wait for a model that is still loading.
+    """
 
     def __init__(
         self,
         services: Services,
+        region: str,
         image: str,
         folder: Path,
         environment: dict | None,
         logs: LogShipper,
         variant: str = "AllTraffic",
+        cancel: threading.Event | None = None,
     ):
         self.services = services
         self.variant = variant
+        self.cancel = cancel
         self.image = image
         self.folder = folder
         self.logs = logs
@@ -88,7 +102,9 @@ class ModelServer:
             ),
             cwd=folder,
             env={str(k): str(v) for k, v in (environment or {}).items()},
-            supervisor=services.supervisor,
+            services=services,
+            region=region,
+            home=folder / "home",
         )
         logs.follow(self.child.stdout)
         try:
@@ -101,6 +117,8 @@ class ModelServer:
     def _wait_ready(self) -> int:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
+            if self.cancel is not None and self.cancel.is_set():
+                raise HostingError(f"The model server of production variant {self.variant} was stopped while starting.")
             if self.port_file.exists():
                 return int(self.port_file.read_text())
             if self.child.returncode is not None:
@@ -125,17 +143,34 @@ class ModelServer:
         )
         return Reply(response.status, response.data, response.headers.get("Content-Type", "application/octet-stream"))
 
+    def ping(self, timeout: float) -> bool:
+        """SageMaker's health check: does ``GET /ping`` answer 200 within ``timeout`` seconds?"""
+        try:
+            response = self._pool.urlopen("GET", "/ping", timeout=urllib3.Timeout(connect=timeout, read=timeout))
+        except urllib3.exceptions.HTTPError:
+            return False
+        return response.status == 200
+
     @property
     def alive(self) -> bool:
         return self.child.returncode is None
 
-    def stop(self) -> None:
-        self.child.terminate(grace_seconds=5.0)
+    def stop(self, grace_seconds: float = 5.0) -> None:
+        """End the container (SIGTERM, SIGKILL after ``grace_seconds``), ship its last log lines, remove its folder."""
+        self.child.terminate(grace_seconds=grace_seconds)
         self.logs.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def launch(services: Services, region: str, container: dict, folder: Path, logs: LogShipper, variant: str) -> ModelServer:
+def launch(
+    services: Services,
+    region: str,
+    container: dict,
+    folder: Path,
+    logs: LogShipper,
+    variant: str,
+    cancel: threading.Event | None = None,
+) -> ModelServer:
     """Fetch a model's artifact and start its container; on failure nothing is left running.
 
     Raises:
@@ -147,4 +182,6 @@ def launch(services: Services, region: str, container: dict, folder: Path, logs:
         logs.close()
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return ModelServer(services, container["Image"], folder, container.get("Environment"), logs, variant)
+    return ModelServer(
+        services, region, container["Image"], folder, container.get("Environment"), logs, variant, cancel
+    )

@@ -9,6 +9,14 @@ variables (``AWS_ENDPOINT_URL_SAGEMAKER``, ``..._SAGEMAKER_RUNTIME``) may name t
 - SageMaker Runtime: ``POST /endpoints/<name>/invocations`` (REST, raw body, ``Content-Type``/``Accept``).
 - ``iam:SimulatePrincipalPolicy``, which moto lacks and SDK v3 calls to validate roles: every action ``allowed``.
 - Everything else (S3, STS, IAM, CloudWatch Logs): moto's WSGI application.
+Before any of that, every request passes the gate (:meth:`EmulatorApp._refusal`), because the emulator runs code on
+request and a web page or another local user must not be able to drive it:
+- ``Host`` must be the loopback address and port it serves (``localhost`` too): DNS rebinding is refused.
+- A request carrying ``Origin``, and any CORS preflight (``OPTIONS``), is refused: no browser page may call it.
+- Bodies larger than the service allows are refused from ``Content-Length`` before they are read; chunked bodies
+  without a length are refused.
+- The SigV4 signature must be made with this emulator's key (``auth.Verifier``); the service that routes the
+  request is the one the signature covers. Failures are answered with each protocol's own AWS error.
 This is the only module that sees HTTP.
 """
 from __future__ import annotations
@@ -17,6 +25,7 @@ import io
 import json
 import logging
 import re
+import time
 import uuid
 from typing import Callable
 from urllib.parse import parse_qs, unquote
@@ -25,6 +34,7 @@ from xml.sax.saxutils import escape
 import botocore.session
 from werkzeug.wrappers import Request, Response
 
+from sagemaker_emulator.auth import AuthFailure, Credentials, SignedRequest, Verifier
 from sagemaker_emulator.errors import (
     InternalFailure,
     RuntimeValidationError,
@@ -34,13 +44,13 @@ from sagemaker_emulator.errors import (
     ValidationException,
 )
 from sagemaker_emulator.operations import operations
-from sagemaker_emulator.resources.endpoints import invoke_endpoint
+from sagemaker_emulator.invocations import invoke_endpoint
+from sagemaker_emulator.moto_store import changes_state
 from sagemaker_emulator.state import EmulatorState
 from sagemaker_emulator.validation import validate
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_REGION = "us-east-1"
 TARGET_PREFIX = "SageMaker."
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 _INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations/?$")
@@ -54,46 +64,173 @@ _RUNTIME_HEADERS = {
     "InferenceId": "X-Amzn-SageMaker-Inference-Id",
 }
 
+MOTO_API_PATH = "/moto-api"
+MIB = 1024 * 1024
+# The largest body each protocol takes: InvokeEndpoint's documented 6 MB payload (botocore: Body max 6291456),
+# S3's 5 GB single PUT, and a generous bound for the JSON and query APIs (their largest calls are a few hundred KB).
+BODY_LIMITS = {"runtime": 6 * MIB, "s3": 5 * 1024 * MIB, "json": 16 * MIB, "query": 16 * MIB}
 
-def credential_scope(environ: dict) -> tuple[str | None, str | None]:
-    """(service, region) from a SigV4 ``Authorization`` header or a presigned URL's ``X-Amz-Credential``."""
-    auth = environ.get("HTTP_AUTHORIZATION", "")
-    match = re.search(r"Credential=([^,\s]+)", auth)
-    credential = match.group(1) if match else None
-    if credential is None:
-        query = parse_qs(environ.get("QUERY_STRING", ""))
-        credential = (query.get("X-Amz-Credential") or [None])[0]
-    if not credential:
-        return None, None
-    parts = unquote(credential).split("/")
-    if len(parts) != 5:
-        return None, None
-    return parts[3].lower(), parts[2]
+# (HTTP status, error code, message) per refusal and protocol, in each protocol's AWS wording.
+_SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access "
+    "Key and signing method. Consult the service documentation for details."
+)
+_INVALID_TOKEN = "The security token included in the request is invalid."
+REFUSALS = {
+    "json": {
+        "missing": (403, "MissingAuthenticationTokenException", "Missing Authentication Token"),
+        "unknown_key": (400, "UnrecognizedClientException", _INVALID_TOKEN),
+        "bad_signature": (403, "InvalidSignatureException", _SIGNATURE_MISMATCH),
+        "skewed": (403, "InvalidSignatureException", "Signature expired: the request was signed more than 15 minutes "
+                   "away from the current time."),
+        "expired": (403, "InvalidSignatureException", "Signature expired."),
+        "forbidden": (403, "AccessDeniedException", ""),
+        "length_required": (411, "MissingContentLength", ""),
+        "too_large": (413, "RequestEntityTooLarge", ""),
+    },
+    "query": {
+        "missing": (403, "MissingAuthenticationToken", "Request is missing Authentication Token"),
+        "unknown_key": (403, "InvalidClientTokenId", _INVALID_TOKEN),
+        "bad_signature": (403, "SignatureDoesNotMatch", _SIGNATURE_MISMATCH),
+        "skewed": (403, "SignatureDoesNotMatch", "Signature expired: the request was signed more than 15 minutes away "
+                   "from the current time."),
+        "expired": (403, "SignatureDoesNotMatch", "Signature expired."),
+        "forbidden": (403, "AccessDenied", ""),
+        "length_required": (411, "MissingContentLength", ""),
+        "too_large": (413, "RequestEntityTooLarge", ""),
+    },
+    "s3": {
+        "missing": (403, "AccessDenied", "Access Denied"),
+        "unknown_key": (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
+        "bad_signature": (403, "SignatureDoesNotMatch", "The request signature we calculated does not match the "
+                          "signature you provided. Check your key and signing method."),
+        "skewed": (403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too "
+                   "large."),
+        "expired": (403, "AccessDenied", "Request has expired"),
+        "forbidden": (403, "AccessDenied", ""),
+        "length_required": (411, "MissingContentLength", ""),
+        "too_large": (400, "EntityTooLarge", ""),
+    },
+}
+REFUSALS["runtime"] = {
+    **REFUSALS["json"],
+    "too_large": (400, "ValidationError", "1 validation error detected: Value at 'body' failed to satisfy constraint: "
+                  f"Member must have length less than or equal to {BODY_LIMITS['runtime']}"),
+}
+
+
+def protocol_of(environ: dict) -> str:
+    """Which AWS protocol a request speaks, judged before it is trusted: only to word a refusal in its own terms."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if _INVOCATIONS.match(environ.get("PATH_INFO", "")):
+        return "runtime"
+    if target:
+        return "json"
+    content_type = environ.get("CONTENT_TYPE", "")
+    if content_type.startswith("application/x-www-form-urlencoded") or "Action=" in environ.get("QUERY_STRING", ""):
+        return "query"
+    return "s3"
+
+
+def refusal(protocol: str, kind: str, detail: str = "") -> Response:
+    """The error a protocol's AWS service sends for a refused request (``detail`` fills an empty message)."""
+    status, code, message = REFUSALS[protocol][kind]
+    message = message or detail
+    request_id = str(uuid.uuid4())
+    if protocol in ("json", "runtime"):
+        return _json(status, {"__type": code, "message": message}, code, content_type="application/json")
+    if protocol == "query":
+        xml = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+    else:
+        xml = f"<Error><Code>{code}</Code><Message>{escape(message)}</Message><RequestId>{request_id}</RequestId></Error>"
+    return Response(xml, status=status, headers={"x-amzn-RequestId": request_id}, content_type="application/xml")
 
 
 class EmulatorApp:
     """The WSGI application: routes each request to our SageMaker handlers, the IAM shim or moto."""
 
-    def __init__(self, state_for: Callable[[str], EmulatorState], moto_app):
+    def __init__(self, state_for: Callable[[str], EmulatorState], moto_app, credentials: Credentials, now=time.time):
         self.state_for = state_for
         self.moto_app = moto_app
+        self.verifier = Verifier(credentials, now)
+        self.hosts: frozenset[str] = frozenset()
+        self.on_moto_change: Callable[[str], None] | None = None  # told of each request that may change moto's state
         self.handlers = operations()
         session = botocore.session.get_session()
         self.sagemaker_model = session.get_service_model("sagemaker")
         self.runtime_shape = session.get_service_model("sagemaker-runtime").operation_model("InvokeEndpoint").input_shape
 
+    def serve_at(self, host: str, port: int) -> None:
+        """Accept only requests addressed to ``host:port`` (or ``localhost:port``, or a ``*.localhost`` name)."""
+        literal = f"[{host}]" if ":" in host else host
+        self.hosts = frozenset({f"{literal}:{port}", f"localhost:{port}"})
+        self.port = port
+
+    def _host_allowed(self, host: str) -> bool:
+        host = host.lower()
+        return host in self.hosts or (host.endswith(f".localhost:{self.port}") and "/" not in host)
+
+    def _refusal(self, environ: dict) -> Response | None:
+        """The gate every request passes first; None lets it through (its scope is then in the environ)."""
+        protocol = protocol_of(environ)
+        host = environ.get("HTTP_HOST", "")
+        if not self._host_allowed(host):
+            return refusal(protocol, "forbidden", f"The Host header {host!r} is not this emulator's address.")
+        if environ.get("PATH_INFO", "").startswith(MOTO_API_PATH):
+            return refusal(protocol, "forbidden", "moto's own API (reset, data dumps) is not served by the emulator.")
+        if "HTTP_ORIGIN" in environ or environ.get("REQUEST_METHOD") == "OPTIONS":
+            return refusal(protocol, "forbidden", "Cross-origin and browser requests are refused by the local SageMaker "
+                           "emulator; call it with an AWS SDK and its credentials.")
+        length = environ.get("CONTENT_LENGTH") or ""
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not length:
+            return refusal(protocol, "length_required", "A request body must come with a Content-Length header.")
+        try:
+            size = int(length or 0)
+        except ValueError:
+            return refusal(protocol, "length_required", f"Content-Length {length!r} is not a number.")
+        limit = BODY_LIMITS[protocol]
+        if size > limit:
+            return refusal(protocol, "too_large", f"The request body of {size} bytes is larger than this API accepts "
+                           f"({limit} bytes).")
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        if length:
+            headers["content-length"] = length
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+        path, _, query = raw.partition("?")
+        body = None if "x-amz-content-sha256" in headers else _buffer_body(environ)
+        try:
+            scope = self.verifier.verify(SignedRequest(environ["REQUEST_METHOD"], path, query, headers, body))
+        except AuthFailure as failure:
+            return refusal(protocol, failure.kind, failure.detail)
+        environ["emulator.scope"] = scope
+        return None
+
     def __call__(self, environ, start_response):
-        service, region = credential_scope(environ)
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if service == "sagemaker" or target.startswith(TARGET_PREFIX):
-            response = self._sagemaker(Request(environ), region or DEFAULT_REGION)
+        refused = self._refusal(environ)
+        if refused is not None:
+            return refused(environ, start_response)
+        scope = environ["emulator.scope"]
+        service, region = scope.service.lower(), scope.region
+        if service == "sagemaker":
+            response = self._sagemaker(Request(environ), region)
             return response(environ, start_response)
-        if service == "iam" and environ.get("REQUEST_METHOD") == "POST":
-            body = _buffer_body(environ)
-            form = parse_qs(body.decode("utf-8", "replace"))
+        method, operation = environ.get("REQUEST_METHOD", ""), ""
+        if service == "iam" and method == "POST":
+            form = parse_qs(_buffer_body(environ).decode("utf-8", "replace"))
             if form.get("Action") == ["SimulatePrincipalPolicy"]:
                 return _simulate_principal_policy(form)(environ, start_response)
-        return self.moto_app(environ, start_response)
+            operation = (form.get("Action") or [""])[0]
+        elif service == "logs":
+            operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+        result = self.moto_app(environ, start_response)
+        if self.on_moto_change is not None and changes_state(service, method, operation):
+            self.on_moto_change(service)  # after moto answered, so a save that follows sees the change
+        return result
 
     def _sagemaker(self, request: Request, region: str) -> Response:
         invocation = _INVOCATIONS.match(request.path)

@@ -7,6 +7,7 @@ registries key on the lower-cased name.
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,10 +33,16 @@ class SystemClock:
 
 
 class Resource:
-    """A SageMaker resource with a name, an ARN, tags and, for most, a status with declared transitions."""
+    """A SageMaker resource with a name, an ARN, tags and, for most, a status with declared transitions.
+
+    ``PERSISTED`` names the attributes that, with the common ones, make its saved record (``to_record``): what
+    it was asked to be and what became of it. Anything else (locks, events, running processes) is rebuilt by
+    ``after_restore`` when :meth:`from_record` brings it back after a restart.
+    """
 
     ARN_TYPE: ClassVar[str] = ""
     TRANSITIONS: ClassVar[frozenset[tuple[str, str]]] = frozenset()
+    PERSISTED: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, arn: str, created: float, tags: list[dict] | None = None, status: str = ""):
         self.name = name
@@ -57,6 +64,32 @@ class Resource:
 
     def to_wire(self) -> dict:
         raise NotImplementedError
+
+    def to_record(self) -> dict:
+        with self.lock:
+            record = {
+                "name": self.name,
+                "arn": self.arn,
+                "creation_time": self.creation_time,
+                "last_modified_time": self.last_modified_time,
+                "tags": self.tags,
+                "status": self.status,
+                **{attribute: getattr(self, attribute) for attribute in self.PERSISTED},
+            }
+            return copy.deepcopy(record)
+
+    @classmethod
+    def from_record(cls, state: "EmulatorState", record: dict) -> "Resource":
+        resource = cls.__new__(cls)
+        Resource.__init__(resource, record["name"], record["arn"], record["creation_time"], record["tags"], record["status"])
+        resource.last_modified_time = record["last_modified_time"]
+        for attribute in cls.PERSISTED:
+            setattr(resource, attribute, copy.deepcopy(record[attribute]))
+        resource.after_restore(state)
+        return resource
+
+    def after_restore(self, state: "EmulatorState") -> None:
+        """Rebuild what a record does not hold; settle what cannot survive a restart (see ``persistence``)."""
 
 
 R = TypeVar("R", bound=Resource)
@@ -113,6 +146,7 @@ class Limits:
     running_transform_jobs: int = 2
     endpoints: int = 8
     instances_per_training_job: int = 1
+    training_memory_bytes: int | None = None  # every training job's memory limit; None: process.memory_limit's rule
 
 
 @dataclass
@@ -128,6 +162,11 @@ class Services:
     supervisor: Supervisor = field(default_factory=Supervisor)
     stop_grace_seconds: float = 10.0
     invocation_timeout_seconds: float = 60.0
+    health_check_interval_seconds: float = 5.0  # how often each endpoint's monitor pings its model servers
+    health_check_timeout_seconds: float = 2.0  # a /ping slower than this counts as missed
+    health_check_misses: int = 3  # missed pings in a row before a live model server is replaced
+    max_instance_failures: int = 3  # this many failures of one variant within the window turn its endpoint Failed
+    instance_failure_window_seconds: float = 600.0
 
 
 class EmulatorState:

@@ -19,7 +19,10 @@ executes that same command in a subprocess, so any job launched this way runs as
 - A non-zero exit fails the job with ``AlgorithmError: `` and the text of ``output/failure`` (what the driver or the
   script wrote there, as AWS reports it), then the script's own exception line from the output, since SDK v3's
   driver writes only its own ``CalledProcessError`` traceback to that file; with no failure file, the output's
-  last lines.
+  last lines. A script that ran out of memory (:func:`out_of_memory`) raises ``ScriptOutOfMemory`` instead, which
+  the container reports as SageMaker reports an out-of-memory job.
+- The script inherits the container's environment (``os.environ``), sealed by the emulator: its boto3 reaches
+  the emulator with the emulator's key, never the user's AWS account (``jobs/process.py``).
 
 SDK v2's script mode (no entry point; ``sagemaker_program`` and ``sagemaker_submit_directory`` hyperparameters,
 run by the sagemaker-training toolkit inside the image) is not emulated; such a job fails with a ClientError.
@@ -60,6 +63,11 @@ FRAMEWORKS = {
 
 _CONTAINER_PATH = re.compile(re.escape(CONTAINER_ROOT) + r"(?![\w.-])")
 _SHELL_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+-]+")
+# how a SIGKILL of the script shows: itself, through a shell (128 + 9), through the SDK driver's CalledProcessError
+_KILLED_CODES = (-signal.SIGKILL, 128 + signal.SIGKILL)
+_KILLED_TEXT = f"died with <Signals.SIGKILL: {signal.SIGKILL.value}>"
+MXNET_OUT_OF_MEMORY = "Failed to allocate CPU Memory"  # mxnet's MemoryError
+_OUT_OF_MEMORY_ERRORS = ("MemoryError", f"MXNetError: {MXNET_OUT_OF_MEMORY}")
 _EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt)(?:: .*)?")
 
 
@@ -192,12 +200,33 @@ def failure_reason(layout: JobLayout, code: int, output: list[str]) -> str:
     return head + extra
 
 
+class ScriptOutOfMemory(MemoryError):
+    """The job's script ran out of memory; the message says how (its own error, or a SIGKILL)."""
+
+
+def out_of_memory(layout: JobLayout, code: int, output: list[str]) -> str | None:
+    """How the script ran out of memory, or None if it did not.
+
+    Under the container's memory limit an allocation fails with ``MemoryError`` (mxnet: ``Failed to allocate CPU
+    Memory``); beyond the machine's memory the kernel's OOM killer sends SIGKILL, the only SIGKILL a running job
+    gets here (the emulator's own, after a stop, ends the job as Stopped whatever this says).
+    """
+    error = last_error(output, "")
+    if error is not None and error.startswith(_OUT_OF_MEMORY_ERRORS):
+        return f"The script's error: {error[:TAIL_CHARS]}"
+    written = layout.failure_file.read_text(errors="replace") if layout.failure_file.exists() else ""
+    if code in _KILLED_CODES or _KILLED_TEXT in written:
+        return f"the script was killed with SIGKILL (exit code {code}), as the kernel's out-of-memory killer does"
+    return None
+
+
 def run(layout: JobLayout, image: str, entrypoint: list[str], arguments: list[str]) -> None:
     """Run the job's container command; its output goes to stdout (the job's log) as it comes.
 
     Raises:
         ClientError: the job gives no entry point (see :func:`command`).
         AlgorithmError: the command exited non-zero; the message is the job's FailureReason without its prefix.
+        ScriptOutOfMemory: the command ran out of memory (:func:`out_of_memory`); the message says how.
     """
     args = command(layout, entrypoint, arguments)
     rewrite_drivers(layout)
@@ -219,6 +248,9 @@ def run(layout: JobLayout, image: str, entrypoint: list[str], arguments: list[st
         finally:
             _end(process)
     if code != 0:
+        memory = out_of_memory(layout, code, list(output))
+        if memory is not None:
+            raise ScriptOutOfMemory(memory)
         raise AlgorithmError(failure_reason(layout, code, list(output)))
 
 

@@ -4,17 +4,23 @@ It predicts one constant, the mean (or median) of the training labels times ``sc
 label first, as for SageMaker's built-in algorithms. After saving its model it can sleep ``sleep_seconds`` (to
 test StopTrainingJob, MaxRuntimeInSeconds and concurrent jobs); a test channel is scored by MSE and logged as
 ``#quality_metric: host=algo-1, test mse <loss>=<value>``. Unreadable data is a ``ClientError``.
+
+Test-only, for the endpoint health tests: a model whose replacement instances crash or hang while loading
+(:func:`check_restart`), set through the model's container ``Environment`` as a real model's settings are.
 """
 from __future__ import annotations
 
 import io
 import json
+import os
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from sagemaker_emulator.algorithms.base import (
+    AlgorithmError,
     Boolean,
     Categorical,
     Channel,
@@ -29,6 +35,9 @@ CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 MODEL_FILE = "mean.json"
+FIRST_START_VARIABLE = "MEAN_REGRESSOR_TEST_FIRST_START"  # a file path; see check_restart
+RESTARTS_VARIABLE = "MEAN_REGRESSOR_TEST_RESTARTS"  # what a later start does: "crash" (default) or "hang"
+RESTART_MODES = ("crash", "hang")
 
 HYPERPARAMETERS = {
     "statistic": Categorical(options=("mean", "median"), default="mean"),
@@ -106,7 +115,36 @@ def _render(value: float, rows: int, accept: str) -> tuple[bytes, str]:
     raise PayloadError(f"Accept {accept} is not supported; use {JSON}, {JSONLINES} or {CSV}.", 406)
 
 
+def check_restart() -> None:
+    """Test-only: let the first model server load and make every later one crash or hang while loading.
+
+    With ``MEAN_REGRESSOR_TEST_FIRST_START`` naming a file, the first load creates it; a load that finds it
+    raises ``AlgorithmError`` (``MEAN_REGRESSOR_TEST_RESTARTS=crash``, the default) or never returns (``hang``),
+    as the replacement of a broken instance would. Without the variable, loading is unaffected.
+
+    Raises:
+        ClientError: ``MEAN_REGRESSOR_TEST_RESTARTS`` is neither ``crash`` nor ``hang``.
+        AlgorithmError: this is not the first start, in ``crash`` mode.
+    """
+    marker = os.environ.get(FIRST_START_VARIABLE)
+    if not marker:
+        return
+    mode = os.environ.get(RESTARTS_VARIABLE, "crash")
+    if mode not in RESTART_MODES:
+        raise ClientError(f"{RESTARTS_VARIABLE} is {mode!r}; valid values: {', '.join(RESTART_MODES)}.")
+    try:
+        with open(marker, "x"):
+            return
+    except FileExistsError:
+        pass
+    if mode == "hang":
+        log(f"Not the first start ({marker} exists): loading forever, as {RESTARTS_VARIABLE} asks.")
+        threading.Event().wait()
+    raise AlgorithmError(f"Not the first start ({marker} exists): crashing, as {RESTARTS_VARIABLE} asks.")
+
+
 def load(model_dir: Path):
+    check_restart()
     path = Path(model_dir) / MODEL_FILE
     if not path.is_file():
         raise ClientError(f"The model artifact holds no {MODEL_FILE}.")

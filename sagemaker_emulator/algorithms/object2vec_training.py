@@ -28,6 +28,7 @@ from sagemaker_emulator.algorithms.object2vec_data import (
 )
 from sagemaker_emulator.algorithms.object2vec_network import Object2VecNetwork, build_network, load_model, save_model
 from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.paths import confined
 
 SEED = 0
 EVALUATION_BATCH = 4096
@@ -159,17 +160,18 @@ def _load_pretrained(network: Object2VecNetwork, layout: JobLayout, hp: dict) ->
         if not name:
             continue
         files = {
-            key: layout.channel_dir("auxiliary") / hp[f"enc{side}_{key}"]
+            key: confined(layout.channel_dir("auxiliary"), hp[f"enc{side}_{key}"], f"Hyperparameter enc{side}_{key}")
             for key in ("pretrained_embedding_file", "vocab_file")
+            if hp[f"enc{side}_{key}"]
         }
         for key, path in files.items():
-            if hp[f"enc{side}_{key}"] and not path.is_file():
+            if not path.is_file():
                 raise ClientError(f"enc{side}_{key} '{path.name}' was not found in the auxiliary channel")
         weight = network.encoder(side).embedding.weight
         try:
             vectors, ids = read_pretrained_embeddings(
                 files["pretrained_embedding_file"],
-                files["vocab_file"] if hp[f"enc{side}_vocab_file"] else None,
+                files.get("vocab_file"),
                 hp[f"enc{side}_vocab_size"],
                 hp[f"enc{side}_token_embedding_dim"],
             )

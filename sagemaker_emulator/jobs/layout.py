@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sagemaker_emulator.paths import confined
+
 CURRENT_HOST = "algo-1"
 
 
@@ -46,7 +48,12 @@ class JobLayout:
         return self.output_dir / "failure"
 
     def channel_dir(self, name: str) -> Path:
-        return self.data_dir / name
+        """``input/data/<name>``; botocore's ChannelName pattern admits ``.`` and ``..``, which are refused.
+
+        Raises:
+            ClientError: the name is not a plain folder name (see :mod:`sagemaker_emulator.paths`).
+        """
+        return confined(self.data_dir, name, f'The channel name "{name}"')
 
     def hyperparameters(self) -> dict[str, str]:
         return json.loads((self.config_dir / "hyperparameters.json").read_text())

@@ -3,40 +3,139 @@
 Each child runs in its own session so that stopping it reaches everything it started. Stopping follows
 SageMaker's contract: SIGTERM first, so the algorithm can save its model, then SIGKILL after a grace period
 (AWS allows 120 s; the emulator's grace is configurable).
+
+Every child is sealed as a SageMaker container is (:func:`sealed_environment`): its AWS is this emulator, never
+the user's account, and a training job's memory is limited to its instance type's (:func:`memory_limit`).
 """
 from __future__ import annotations
 
 import os
 import signal
+import site
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sagemaker_emulator.state import Services
 
 CONTAINER_MODULE = "sagemaker_emulator.algorithms.container"
 
 
 # A container starts from a clean environment, as on SageMaker: none of the host's variables (WORKSHOP_*,
-# credentials, the kernel's settings) reach a job or its log. Only what running Python here needs passes through.
-INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS",
-                       "AWS_REGION", "AWS_DEFAULT_REGION")
+# credentials, AWS_PROFILE, endpoint settings, the kernel's settings) reach a job or its log. Only what running
+# Python here needs passes through; HOME and every AWS_* variable come from sealed_environment instead.
+INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS")
 
 
 def container_environment() -> dict[str, str]:
-    """The variables a child process starts with (before the job's own Environment is added)."""
+    """The host variables a child process keeps; the job's ``Environment`` and the sealed variables go on top."""
     env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
     env.update({name: value for name, value in os.environ.items() if name.startswith("MXNET_")})
     return env
 
 
-class ChildProcess:
-    """One child whose stdout and stderr come back merged, line by line, on :attr:`stdout`."""
+def sealed_environment(services: "Services", region: str, home: Path) -> dict[str, str]:
+    """The AWS a container sees: this emulator's endpoint and session key, its job's region, a private HOME.
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None, supervisor: "Supervisor"):
-        child_env = container_environment()
-        child_env.update(env or {})
+    On SageMaker a container's AWS calls go to the job's region with the execution role's credentials; here
+    they go to the emulator, signed with its key. The user's ``~/.aws`` (and any profile, session token or
+    endpoint variable) must not be found, or a script's plain ``boto3.client("s3")`` would use real credentials
+    against real AWS: so HOME is ``home`` (created here, with empty ``.aws/config`` and ``.aws/credentials``
+    that the config variables name), and instance metadata, the last place botocore looks, is switched off.
+    ``PYTHONUSERBASE`` keeps packages installed with ``pip install --user`` importable under the new HOME.
+    """
+    aws = home / ".aws"
+    aws.mkdir(parents=True, exist_ok=True)
+    for name in ("config", "credentials"):
+        (aws / name).touch()
+    return {
+        "HOME": str(home),
+        "PYTHONUSERBASE": site.getuserbase(),
+        "AWS_ENDPOINT_URL": services.url,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        **services.credentials.as_environment(),
+        "AWS_CONFIG_FILE": str(aws / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+GIB = 1 << 30
+# A training job gets its instance type's memory, but at most this share of the machine's, so that one job
+# cannot starve the notebook, the emulator and the system of memory (a p3.2xlarge's 61 GiB on a 16 GiB laptop).
+MACHINE_MEMORY_SHARE = 0.75
+
+# Memory (GiB) of common ml.* instance types, as AWS's instance type pages list it. Any other type gets the cap.
+INSTANCE_MEMORY_GIB = {
+    "ml.t3.medium": 4, "ml.t3.large": 8, "ml.t3.xlarge": 16, "ml.t3.2xlarge": 32,
+    "ml.m4.xlarge": 16, "ml.m4.2xlarge": 32, "ml.m4.4xlarge": 64, "ml.m4.10xlarge": 160, "ml.m4.16xlarge": 256,
+    "ml.m5.large": 8, "ml.m5.xlarge": 16, "ml.m5.2xlarge": 32, "ml.m5.4xlarge": 64, "ml.m5.12xlarge": 192,
+    "ml.m5.24xlarge": 384,
+    "ml.c4.xlarge": 7.5, "ml.c4.2xlarge": 15, "ml.c4.4xlarge": 30, "ml.c4.8xlarge": 60,
+    "ml.c5.xlarge": 8, "ml.c5.2xlarge": 16, "ml.c5.4xlarge": 32, "ml.c5.9xlarge": 72, "ml.c5.18xlarge": 144,
+    "ml.r5.large": 16, "ml.r5.xlarge": 32, "ml.r5.2xlarge": 64,
+    "ml.p2.xlarge": 61, "ml.p2.8xlarge": 488, "ml.p2.16xlarge": 732,
+    "ml.p3.2xlarge": 61, "ml.p3.8xlarge": 244, "ml.p3.16xlarge": 488,
+    "ml.g4dn.xlarge": 16, "ml.g4dn.2xlarge": 32, "ml.g5.xlarge": 16, "ml.g5.2xlarge": 32,
+}
+
+
+@dataclass(frozen=True)
+class MemoryLimit:
+    """A training job's memory limit, and where the number comes from (for its log and its FailureReason)."""
+
+    bytes: int
+    note: str  # "8 GiB, the memory of an ml.m5.large"
+
+
+def gib(size: float) -> str:
+    """Bytes as GiB for messages: ``8 GiB``, ``17.4 GiB``."""
+    return f"{size / GIB:.1f}".removesuffix(".0") + " GiB"
+
+
+def machine_memory() -> int:
+    """This machine's physical memory in bytes (Linux and macOS)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_limit(instance_type: str, override: int | None = None, machine: int | None = None) -> MemoryLimit:
+    """The memory a training job on ``instance_type`` may use here.
+
+    Args:
+        instance_type: the job's ``ResourceConfig.InstanceType``.
+        override: ``Limits.training_memory_bytes``, which replaces the rule (tests lower it).
+        machine: this machine's memory in bytes; :func:`machine_memory` when omitted.
+    """
+    known = INSTANCE_MEMORY_GIB.get(instance_type)
+    has = f"an {instance_type} has {gib(known * GIB)}" if known else f"the emulator lacks {instance_type}'s memory"
+    if override is not None:
+        return MemoryLimit(override, f"{gib(override)}, set by the emulator's Limits.training_memory_bytes ({has})")
+    machine = machine or machine_memory()
+    cap = int(machine * MACHINE_MEMORY_SHARE)
+    if known and known * GIB <= cap:
+        return MemoryLimit(int(known * GIB), f"{gib(known * GIB)}, the memory of an {instance_type}")
+    share = f"{gib(cap)}, {MACHINE_MEMORY_SHARE:.0%} of this machine's {gib(machine)} ({has})"
+    return MemoryLimit(cap, share + ("; a larger instance type cannot raise it here" if known else ""))
+
+
+class ChildProcess:
+    """One child whose stdout and stderr come back merged, line by line, on :attr:`stdout`.
+
+    ``region`` and ``home`` are required so that no caller can start a child that sees the user's AWS: the
+    child's environment is the host's basics, then ``env`` (a job's ``Environment``), then
+    :func:`sealed_environment`, which the job cannot override.
+    """
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None, *, services: "Services", region: str,
+                 home: Path):
+        child_env = {**container_environment(), **(env or {}), **sealed_environment(services, region, home)}
         child_env["PYTHONUNBUFFERED"] = "1"
-        self._supervisor = supervisor
+        self._supervisor = services.supervisor
         self.popen = subprocess.Popen(
             args,
             cwd=str(cwd),
@@ -51,7 +150,7 @@ class ChildProcess:
             start_new_session=True,
         )
         self.stdout = self.popen.stdout
-        supervisor.adopt(self)
+        services.supervisor.adopt(self)
 
     @property
     def returncode(self) -> int | None:

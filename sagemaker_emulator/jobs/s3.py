@@ -4,9 +4,11 @@
   when the prefix is a folder of the key, with or without its final ``/`` (SDK v3 uploads script-mode code to
   ``.../input/code`` and runs it from ``/opt/ml/input/data/code``), else relative to the prefix's parent folder
   (``s3://b/data/train.csv`` becomes ``train.csv``). Keys ending in ``/`` (folder markers) are skipped.
-- ``ManifestFile``: a JSON list, ``[{"prefix": "s3://b/p/"}, "relative/key", ...]``.
-Faults in what the caller gave (an empty prefix, a missing object) raise
-:class:`~sagemaker_emulator.algorithms.base.ClientError`.
+- ``ManifestFile``: a JSON list, ``[{"prefix": "s3://b/p/"}, "relative/key", ...]``; each entry lands at itself.
+Where an object lands is checked by :func:`sagemaker_emulator.paths.confined` before anything is written: a key
+that would leave its folder (``..``, ``prefix//abs``, over-long names) fails the job. Faults in what the caller
+gave (an empty prefix, a missing object, such a key) raise :class:`~sagemaker_emulator.algorithms.base.ClientError`.
+Batch transform only names S3 output objects after relative keys, so it takes them as they are, as AWS does.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from botocore.exceptions import ClientError as BotoClientError
 
 from sagemaker_emulator.algorithms.base import ClientError
+from sagemaker_emulator.paths import confined
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,10 @@ def list_manifest(client, uri: str) -> list[S3Object]:
         ) from None
     if not names:
         raise ClientError(f'The manifest file "{uri}" lists no objects.')
+    if not all(isinstance(name, str) for name in names):
+        raise ClientError(f'The manifest file "{uri}" has an entry after the prefix that is not a string (an S3 key).')
     bucket, prefix = split_uri(prefix_uri)
-    return [S3Object(bucket, prefix + str(name), str(name)) for name in names]
+    return [S3Object(bucket, prefix + name, name) for name in names]
 
 
 def list_source(client, s3_data_source: dict, region: str, role: str | None = None) -> list[S3Object]:
@@ -111,11 +116,23 @@ def read_object(client, uri: str) -> bytes:
 
 
 def download(client, objects: list[S3Object], folder: Path) -> None:
+    """Every object at its relative path in ``folder``; all paths are checked before the first is written.
+
+    Raises:
+        ClientError: a path that would leave ``folder`` (see :mod:`sagemaker_emulator.paths`), or two keys that
+            need the same path as a file and as a folder (``p/a`` and ``p/a/b``).
+    """
+    targets = [confined(folder, item.relative, f'The S3 object "{item.uri}"') for item in objects]
     folder.mkdir(parents=True, exist_ok=True)
-    for item in objects:
-        target = folder / item.relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(read_object(client, item.uri))
+    for item, target in zip(objects, targets):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(read_object(client, item.uri))
+        except (FileExistsError, IsADirectoryError, NotADirectoryError):
+            raise ClientError(
+                f'The S3 object "{item.uri}" cannot be written to "{item.relative}": another object of the channel '
+                "needs that path as a folder, or one of its folders as a file."
+            ) from None
 
 
 def upload_file(client, path: Path, uri: str) -> None:

@@ -6,29 +6,48 @@ Training (``container train`` in a child process, with the request's ``Container
 metric definitions), Uploading (``model/`` as ``<S3OutputPath>/<job>/output/model.tar.gz``, ``output/data/`` as
 ``output.tar.gz``). StopTrainingJob and ``MaxRuntimeInSeconds`` send SIGTERM, wait the grace period, then SIGKILL;
 what the algorithm saved is still uploaded. A fault in what the caller sent fails the job with ``ClientError: ...``.
+
+The container is sealed (``process.sealed_environment``: the emulator is its AWS, its HOME is the job folder's
+``home``) and its memory limited to the instance type's (``process.memory_limit``); running out of it, by a
+``MemoryError`` or the kernel's SIGKILL, fails the job with SageMaker's out-of-memory reason.
 """
 from __future__ import annotations
 
 import json
 import logging
 import shutil
+import signal
 import threading
 import time
 import uuid
 
 from sagemaker_emulator.algorithms.base import ClientError
+from sagemaker_emulator.algorithms.container import out_of_memory_reason
 from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout, create_layout
 from sagemaker_emulator.jobs.logs import TRAINING_GROUP, LogShipper
 from sagemaker_emulator.jobs.metrics import MetricCollector
-from sagemaker_emulator.jobs.process import ChildProcess, container_command
-from sagemaker_emulator.resources.training_jobs import MESSAGES
+from sagemaker_emulator.jobs.process import ChildProcess, container_command, memory_limit
 from sagemaker_emulator.state import EmulatorState
 
 LOG = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 _CHANNEL_KEYS = ("ContentType", "RecordWrapperType", "CompressionType", "ShuffleConfig")
+
+# What each secondary status says (AWS's StatusMessage wording). The runner says what a step is doing; the
+# resource records it, so the resource imports this table, never the other way round.
+MESSAGES = {
+    "Starting": "Launching requested ML instances",
+    "Downloading": "Downloading input data",
+    "Training": "Training image download completed. Training in progress.",
+    "Uploading": "Uploading generated training model",
+    "Completed": "Training job completed",
+    "Stopping": "Stopping the training job",
+    "Stopped": "Training job stopped",
+    "MaxRuntimeExceeded": "Training job exceeded MaxRuntimeInSeconds provided",
+}
 
 
 def start_training(state: EmulatorState, job) -> threading.Thread:
@@ -53,6 +72,10 @@ class TrainingRun:
         self.report = self.folder / "container-report.json"
         self._builtin_loaded = False
         self.max_runtime_hit = False
+        self.memory = memory_limit(
+            job.params["ResourceConfig"].get("InstanceType", DEFAULT_INSTANCE_TYPE),
+            self.services.limits.training_memory_bytes,
+        )
 
     def run(self) -> None:
         try:
@@ -101,7 +124,7 @@ class TrainingRun:
             self.folder / "opt_ml",
             {key: str(value) for key, value in job.params["HyperParameters"].items()},
             channels,
-            job.params["ResourceConfig"].get("InstanceType", "ml.m5.xlarge"),
+            job.params["ResourceConfig"].get("InstanceType", DEFAULT_INSTANCE_TYPE),
         )
         s3_client = self.services.client("s3", self.state.region)
         for channel in job.params.get("InputDataConfig", []):
@@ -140,7 +163,10 @@ class TrainingRun:
             on_line=self._on_line,
         )
         spec = job.params["AlgorithmSpecification"]
-        command = container_command("train", job.image, str(self.layout.root), "--report", str(self.report))
+        command = container_command(
+            "train", job.image, str(self.layout.root), "--report", str(self.report),
+            "--memory-limit", str(self.memory.bytes), "--memory-note", self.memory.note,
+        )
         for option, key in (("--entrypoint", "ContainerEntrypoint"), ("--arguments", "ContainerArguments")):
             if spec.get(key):
                 command += [option, json.dumps(spec[key])]
@@ -152,7 +178,9 @@ class TrainingRun:
                 "TRAINING_JOB_NAME": job.name,  # set in every training container on AWS
                 "TRAINING_JOB_ARN": job.arn,
             },
-            supervisor=self.services.supervisor,
+            services=self.services,
+            region=self.state.region,
+            home=self.folder / "home",
         )
         logs.follow(child.stdout)
         job.note(MESSAGES["Training"], self._now())
@@ -173,6 +201,12 @@ class TrainingRun:
         job, layout = self.job, self.layout
         if self.max_runtime_hit or job.stop_requested.is_set() or self.state.retired.is_set():
             self._end_stopped()
+            return
+        if code == -signal.SIGKILL:  # the emulator's own SIGKILL only follows a stop, handled above
+            self._fail(out_of_memory_reason(
+                self.memory.note, f"the algorithm process was killed with SIGKILL (exit code {code}), as the "
+                "kernel's out-of-memory killer does"
+            ))
             return
         if layout.failure_file.exists() or code != 0:
             reason = layout.failure_file.read_text().strip() if layout.failure_file.exists() else (

@@ -19,6 +19,7 @@ _PASSED_THROUGH = ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "Exe
 
 class EndpointConfig(Resource):
     ARN_TYPE = "endpoint-config"
+    PERSISTED = ("production_variants", "extra")
 
     def __init__(self, state: EmulatorState, params: dict):
         name = params["EndpointConfigName"]

@@ -1,25 +1,27 @@
-"""Endpoints: Create/Describe/Delete/List/UpdateEndpoint and the runtime's InvokeEndpoint.
+"""Endpoints: Create/Describe/Delete/List/UpdateEndpoint, the control plane of SageMaker hosting.
 
-Each production variant runs one model server (``hosting.ModelServer``) loaded from its model's artifact.
-Status table (AWS's): ``Creating → InService | Failed``, ``InService → Updating → InService``, and any of them
-``→ Deleting`` (then gone). The models and the configuration are read when the request is made, so deleting
-them later leaves a running endpoint as it is, as on AWS. A failed update rolls back: the endpoint stays
-``InService`` on its previous configuration and ``FailureReason`` says why the update failed.
+Each production variant runs one model server. Starting, health-checking, replacing and stopping them is the
+runner's work (``jobs/hosting.py``: a :class:`Deployment` per configuration); InvokeEndpoint is the data plane's
+(``invocations.py``). Status table (AWS's): ``Creating → InService | Failed``, ``InService → Updating →
+InService``, and any of them ``→ Deleting`` (then gone). A model server that dies or stops answering ``/ping`` is
+replaced while the endpoint stays ``InService``; a model that keeps crashing turns it ``InService → Failed`` with
+the runner's ``FailureReason`` (then, as on AWS, DeleteEndpoint is the only operation left). The models and the
+configuration are read when the request is made, so deleting them later leaves a running endpoint as it is, as
+on AWS. A failed update rolls back: the endpoint stays ``InService`` on its previous configuration and
+``FailureReason`` says why the update failed. While an update runs the old configuration keeps serving; if it
+crashes for good meanwhile, the update decides: its success replaces it, its failure leaves the endpoint
+``Failed``.
 """
 from __future__ import annotations
 
 import logging
-import random
-import shutil
 import threading
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict
+from typing import Callable
 
-import urllib3
-
-from sagemaker_emulator.errors import ModelError, RuntimeValidationError, ValidationException, limit_exceeded
-from sagemaker_emulator.hosting import HostingError, ModelServer, launch
-from sagemaker_emulator.jobs.logs import LogShipper, endpoint_group, instance_id
+from sagemaker_emulator.errors import ValidationException, limit_exceeded
+from sagemaker_emulator.hosting import HostingError
+from sagemaker_emulator.jobs.hosting import Deployment, Variant, VariantPlan
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource
@@ -29,52 +31,29 @@ LOG = logging.getLogger(__name__)
 LIVE = ("InService", "Updating")
 
 
-@dataclass
-class VariantPlan:
-    """What one production variant will run, read from the config and its model when the request is made."""
-
-    name: str
-    weight: float
-    instance_type: str
-    instance_count: int
-    container: dict
-
-
-@dataclass
-class LiveVariant:
-    plan: VariantPlan
-    server: ModelServer
-    deployed_at: float
-    stopped: threading.Event = field(default_factory=threading.Event)
-
-    def to_wire(self) -> dict:
-        image = self.plan.container["Image"]
-        return {
-            "VariantName": self.plan.name,
-            "DeployedImages": [{"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": self.deployed_at}],
-            "CurrentWeight": self.plan.weight,
-            "DesiredWeight": self.plan.weight,
-            "CurrentInstanceCount": self.plan.instance_count,
-            "DesiredInstanceCount": self.plan.instance_count,
-        }
-
-
-@dataclass(frozen=True)
-class Invocation:
-    body: bytes
-    content_type: str
-    variant: str
-    custom_attributes: str | None = None
+def _variant_wire(variant: Variant) -> dict:
+    image = variant.plan.container["Image"]
+    return {
+        "VariantName": variant.plan.name,
+        "DeployedImages": [{"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": variant.deployed_at}],
+        "CurrentWeight": variant.plan.weight,
+        "DesiredWeight": variant.plan.weight,
+        "CurrentInstanceCount": variant.plan.instance_count,
+        "DesiredInstanceCount": variant.plan.instance_count,
+    }
 
 
 class Endpoint(Resource):
     ARN_TYPE = "endpoint"
+    PERSISTED = ("config_name", "failure_reason", "plans")
     TRANSITIONS = frozenset(
         {
             ("Creating", "InService"),
             ("Creating", "Failed"),
             ("InService", "Updating"),
             ("Updating", "InService"),
+            ("InService", "Failed"),
+            ("Updating", "Failed"),
             *((status, "Deleting") for status in ("Creating", "InService", "Updating", "Failed")),
         }
     )
@@ -83,8 +62,22 @@ class Endpoint(Resource):
         name = params["EndpointName"]
         super().__init__(name, state.arn(self.ARN_TYPE, name), state.now(), params.get("Tags"), "Creating")
         self.config_name: str = params["EndpointConfigName"]
-        self.variants: list[LiveVariant] = []
+        self.deployment: Deployment | None = None  # the configuration in service, set when it first is
         self.failure_reason: str | None = None
+        self.plans: list[dict] = []  # what the configuration in service (or being created) runs, for a restart
+
+    def after_restore(self, state: EmulatorState) -> None:
+        """An endpoint that was serving (or being created or updated) is hosted again from the variants it ran.
+
+        It keeps its status meanwhile, as AWS keeps an endpoint ``InService`` while it replaces its instances;
+        requests in the gap get ``ServiceUnavailable``. An update that was under way is lost: the endpoint comes
+        back on the configuration it served.
+        """
+        self.deployment = None
+        if self.status == "Updating":
+            self.status = "InService"
+        if self.status in ("Creating", "InService"):
+            _background(_rehost, state, self)
 
     def to_wire(self) -> dict:
         with self.lock:
@@ -96,8 +89,8 @@ class Endpoint(Resource):
                 "CreationTime": self.creation_time,
                 "LastModifiedTime": self.last_modified_time,
             }
-            if self.variants:
-                wire["ProductionVariants"] = [variant.to_wire() for variant in self.variants]
+            if self.deployment is not None:
+                wire["ProductionVariants"] = [_variant_wire(variant) for variant in self.deployment.variants]
             if self.failure_reason:
                 wire["FailureReason"] = self.failure_reason
             return wire
@@ -130,33 +123,10 @@ def _plans(state: EmulatorState, config_name: str) -> list[VariantPlan]:
 
 
 def _check_limit(state: EmulatorState, plans: list[VariantPlan]) -> None:
-    used = sum(len(e.variants) or 1 for e in state.endpoints if e.status != "Deleting")
+    used = sum(len(e.deployment.variants) if e.deployment else 1 for e in state.endpoints if e.status != "Deleting")
     limit = state.services.limits.endpoints
     if used + len(plans) > limit:
         raise limit_exceeded(f"{plans[0].instance_type} for endpoint usage", limit, used, len(plans))
-
-
-def _deploy(state: EmulatorState, endpoint: Endpoint, plans: list[VariantPlan]) -> list[LiveVariant]:
-    """Start a model server per variant; if one fails, stop the others and raise its HostingError."""
-    live: list[LiveVariant] = []
-    root = state.services.workdir / "endpoints" / f"{endpoint.name}-{uuid.uuid4().hex[:8]}"
-    logs_client = state.services.client("logs", state.region)
-    try:
-        for plan in plans:
-            logs = LogShipper(logs_client, endpoint_group(endpoint.name), f"{plan.name}/{instance_id()}")
-            server = launch(state.services, state.region, plan.container, root / plan.name, logs, plan.name)
-            live.append(LiveVariant(plan, server, state.now()))
-    except Exception:
-        _stop(live)
-        raise
-    return live
-
-
-def _stop(variants: list[LiveVariant]) -> None:
-    for variant in variants:
-        if not variant.stopped.is_set():
-            variant.stopped.set()
-            variant.server.stop()
 
 
 def _failure_text(error: Exception) -> str:
@@ -166,9 +136,48 @@ def _failure_text(error: Exception) -> str:
     return f"InternalServerError: {type(error).__name__}: {error}"
 
 
+def _serve(state: EmulatorState, endpoint: Endpoint, deployment: Deployment) -> None:
+    """Put ``deployment`` in service (the caller holds the endpoint's lock) and have the runner watch its health."""
+    endpoint.deployment = deployment
+    deployment.watch(_on_failure(state, endpoint, deployment))
+
+
+def _on_failure(state: EmulatorState, endpoint: Endpoint, deployment: Deployment) -> Callable[[str], None]:
+    """What the runner calls when ``deployment``'s model keeps crashing: an endpoint in service turns Failed.
+
+    During an update the update decides instead (see the module docstring).
+    """
+
+    def failed(reason: str) -> None:
+        with endpoint.lock:
+            if endpoint.deployment is deployment and endpoint.status == "InService":
+                endpoint.advance("Failed", state.now())
+                endpoint.failure_reason = reason
+
+    return failed
+
+
+def _rehost(state: EmulatorState, endpoint: Endpoint) -> None:
+    plans = [VariantPlan(**plan) for plan in endpoint.plans]
+    try:
+        deployment = Deployment.launch(state.services, state.region, endpoint.name, plans)
+    except Exception as error:
+        with endpoint.lock:
+            if endpoint.advance("Failed", state.now()):
+                endpoint.failure_reason = f"The endpoint could not be hosted again after a restart: {_failure_text(error)}"
+        return
+    with endpoint.lock:
+        if endpoint.status == "Creating":
+            endpoint.advance("InService", state.now())
+        if endpoint.status in LIVE and endpoint.deployment is None and not state.retired.is_set():
+            _serve(state, endpoint, deployment)
+            return
+    deployment.stop()
+
+
 def _create(state: EmulatorState, endpoint: Endpoint, plans: list[VariantPlan]) -> None:
     try:
-        variants = _deploy(state, endpoint, plans)
+        deployment = Deployment.launch(state.services, state.region, endpoint.name, plans)
     except Exception as error:
         with endpoint.lock:
             if endpoint.advance("Failed", state.now()):
@@ -176,33 +185,39 @@ def _create(state: EmulatorState, endpoint: Endpoint, plans: list[VariantPlan]) 
         return
     with endpoint.lock:
         if endpoint.advance("InService", state.now()) and not state.retired.is_set():
-            endpoint.variants = variants
+            _serve(state, endpoint, deployment)
             return
-    _stop(variants)
+    deployment.stop()
 
 
 def _update(state: EmulatorState, endpoint: Endpoint, config_name: str, plans: list[VariantPlan]) -> None:
     try:
-        variants = _deploy(state, endpoint, plans)
+        deployment = Deployment.launch(state.services, state.region, endpoint.name, plans)
     except Exception as error:
         with endpoint.lock:
-            if endpoint.advance("InService", state.now()):
+            crashed = endpoint.deployment.failure
+            if crashed is not None and endpoint.advance("Failed", state.now()):
+                endpoint.failure_reason = crashed
+            elif crashed is None and endpoint.advance("InService", state.now()):
                 endpoint.failure_reason = f"Updating the endpoint to {config_name} failed: {_failure_text(error)}"
         return
     with endpoint.lock:
         if endpoint.advance("InService", state.now()):
-            old, endpoint.variants = endpoint.variants, variants
+            old = endpoint.deployment
+            _serve(state, endpoint, deployment)
             endpoint.config_name = config_name
+            endpoint.plans = [asdict(plan) for plan in plans]
             endpoint.failure_reason = None
         else:
-            old = variants
-    _stop(old)
+            old = deployment
+    old.stop()
 
 
 def _delete(state: EmulatorState, endpoint: Endpoint) -> None:
     with endpoint.lock:
-        variants, endpoint.variants = endpoint.variants, []
-    _stop(variants)
+        deployment = endpoint.deployment
+    if deployment is not None:
+        deployment.stop()
     if state.endpoints.find(endpoint.name) is endpoint:
         state.endpoints.remove(endpoint.name)
 
@@ -215,7 +230,9 @@ def _background(target, *args) -> None:
 def create_endpoint(state: EmulatorState, params: dict) -> dict:
     plans = _plans(state, params["EndpointConfigName"])
     _check_limit(state, plans)
-    endpoint = state.endpoints.add(Endpoint(state, params))
+    endpoint = Endpoint(state, params)
+    endpoint.plans = [asdict(plan) for plan in plans]
+    state.endpoints.add(endpoint)
     _background(_create, state, endpoint, plans)
     return {"EndpointArn": endpoint.arn}
 
@@ -253,66 +270,10 @@ def list_endpoints(state: EmulatorState, params: dict) -> dict:
     return page(state.endpoints, params, "Endpoints", Endpoint.summary)
 
 
-def _choose(endpoint: Endpoint, target: str | None) -> LiveVariant:
-    with endpoint.lock:
-        variants = list(endpoint.variants)
-    if target is not None:
-        for variant in variants:
-            if variant.plan.name == target:
-                return variant
-        raise RuntimeValidationError(f"The variant {target} was not found for endpoint {endpoint.name}.")
-    weights = [variant.plan.weight for variant in variants]
-    if sum(weights) <= 0:
-        raise RuntimeValidationError(f"Endpoint {endpoint.name} has no variant with a positive weight.")
-    return random.choices(variants, weights=weights)[0]
-
-
-def invoke_endpoint(state: EmulatorState, params: dict) -> Invocation:
-    """The runtime's InvokeEndpoint: forward the body to a variant's model server and relay its answer.
-
-    Raises:
-        RuntimeValidationError: no such endpoint in service (AWS's ``ValidationError``).
-        ModelError: the model answered with an error status, crashed or timed out (HTTP 424).
-    """
-    name = params["EndpointName"]
-    endpoint = state.endpoints.find(name)
-    if endpoint is None or endpoint.status not in LIVE:
-        raise RuntimeValidationError(f"Endpoint {name} of account {state.account} not found.")
-    variant = _choose(endpoint, params.get("TargetVariant"))
-    group = endpoint_group(endpoint.name)
-    log_arn = f"arn:aws:logs:{state.region}:{state.account}:log-group:{group}"
-    console = (
-        f"See https://{state.region}.console.aws.amazon.com/cloudwatch/home?region={state.region}"
-        f"#logEventViewer:group={group} in account {state.account} for more information."
-    )
-    try:
-        reply = variant.server.invoke(
-            params["Body"], params.get("ContentType"), params.get("Accept"), params.get("CustomAttributes")
-        )
-    except urllib3.exceptions.ReadTimeoutError:
-        raise ModelError(
-            f"Your invocation timed out while waiting for a response from container primary. {console}",
-            OriginalStatusCode=504, OriginalMessage="timed out", LogStreamArn=log_arn,
-        ) from None
-    except urllib3.exceptions.HTTPError as error:
-        raise ModelError(
-            f"Received server error (500) from model with message \"{error}\". {console}",
-            OriginalStatusCode=500, OriginalMessage=str(error), LogStreamArn=log_arn,
-        ) from None
-    if reply.status != 200:
-        text = reply.body.decode("utf-8", "replace")
-        side = "client" if 400 <= reply.status < 500 else "server"
-        raise ModelError(
-            f'Received {side} error ({reply.status}) from model with message "{text}". {console}',
-            OriginalStatusCode=reply.status, OriginalMessage=text, LogStreamArn=log_arn,
-        )
-    return Invocation(reply.body, reply.content_type, variant.plan.name, None)
-
-
 def stop_all(state: EmulatorState) -> None:
-    """End every endpoint's model servers (the emulator is resetting or stopping)."""
+    """End every endpoint's model servers and health monitors (the emulator is resetting or stopping)."""
     for endpoint in state.endpoints:
         with endpoint.lock:
-            variants, endpoint.variants = endpoint.variants, []
-        _stop(variants)
-    shutil.rmtree(state.services.workdir / "endpoints", ignore_errors=True)
+            deployment = endpoint.deployment
+        if deployment is not None:
+            deployment.stop()

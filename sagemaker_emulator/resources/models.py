@@ -14,6 +14,7 @@ from sagemaker_emulator.state import EmulatorState, Resource
 
 class Model(Resource):
     ARN_TYPE = "model"
+    PERSISTED = ("primary_container", "containers", "execution_role_arn", "network_isolation", "inference_execution_config")
 
     def __init__(self, state: EmulatorState, params: dict):
         name = params["ModelName"]

@@ -13,24 +13,21 @@ import copy
 import threading
 
 from sagemaker_emulator.errors import ValidationException, limit_exceeded
+from sagemaker_emulator.jobs.training import MESSAGES, start_training
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource
 
-MESSAGES = {
-    "Starting": "Launching requested ML instances",
-    "Downloading": "Downloading input data",
-    "Training": "Training image download completed. Training in progress.",
-    "Uploading": "Uploading generated training model",
-    "Completed": "Training job completed",
-    "Stopping": "Stopping the training job",
-    "Stopped": "Training job stopped",
-    "MaxRuntimeExceeded": "Training job exceeded MaxRuntimeInSeconds provided",
-}
+
+INTERRUPTED = (
+    "InternalServerError: The local SageMaker emulator stopped while this job was running, so the job was "
+    "interrupted; its data and partial output are gone. Start a new training job."
+)
 
 
 class TrainingJob(Resource):
     ARN_TYPE = "training-job"
+    PERSISTED = ("params", "secondary", "failure_reason", "model_artifact", "final_metrics", "start_time", "end_time")
     TRANSITIONS = frozenset(
         {
             ("InProgress", "Completed"),
@@ -59,6 +56,12 @@ class TrainingJob(Resource):
         self.end_time: float | None = None
         self.stop_requested = threading.Event()
         self.enter("Starting", now)
+
+    def after_restore(self, state: EmulatorState) -> None:
+        """A job cannot go on after its emulator stopped: one that was running is failed, as a lost host fails it."""
+        self.stop_requested = threading.Event()
+        if self.status in ("InProgress", "Stopping") and self.finish("Failed", "Failed", state.now(), INTERRUPTED):
+            self.failure_reason = INTERRUPTED
 
     @property
     def secondary_status(self) -> str:
@@ -165,8 +168,6 @@ def _check_request(state: EmulatorState, params: dict) -> None:
 
 @operation("CreateTrainingJob")
 def create_training_job(state: EmulatorState, params: dict) -> dict:
-    from sagemaker_emulator.jobs.training import start_training  # the runner imports this module
-
     _check_request(state, params)
     job = state.training_jobs.add(TrainingJob(state, params))
     start_training(state, job)

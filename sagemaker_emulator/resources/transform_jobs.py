@@ -9,6 +9,7 @@ import copy
 import threading
 
 from sagemaker_emulator.errors import ValidationException, limit_exceeded
+from sagemaker_emulator.jobs.transform import start_transform
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource
@@ -16,8 +17,15 @@ from sagemaker_emulator.state import EmulatorState, Resource
 MAX_PAYLOAD_MB = 100
 
 
+INTERRUPTED = (
+    "InternalServerError: The local SageMaker emulator stopped while this job was running, so the job was "
+    "interrupted. Start a new transform job."
+)
+
+
 class TransformJob(Resource):
     ARN_TYPE = "transform-job"
+    PERSISTED = ("params", "container", "failure_reason", "start_time", "end_time")
     TRANSITIONS = frozenset(
         {
             ("InProgress", "Completed"),
@@ -45,6 +53,12 @@ class TransformJob(Resource):
         self.start_time: float | None = None
         self.end_time: float | None = None
         self.stop_requested = threading.Event()
+
+    def after_restore(self, state: EmulatorState) -> None:
+        """A job cannot go on after its emulator stopped: one that was running is failed, as a lost host fails it."""
+        self.stop_requested = threading.Event()
+        if self.status in ("InProgress", "Stopping"):
+            self.finish("Failed", state.now(), INTERRUPTED)
 
     def finish(self, status: str, now: float, reason: str | None = None) -> bool:
         with self.lock:
@@ -104,8 +118,6 @@ def _check_request(state: EmulatorState, params: dict) -> None:
 
 @operation("CreateTransformJob")
 def create_transform_job(state: EmulatorState, params: dict) -> dict:
-    from sagemaker_emulator.jobs.transform import start_transform  # the runner imports this package
-
     _check_request(state, params)
     model = state.models.get(params["ModelName"])
     container = dict(model.container())

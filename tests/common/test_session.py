@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import boto3
 import pytest
@@ -21,6 +23,7 @@ def env(tmp_path, monkeypatch):
     os.environ["AWS_CONFIG_FILE"] = str(tmp_path / "no-config")
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-credentials")
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    os.environ["SAGEMAKER_EMULATOR_HOME"] = str(tmp_path / "emulator-home")
     monkeypatch.setattr(session, "_KERNEL", session._Kernel())
     yield os.environ
     os.environ.clear()
@@ -48,7 +51,7 @@ def test_no_credentials_means_local(env):
 
 
 def test_local_mode_points_the_kernel_at_the_emulator(env, emulator, capsys):
-    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url)
+    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url, **emulator.credentials.as_environment())
     ws = session.start_session()
     assert (ws.mode, ws.region, ws.emulator_url) == ("local", "us-east-1", emulator.url)
     assert ws.bucket == f"sagemaker-us-east-1-{ACCOUNT}"
@@ -58,7 +61,7 @@ def test_local_mode_points_the_kernel_at_the_emulator(env, emulator, capsys):
         f"region us-east-1, bucket {ws.bucket}.\n"
     )
     assert env["AWS_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == emulator.url
-    assert env["AWS_ACCESS_KEY_ID"] == "test"
+    assert env["AWS_ACCESS_KEY_ID"] == emulator.credentials.access_key_id
     config = open(env["SAGEMAKER_USER_CONFIG_OVERRIDE"]).read()
     assert "TelemetryOptOut: true" in config and f"DefaultS3Bucket: {ws.bucket}" in config
     boto3.client("s3").head_bucket(Bucket=ws.bucket)
@@ -69,19 +72,29 @@ def test_local_mode_points_the_kernel_at_the_emulator(env, emulator, capsys):
     assert (again.bucket, again.role_arn) == (ws.bucket, ws.role_arn)
 
 
-def test_local_mode_starts_one_emulator_per_kernel(env):
+def test_local_mode_shares_one_background_emulator_that_outlives_the_kernel(env):
     env["WORKSHOP_MODE"] = "local"
     try:
         first = session.start_session()
         assert first.emulator_url.startswith("http://127.0.0.1:")
+        boto3.client("s3").put_object(Bucket=first.bucket, Key="kept.txt", Body=b"made by the first kernel")
         del env["WORKSHOP_MODE"]
         assert session.start_session().emulator_url == first.emulator_url
+        for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            del env[name]
+        later_kernel = subprocess.run(
+            [sys.executable, "-c", "from common import session; import boto3; ws = session.start_session(); "
+             "print(boto3.client('s3').get_object(Bucket=ws.bucket, Key='kept.txt')['Body'].read().decode())"],
+            capture_output=True, text=True, timeout=120, env={**env, "WORKSHOP_MODE": "local"},
+        )
+        assert later_kernel.stdout.splitlines()[-1] == "made by the first kernel", later_kernel.stderr
     finally:
         session.stop_local_emulator()
 
 
 def test_local_mode_refuses_a_non_loopback_endpoint(env, emulator):
-    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url, AWS_ENDPOINT_URL_S3="https://s3.amazonaws.com")
+    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url, AWS_ENDPOINT_URL_S3="https://s3.amazonaws.com",
+               **emulator.credentials.as_environment())
     with pytest.raises(RuntimeError) as excinfo:
         session.start_session()
     assert str(excinfo.value) == (
@@ -128,5 +141,8 @@ def test_local_mode_says_when_no_emulator_answers(env):
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=url, AWS_MAX_ATTEMPTS="1")
+    with pytest.raises(RuntimeError, match="WORKSHOP_EMULATOR_URL is set but AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"):
+        session.start_session()
+    env.update(AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret")
     with pytest.raises(RuntimeError, match=f"No SageMaker emulator answers at {url}; start one"):
         session.start_session()

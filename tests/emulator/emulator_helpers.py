@@ -6,9 +6,15 @@ import json
 import tarfile
 import time
 
+import urllib.error
+import urllib.request
+
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -25,6 +31,22 @@ def client(emulator, service: str, **config):
         config=Config(retries={"max_attempts": 1}, **config),
         **emulator.credentials.as_boto3(),
     )
+
+
+def send(emulator, method: str, path: str, body: bytes = b"", headers: dict | None = None, service: str = "sagemaker",
+         credentials: Credentials | None = None, sign: bool = True) -> tuple[int, dict, bytes]:
+    """One raw HTTP request to the emulator, SigV4-signed by botocore with its key (or ``credentials``) unless
+    ``sign`` is False; returns (status, headers, body) whatever the status."""
+    request = AWSRequest(method=method, url=emulator.url + path, data=body, headers=dict(headers or {}))
+    if sign:
+        keys = credentials or Credentials(emulator.credentials.access_key_id, emulator.credentials.secret_access_key)
+        SigV4Auth(keys, service, REGION).add_auth(request)
+    prepared = urllib.request.Request(request.url, data=body or None, method=method, headers=dict(request.headers))
+    try:
+        with urllib.request.urlopen(prepared, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
 
 
 def assert_healthy(emulator) -> None:

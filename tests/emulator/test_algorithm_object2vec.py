@@ -271,6 +271,17 @@ def test_pretrained_embeddings_are_loaded_and_frozen(tmp_path):
     np.testing.assert_allclose(table[:, 0], [(11 - i) / 10 for i in range(12)], rtol=1e-6)
 
 
+@pytest.mark.parametrize("name, reason", [
+    ("..", "Hyperparameter enc0_pretrained_embedding_file"),
+    ("../../../../etc/passwd", "expected a file name made of"),
+    ("/etc/passwd", "expected a file name made of"),
+])
+def test_an_embedding_file_outside_the_auxiliary_channel_is_refused(tmp_path, name, reason):
+    hp = {**SMALL, "enc0_network": "hcnn", "enc0_layers": "1", "enc0_pretrained_embedding_file": name}
+    with pytest.raises(ClientError, match=reason):
+        train(tmp_path, hp, {"train": parity_pairs(50, 0)}, auxiliary={"glove.txt": "w0 1\n"})
+
+
 def test_padding_does_not_change_an_embedding(tmp_path):
     hp = {**SMALL, "enc0_network": "bilstm", "epochs": "1"}
     _, predictor = train(tmp_path, hp, {"train": presence_pairs(100, 0)})

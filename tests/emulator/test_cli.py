@@ -1,42 +1,113 @@
-"""``python -m sagemaker_emulator serve``: prints the exports, answers on loopback, refuses other hosts."""
+"""``python -m sagemaker_emulator serve | start | status | stop``: one emulator per home, its key pair printed."""
 from __future__ import annotations
 
+import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 
 import boto3
+import pytest
 from emulator_helpers import REGION
 
+from sagemaker_emulator import home as homes
 
-def _serve(*args: str) -> subprocess.Popen:
+
+def _cli(*args: str, **options) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sagemaker_emulator", *args], capture_output=True, text=True,
+                          timeout=120, **options)
+
+
+def _serve(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "sagemaker_emulator", "serve", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
 
 
-def test_serve_prints_the_exports_and_answers():
-    process = _serve("--port", "0")
+def _exports(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        for pair in line.removeprefix("export ").split():
+            name, _, value = pair.partition("=")
+            found[name] = value
+    return found
+
+
+@pytest.fixture
+def home(tmp_path):
+    yield tmp_path / "home"
+    homes.stop(tmp_path / "home")
+
+
+def test_serve_prints_its_key_pair_and_answers_only_to_it(home):
+    process = _serve("--port", "0", "--home", str(home))
     try:
         first = process.stdout.readline()
         assert first.startswith("SageMaker emulator listening on http://127.0.0.1:")
-        url = first.split(" on ", 1)[1].split(" ", 1)[0]
-        lines = [process.stdout.readline().strip() for _ in range(4)]
-        assert lines[0] == f"export AWS_ENDPOINT_URL={url}"
-        assert lines[1] == "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1"
-        assert lines[2].startswith("export SAGEMAKER_USER_CONFIG_OVERRIDE=") and lines[3] == "Press Ctrl-C to stop."
+        assert process.stdout.readline().strip() == "To use it from a shell:"
+        exports = _exports([process.stdout.readline().strip() for _ in range(4)])
+        assert process.stdout.readline().strip() == "Press Ctrl-C to stop."
+        assert exports["AWS_ACCESS_KEY_ID"].startswith("ASIAEMU") and len(exports["AWS_SECRET_ACCESS_KEY"]) >= 40
+        assert exports["AWS_DEFAULT_REGION"] == REGION
+        assert "TelemetryOptOut: true" in open(exports["SAGEMAKER_USER_CONFIG_OVERRIDE"]).read()
         sagemaker = boto3.client(
-            "sagemaker", endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+            "sagemaker", endpoint_url=exports["AWS_ENDPOINT_URL"], region_name=REGION,
+            aws_access_key_id=exports["AWS_ACCESS_KEY_ID"], aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
         )
         assert sagemaker.list_endpoints()["Endpoints"] == []
+        runtime_file = home / homes.RUNTIME_FILE
+        assert stat.S_IMODE(runtime_file.stat().st_mode) == 0o600 and stat.S_IMODE(home.stat().st_mode) == 0o700
+        assert json.loads(runtime_file.read_text())["secret_access_key"] == exports["AWS_SECRET_ACCESS_KEY"]
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(20) == 0
+        assert process.wait(30) == 0
+    assert not (home / homes.RUNTIME_FILE).exists()
 
 
-def test_serve_refuses_a_public_host():
-    process = _serve("--host", "0.0.0.0", "--port", "0")
+def test_serve_takes_a_fixed_key_pair(home):
+    env = dict(os.environ, SAGEMAKER_EMULATOR_ACCESS_KEY_ID="AKIDFIXED", SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY="s3cr3t")
+    process = _serve("--port", "0", "--home", str(home), env=env)
+    try:
+        process.stdout.readline()
+        process.stdout.readline()
+        exports = _exports([process.stdout.readline().strip() for _ in range(4)])
+        assert (exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]) == ("AKIDFIXED", "s3cr3t")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+
+def test_start_status_stop(home):
+    assert _cli("status", "--home", str(home)).returncode == 3
+    started = _cli("start", "--home", str(home))
+    assert started.returncode == 0, started.stderr
+    running = homes.find(home)
+    assert running is not None and f"at {running.url} (pid {running.pid})" in started.stdout
+    assert _cli("start", "--home", str(home)).stdout.startswith(f"SageMaker emulator at {running.url} (pid {running.pid})")
+    status = _cli("status", "--home", str(home))
+    assert (status.returncode, status.stdout.strip()) == (
+        0, f"SageMaker emulator running at {running.url} (pid {running.pid}), home {home}."
+    )
+    second = _serve("--port", "0", "--home", str(home))
+    assert second.wait(60) == 1
+    assert f"An emulator already serves {home} at {running.url}" in second.stderr.read()
+    assert _cli("stop", "--home", str(home)).stdout.strip() == f"Stopped the SageMaker emulator of {home}."
+    assert homes.find(home) is None
+    assert _cli("stop", "--home", str(home)).stdout.strip() == f"No emulator is running for {home}."
+
+
+def test_a_stale_runtime_file_is_not_an_emulator(home):
+    homes.prepare(home)
+    (home / homes.RUNTIME_FILE).write_text(json.dumps({"url": "http://127.0.0.1:1", "pid": 1, "access_key_id": "a",
+                                                        "secret_access_key": "b", "started": 0}))
+    assert homes.find(home) is None
+
+
+def test_serve_refuses_a_public_host(home):
+    process = _serve("--host", "0.0.0.0", "--port", "0", "--home", str(home))
     assert process.wait(60) == 2
     assert process.stderr.read().strip() == (
         "Refusing to listen on '0.0.0.0': the emulator only listens on loopback (e.g. 127.0.0.1)."

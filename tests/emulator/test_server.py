@@ -2,33 +2,21 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from emulator_helpers import IMAGE, REGION, ROLE, client, error_of
+from emulator_helpers import IMAGE, REGION, ROLE, client, error_of, send
 
 from sagemaker_emulator.emulator import Emulator
 from sagemaker_emulator.loopback import is_loopback, is_loopback_url
 
 
 def _post(emulator, target: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        emulator.url + "/",
-        data=body,
-        method="POST",
-        headers={
-            "X-Amz-Target": target,
-            "Content-Type": "application/x-amz-json-1.1",
-            "Authorization": f"AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/sagemaker/aws4_request, x",
-        },
+    status, _, answer = send(
+        emulator, "POST", "/", body, {"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"}
     )
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return status, json.loads(answer)
 
 
 def test_unknown_operation_is_named(emulator):

@@ -1,0 +1,208 @@
+"""One emulator per user and machine: its home folder, how to find it, start it in the background and stop it.
+
+The home (``SAGEMAKER_EMULATOR_HOME``, default ``<user cache>/sagemaker-emulator``) holds:
+
+- ``serve.lock``: held (``flock``) by the serving process for its whole life, so a crash never leaves a
+  "running" emulator behind: whoever can take the lock knows nobody serves;
+- ``emulator.json`` (mode 0600): its URL, pid and key pair, written once it answers, read by every notebook
+  kernel that wants it (as Jupyter's runtime files are);
+- ``serve.log``: what a background emulator printed;
+- ``state/``: what it persists across restarts; ``scratch/``: job folders, removed on exit, swept at start.
+
+Kernels come and go; the emulator stays, as AWS's resources outlive a notebook.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sagemaker_emulator.auth import Credentials
+
+HOME_VARIABLE = "SAGEMAKER_EMULATOR_HOME"
+RUNTIME_FILE = "emulator.json"
+LOCK_FILE = "serve.lock"
+LOG_FILE = "serve.log"
+START_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+def default_home() -> Path:
+    """``SAGEMAKER_EMULATOR_HOME``, else the user's cache folder (``XDG_CACHE_HOME`` or ``~/.cache``)."""
+    if os.environ.get(HOME_VARIABLE):
+        return Path(os.environ[HOME_VARIABLE]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "sagemaker-emulator"
+
+
+@dataclass(frozen=True)
+class Running:
+    """A serving emulator as its runtime file describes it."""
+
+    url: str
+    pid: int
+    credentials: Credentials
+    home: Path
+    started: float
+
+    def exports(self, region: str) -> str:
+        """The shell lines that point boto3 and the SageMaker SDK at this emulator."""
+        keys = self.credentials
+        return "\n".join(
+            [
+                f"export AWS_ENDPOINT_URL={self.url}",
+                f"export AWS_ACCESS_KEY_ID={keys.access_key_id} AWS_SECRET_ACCESS_KEY={keys.secret_access_key}",
+                f"export AWS_DEFAULT_REGION={region}",
+                f"export SAGEMAKER_USER_CONFIG_OVERRIDE={sdk_config(self.home)}",
+            ]
+        )
+
+
+def sdk_config(home: Path) -> Path:
+    """The SDK config file for this emulator: telemetry off (its HTTPS call ignores the endpoint variables)."""
+    return home / "sagemaker-config.yaml"
+
+
+def prepare(home: Path) -> Path:
+    """Create the home folder, private to the user (it holds the key pair)."""
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+    return home
+
+
+class ServeLock:
+    """The lock a serving emulator holds for its life; ``acquire`` fails when another one serves this home."""
+
+    def __init__(self, home: Path):
+        self._path = prepare(home) / LOCK_FILE
+        self._file = None
+
+    def acquire(self) -> bool:
+        handle = open(self._path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def _serving(home: Path) -> bool:
+    """Whether some process holds ``serve.lock`` (a shared lock is refused while the serving one holds it)."""
+    path = home / LOCK_FILE
+    if not path.exists():
+        return False
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def write_runtime(home: Path, url: str, credentials: Credentials) -> Path:
+    """Publish a serving emulator (atomically, readable by the user only)."""
+    path = home / RUNTIME_FILE
+    partial = path.with_suffix(".tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(
+            {
+                "url": url,
+                "pid": os.getpid(),
+                "access_key_id": credentials.access_key_id,
+                "secret_access_key": credentials.secret_access_key,
+                "started": time.time(),
+            },
+            handle,
+        )
+    os.replace(partial, path)
+    return path
+
+
+def remove_runtime(home: Path) -> None:
+    (home / RUNTIME_FILE).unlink(missing_ok=True)
+
+
+def find(home: Path | None = None) -> Running | None:
+    """The emulator serving ``home``, or None (a runtime file left by a crash is ignored)."""
+    home = home or default_home()
+    path = home / RUNTIME_FILE
+    if not path.exists() or not _serving(home):
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return Running(
+            data["url"], int(data["pid"]), Credentials(data["access_key_id"], data["secret_access_key"]), home,
+            float(data["started"]),
+        )
+    except (ValueError, KeyError, OSError):
+        return None
+
+
+def _emulator_environment() -> dict[str, str]:
+    """The background emulator's variables: the caller's, without any AWS setting that could steer its clients."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
+def ensure(home: Path | None = None, timeout: float = START_TIMEOUT_SECONDS) -> Running:
+    """The emulator serving ``home``, started in the background (detached from this process) if none is.
+
+    Raises:
+        RuntimeError: it did not come up within ``timeout`` seconds; the message holds the end of its log.
+    """
+    home = prepare(home or default_home())
+    running = find(home)
+    if running is not None:
+        return running
+    log = home / LOG_FILE
+    with open(log, "ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sagemaker_emulator", "serve", "--home", str(home), "--port", "0"],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=_emulator_environment(),
+            start_new_session=True, close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = find(home)
+        if running is not None:
+            return running
+        if process.poll() not in (None, 0) and not _serving(home):
+            break
+        time.sleep(0.1)
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    raise RuntimeError(f"The SageMaker emulator did not start (home {home}). The end of {log}:\n{tail}")
+
+
+def stop(home: Path | None = None, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
+    """Stop the emulator serving ``home`` (SIGTERM, then SIGKILL); False when none was running."""
+    home = home or default_home()
+    running = find(home)
+    if running is None:
+        return False
+    try:
+        os.kill(running.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _serving(home):
+        time.sleep(0.1)
+    if _serving(home):
+        os.kill(running.pid, signal.SIGKILL)
+    return True

@@ -1,0 +1,629 @@
+"""moto's S3, CloudWatch Logs and IAM state kept in a folder, so that a restarted emulator gets it back.
+
+moto holds everything in memory, while the emulator outlives notebook kernels and may be restarted: the datasets and
+model artifacts in S3, the logs of finished jobs and endpoints and the SageMaker role must survive. The state is read
+and written through the emulator's public AWS APIs (``client(service, region)``), except for two things no AWS API
+offers, kept in the two ``_moto_*`` functions at the end: which regions have log groups, and writing log events older
+than the 14 days PutLogEvents accepts.
+
+Layout of the folder (only ``index.json`` has a fixed name; the rest are named by hashes, never by a key or a name,
+since those are chosen by whoever calls the API)::
+
+    index.json                          the saved state: every bucket, object, log group, stream, and the IAM file
+    s3/<h[:2]>/<h>-<rev>                one object's bytes; h = sha256(bucket NUL key), rev random per write
+    logs/<h[:2]>/<h>-<rev>.json         one stream's events, [[timestamp, message], ...]; h = sha256(region NUL group
+                                        NUL stream)
+    iam/<sha256 of content>.json        roles (trust, inline and attached policies) and customer-managed policies
+    tmp/                                files being written
+    .lock                               held (flock) by the one MotoStore using the folder
+
+Crash safety: each file is written under ``tmp/``, fsynced and moved into place with ``os.replace``; a file the index
+names is never rewritten (a changed object gets a new ``rev``); the index is replaced last, and files it no longer
+names are deleted only after that. A save interrupted at any point leaves the previous index and all its files, and
+the next MotoStore deletes the interrupted save's leftovers. An index that cannot be read is not from an interrupted
+save but from damage done outside: opening the folder raises :class:`StoreCorrupt` rather than starting empty, since
+the next save would then erase what is left.
+
+Incremental: an object is fetched only if its (ETag, size, LastModified) differs from the index, a stream only if its
+(sequence token, last ingestion, last event, stored bytes) does; IAM is small and rewritten only if its content
+changed. Not kept: object versions, tags and ACLs, bucket policies and settings other than the public access block,
+IAM users, groups and instance profiles, non-default policy versions, log group tags and subscriptions. Restore
+recreates objects and events, so LastModified and ingestion times are those of the restore.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from botocore.exceptions import ClientError
+
+LOG = logging.getLogger(__name__)
+
+SERVICES = ("s3", "logs", "iam")
+HOME_REGION = "us-east-1"  # where S3's and IAM's global APIs are asked, and S3's LocationConstraint None
+FORMAT = 1
+CHUNK = 1 << 20
+OBJECT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
+STREAM_STAMP = ("uploadSequenceToken", "lastIngestionTime", "lastEventTimestamp", "storedBytes")
+READ_VERBS = ("Describe", "Get", "List", "Filter", "Test", "Simulate", "Generate", "StartQuery", "StopQuery")
+GONE = {"NoSuchBucket", "NoSuchKey", "ResourceNotFoundException", "NoSuchEntity"}
+_FILE = re.compile(r"(s3|logs)/[0-9a-f]{2}/[0-9a-f]{64}-[0-9a-f]{16}(\.json)?|iam/[0-9a-f]{64}\.json")
+
+
+class StoreCorrupt(ValueError):
+    """The folder's index cannot be read, or names a file that is not there."""
+
+
+def changes_state(service: str, method: str, operation: str = "") -> bool:
+    """Whether a request routed to moto may change what the store keeps (then call :meth:`MotoStore.mark_dirty`).
+
+    S3 is REST, so its reads are GET and HEAD; Logs (``X-Amz-Target: Logs_20140328.<operation>``) and IAM (form field
+    ``Action``) send every operation as POST, including the store's own reads, so they are told apart by name.
+    """
+    if service not in SERVICES:
+        return False
+    if service == "s3":
+        return method.upper() not in ("GET", "HEAD", "OPTIONS")
+    return not operation.startswith(READ_VERBS)
+
+
+@dataclass
+class SaveReport:
+    """What one save wrote and deleted; the counts let callers and tests see that a save was incremental."""
+
+    objects_written: int = 0
+    bytes_written: int = 0
+    streams_written: int = 0
+    iam_written: bool = False
+    files_removed: int = 0
+    index_written: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class RestoreSummary:
+    """What a restore recreated; ``str()`` is the emulator's start-up line."""
+
+    buckets: int = 0
+    objects: int = 0
+    bytes: int = 0
+    log_groups: int = 0
+    log_streams: int = 0
+    log_events: int = 0
+    roles: int = 0
+    policies: int = 0
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"restored {_count(self.buckets, 'bucket')} ({_count(self.objects, 'object')}, {self.bytes / 1e6:.1f} MB), "
+            f"{_count(self.log_groups, 'log group')} ({_count(self.log_streams, 'stream')}, "
+            f"{_count(self.log_events, 'event')}), {_count(self.roles, 'IAM role')} and "
+            f"{_count(self.policies, 'policy', 'policies')} in {self.seconds:.1f} s"
+        )
+
+
+class MotoStore:
+    """Saves moto's S3, Logs and IAM state into ``folder`` and restores it into a freshly started emulator.
+
+    ``client(service, region)`` returns a boto3 client signed for the running emulator (``Emulator.client``). Only one
+    MotoStore may use a folder at a time, in any process; saves and restores run one at a time. A folder that holds
+    state is not saved into until :meth:`restore` has run, since saving moto's (empty) state first would erase it.
+    """
+
+    def __init__(self, folder: Path, client: Callable[[str, str], Any], *, interval: float = 5.0, workers: int = 8):
+        if interval <= 0 or workers < 1:
+            raise ValueError(f"interval must be > 0 and workers >= 1; got interval={interval}, workers={workers}")
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.folder / ".lock", "a")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise RuntimeError(f"{self.folder} is in use by another emulator; give this one another folder") from None
+        try:
+            self._index = _read_index(self.folder)
+        except Exception:
+            self._lock_file.close()
+            raise
+        self._client = client
+        self._interval = interval
+        self._workers = workers
+        self._account: str | None = None
+        self._save_lock = threading.Lock()
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._written: list[str] = []
+        self._unrestored = any(self._index.values())
+        self._sweep()
+
+    def start(self) -> "MotoStore":
+        """Save in a background thread, at most every ``interval`` seconds and only after :meth:`mark_dirty`."""
+        self._thread = threading.Thread(target=self._autosave, name="moto-store", daemon=True)
+        self._thread.start()
+        return self
+
+    def mark_dirty(self, service: str | None = None) -> None:
+        """Note that ``service`` (one of SERVICES; None for all) changed; cheap enough to call on every request."""
+        if service is not None and service not in SERVICES:
+            raise ValueError(f"The store keeps {', '.join(SERVICES)}, not {service!r}.")
+        with self._dirty_lock:
+            self._dirty.update(SERVICES if service is None else (service,))
+        self._wake.set()
+
+    def close(self, save: bool = True) -> None:
+        """Stop the background saver, save everything once more (unless ``save`` is False) and release the folder."""
+        if self._closed:
+            return
+        self._closing.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            if save and self._unrestored:
+                LOG.warning("not saving moto's state into %s: what it holds was never restored", self.folder)
+            elif save:
+                self.save()
+        finally:
+            self._closed = True
+            self._lock_file.close()
+
+    def save(self, services: Iterable[str] = SERVICES) -> SaveReport:
+        """Write what changed in ``services`` since the last save, then the index; returns what was written."""
+        services = tuple(services)
+        unknown = set(services) - set(SERVICES)
+        if unknown:
+            raise ValueError(f"The store keeps {', '.join(SERVICES)}, not {', '.join(sorted(unknown))}.")
+        with self._save_lock:
+            self._check_open()
+            started = time.perf_counter()
+            report = SaveReport()
+            self._written = []
+            try:
+                index = dict(self._index)
+                for service in services:
+                    index[service] = getattr(self, f"_save_{service}")(self._index[service], report)
+                if index != self._index:
+                    self._commit(index, report)
+            except Exception:
+                self._discard(self._written)
+                raise
+            report.seconds = time.perf_counter() - started
+            return report
+
+    def restore(self) -> RestoreSummary:
+        """Recreate the saved buckets, objects, log groups, streams, events, roles and policies.
+
+        Meant for a freshly started emulator: nothing is merged into state moto already has (a role or log group
+        of the same name is AWS's duplicate error).
+        """
+        with self._save_lock:
+            self._check_open(restoring=True)
+            started = time.perf_counter()
+            summary = RestoreSummary()
+            index = dict(self._index)
+            index["iam"] = self._restore_iam(self._index["iam"], summary)
+            index["s3"] = self._restore_s3(self._index["s3"], summary)
+            index["logs"] = self._restore_logs(self._index["logs"], summary)
+            self._index = index  # new stamps (LastModified, ingestion times) of the same files: nothing to write
+            self._unrestored = False
+            summary.seconds = time.perf_counter() - started
+            return summary
+
+    # S3
+
+    def _save_s3(self, previous: dict, report: SaveReport) -> dict:
+        s3 = self._client("s3", HOME_REGION)
+        buckets = {}
+        for bucket in s3.list_buckets()["Buckets"]:
+            name = bucket["Name"]
+            try:
+                buckets[name] = self._save_bucket(s3, name, previous.get(name, {}).get("objects", {}), report)
+            except ClientError as error:
+                if not _gone(error):
+                    raise
+        return buckets
+
+    def _save_bucket(self, s3, name: str, previous: dict, report: SaveReport) -> dict:
+        region = s3.get_bucket_location(Bucket=name)["LocationConstraint"] or HOME_REGION
+        objects, stale = {}, {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for item in page.get("Contents", []):
+                stamp = [item["ETag"], item["Size"], item["LastModified"].isoformat()]
+                entry = previous.get(item["Key"])
+                if entry is not None and entry["stamp"] == stamp:
+                    objects[item["Key"]] = entry
+                else:
+                    stale[item["Key"]] = stamp
+        with ThreadPoolExecutor(self._workers) as pool:
+            fetched = list(pool.map(lambda key: self._fetch(s3, name, key, stale[key]), stale))
+        for key, entry in zip(stale, fetched):
+            if entry is not None:
+                objects[key] = entry
+                report.objects_written += 1
+                report.bytes_written += entry["stamp"][1]
+        return {"region": region, "public_access_block": _public_access_block(s3, name), "objects": objects}
+
+    def _fetch(self, s3, bucket: str, key: str, stamp: list) -> dict | None:
+        """The object's bytes into a new file, and its index entry; None if it was deleted after the listing."""
+        try:
+            response = s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _gone(error):
+                return None
+            raise
+        file = _blob_name("s3", bucket, key)
+        self._write(file, response["Body"].iter_chunks(CHUNK))
+        entry = {"file": file, "stamp": [response["ETag"], response["ContentLength"], stamp[2]]}
+        entry.update({header: response[header] for header in OBJECT_HEADERS if response.get(header)})
+        entry["Metadata"] = response.get("Metadata", {})
+        return entry
+
+    def _restore_s3(self, saved: dict, summary: RestoreSummary) -> dict:
+        for name, bucket in saved.items():
+            s3 = self._client("s3", bucket["region"])
+            if bucket["region"] == HOME_REGION:
+                s3.create_bucket(Bucket=name)
+            else:
+                s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": bucket["region"]})
+            if bucket["public_access_block"] is not None:
+                s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=bucket["public_access_block"])
+        uploads = [(name, key, entry) for name, bucket in saved.items() for key, entry in bucket["objects"].items()]
+        with ThreadPoolExecutor(self._workers) as pool:
+            list(pool.map(lambda upload: self._upload(saved[upload[0]]["region"], *upload), uploads))
+        restored = {}
+        for name, bucket in saved.items():
+            objects = dict(bucket["objects"])
+            s3 = self._client("s3", bucket["region"])
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+                for item in page.get("Contents", []):
+                    if item["Key"] not in objects:
+                        continue
+                    objects[item["Key"]] = {
+                        **objects[item["Key"]],
+                        "stamp": [item["ETag"], item["Size"], item["LastModified"].isoformat()],
+                    }
+            restored[name] = {**bucket, "objects": objects}
+            summary.buckets += 1
+            summary.objects += len(objects)
+            summary.bytes += sum(entry["stamp"][1] for entry in objects.values())
+        return restored
+
+    def _upload(self, region: str, bucket: str, key: str, entry: dict) -> None:
+        extra = {header: entry[header] for header in OBJECT_HEADERS if header in entry}
+        s3 = self._client("s3", region)
+        with self._open(entry["file"]) as body:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=entry["Metadata"], **extra)
+
+    # CloudWatch Logs
+
+    def _save_logs(self, previous: dict, report: SaveReport) -> dict:
+        regions = {}
+        for region in _moto_log_regions(self._account_id()):
+            logs = self._client("logs", region)
+            groups = {}
+            for page in logs.get_paginator("describe_log_groups").paginate():
+                for group in page["logGroups"]:
+                    name = group["logGroupName"]
+                    before = previous.get(region, {}).get(name, {}).get("streams", {})
+                    try:
+                        streams = self._save_streams(logs, region, name, before, report)
+                    except ClientError as error:
+                        if not _gone(error):
+                            raise
+                        continue
+                    groups[name] = {"retention": group.get("retentionInDays"), "streams": streams}
+            if groups:
+                regions[region] = groups
+        return regions
+
+    def _save_streams(self, logs, region: str, group: str, previous: dict, report: SaveReport) -> dict:
+        streams = {}
+        for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group):
+            for stream in page["logStreams"]:
+                name = stream["logStreamName"]
+                stamp = [stream.get(field) for field in STREAM_STAMP]
+                entry = previous.get(name)
+                if entry is None or entry["stamp"] != stamp:
+                    events = _read_events(logs, group, name)
+                    file = _blob_name("logs", region, group, name) + ".json" if events else None
+                    if file is not None:
+                        self._write(file, [json.dumps(events).encode()])
+                        report.streams_written += 1
+                    entry = {"file": file, "stamp": stamp, "events": len(events)}
+                streams[name] = entry
+        return streams
+
+    def _restore_logs(self, saved: dict, summary: RestoreSummary) -> dict:
+        restored = {}
+        for region, groups in saved.items():
+            logs = self._client("logs", region)
+            restored[region] = {}
+            for group, saved_group in groups.items():
+                logs.create_log_group(logGroupName=group)
+                if saved_group["retention"] is not None:
+                    logs.put_retention_policy(logGroupName=group, retentionInDays=saved_group["retention"])
+                for stream, entry in saved_group["streams"].items():
+                    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+                    if entry["file"] is not None:
+                        with self._open(entry["file"]) as file:
+                            events = json.load(file)
+                        _moto_append_log_events(self._account_id(), region, group, stream, events)
+                    summary.log_streams += 1
+                    summary.log_events += entry["events"]
+                streams = dict(saved_group["streams"])
+                for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group):
+                    for stream in page["logStreams"]:
+                        name = stream["logStreamName"]
+                        if name in streams:
+                            streams[name] = {**streams[name], "stamp": [stream.get(field) for field in STREAM_STAMP]}
+                restored[region][group] = {**saved_group, "streams": streams}
+                summary.log_groups += 1
+        return restored
+
+    # IAM
+
+    def _save_iam(self, previous: dict, report: SaveReport) -> dict:
+        iam = self._client("iam", HOME_REGION)
+        policies = []
+        for page in iam.get_paginator("list_policies").paginate(Scope="Local"):
+            for listed in page["Policies"]:
+                policy = iam.get_policy(PolicyArn=listed["Arn"])["Policy"]
+                version = iam.get_policy_version(PolicyArn=listed["Arn"], VersionId=policy["DefaultVersionId"])
+                saved = {"PolicyName": policy["PolicyName"], "Path": policy["Path"],
+                         "PolicyDocument": version["PolicyVersion"]["Document"]}
+                saved.update({field: policy[field] for field in ("Description", "Tags") if policy.get(field)})
+                policies.append(saved)
+        roles = []
+        for page in iam.get_paginator("list_roles").paginate():
+            for listed in page["Roles"]:
+                roles.append(_role(iam, listed["RoleName"]))
+        content = json.dumps({"policies": policies, "roles": roles}, sort_keys=True).encode()
+        file = f"iam/{hashlib.sha256(content).hexdigest()}.json"
+        if file != previous.get("file"):
+            self._write(file, [content])
+            report.iam_written = True
+        return {"file": file, "roles": len(roles), "policies": len(policies)}
+
+    def _restore_iam(self, saved: dict, summary: RestoreSummary) -> dict:
+        if not saved:
+            return saved
+        with self._open(saved["file"]) as file:
+            content = json.load(file)
+        iam = self._client("iam", HOME_REGION)
+        for policy in content["policies"]:
+            iam.create_policy(**{**policy, "PolicyDocument": json.dumps(policy["PolicyDocument"])})
+        for role in content["roles"]:
+            inline, attached = role.pop("InlinePolicies"), role.pop("AttachedPolicies")
+            trust = json.dumps(role.pop("AssumeRolePolicyDocument"))
+            iam.create_role(AssumeRolePolicyDocument=trust, **role)
+            for name, document in inline.items():
+                iam.put_role_policy(RoleName=role["RoleName"], PolicyName=name, PolicyDocument=json.dumps(document))
+            for arn in attached:
+                iam.attach_role_policy(RoleName=role["RoleName"], PolicyArn=arn)
+        summary.roles, summary.policies = len(content["roles"]), len(content["policies"])
+        return saved
+
+    # files
+
+    def _write(self, name: str, chunks: Iterable[bytes]) -> None:
+        """Write ``folder/name`` whole or not at all: a fsynced temporary file, then ``os.replace``."""
+        target = self.folder / name
+        handle, temporary = tempfile.mkstemp(dir=self.folder / "tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                for chunk in chunks:
+                    file.write(chunk)
+                file.flush()
+                os.fsync(file.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        self._written.append(name)
+
+    def _commit(self, index: dict, report: SaveReport) -> None:
+        """Make ``index`` the saved state, then delete the files only the old index named."""
+        for directory in {(self.folder / name).parent for name in self._written}:
+            _fsync_directory(directory)
+        self._write("index.json", [json.dumps({"format": FORMAT, **index}).encode()])
+        self._written = []  # the new index names them: no longer this save's to discard
+        old, self._index = _files(self._index) - _files(index), index
+        report.index_written = True
+        _fsync_directory(self.folder)
+        report.files_removed = self._discard(old)
+
+    def _discard(self, names: list[str] | set[str]) -> int:
+        for name in names:
+            (self.folder / name).unlink(missing_ok=True)
+        return len(names)
+
+    def _sweep(self) -> None:
+        """Delete what an interrupted save left: temporary files, and files the index does not name."""
+        (self.folder / "tmp").mkdir(exist_ok=True)
+        for leftover in (self.folder / "tmp").iterdir():
+            leftover.unlink()
+        named = _files(self._index)
+        for kind in ("s3", "logs", "iam"):
+            for path in (self.folder / kind).rglob("*"):
+                if path.is_file() and path.relative_to(self.folder).as_posix() not in named:
+                    path.unlink()
+
+    def _check_open(self, restoring: bool = False) -> None:
+        if self._closed:
+            raise RuntimeError(f"This MotoStore of {self.folder} is closed.")
+        if self._unrestored and not restoring:
+            raise RuntimeError(
+                f"{self.folder} holds saved state that was not restored: call restore() first (saving now would "
+                "replace it with moto's current state)."
+            )
+
+    def _open(self, name: str):
+        try:
+            return open(self.folder / name, "rb")
+        except FileNotFoundError:
+            raise StoreCorrupt(f"{self.folder / 'index.json'} names {name}, which is missing.") from None
+
+    def _account_id(self) -> str:
+        if self._account is None:
+            self._account = self._client("sts", HOME_REGION).get_caller_identity()["Account"]
+        return self._account
+
+    def _autosave(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._closing.wait(self._interval):
+                return
+            self._wake.clear()
+            with self._dirty_lock:
+                services, self._dirty = self._dirty, set()
+            if not services:
+                continue
+            try:
+                self.save([service for service in SERVICES if service in services])
+            except Exception:
+                LOG.exception("saving moto's state into %s failed; retrying in %s s", self.folder, self._interval)
+                with self._dirty_lock:
+                    self._dirty |= services
+                self._wake.set()
+
+
+def _read_index(folder: Path) -> dict:
+    path = folder / "index.json"
+    if not path.exists():
+        return {"s3": {}, "logs": {}, "iam": {}}
+    way_out = "move the folder aside to start with empty S3, Logs and IAM, or put back a backup of it"
+    try:
+        index = json.loads(path.read_bytes())
+        version = index.pop("format")
+        if version != FORMAT:
+            raise StoreCorrupt(f"{path} has format {version!r}; this emulator reads format {FORMAT}: {way_out}.")
+        if set(index) != set(SERVICES):
+            raise KeyError(", ".join(sorted(set(SERVICES) ^ set(index))))
+        bad = [name for name in _files(index) if not _FILE.fullmatch(name)]
+    except StoreCorrupt:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        reason = f"{type(error).__name__}: {error}"
+        raise StoreCorrupt(f"{path} is not a readable store index ({reason}): {way_out}.") from None
+    if bad:
+        raise StoreCorrupt(f"{path} names files outside the store's layout ({bad[0]!r}): {way_out}.")
+    return index
+
+
+def _files(index: dict) -> set[str]:
+    """Every file an index names."""
+    names = {entry["file"] for bucket in index["s3"].values() for entry in bucket["objects"].values()}
+    names.update(
+        entry["file"]
+        for groups in index["logs"].values()
+        for group in groups.values()
+        for entry in group["streams"].values()
+        if entry["file"] is not None
+    )
+    if index["iam"]:
+        names.add(index["iam"]["file"])
+    return names
+
+
+def _count(number: int, noun: str, plural: str = "") -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def _blob_name(kind: str, *parts: str) -> str:
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{kind}/{digest[:2]}/{digest}-{secrets.token_hex(8)}"
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make renames into ``path`` durable before the index that relies on them."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _gone(error: ClientError) -> bool:
+    """The resource was deleted while a save was reading it: it is simply not in this save."""
+    return error.response.get("Error", {}).get("Code") in GONE
+
+
+def _public_access_block(s3, bucket: str) -> dict | None:
+    try:
+        return s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "NoSuchPublicAccessBlockConfiguration":
+            return None
+        raise
+
+
+def _read_events(logs, group: str, stream: str) -> list[list]:
+    """Every event of a stream, oldest first, as [timestamp, message]."""
+    events, token = [], None
+    while True:
+        page = logs.get_log_events(
+            logGroupName=group, logStreamName=stream, startFromHead=True, **({"nextToken": token} if token else {})
+        )
+        events.extend([event["timestamp"], event["message"]] for event in page["events"])
+        if not page["events"] or page["nextForwardToken"] == token:
+            return events
+        token = page["nextForwardToken"]
+
+
+def _role(iam, name: str) -> dict:
+    """A role as CreateRole takes it, plus its inline policies and the ARNs of its attached ones."""
+    role = iam.get_role(RoleName=name)["Role"]
+    saved = {field: role[field] for field in ("RoleName", "Path", "AssumeRolePolicyDocument", "MaxSessionDuration")}
+    saved.update({field: role[field] for field in ("Description", "Tags") if role.get(field)})
+    if role.get("PermissionsBoundary"):
+        saved["PermissionsBoundary"] = role["PermissionsBoundary"]["PermissionsBoundaryArn"]
+    saved["InlinePolicies"] = {
+        policy: iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+        for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)
+        for policy in page["PolicyNames"]
+    }
+    saved["AttachedPolicies"] = [
+        policy["PolicyArn"]
+        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
+        for policy in page["AttachedPolicies"]
+    ]
+    return saved
+
+
+# moto internals: no AWS API lists the regions in use, and PutLogEvents refuses events older than 14 days (moto
+# checks it as AWS does), which would drop the logs of a workshop resumed after two weeks.
+
+
+def _moto_log_regions(account: str) -> list[str]:
+    """The regions where moto's Logs backend for ``account`` has log groups."""
+    from moto.logs.models import logs_backends
+
+    regions = logs_backends.get(account) or {}
+    return sorted(region for region, backend in list(regions.items()) if backend.groups)
+
+
+def _moto_append_log_events(account: str, region: str, group: str, stream: str, events: list[list]) -> None:
+    """Append [timestamp, message] events to an existing stream, whatever their age, in the given order."""
+    from moto.logs.models import logs_backends
+
+    target = logs_backends[account][region].groups[group].streams[stream]
+    target.put_log_events([{"timestamp": timestamp, "message": message} for timestamp, message in events])

@@ -1,0 +1,85 @@
+"""Confinement of local paths built from what a caller sent: S3 keys, manifest entries, channel names, archives.
+
+On AWS each job has a container of its own, and an object lands at its key (relative to the channel's prefix)
+inside ``/opt/ml/input/data/<channel>``. Here the job folder sits in the user's own file system, so a path from a
+request is only used when it is a sequence of plain names that stays inside its folder, symlinks resolved.
+Anything else fails the job with ``ClientError`` naming it, before a byte is written:
+
+- empty (a manifest entry ``""``): it names the folder itself;
+- absolute or with an empty segment (``prefix//etc/x``, ``a//b``): joining would leave the folder, or fold two
+  keys into one file;
+- a ``.`` or ``..`` segment: it names no file of its own, it climbs or folds keys together;
+- a segment longer than ``NAME_MAX`` bytes (UTF-8), or a NUL character: no file system can hold it.
+
+Backslashes, spaces and other characters are kept as they are: on POSIX they are ordinary file-name characters.
+
+Model archives follow tar's conventions instead (``./model.json`` is common, so ``.`` and empty segments are
+kept): member names and link targets must be relative and free of ``..``. Links then only ever point down, so no
+chain of links can climb out, which tarfile's ``data`` filter alone does not guarantee before Python 3.11.13 and
+3.12.11 (CVE-2025-4517: its ``realpath`` check stops following links once a path exceeds PATH_MAX).
+"""
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+from sagemaker_emulator.algorithms.base import ClientError
+
+NAME_MAX = 255  # bytes per path segment on ext4, XFS, tmpfs and APFS
+
+
+def _fault(relative: str) -> str | None:
+    """Why ``relative`` is not a sequence of plain names, or None."""
+    if not relative:
+        return "is empty"
+    if "\x00" in relative:
+        return "contains a NUL character"
+    if relative.startswith("/"):
+        return "is absolute"
+    for segment in relative.split("/"):
+        if segment in ("", ".", ".."):
+            return f'has a "{segment}" segment' if segment else "has an empty segment"
+        if len(segment.encode()) > NAME_MAX:
+            return f"has a segment longer than {NAME_MAX} bytes"
+    return None
+
+
+def confined(root: Path, relative: str, what: str) -> Path:
+    """``root / relative``, once ``relative`` is plain names that resolve inside ``root`` (symlinks followed).
+
+    Args:
+        root: the folder the path must stay in.
+        relative: the path from the request.
+        what: names its source in the error, e.g. ``'S3 object "s3://b/k"'``.
+
+    Raises:
+        ClientError: the path is refused; the message names ``what`` and the path.
+    """
+    fault = _fault(relative)
+    target = root / relative
+    if fault is None and not Path(os.path.realpath(target)).is_relative_to(os.path.realpath(root)):
+        fault = "resolves outside its folder"
+    if fault is not None:
+        raise ClientError(
+            f'{what} cannot be placed inside its local folder: the path "{relative}" {fault}. Every segment between '
+            f"slashes must be a file name (not empty, . or .., at most {NAME_MAX} bytes)."
+        )
+    return target
+
+
+def archive_filter(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo:
+    """A ``tarfile`` extraction filter: absolute or ``..`` names and link targets refused, then the ``data`` filter.
+
+    Raises:
+        ClientError: naming the member.
+    """
+    paths = {"name": member.name}
+    if member.issym() or member.islnk():
+        paths["link target"] = member.linkname
+    for kind, path in paths.items():
+        if path.startswith("/") or ".." in path.split("/"):
+            raise ClientError(
+                f'The archive member "{member.name}" has the {kind} "{path}", which is absolute or contains "..".'
+            )
+    return tarfile.data_filter(member, destination)

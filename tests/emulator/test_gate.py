@@ -1,0 +1,301 @@
+"""The gate in front of every API: signatures with the emulator's key, no browsers, no foreign Host, body limits.
+
+Each case is an attack or a mistake, answered the way the AWS service it targets answers, and leaves the emulator
+healthy and unchanged.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+from emulator_helpers import BUCKET, REGION, ROLE, assert_healthy, client, error_of, send
+
+from sagemaker_emulator.auth import Credentials as EmulatorCredentials
+from sagemaker_emulator.emulator import Emulator
+
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key "
+    "and signing method. Consult the service documentation for details."
+)
+ATTACK = {  # what a web page posted: a framework image told to run a shell command
+    "TrainingJobName": "drive-by",
+    "AlgorithmSpecification": {
+        "TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/mxnet-training:1.9.0-cpu-py38",
+        "TrainingInputMode": "File",
+        "ContainerEntrypoint": ["/bin/sh", "-c", "touch {marker}"],
+    },
+    "RoleArn": ROLE,
+    "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/out"},
+    "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+    "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+}
+JSON_HEADERS = {"X-Amz-Target": "SageMaker.CreateTrainingJob", "Content-Type": "application/x-amz-json-1.1"}
+
+
+def _other_client(emulator, service: str, access_key: str, secret: str, **config):
+    return boto3.client(service, endpoint_url=emulator.url, region_name=REGION, aws_access_key_id=access_key,
+                        aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}, **config))
+
+
+def _wrong_secret(emulator, service: str, **config):
+    return _other_client(emulator, service, emulator.credentials.access_key_id, "not-the-secret", **config)
+
+
+def _unknown_key(emulator, service: str, **config):
+    return _other_client(emulator, service, "AKIDSOMEONEELSE", "whatever", **config)
+
+
+def _attack_body(tmp_path) -> tuple[bytes, object]:
+    marker = tmp_path / "pwned"
+    request = json.loads(json.dumps(ATTACK).replace("{marker}", str(marker)))
+    return json.dumps(request).encode(), marker
+
+
+def _no_job(emulator) -> None:
+    assert client(emulator, "sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+
+
+# ------------------------------------------------------------------------------------------------ signatures
+
+
+def test_an_unsigned_create_training_job_runs_nothing(emulator, s3, tmp_path):
+    body, marker = _attack_body(tmp_path)
+    status, headers, answer = send(emulator, "POST", "/", body, JSON_HEADERS, sign=False)
+    assert status == 403 and headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException:"
+    assert json.loads(answer) == {"__type": "MissingAuthenticationTokenException", "message": "Missing Authentication Token"}
+    time.sleep(0.5)
+    assert not marker.exists()
+    _no_job(emulator)
+    assert_healthy(emulator)
+
+
+def test_a_wrong_secret_is_an_invalid_signature(emulator, s3):
+    with pytest.raises(ClientError) as excinfo:
+        _wrong_secret(emulator, "sagemaker").list_models()
+    assert error_of(excinfo) == ("InvalidSignatureException", SIGNATURE_MISMATCH)
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert_healthy(emulator)
+
+
+def test_an_unknown_access_key_is_an_unrecognized_client(emulator, s3):
+    with pytest.raises(ClientError) as excinfo:
+        _unknown_key(emulator, "sagemaker").list_models()
+    assert error_of(excinfo) == ("UnrecognizedClientException", "The security token included in the request is invalid.")
+    assert_healthy(emulator)
+
+
+def test_a_body_changed_after_signing_is_refused(emulator, s3, tmp_path):
+    body, marker = _attack_body(tmp_path)
+    status, headers, answer = send(emulator, "POST", "/", b"{}", JSON_HEADERS)
+    assert status == 400  # the signed request itself is fine (and invalid as a job)
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    signed = AWSRequest(method="POST", url=emulator.url + "/", data=b"{}", headers=dict(JSON_HEADERS))
+    keys = emulator.credentials
+    SigV4Auth(Credentials(keys.access_key_id, keys.secret_access_key), "sagemaker", REGION).add_auth(signed)
+    tampered = urllib.request.Request(emulator.url + "/", data=body, method="POST", headers=dict(signed.headers))
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(tampered, timeout=30)
+    assert excinfo.value.code == 403
+    assert json.loads(excinfo.value.read())["__type"] == "InvalidSignatureException"
+    assert not marker.exists()
+    _no_job(emulator)
+    assert_healthy(emulator)
+
+
+def test_a_request_signed_long_ago_is_refused(emulator, s3, monkeypatch):
+    import botocore.auth
+
+    past = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: past)
+    with pytest.raises(ClientError) as excinfo:
+        client(emulator, "sagemaker").list_models()
+    code, message = error_of(excinfo)
+    assert code == "InvalidSignatureException" and message.startswith("Signature expired")
+    monkeypatch.undo()
+    assert_healthy(emulator)
+
+
+def test_s3_answers_with_its_own_codes(emulator, s3):
+    s3.put_object(Bucket=BUCKET, Key="secret.txt", Body=b"training data")
+    status, _, answer = send(emulator, "GET", f"/{BUCKET}/secret.txt", sign=False)
+    assert status == 403 and b"<Code>AccessDenied</Code><Message>Access Denied</Message>" in answer
+    with pytest.raises(ClientError) as excinfo:
+        _wrong_secret(emulator, "s3").get_object(Bucket=BUCKET, Key="secret.txt")
+    assert error_of(excinfo)[0] == "SignatureDoesNotMatch"
+    with pytest.raises(ClientError) as excinfo:
+        _unknown_key(emulator, "s3").list_objects_v2(Bucket=BUCKET)
+    assert error_of(excinfo) == (
+        "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."
+    )
+    assert s3.get_object(Bucket=BUCKET, Key="secret.txt")["Body"].read() == b"training data"
+    assert_healthy(emulator)
+
+
+def test_an_unsigned_s3_write_changes_nothing(emulator, s3):
+    status, _, _ = send(emulator, "PUT", f"/{BUCKET}/planted.txt", b"evil", sign=False)
+    assert status == 403
+    status, _, _ = send(emulator, "DELETE", f"/{BUCKET}", sign=False)
+    assert status == 403
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    assert_healthy(emulator)
+
+
+def test_presigned_urls_need_sigv4_and_expire(emulator, s3, monkeypatch):
+    s3.put_object(Bucket=BUCKET, Key="shared.txt", Body=b"hello")
+    v4 = client(emulator, "s3", signature_version="s3v4")
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"}, ExpiresIn=60)
+    assert urllib.request.urlopen(url, timeout=30).read() == b"hello"
+    with pytest.raises(urllib.error.HTTPError) as excinfo:  # SigV2 (boto3's default presigner for S3) is refused
+        urllib.request.urlopen(client(emulator, "s3").generate_presigned_url(
+            "get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"}), timeout=30)
+    assert excinfo.value.code == 403
+    import botocore.auth
+
+    past = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=5)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: past)
+    expired = v4.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"}, ExpiresIn=60)
+    monkeypatch.undo()
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(expired, timeout=30)
+    assert excinfo.value.code == 403 and b"<Message>Request has expired</Message>" in excinfo.value.read()
+    assert_healthy(emulator)
+
+
+def test_query_apis_answer_with_their_own_codes(emulator):
+    with pytest.raises(ClientError) as excinfo:
+        _unknown_key(emulator, "sts").get_caller_identity()
+    assert error_of(excinfo) == ("InvalidClientTokenId", "The security token included in the request is invalid.")
+    with pytest.raises(ClientError) as excinfo:
+        _wrong_secret(emulator, "iam").create_role(RoleName="backdoor", AssumeRolePolicyDocument="{}")
+    assert error_of(excinfo) == ("SignatureDoesNotMatch", SIGNATURE_MISMATCH)
+    status, _, answer = send(emulator, "POST", "/", b"Action=ListRoles&Version=2010-05-08",
+                             {"Content-Type": "application/x-www-form-urlencoded"}, sign=False)
+    assert status == 403 and b"<Code>MissingAuthenticationToken</Code>" in answer
+    assert client(emulator, "iam").list_roles()["Roles"] == []
+    assert_healthy(emulator)
+
+
+def test_logs_and_runtime_need_signatures_too(emulator):
+    with pytest.raises(ClientError) as excinfo:
+        _wrong_secret(emulator, "logs").create_log_group(logGroupName="/planted")
+    assert error_of(excinfo) == ("InvalidSignatureException", SIGNATURE_MISMATCH)
+    status, _, answer = send(emulator, "POST", "/endpoints/any/invocations", b"1", {"Content-Type": "text/csv"},
+                             sign=False)
+    assert status == 403 and json.loads(answer)["__type"] == "MissingAuthenticationTokenException"
+    assert client(emulator, "logs").describe_log_groups()["logGroups"] == []
+    assert_healthy(emulator)
+
+
+def test_motos_own_api_is_not_reachable(emulator, s3):
+    s3.put_object(Bucket=BUCKET, Key="keep.txt", Body=b"x")
+    for method, path in (("POST", "/moto-api/reset"), ("GET", "/moto-api/data.json"), ("GET", "/moto-api/")):
+        assert send(emulator, method, path, sign=False)[0] == 403
+        assert send(emulator, method, path)[0] == 403
+    assert s3.get_object(Bucket=BUCKET, Key="keep.txt")["Body"].read() == b"x"
+    assert_healthy(emulator)
+
+
+# ------------------------------------------------------------------------------------------------ browsers
+
+
+def test_a_cors_preflight_is_refused_without_cors_headers(emulator):
+    status, headers, _ = send(emulator, "OPTIONS", "/", headers={
+        "Origin": "https://attacker.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-amz-target"}, sign=False)
+    assert status == 403
+    assert not any(name.lower().startswith("access-control-") for name in headers)
+    assert_healthy(emulator)
+
+
+def test_a_request_with_an_origin_is_refused_even_when_signed(emulator, s3, tmp_path):
+    body, marker = _attack_body(tmp_path)
+    status, headers, answer = send(emulator, "POST", "/", body, {**JSON_HEADERS, "Origin": "https://attacker.example"})
+    assert status == 403 and json.loads(answer)["__type"] == "AccessDeniedException"
+    assert not any(name.lower().startswith("access-control-") for name in headers)
+    status, _, _ = send(emulator, "GET", f"/{BUCKET}", headers={"Origin": "null"}, service="s3")
+    assert status == 403
+    time.sleep(0.5)
+    assert not marker.exists()
+    _no_job(emulator)
+    assert_healthy(emulator)
+
+
+def test_a_foreign_host_is_refused(emulator, s3):
+    """DNS rebinding: a page on attacker.example, whose name now resolves to 127.0.0.1, sends its own Host."""
+    for host in ("attacker.example", f"attacker.example:{emulator.port}", f"127.0.0.1:{emulator.port + 1}",
+                 f"localhost.attacker.example:{emulator.port}"):
+        status, _, answer = send(emulator, "GET", "/", headers={"Host": host}, service="s3")
+        assert status == 403 and b"<Code>AccessDenied</Code>" in answer, host
+    status, _, _ = send(emulator, "GET", "/", headers={"Host": f"localhost:{emulator.port}"}, service="s3")
+    assert status == 200
+    assert_healthy(emulator)
+
+
+# ------------------------------------------------------------------------------------------------ bodies and connections
+
+
+def _raw(emulator, head: str, timeout: float = 10.0) -> bytes:
+    """Send only a request head (no body) and return what the server answers (it closes the connection after)."""
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=timeout) as connection:
+        connection.sendall(head.encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+        return answer
+
+
+def test_an_oversized_invocation_is_refused_before_it_is_read(emulator):
+    head = (f"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\n"
+            "Content-Type: text/csv\r\nContent-Length: 524288000\r\n\r\n")
+    started = time.monotonic()
+    answer = _raw(emulator, head)
+    assert answer.startswith(b"HTTP/1.1 400") and b"ValidationError" in answer
+    assert time.monotonic() - started < 5  # answered without waiting for 500 MB
+    assert_healthy(emulator)
+
+
+def test_an_oversized_s3_put_and_a_length_free_body_are_refused(emulator, s3):
+    head = f"PUT /{BUCKET}/huge HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\nContent-Length: {6 * 1024 ** 3}\r\n\r\n"
+    assert b"EntityTooLarge" in _raw(emulator, head)
+    chunked = f"PUT /{BUCKET}/chunked HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = _raw(emulator, chunked)
+    assert answer.startswith(b"HTTP/1.1 411") and b"MissingContentLength" in answer
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    assert_healthy(emulator)
+
+
+def _closed_by_server(connection: socket.socket) -> bool:
+    """Read until the server closes the connection (True), or give up after the socket's timeout (False)."""
+    try:
+        while connection.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_a_connection_that_never_sends_its_body_is_closed():
+    with Emulator(idle_timeout_seconds=1.0, credentials=EmulatorCredentials.generate()).start() as emulator:
+        stalled = [socket.create_connection(("127.0.0.1", emulator.port), timeout=10) for _ in range(20)]
+        try:
+            for connection in stalled:
+                connection.sendall(f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\nContent-Length: 100\r\n"
+                                   "X-Amz-Target: SageMaker.ListModels\r\n\r\n{".encode())
+            assert_healthy(emulator)  # twenty stalled clients do not block a real one
+            for connection in stalled:
+                assert _closed_by_server(connection)
+        finally:
+            for connection in stalled:
+                connection.close()
+        assert_healthy(emulator)
