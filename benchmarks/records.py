@@ -1,4 +1,4 @@
-"""Throughput of common.records on a 1M-row one-hot matrix (2 non-zeros per row, like FM's user+item rows).
+"""Throughput of the RecordIO-protobuf codec (recordio_protobuf) on a 1M-row one-hot matrix (2 non-zeros per row, like FM's user+item rows).
 
 Prints write and read speed (records/s, MB/s), the per-message protobuf path and the Object2Vec JSON Lines
 writer for comparison, and the time and memory a 20M-row matrix (ml-20m) needs, extrapolated from the 1M-row run.
@@ -16,8 +16,8 @@ import tracemalloc
 import numpy as np
 import scipy.sparse
 
-import common  # noqa: F401  (numpy alias before anything else)
-from common import records
+import recordio_protobuf as records
+from common.records import write_jsonlines_pairs
 
 N_USERS, N_ITEMS = 138_493, 26_744  # ml-20m
 FULL_ROWS = 20_000_000
@@ -81,9 +81,9 @@ def main() -> None:
 
     users, items = matrix.indices[0::2], matrix.indices[1::2] - N_USERS
     text = io.StringIO()
-    records.write_jsonlines_pairs(text, users, items, labels)
+    write_jsonlines_pairs(text, users, items, labels)
     jsonl_s = timed("write_jsonlines_pairs (Object2Vec)", rows, len(text.getvalue()),
-                    lambda: records.write_jsonlines_pairs(io.StringIO(), users, items, labels))
+                    lambda: write_jsonlines_pairs(io.StringIO(), users, items, labels))
 
     scale = FULL_ROWS / rows
     input_bytes = matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes + labels.nbytes

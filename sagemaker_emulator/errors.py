@@ -82,3 +82,11 @@ def limit_exceeded(quota: str, limit: int, used: int, delta: int) -> ResourceLim
         "increase for this quota. If AWS Service Quotas is not available, contact AWS support to request an "
         "increase for this quota."
     )
+
+
+class JobInputError(Exception):
+    """A fault in what a job or endpoint was given (an S3 URI or key, a manifest, a channel name, an archive).
+
+    Not an API answer: the job fails with FailureReason ``ClientError: <message>``, as SageMaker words it. The control
+    plane's own type; the algorithm plug-ins raise theirs (``algorithms.base.ClientError``) inside the container.
+    """

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import urllib3
 
-from sagemaker_emulator.algorithms.base import ClientError
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.logs import LogShipper
 from sagemaker_emulator.jobs.process import ChildProcess, container_command
@@ -51,7 +51,7 @@ def fetch_model(client, model_data_url: str | None, folder: Path) -> Path:
     bucket, key = s3.split_uri(model_data_url)
     try:
         archive.write_bytes(s3.read_object(client, model_data_url))
-    except ClientError:
+    except JobInputError:
         raise HostingError(
             f"Failed to download model data(bucket: {bucket}, key: {key}). Please ensure that there is an object "
             "located at the URL and that the role passed to CreateModel has permissions to download the model."
@@ -59,7 +59,7 @@ def fetch_model(client, model_data_url: str | None, folder: Path) -> Path:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(model_dir, filter=archive_filter)
-    except (tarfile.TarError, OSError, EOFError, ClientError) as error:
+    except (tarfile.TarError, OSError, EOFError, JobInputError) as error:
         raise HostingError(
             f'Failed to extract model data archive from URL "{model_data_url}". Please ensure that the object '
             f"located at the URL is a valid tar.gz archive. ({error})"

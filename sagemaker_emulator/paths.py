@@ -3,7 +3,7 @@
 On AWS each job has a container of its own, and an object lands at its key (relative to the channel's prefix)
 inside ``/opt/ml/input/data/<channel>``. Here the job folder sits in the user's own file system, so a path from a
 request is only used when it is a sequence of plain names that stays inside its folder, symlinks resolved.
-Anything else fails the job with ``ClientError`` naming it, before a byte is written:
+Anything else raises ``JobInputError`` naming it (the job fails with ``ClientError: ...``), before a byte is written:
 
 - empty (a manifest entry ``""``): it names the folder itself;
 - absolute or with an empty segment (``prefix//etc/x``, ``a//b``): joining would leave the folder, or fold two
@@ -24,7 +24,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from sagemaker_emulator.algorithms.base import ClientError
+from sagemaker_emulator.errors import JobInputError
 
 NAME_MAX = 255  # bytes per path segment on ext4, XFS, tmpfs and APFS
 
@@ -54,14 +54,14 @@ def confined(root: Path, relative: str, what: str) -> Path:
         what: names its source in the error, e.g. ``'S3 object "s3://b/k"'``.
 
     Raises:
-        ClientError: the path is refused; the message names ``what`` and the path.
+        JobInputError: the path is refused; the message names ``what`` and the path.
     """
     fault = _fault(relative)
     target = root / relative
     if fault is None and not Path(os.path.realpath(target)).is_relative_to(os.path.realpath(root)):
         fault = "resolves outside its folder"
     if fault is not None:
-        raise ClientError(
+        raise JobInputError(
             f'{what} cannot be placed inside its local folder: the path "{relative}" {fault}. Every segment between '
             f"slashes must be a file name (not empty, . or .., at most {NAME_MAX} bytes)."
         )
@@ -72,14 +72,14 @@ def archive_filter(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo
     """A ``tarfile`` extraction filter: absolute or ``..`` names and link targets refused, then the ``data`` filter.
 
     Raises:
-        ClientError: naming the member.
+        JobInputError: naming the member.
     """
     paths = {"name": member.name}
     if member.issym() or member.islnk():
         paths["link target"] = member.linkname
     for kind, path in paths.items():
         if path.startswith("/") or ".." in path.split("/"):
-            raise ClientError(
+            raise JobInputError(
                 f'The archive member "{member.name}" has the {kind} "{path}", which is absolute or contains "..".'
             )
     return tarfile.data_filter(member, destination)

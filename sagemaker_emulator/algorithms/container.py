@@ -32,6 +32,7 @@ import traceback
 from pathlib import Path
 
 from sagemaker_emulator.algorithms.base import AlgorithmError, Channel, ClientError, log, parse_hyperparameters
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.algorithms.framework import MXNET_OUT_OF_MEMORY, ScriptOutOfMemory
 from sagemaker_emulator.algorithms.registry import is_framework, load_plugin
 from sagemaker_emulator.jobs.layout import JobLayout
@@ -169,7 +170,7 @@ def train(
     except Stopped:
         log("Received SIGTERM: training stopped.")
         return EXIT_STOPPED
-    except ClientError as error:
+    except (ClientError, JobInputError) as error:  # JobInputError: a channel or file name the layout refused
         _fail(layout, f"ClientError: {error}")
         return EXIT_CLIENT_ERROR
     except AlgorithmError as error:

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-from common import records
+from recordio_protobuf import read_matrix
 from sagemaker_emulator.algorithms import payloads
 from sagemaker_emulator.algorithms.base import (
     AlgorithmError,
@@ -206,7 +206,7 @@ def _read_channel(layout: JobLayout, channel: str, config: dict[str, Any]) -> tu
         where = f"Channel '{channel}', file '{path.relative_to(layout.channel_dir(channel))}'"
         try:
             with path.open("rb") as stream:
-                matrix, label = records.read_matrix(stream, feature_dim=config["feature_dim"])
+                matrix, label = read_matrix(stream, feature_dim=config["feature_dim"])
         except ValueError as error:
             raise ClientError(f"{where}: {error}") from None
         if matrix.shape[0] and label is None:

@@ -46,7 +46,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from common import records
+from recordio_protobuf import read_matrix
 from sagemaker_emulator.algorithms import payloads
 from sagemaker_emulator.algorithms.base import (
     AlgorithmError,
@@ -294,7 +294,7 @@ def _read_chunks(layout: JobLayout, channel: str, config: dict[str, Any]) -> Ite
             continue
         try:
             with path.open("rb") as stream:
-                matrix, labels = records.read_matrix(stream, feature_dim=dim)
+                matrix, labels = read_matrix(stream, feature_dim=dim)
         except ValueError as error:
             raise ClientError(f"{where}: {error}") from None
         if matrix.shape[0] and labels is None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import common  # noqa: F401  (restores numpy.bool before mxnet is imported)
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn, rnn
 

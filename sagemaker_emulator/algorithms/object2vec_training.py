@@ -12,7 +12,6 @@ import json
 import time
 from dataclasses import dataclass
 
-import common  # noqa: F401  (restores numpy.bool before mxnet is imported)
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
@@ -28,6 +27,7 @@ from sagemaker_emulator.algorithms.object2vec_data import (
 )
 from sagemaker_emulator.algorithms.object2vec_network import Object2VecNetwork, build_network, load_model, save_model
 from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.paths import confined
 
 SEED = 0
@@ -159,11 +159,14 @@ def _load_pretrained(network: Object2VecNetwork, layout: JobLayout, hp: dict) ->
         name = hp[f"enc{side}_pretrained_embedding_file"]
         if not name:
             continue
-        files = {
-            key: confined(layout.channel_dir("auxiliary"), hp[f"enc{side}_{key}"], f"Hyperparameter enc{side}_{key}")
-            for key in ("pretrained_embedding_file", "vocab_file")
-            if hp[f"enc{side}_{key}"]
-        }
+        try:
+            files = {
+                key: confined(layout.channel_dir("auxiliary"), hp[f"enc{side}_{key}"], f"Hyperparameter enc{side}_{key}")
+                for key in ("pretrained_embedding_file", "vocab_file")
+                if hp[f"enc{side}_{key}"]
+            }
+        except JobInputError as error:
+            raise ClientError(str(error)) from None
         for key, path in files.items():
             if not path.is_file():
                 raise ClientError(f"enc{side}_{key} '{path.name}' was not found in the auxiliary channel")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from common import records
+from recordio_protobuf import read_matrix, write_label_records
 from sagemaker_emulator.algorithms.base import PayloadError
 
 JSON = "application/json"
@@ -105,7 +105,7 @@ def read_features(body: bytes, content_type: str | None, feature_dim: int, suppo
 
 def _read_recordio(body: bytes, feature_dim: int) -> sp.csr_matrix:
     try:
-        matrix, _ = records.read_matrix(body, feature_dim=feature_dim)
+        matrix, _ = read_matrix(body, feature_dim=feature_dim)
     except ValueError as error:
         raise bad_payload(str(error)) from None
     return matrix
@@ -230,7 +230,7 @@ def write_predictions(columns: dict[str, np.ndarray], mime: str) -> tuple[bytes,
     """
     if mime == RECORDIO:
         buffer = io.BytesIO()
-        records.write_label_records(buffer, {name: np.asarray(col, dtype=np.float32) for name, col in columns.items()})
+        write_label_records(buffer, {name: np.asarray(col, dtype=np.float32) for name, col in columns.items()})
         return buffer.getvalue(), RECORDIO
     names = list(columns)
     lists = [np.asarray(columns[name], dtype=np.float32).astype(np.float64).tolist() for name in names]

@@ -109,7 +109,7 @@ class Deployment:
         return deployment
 
     def _logs(self, plan: VariantPlan, instance: str) -> LogShipper:
-        return LogShipper(self._logs_client, endpoint_group(self.endpoint), f"{plan.name}/{instance}")
+        return LogShipper(self._logs_client, endpoint_group(self.endpoint), f"{plan.name}/{instance}", self.services.clock.now)
 
     def _start(self, plan: VariantPlan, instance: str, logs: LogShipper) -> ModelServer:
         folder = self.root / plan.name / instance

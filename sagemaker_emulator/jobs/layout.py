@@ -51,7 +51,7 @@ class JobLayout:
         """``input/data/<name>``; botocore's ChannelName pattern admits ``.`` and ``..``, which are refused.
 
         Raises:
-            ClientError: the name is not a plain folder name (see :mod:`sagemaker_emulator.paths`).
+            JobInputError: the name is not a plain folder name (see :mod:`sagemaker_emulator.paths`).
         """
         return confined(self.data_dir, name, f'The channel name "{name}"')
 

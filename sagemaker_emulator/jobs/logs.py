@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from typing import Callable, TextIO
 
 LOG = logging.getLogger(__name__)
@@ -38,10 +37,13 @@ class LogShipper:
         client,
         group: str,
         stream: str,
+        now: Callable[[], float],
         on_line: Callable[[str], None] | None = None,
         flush_seconds: float = 0.2,
     ):
+        """``now`` is the emulator's clock (seconds since the epoch), which stamps every event."""
         self.client = client
+        self._now = now
         self.group = group
         self.stream = stream
         self._on_line = on_line
@@ -70,7 +72,7 @@ class LogShipper:
         line = line.rstrip("\r\n")
         if self._on_line is not None:
             self._on_line(line)
-        event = {"timestamp": int(time.time() * 1000), "message": line[:MAX_MESSAGE_CHARS] or " "}
+        event = {"timestamp": int(self._now() * 1000), "message": line[:MAX_MESSAGE_CHARS] or " "}
         with self._lock:
             self._pending.append(event)
             full = len(self._pending) >= MAX_BATCH

@@ -7,7 +7,7 @@
 - ``ManifestFile``: a JSON list, ``[{"prefix": "s3://b/p/"}, "relative/key", ...]``; each entry lands at itself.
 Where an object lands is checked by :func:`sagemaker_emulator.paths.confined` before anything is written: a key
 that would leave its folder (``..``, ``prefix//abs``, over-long names) fails the job. Faults in what the caller
-gave (an empty prefix, a missing object, such a key) raise :class:`~sagemaker_emulator.algorithms.base.ClientError`.
+gave (an empty prefix, a missing object, such a key) raise :class:`~sagemaker_emulator.errors.JobInputError`.
 Batch transform only names S3 output objects after relative keys, so it takes them as they are, as AWS does.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from botocore.exceptions import ClientError as BotoClientError
 
-from sagemaker_emulator.algorithms.base import ClientError
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.paths import confined
 
 
@@ -37,7 +37,7 @@ class S3Object:
 def split_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` → ``(bucket, key)``."""
     if not uri.startswith("s3://") or len(uri) <= 5:
-        raise ClientError(f'"{uri}" is not an S3 URI of the form s3://bucket/key.')
+        raise JobInputError(f'"{uri}" is not an S3 URI of the form s3://bucket/key.')
     bucket, _, key = uri[5:].partition("/")
     return bucket, key
 
@@ -51,9 +51,9 @@ def relative_key(prefix: str, key: str) -> str:
     return key[len(base) :] if key.startswith(base) else PurePosixPath(key).name
 
 
-def _no_objects(uri: str, region: str, role: str | None) -> ClientError:
+def _no_objects(uri: str, region: str, role: str | None) -> JobInputError:
     bucket, _ = split_uri(uri)
-    return ClientError(
+    return JobInputError(
         f'Data download failed: No S3 objects found under S3 URL "{uri}" given in input data source. Please ensure '
         f"that the bucket exists in the selected region ({region}), that objects exist under that S3 prefix, and "
         f'that the role "{role}" has "s3:ListBucket" permissions on bucket "{bucket}".'
@@ -61,7 +61,7 @@ def _no_objects(uri: str, region: str, role: str | None) -> ClientError:
 
 
 def list_prefix(client, uri: str, region: str, role: str | None = None) -> list[S3Object]:
-    """Every object under an ``S3Prefix`` URI, sorted by key; none is a ClientError."""
+    """Every object under an ``S3Prefix`` URI, sorted by key; none is a JobInputError."""
     bucket, prefix = split_uri(uri)
     found: list[S3Object] = []
     try:
@@ -85,13 +85,13 @@ def list_manifest(client, uri: str) -> list[S3Object]:
         prefix_uri = entries[0]["prefix"]
         names = entries[1:]
     except (ValueError, IndexError, KeyError, TypeError):
-        raise ClientError(
+        raise JobInputError(
             f'The manifest file "{uri}" is not a JSON list beginning with {{"prefix": "s3://..."}}.'
         ) from None
     if not names:
-        raise ClientError(f'The manifest file "{uri}" lists no objects.')
+        raise JobInputError(f'The manifest file "{uri}" lists no objects.')
     if not all(isinstance(name, str) for name in names):
-        raise ClientError(f'The manifest file "{uri}" has an entry after the prefix that is not a string (an S3 key).')
+        raise JobInputError(f'The manifest file "{uri}" has an entry after the prefix that is not a string (an S3 key).')
     bucket, prefix = split_uri(prefix_uri)
     return [S3Object(bucket, prefix + name, name) for name in names]
 
@@ -102,7 +102,7 @@ def list_source(client, s3_data_source: dict, region: str, role: str | None = No
         return list_prefix(client, s3_data_source["S3Uri"], region, role)
     if kind == "ManifestFile":
         return list_manifest(client, s3_data_source["S3Uri"])
-    raise ClientError(f"S3DataType {kind} is not supported by the local SageMaker emulator (S3Prefix, ManifestFile).")
+    raise JobInputError(f"S3DataType {kind} is not supported by the local SageMaker emulator (S3Prefix, ManifestFile).")
 
 
 def read_object(client, uri: str) -> bytes:
@@ -111,7 +111,7 @@ def read_object(client, uri: str) -> bytes:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except BotoClientError as error:
         if error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchBucket", "404"):
-            raise ClientError(f'Could not read "{uri}": the object does not exist.') from None
+            raise JobInputError(f'Could not read "{uri}": the object does not exist.') from None
         raise
 
 
@@ -119,7 +119,7 @@ def download(client, objects: list[S3Object], folder: Path) -> None:
     """Every object at its relative path in ``folder``; all paths are checked before the first is written.
 
     Raises:
-        ClientError: a path that would leave ``folder`` (see :mod:`sagemaker_emulator.paths`), or two keys that
+        JobInputError: a path that would leave ``folder`` (see :mod:`sagemaker_emulator.paths`), or two keys that
             need the same path as a file and as a folder (``p/a`` and ``p/a/b``).
     """
     targets = [confined(folder, item.relative, f'The S3 object "{item.uri}"') for item in objects]
@@ -129,7 +129,7 @@ def download(client, objects: list[S3Object], folder: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(read_object(client, item.uri))
         except (FileExistsError, IsADirectoryError, NotADirectoryError):
-            raise ClientError(
+            raise JobInputError(
                 f'The S3 object "{item.uri}" cannot be written to "{item.relative}": another object of the channel '
                 "needs that path as a folder, or one of its folders as a file."
             ) from None

@@ -18,10 +18,9 @@ import logging
 import shutil
 import signal
 import threading
-import time
 import uuid
 
-from sagemaker_emulator.algorithms.base import ClientError
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.algorithms.container import out_of_memory_reason
 from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout, create_layout
@@ -82,7 +81,7 @@ class TrainingRun:
             self._run()
         except _Ended:
             self._end_stopped()
-        except ClientError as error:
+        except JobInputError as error:
             self._fail(f"ClientError: {error}")
         except Exception as error:
             LOG.exception("training job %s: emulator fault", self.job.name)
@@ -131,7 +130,7 @@ class TrainingRun:
             self._checkpoint()
             source = channel["DataSource"].get("S3DataSource")
             if source is None:
-                raise ClientError(
+                raise JobInputError(
                     f"Channel '{channel['ChannelName']}': only S3DataSource is supported by the local SageMaker emulator."
                 )
             objects = s3.list_source(s3_client, source, self.state.region, job.params.get("RoleArn"))
@@ -159,7 +158,8 @@ class TrainingRun:
         logs = LogShipper(
             self.services.client("logs", self.state.region),
             TRAINING_GROUP,
-            f"{job.name}/{CURRENT_HOST}-{int(time.time())}",
+            f"{job.name}/{CURRENT_HOST}-{int(self._now())}",
+            self._now,
             on_line=self._on_line,
         )
         spec = job.params["AlgorithmSpecification"]

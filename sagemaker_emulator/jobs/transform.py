@@ -16,11 +16,10 @@ import io
 import logging
 import shutil
 import threading
-import time
 import uuid
 from typing import Iterator
 
-from sagemaker_emulator.algorithms.base import ClientError
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.hosting import HostingError, launch
 from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.logs import TRANSFORM_GROUP, LogShipper, instance_id
@@ -38,13 +37,13 @@ def split_records(data: bytes, split_type: str) -> list[bytes]:
     if split_type == "Line":
         return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
     if split_type == "RecordIO":
-        from common.records import frame, iter_payloads
+        from recordio_protobuf import frame, iter_payloads
 
         try:
             return [frame(payload) for payload in iter_payloads(io.BytesIO(data))]
         except ValueError as error:
-            raise ClientError(f"The input is not valid RecordIO: {error}") from None
-    raise ClientError(f"SplitType {split_type} is not supported by the local SageMaker emulator (None, Line, RecordIO).")
+            raise JobInputError(f"The input is not valid RecordIO: {error}") from None
+    raise JobInputError(f"SplitType {split_type} is not supported by the local SageMaker emulator (None, Line, RecordIO).")
 
 
 def batch_records(records: list[bytes], strategy: str, max_bytes: int, split_type: str) -> Iterator[bytes]:
@@ -52,7 +51,7 @@ def batch_records(records: list[bytes], strategy: str, max_bytes: int, split_typ
     separator = b"\n" if split_type == "Line" else b""
     for index, record in enumerate(records):
         if max_bytes and len(record) > max_bytes:
-            raise ClientError(
+            raise JobInputError(
                 f"Record {index + 1} is {len(record)} bytes, larger than MaxPayloadInMB ({max_bytes // MIB} MB)."
             )
     if strategy == "SingleRecord":
@@ -100,7 +99,8 @@ class TransformRun:
         logs = LogShipper(
             self.services.client("logs", self.state.region),
             TRANSFORM_GROUP,
-            f"{job.name}/{instance_id()}-{int(time.time())}",
+            f"{job.name}/{instance_id()}-{int(self.state.now())}",
+            self.state.now,
         )
         server = None
         try:
@@ -110,7 +110,7 @@ class TransformRun:
             job.finish("Completed", self.state.now())
         except _Stopped:
             job.finish("Stopped", self.state.now())
-        except (ClientError, HostingError) as error:
+        except (JobInputError, HostingError) as error:
             self._fail(f"ClientError: {error}")
         except Exception as error:
             LOG.exception("transform job %s: emulator fault", job.name)
@@ -147,7 +147,7 @@ class TransformRun:
                 self._check()
                 reply = server.invoke(body, content_type, output.get("Accept"))
                 if reply.status != 200:
-                    raise ClientError(
+                    raise JobInputError(
                         f"The model answered request {number} for {item.uri} with status {reply.status}: "
                         f"{reply.body.decode('utf-8', 'replace')[:300]}. See the job's log stream in {TRANSFORM_GROUP}."
                     )

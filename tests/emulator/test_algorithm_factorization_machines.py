@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import common  # noqa: F401  (numpy.bool alias before mxnet)
-from common import records
+import sagemaker_emulator  # noqa: F401  (numpy.bool alias before mxnet)
+import recordio_protobuf as records
 from sagemaker_emulator.algorithms import factorization_machines as fm
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError, parse_hyperparameters
 from sagemaker_emulator.jobs.layout import create_layout

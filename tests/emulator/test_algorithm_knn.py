@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from common import records
+import recordio_protobuf as records
 from sagemaker_emulator.algorithms import knn
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError, parse_hyperparameters
 from sagemaker_emulator.jobs.layout import create_layout

@@ -28,7 +28,7 @@ from emulator_helpers import (
     wait_for,
 )
 
-from sagemaker_emulator.algorithms.base import ClientError as AlgorithmClientError
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.paths import NAME_MAX, confined
 
 CLIMB = "../" * 40
@@ -188,7 +188,7 @@ def test_a_symlink_inside_the_folder_is_followed(outside, tmp_path):
     root = tmp_path / "channel"
     root.mkdir()
     (root / "link").symlink_to(outside)
-    with pytest.raises(AlgorithmClientError) as excinfo:
+    with pytest.raises(JobInputError) as excinfo:
         confined(root, "link/escaped.csv", 'The S3 object "s3://b/p/link/escaped.csv"')
     assert str(excinfo.value) == (
         'The S3 object "s3://b/p/link/escaped.csv" cannot be placed inside its local folder: the path '

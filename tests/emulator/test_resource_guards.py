@@ -18,7 +18,7 @@ import pytest
 import scipy.sparse as sp
 from emulator_helpers import BUCKET, REGION, ROLE, assert_healthy, channel, finished_training, training_request
 
-from common import records
+import recordio_protobuf as records
 from sagemaker_emulator.jobs.process import GIB, MACHINE_MEMORY_SHARE, MemoryLimit, memory_limit
 
 FM = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/factorization-machines:1"

@@ -5,6 +5,7 @@ import io
 import json
 import re
 import tarfile
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -249,3 +250,22 @@ def test_a_job_starts_from_a_clean_environment_not_the_hosts(monkeypatch):
     env = container_environment()
     assert "WORKSHOP_DATASET" not in env and "AWS_SECRET_ACCESS_KEY" not in env
     assert env["MXNET_ENGINE_TYPE"] == "NaiveEngine" and env["PATH"]
+
+
+class _AheadClock:
+    """The wall clock moved 50 minutes ahead (CloudWatch takes events up to two hours in the future)."""
+
+    def now(self) -> float:
+        return time.time() + 3000
+
+
+def test_log_stream_name_and_event_times_come_from_the_emulators_clock(emulator, sm, logs, data, monkeypatch):
+    monkeypatch.setattr(emulator.services, "clock", _AheadClock())
+    sm.create_training_job(**training_request("mean-clock", [channel("train", data["train"])]))
+    job = finished_training(sm, "mean-clock")
+    ahead = time.time() + 2900
+    assert job["TrainingStartTime"].timestamp() > ahead
+    stream = logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix="mean-clock/")["logStreams"][0]
+    assert int(stream["logStreamName"].rsplit("-", 1)[1]) > ahead
+    events = logs.get_log_events(logGroupName=GROUP, logStreamName=stream["logStreamName"], startFromHead=True)
+    assert events["events"] and all(event["timestamp"] > ahead * 1000 for event in events["events"])

@@ -7,8 +7,8 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, BUCKET, IMAGE, REGION, ROLE, error_of, model_artifact, put_csv, wait_for
 
-from common.records import frame
-from sagemaker_emulator.algorithms.base import ClientError as AlgorithmClientError
+from recordio_protobuf import frame
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.jobs.transform import assemble, batch_records, split_records
 
 
@@ -26,12 +26,12 @@ def test_split_recordio_keeps_records_framed():
 
 
 def test_split_recordio_rejects_other_bytes():
-    with pytest.raises(AlgorithmClientError, match="The input is not valid RecordIO: bad RecordIO magic"):
+    with pytest.raises(JobInputError, match="The input is not valid RecordIO: bad RecordIO magic"):
         split_records(b"1,2,3,4,5,6,7,8\n", "RecordIO")
 
 
 def test_split_tfrecord_is_not_emulated():
-    with pytest.raises(AlgorithmClientError, match=r"SplitType TFRecord is not supported .* \(None, Line, RecordIO\)"):
+    with pytest.raises(JobInputError, match=r"SplitType TFRecord is not supported .* \(None, Line, RecordIO\)"):
         split_records(b"x", "TFRecord")
 
 
@@ -47,7 +47,7 @@ def test_multi_record_packs_up_to_the_payload_limit():
 
 
 def test_a_record_above_the_limit_fails():
-    with pytest.raises(AlgorithmClientError, match=r"Record 2 is 2097152 bytes, larger than MaxPayloadInMB \(1 MB\)"):
+    with pytest.raises(JobInputError, match=r"Record 2 is 2097152 bytes, larger than MaxPayloadInMB \(1 MB\)"):
         list(batch_records([b"a", b"x" * 2 * 1024 * 1024], "MultiRecord", 1024 * 1024, "Line"))
 
 
