@@ -13,7 +13,8 @@ come from the environment, so this works the same in AWS and local mode.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from functools import partial
+from typing import Callable, Iterable
 
 import boto3
 from botocore.exceptions import ClientError
@@ -29,8 +30,18 @@ def _listed(client, operation: str, key: str, name_key: str, prefix: str, **filt
     return [item[name_key] for page in pages for item in page[key] if item[name_key].startswith(prefix)]
 
 
+def _endpoint_statuses(sm, prefix: str) -> dict[str, str]:
+    pages = sm.get_paginator("list_endpoints").paginate(NameContains=prefix)
+    return {
+        item["EndpointName"]: item["EndpointStatus"]
+        for page in pages
+        for item in page["Endpoints"]
+        if item["EndpointName"].startswith(prefix)
+    }
+
+
 def _endpoints(sm, prefix: str) -> list[str]:
-    return _listed(sm, "list_endpoints", "Endpoints", "EndpointName", prefix)
+    return list(_endpoint_statuses(sm, prefix))
 
 
 def _running_jobs(sm, prefix: str) -> dict[str, list[str]]:
@@ -76,12 +87,35 @@ def _objects(s3, bucket: str, prefix: str) -> list[str]:
         raise
 
 
-def _ignore_gone(call, **params) -> None:
+def _described(describe, **params) -> dict | None:
+    """What ``describe`` says of a resource, or None when SageMaker answers that it does not exist."""
+    try:
+        return describe(**params)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ValidationException":
+            return None
+        raise
+
+
+def _still_to_delete(describe, status_key: str | None, **params) -> bool:
+    """Whether the resource exists and (for an endpoint) is not already being deleted."""
+    found = _described(describe, **params)
+    return found is not None and (status_key is None or found[status_key] != "Deleting")
+
+
+def _still_running(describe, status_key: str, **params) -> bool:
+    found = _described(describe, **params)
+    return found is not None and found[status_key] == "InProgress"
+
+
+def _unless_done(call, still_needed: Callable[..., bool], **params) -> None:
+    """``call(**params)``; a ValidationException is ignored when ``still_needed(**params)`` then says someone else
+    deleted or stopped the resource meanwhile (another kernel, the console). Decided by status, not message wording.
+    """
     try:
         call(**params)
     except ClientError as error:
-        code, message = error.response["Error"]["Code"], error.response["Error"]["Message"]
-        if not (code == "ValidationException" and ("Could not find" in message or "status" in message)):
+        if error.response["Error"]["Code"] != "ValidationException" or still_needed(**params):
             raise
 
 
@@ -120,21 +154,27 @@ def delete_resources(
         raise ValueError("A name prefix is required: an empty one would delete every resource in the account.")
     locations = _locations(bucket, s3_prefixes)
     sm, s3 = boto3.client("sagemaker"), boto3.client("s3")
-    done: dict[str, list[str]] = {"endpoints": _endpoints(sm, prefix)}
-    for name in done["endpoints"]:
-        _ignore_gone(sm.delete_endpoint, EndpointName=name)
+    endpoints = _endpoint_statuses(sm, prefix)
+    done: dict[str, list[str]] = {"endpoints": list(endpoints)}
+    for name, status in endpoints.items():
+        if status != "Deleting":  # already on its way out; SageMaker refuses a second DeleteEndpoint
+            _unless_done(sm.delete_endpoint, partial(_still_to_delete, sm.describe_endpoint, "EndpointStatus"),
+                         EndpointName=name)
     _wait(lambda: _endpoints(sm, prefix), "endpoints", timeout, poll)
     done["endpoint_configs"] = _listed(sm, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", prefix)
     for name in done["endpoint_configs"]:
-        _ignore_gone(sm.delete_endpoint_config, EndpointConfigName=name)
+        _unless_done(sm.delete_endpoint_config, partial(_still_to_delete, sm.describe_endpoint_config, None),
+                     EndpointConfigName=name)
     done["models"] = _listed(sm, "list_models", "Models", "ModelName", prefix)
     for name in done["models"]:
-        _ignore_gone(sm.delete_model, ModelName=name)
+        _unless_done(sm.delete_model, partial(_still_to_delete, sm.describe_model, None), ModelName=name)
     running = _running_jobs(sm, prefix)
     for name in running["running_training_jobs"]:
-        _ignore_gone(sm.stop_training_job, TrainingJobName=name)
+        _unless_done(sm.stop_training_job, partial(_still_running, sm.describe_training_job, "TrainingJobStatus"),
+                     TrainingJobName=name)
     for name in running["running_transform_jobs"]:
-        _ignore_gone(sm.stop_transform_job, TransformJobName=name)
+        _unless_done(sm.stop_transform_job, partial(_still_running, sm.describe_transform_job, "TransformJobStatus"),
+                     TransformJobName=name)
     done["stopped_jobs"] = running["running_training_jobs"] + running["running_transform_jobs"]
     _wait(lambda: [n for names in _running_jobs(sm, prefix).values() for n in names], "running jobs", timeout, poll)
     done["s3_objects"] = []

@@ -5,12 +5,17 @@ import io
 import json
 import os
 import tarfile
+import threading
 import time
 
 import boto3
 import pytest
 
+from botocore.exceptions import ClientError
+
+from common import cleanup
 from common.cleanup import delete_resources, leftovers
+from sagemaker_emulator.resources import endpoints
 
 BUCKET = "cleanup-tests"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/mean-regressor:1"
@@ -90,6 +95,32 @@ def test_delete_resources_removes_the_lab_and_only_the_lab(aws):
     assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["other-model"]
     assert s3.get_object(Bucket=BUCKET, Key="other/keep.csv")["Body"].read() == b"1\n"
     assert sm.describe_training_job(TrainingJobName="lab1-abc-train")["TrainingJobStatus"] == "Stopped"
+
+
+def test_an_endpoint_already_being_deleted_is_waited_for_not_deleted_again(aws, monkeypatch):
+    sm, s3 = aws
+    _lab(sm, s3)
+    release = threading.Event()
+    slow_delete = endpoints._delete
+    monkeypatch.setattr(endpoints, "_delete", lambda *args: release.wait(30) and slow_delete(*args))
+    sm.delete_endpoint(EndpointName="lab1-abc-endpoint")  # another kernel started deleting it
+    assert sm.describe_endpoint(EndpointName="lab1-abc-endpoint")["EndpointStatus"] == "Deleting"
+    threading.Timer(1.0, release.set).start()
+    done = delete_resources("lab1-abc", BUCKET, [f"s3://{BUCKET}/lab1-abc/"], poll=0.2)
+    assert done["endpoints"] == ["lab1-abc-endpoint"]
+    assert not leftovers("lab1-abc", BUCKET, ["lab1-abc/"])
+
+
+def _refused(**params):
+    raise ClientError({"Error": {"Code": "ValidationException", "Message": "any wording"}}, "StopTrainingJob")
+
+
+def test_a_refusal_is_ignored_only_when_the_status_shows_the_work_was_done():
+    asked = []
+    cleanup._unless_done(_refused, lambda **params: asked.append(params) or False, TrainingJobName="j")
+    assert asked == [{"TrainingJobName": "j"}]
+    with pytest.raises(ClientError):
+        cleanup._unless_done(_refused, lambda **params: True, TrainingJobName="j")
 
 
 def test_prefixes_that_would_match_too_much_are_refused(aws):
