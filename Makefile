@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make run` executes every lab notebook in local mode,
-# `make test` runs the test suite. Each creates the virtualenv and the Jupyter kernel when missing.
+# `make test` runs the linter and the test suite. Each creates the virtualenv and the Jupyter kernel when missing.
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,6 +25,8 @@ run: kernel
 	$(BIN)/python scripts/run_notebooks.py --kernel $(KERNEL)
 
 test: kernel
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 clean:

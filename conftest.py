@@ -1,5 +1,6 @@
 """Settings for notebooks run as tests (nbval): local mode, results filed under build/metrics, and an emulator of
 the test run's own (home under build/, fresh state, stopped at the end) rather than the user's."""
+
 import os
 import shutil
 from pathlib import Path

@@ -15,6 +15,7 @@ file runs in the MXNet training container on AWS, in the local emulator, or by h
 ``model_fn(model_dir)`` loads a trained model back (the name SageMaker's MXNet serving looks for).
 It deliberately does not import the workshop's ``common`` package: the container only has this file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,9 @@ def parse_hidden(text: str) -> list[int]:
     try:
         widths = [int(part) for part in text.strip("[] ").split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"hidden must be comma-separated integers like '64,64', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"hidden must be comma-separated integers like '64,64', got {text!r}"
+        ) from None
     if any(width < 1 for width in widths):
         raise argparse.ArgumentTypeError(f"hidden layer widths must be positive, got {text!r}")
     return widths
@@ -151,16 +154,21 @@ def read_channel(name: str, env=os.environ) -> pd.DataFrame | None:
 
 def as_arrays(frame: pd.DataFrame) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
     """Compact dtypes: int32 indices and float32 ratings (12 bytes per rating)."""
-    return (frame["user"].to_numpy(numpy.int32), frame["item"].to_numpy(numpy.int32),
-            frame["rating"].to_numpy(numpy.float32))
+    return (
+        frame["user"].to_numpy(numpy.int32),
+        frame["item"].to_numpy(numpy.int32),
+        frame["rating"].to_numpy(numpy.float32),
+    )
 
 
 def check_hosts(env=os.environ) -> None:
     """This script trains on one instance; SM_HOSTS lists more than one, stop before paying for idle ones."""
     hosts = json.loads(env.get("SM_HOSTS") or "[]")
     if len(hosts) > 1:
-        raise ValueError(f"train.py trains on a single instance, but SM_HOSTS lists {hosts} "
-                         f"(current host {env.get('SM_CURRENT_HOST')}); use instance_count=1")
+        raise ValueError(
+            f"train.py trains on a single instance, but SM_HOSTS lists {hosts} "
+            f"(current host {env.get('SM_CURRENT_HOST')}); use instance_count=1"
+        )
 
 
 def device(env=os.environ) -> mx.Context:
@@ -171,7 +179,7 @@ def batches(n: int, batch_size: int, rng: numpy.random.Generator | None = None):
     """Index slices covering range(n), shuffled when an rng is given (one permutation per epoch)."""
     order = rng.permutation(n) if rng is not None else numpy.arange(n)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def rmse(net: DMF, users, items, ratings, ctx) -> float:
@@ -189,8 +197,10 @@ def index_size(kind: str, given: int | None, *datasets) -> int:
     if given is None:
         return largest + 1
     if largest >= given:
-        raise ValueError(f"{kind} index {largest} is out of range for num_{kind}s={given}; "
-                         f"raise num_{kind}s or re-index the data from 0")
+        raise ValueError(
+            f"{kind} index {largest} is out of range for num_{kind}s={given}; "
+            f"raise num_{kind}s or re-index the data from 0"
+        )
     return given
 
 
@@ -203,10 +213,14 @@ def train(args: argparse.Namespace, train_data, validation_data, ctx, model_dir:
     mx.random.seed(args.seed)
     rng = numpy.random.default_rng(args.seed)
     users, items, ratings = train_data
-    architecture = {"num_users": index_size("user", args.num_users, train_data, validation_data),
-                    "num_items": index_size("item", args.num_items, train_data, validation_data),
-                    "user_factors": args.user_factors, "item_factors": args.item_factors,
-                    "hidden": args.hidden, "global_mean": float(ratings.mean())}
+    architecture = {
+        "num_users": index_size("user", args.num_users, train_data, validation_data),
+        "num_items": index_size("item", args.num_items, train_data, validation_data),
+        "user_factors": args.user_factors,
+        "item_factors": args.item_factors,
+        "hidden": args.hidden,
+        "global_mean": float(ratings.mean()),
+    }
     net = DMF(**architecture)
     net.initialize(mx.init.Xavier(), ctx=ctx)
     net.hybridize()
@@ -257,7 +271,9 @@ def model_fn(model_dir: str | Path, ctx: mx.Context | None = None) -> DMF:
 
 
 def main(argv: list[str] | None = None, env=os.environ) -> None:
-    args = build_parser().parse_args(hyperparameter_args(env.get("SM_HPS")) + list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(
+        hyperparameter_args(env.get("SM_HPS")) + list(sys.argv[1:] if argv is None else argv)
+    )
     check_hosts(env)
     train_frame = read_channel("train", env)
     if train_frame is None:
@@ -267,8 +283,11 @@ def main(argv: list[str] | None = None, env=os.environ) -> None:
     validation_frame = read_channel("validation", env)
     validation = as_arrays(validation_frame) if validation_frame is not None and len(validation_frame) else None
     ctx = device(env)
-    print(f"training on {len(train_frame)} ratings, validating on {len(validation[2]) if validation else 0}, "
-          f"device {ctx}, hyperparameters {vars(args)}", flush=True)
+    print(
+        f"training on {len(train_frame)} ratings, validating on {len(validation[2]) if validation else 0}, "
+        f"device {ctx}, hyperparameters {vars(args)}",
+        flush=True,
+    )
     train(args, as_arrays(train_frame), validation, ctx, env.get("SM_MODEL_DIR") or "/opt/ml/model")
 
 

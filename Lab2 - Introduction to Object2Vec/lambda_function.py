@@ -26,6 +26,7 @@ neighbours are computed in the notebook, where the embeddings and numpy are at h
 no numpy, and a lookup keeps the function small and its answer instant. The catalogue is read once per container
 and kept, as Lambda reuses a container for many invocations.
 """
+
 from __future__ import annotations
 
 import json
@@ -161,7 +162,9 @@ def _similar(request: dict) -> dict:
     similar = []
     for other, similarity in neighbours[:k]:
         movie = movies[catalogue["movie_token"][other]]
-        similar.append({"movie_id": other, "title": movie["title"], "genres": movie["genres"], "similarity": similarity})
+        similar.append(
+            {"movie_id": other, "title": movie["title"], "genres": movie["genres"], "similarity": similarity}
+        )
     return {"movie_id": movie_id, "title": movies[token]["title"], "similar": similar}
 
 

@@ -10,6 +10,7 @@ Prints, each with wall seconds and the process's peak resident memory so far:
 
     .venv/bin/python benchmarks/data.py [--skip-20m]
 """
+
 from __future__ import annotations
 
 import argparse

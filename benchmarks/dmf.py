@@ -13,6 +13,7 @@ memory of the process during each.
 
     .venv/bin/python benchmarks/dmf.py [--skip-20m] [--batches 300]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,14 +24,13 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import mxnet as mx
 import numpy as np
 import pandas as pd
-
-import common  # noqa: F401  (numpy alias before mxnet)
-import mxnet as mx
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
+import common  # noqa: F401  (numpy alias before mxnet)
 from common import data, synthetic
 
 # DMF is the script-mode job's own model (Lab 1's train.py), loaded from its file: the lab folder's name has spaces.
@@ -81,7 +81,7 @@ class NeuMF(gluon.HybridBlock):
 def batches(arrays, size, rng=None):
     order = rng.permutation(len(arrays[0])) if rng is not None else np.arange(len(arrays[0]))
     for start in range(0, len(order), size):
-        rows = order[start:start + size]
+        rows = order[start : start + size]
         yield [mx.nd.array(a[rows]) for a in arrays]
 
 
@@ -149,8 +149,11 @@ def run(name: str, n_users: int, n_items: int, n_ratings: int, max_batches: int)
         train, _ = data.split_holdout(ratings, seed=0)
     with measured(steps, "ids to int32 rows, float32 ratings"):
         user_index, item_index = pd.Index(np.unique(ratings.user_id)), pd.Index(np.unique(ratings.item_id))
-        fit = (user_index.get_indexer(train.user_id).astype(np.int32),
-               item_index.get_indexer(train.item_id).astype(np.int32), train.rating.to_numpy(np.float32))
+        fit = (
+            user_index.get_indexer(train.user_id).astype(np.int32),
+            item_index.get_indexer(train.item_id).astype(np.int32),
+            train.rating.to_numpy(np.float32),
+        )
     del train
     with measured(steps, "leave_one_out (99 negatives)"):
         loo_train, _, _ = data.leave_one_out(ratings, seed=0)
@@ -160,21 +163,39 @@ def run(name: str, n_users: int, n_items: int, n_ratings: int, max_batches: int)
     with measured(steps, f"one epoch of negatives ({NEGATIVES} per positive)"):
         seen = np.unique(pos_users.astype(np.int64) * n_items + pos_items)
         neg_users, neg_items = sample_negatives(pos_users, NEGATIVES, seen, n_items, np.random.default_rng(0))
-        implicit = (np.r_[pos_users, neg_users], np.r_[pos_items, neg_items],
-                    np.r_[np.ones(len(pos_users)), np.zeros(len(neg_users))].astype(np.float32))
+        implicit = (
+            np.r_[pos_users, neg_users],
+            np.r_[pos_items, neg_items],
+            np.r_[np.ones(len(pos_users)), np.zeros(len(neg_users))].astype(np.float32),
+        )
     del neg_users, neg_items, seen
 
     mu = float(fit[2].mean())
-    runs = [("MF + biases, 32 factors", lambda: MF(n_users, n_items, 32, mu), fit, gluon.loss.L2Loss(), RATING_BATCH),
-            ("DMF 16/32, MLP 64-64", lambda: DMF(n_users, n_items, 16, 32, [64, 64], mu), fit, gluon.loss.L2Loss(),
-             RATING_BATCH),
-            ("NeuMF 16, MLP 64-32-16", lambda: NeuMF(n_users, n_items, 16, [64, 32, 16]), implicit,
-             gluon.loss.SigmoidBinaryCrossEntropyLoss(), NCF_BATCH)]
+    runs = [
+        ("MF + biases, 32 factors", lambda: MF(n_users, n_items, 32, mu), fit, gluon.loss.L2Loss(), RATING_BATCH),
+        (
+            "DMF 16/32, MLP 64-64",
+            lambda: DMF(n_users, n_items, 16, 32, [64, 64], mu),
+            fit,
+            gluon.loss.L2Loss(),
+            RATING_BATCH,
+        ),
+        (
+            "NeuMF 16, MLP 64-32-16",
+            lambda: NeuMF(n_users, n_items, 16, [64, 32, 16]),
+            implicit,
+            gluon.loss.SigmoidBinaryCrossEntropyLoss(),
+            NCF_BATCH,
+        ),
+    ]
     if n_ratings > 1_000_000:
-        runs[2:2] = [(f"{label}, large batch", make, arrays, loss, LARGE_BATCH)
-                     for label, make, arrays, loss, _ in runs[:2]]
-    print(f"\n{name}: {n_users:,} users x {n_items:,} movies, {n_ratings:,} ratings "
-          f"({len(fit[2]):,} to fit, {len(implicit[2]):,} implicit samples per epoch)")
+        runs[2:2] = [
+            (f"{label}, large batch", make, arrays, loss, LARGE_BATCH) for label, make, arrays, loss, _ in runs[:2]
+        ]
+    print(
+        f"\n{name}: {n_users:,} users x {n_items:,} movies, {n_ratings:,} ratings "
+        f"({len(fit[2]):,} to fit, {len(implicit[2]):,} implicit samples per epoch)"
+    )
     print(f"  {'model':<40} {'batch':>6} {'samples/s':>11} {'s/epoch':>9}")
     for label, make, arrays, loss, batch in runs:
         mx.random.seed(0)
@@ -183,8 +204,10 @@ def run(name: str, n_users: int, n_items: int, n_ratings: int, max_batches: int)
     print(f"  {'data step':<52} {'seconds':>8} {'peak RSS (MB)':>14}")
     for step, seconds, peak in steps:
         print(f"  {step:<52} {seconds:>8.1f} {peak:>14,.0f}")
-    print(f"  training arrays: {sum(a.nbytes for a in fit) / 1e6:,.0f} MB ratings, "
-          f"{sum(a.nbytes for a in implicit) / 1e6:,.0f} MB implicit samples")
+    print(
+        f"  training arrays: {sum(a.nbytes for a in fit) / 1e6:,.0f} MB ratings, "
+        f"{sum(a.nbytes for a in implicit) / 1e6:,.0f} MB implicit samples"
+    )
 
 
 def main() -> None:
@@ -197,8 +220,10 @@ def main() -> None:
         if name == "ml-20m-sized" and args.skip_20m:
             continue
         run(name, n_users, n_items, n_ratings, args.batches)
-    print(f"\ntotal {time.perf_counter() - started:.0f} s, peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6:,.0f} MB (includes generating the data)")
+    print(
+        f"\ntotal {time.perf_counter() - started:.0f} s, peak RSS "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6:,.0f} MB (includes generating the data)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ All on loopback, in bounded loops.
 
     .venv/bin/python benchmarks/emulator.py [--repeats 5] [--invocations 500] [--threads 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,6 +18,7 @@ import statistics
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import boto3
 import numpy as np
@@ -32,7 +34,10 @@ ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
 def _client(emulator, service: str):
     return boto3.client(
-        service, endpoint_url=emulator.url, region_name=REGION, **emulator.credentials.as_boto3(),
+        service,
+        endpoint_url=emulator.url,
+        region_name=REGION,
+        **emulator.credentials.as_boto3(),
         config=Config(max_pool_connections=64, retries={"max_attempts": 1}),
     )
 
@@ -55,14 +60,21 @@ def training_overhead(sm, repeats: int) -> list[float]:
             TrainingJobName=name,
             AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
             RoleArn=ROLE,
-            InputDataConfig=[{"ChannelName": "train", "ContentType": "text/csv", "DataSource": {
-                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/train/"}}}],
+            InputDataConfig=[
+                {
+                    "ChannelName": "train",
+                    "ContentType": "text/csv",
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/train/"}},
+                }
+            ],
             OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/output"},
             ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
             StoppingCondition={"MaxRuntimeInSeconds": 600},
         )
-        job = _until(lambda: sm.describe_training_job(TrainingJobName=name),
-                     lambda j: j["TrainingJobStatus"] in ("Completed", "Failed"))
+        job = _until(
+            partial(sm.describe_training_job, TrainingJobName=name),
+            lambda j: j["TrainingJobStatus"] in ("Completed", "Failed"),
+        )
         assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
         seconds.append(time.perf_counter() - start)
     return seconds
@@ -72,11 +84,20 @@ def endpoint_start(sm, repeats: int) -> list[float]:
     seconds = []
     for run in range(repeats):
         name = f"bench-ep-{run}"
-        sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
-            {"VariantName": "AllTraffic", "ModelName": "bench", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "bench",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
         start = time.perf_counter()
         sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-        _until(lambda: sm.describe_endpoint(EndpointName=name)["EndpointStatus"], lambda s: s == "InService")
+        _until(partial(sm.describe_endpoint, EndpointName=name), lambda e: e["EndpointStatus"] == "InService")
         seconds.append(time.perf_counter() - start)
         if run:
             sm.delete_endpoint(EndpointName=name)
@@ -85,8 +106,9 @@ def endpoint_start(sm, repeats: int) -> list[float]:
 
 def invoke_once(runtime) -> float:
     start = time.perf_counter()
-    runtime.invoke_endpoint(EndpointName="bench-ep-0", Body=b"1,2,3\n", ContentType="text/csv",
-                            Accept="application/json")["Body"].read()
+    runtime.invoke_endpoint(
+        EndpointName="bench-ep-0", Body=b"1,2,3\n", ContentType="text/csv", Accept="application/json"
+    )["Body"].read()
     return time.perf_counter() - start
 
 
@@ -108,21 +130,30 @@ def main() -> None:
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
         s3.put_object(Bucket=BUCKET, Key="model.tar.gz", Body=buffer.getvalue())
-        sm.create_model(ModelName="bench", ExecutionRoleArn=ROLE,
-                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz"})
+        sm.create_model(
+            ModelName="bench",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz"},
+        )
 
         train = training_overhead(sm, args.repeats)
-        print(f"training job create → Completed (no-op algorithm): median {statistics.median(train):.2f} s, "
-              f"min {min(train):.2f} s over {args.repeats} jobs")
+        print(
+            f"training job create → Completed (no-op algorithm): median {statistics.median(train):.2f} s, "
+            f"min {min(train):.2f} s over {args.repeats} jobs"
+        )
         start = endpoint_start(sm, args.repeats)
-        print(f"endpoint create → InService:                       median {statistics.median(start):.2f} s, "
-              f"min {min(start):.2f} s over {args.repeats} endpoints")
+        print(
+            f"endpoint create → InService:                       median {statistics.median(start):.2f} s, "
+            f"min {min(start):.2f} s over {args.repeats} endpoints"
+        )
 
         for _ in range(20):
             invoke_once(runtime)
         latencies = np.array([invoke_once(runtime) for _ in range(args.invocations)]) * 1000
-        print(f"invoke latency, one client:                        p50 {np.percentile(latencies, 50):.1f} ms, "
-              f"p99 {np.percentile(latencies, 99):.1f} ms over {args.invocations} requests")
+        print(
+            f"invoke latency, one client:                        p50 {np.percentile(latencies, 50):.1f} ms, "
+            f"p99 {np.percentile(latencies, 99):.1f} ms over {args.invocations} requests"
+        )
         started = time.perf_counter()
         with ThreadPoolExecutor(args.threads) as pool:
             list(pool.map(lambda _: invoke_once(runtime), range(args.invocations)))

@@ -7,6 +7,7 @@ The emulator runs in this process, on loopback; the folder is a temporary one on
 
     .venv/bin/python benchmarks/emulator_state.py [--objects 1000] [--object-kb 1] [--big-mb 100] [--log-events 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,10 @@ from sagemaker_emulator.moto_store import MotoStore
 
 REGION = "us-east-1"
 BUCKET = "benchmark-state"
-TRUST = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 
 
 def populate(emulator, objects: int, object_kb: int, big_mb: int, log_events: int) -> None:
@@ -38,8 +41,10 @@ def populate(emulator, objects: int, object_kb: int, big_mb: int, log_events: in
     logs.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="job/algo-1-1")
     now = int(time.time() * 1000)
     for start in range(0, log_events, 5000):
-        batch = [{"timestamp": now + n, "message": f"[{n}] epoch {n // 100} loss=0.{n:04}"}
-                 for n in range(start, min(start + 5000, log_events))]
+        batch = [
+            {"timestamp": now + n, "message": f"[{n}] epoch {n // 100} loss=0.{n:04}"}
+            for n in range(start, min(start + 5000, log_events))
+        ]
         logs.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="job/algo-1-1", logEvents=batch)
     emulator.client("iam", REGION).create_role(RoleName="SageMakerRole", AssumeRolePolicyDocument=json.dumps(TRUST))
 
@@ -66,21 +71,27 @@ def main() -> None:
     emulator = sagemaker_emulator.start()
     try:
         populate(emulator, args.objects, args.object_kb, args.big_mb, args.log_events)
-        print(f"state: {args.objects} objects of {args.object_kb} KB + one of {args.big_mb} MB, "
-              f"{args.log_events} log events, 1 IAM role; folder {folder}")
+        print(
+            f"state: {args.objects} objects of {args.object_kb} KB + one of {args.big_mb} MB, "
+            f"{args.log_events} log events, 1 IAM role; folder {folder}"
+        )
         store = MotoStore(folder, emulator.client)
         seconds, report = timed(store.save)
-        print(f"full save:                      {seconds:6.2f} s  ({report.objects_written} objects, "
-              f"{report.bytes_written / 1e6:.0f} MB, {report.streams_written} stream; "
-              f"folder {folder_mb(folder):.0f} MB)")
+        print(
+            f"full save:                      {seconds:6.2f} s  ({report.objects_written} objects, "
+            f"{report.bytes_written / 1e6:.0f} MB, {report.streams_written} stream; "
+            f"folder {folder_mb(folder):.0f} MB)"
+        )
         seconds, report = timed(store.save)
         print(f"save, nothing changed:          {seconds:6.2f} s  ({report.objects_written} objects written)")
         s3 = emulator.client("s3", REGION)
         for number in range(args.changed):
             s3.put_object(Bucket=BUCKET, Key=f"train/part-{number:05}.csv", Body=os.urandom(1024))
         seconds, report = timed(lambda: store.save(["s3"]))
-        print(f"S3 save, {args.changed} objects changed:     {seconds:6.2f} s  "
-              f"({report.objects_written} objects written, {report.files_removed} files removed)")
+        print(
+            f"S3 save, {args.changed} objects changed:     {seconds:6.2f} s  "
+            f"({report.objects_written} objects written, {report.files_removed} files removed)"
+        )
         store.close()
 
         emulator.reset()
@@ -88,8 +99,10 @@ def main() -> None:
         seconds, summary = timed(store.restore)
         print(f"restore into an emptied moto:   {seconds:6.2f} s  ({summary})")
         seconds, report = timed(store.save)
-        print(f"first save after the restore:   {seconds:6.2f} s  ({report.objects_written} objects written, "
-              f"index written: {report.index_written})")
+        print(
+            f"first save after the restore:   {seconds:6.2f} s  ({report.objects_written} objects written, "
+            f"index written: {report.index_written})"
+        )
         store.close()
     finally:
         emulator.stop()

@@ -12,6 +12,7 @@ run as a whole job (RecordIO channel read, train, artifact written) to time what
 
     .venv/bin/python benchmarks/fm.py [--dataset ml-latest-small] [--skip-20m]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,9 +77,11 @@ def throughput(name: str, n_users: int, n_items: int, n_ratings: int) -> None:
     prepared = time.perf_counter() - start
     _, seconds, log = quiet_fit(features, labels, config(features.shape[1], "regressor", THROUGHPUT_KNOBS))
     logged = float(re.search(r"train throughput=(\S+) records/second", log).group(1))
-    print(f"{name:<14} {features.shape[0]:>11,} rows  {features.shape[1]:>7,} features  "
-          f"{logged:>10,.0f} records/s logged  {features.shape[0] / seconds:>10,.0f} records/s wall  "
-          f"({seconds:.1f} s; data made in {prepared:.1f} s)  x{logged / AWS_THROUGHPUT:.1f} the AWS container")
+    print(
+        f"{name:<14} {features.shape[0]:>11,} rows  {features.shape[1]:>7,} features  "
+        f"{logged:>10,.0f} records/s logged  {features.shape[0] / seconds:>10,.0f} records/s wall  "
+        f"({seconds:.1f} s; data made in {prepared:.1f} s)  x{logged / AWS_THROUGHPUT:.1f} the AWS container"
+    )
 
 
 def rmse(predicted, truth) -> float:
@@ -109,8 +112,10 @@ def surprise_rows(train: pd.DataFrame, test: pd.DataFrame) -> list[tuple[str, fl
     frame = train[["user_id", "item_id", "rating"]]
     trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(0.5, 5.0))).build_full_trainset()
     rows = []
-    for name, algorithm in (("surprise BaselineOnly", surprise.BaselineOnly(verbose=False)),
-                            ("surprise SVD", surprise.SVD(random_state=0))):
+    for name, algorithm in (
+        ("surprise BaselineOnly", surprise.BaselineOnly(verbose=False)),
+        ("surprise SVD", surprise.SVD(random_state=0)),
+    ):
         start = time.perf_counter()
         algorithm.fit(trainset)
         predicted = [algorithm.predict(u, i).est for u, i in zip(test["user_id"], test["item_id"])]
@@ -122,8 +127,11 @@ def job_seconds(features, labels, test_features, test_labels) -> float:
     """Wall time of the plug-in's whole job: read the RecordIO channels, train, score the test set, save."""
     with tempfile.TemporaryDirectory() as root:
         raw = {"feature_dim": features.shape[1], "predictor_type": "regressor", **LAB1_KNOBS}
-        layout = create_layout(root, {k: str(v) for k, v in raw.items()},
-                               {c: {"ContentType": "application/x-recordio-protobuf"} for c in ("train", "test")})
+        layout = create_layout(
+            root,
+            {k: str(v) for k, v in raw.items()},
+            {c: {"ContentType": "application/x-recordio-protobuf"} for c in ("train", "test")},
+        )
         for channel, (x, y) in {"train": (features, labels), "test": (test_features, test_labels)}.items():
             with (layout.channel_dir(channel) / "data.pbr").open("wb") as stream:
                 records.write_records(stream, x, y)
@@ -143,31 +151,44 @@ def quality(dataset: str | None) -> None:
     y_train, y_test = train["rating"].to_numpy(np.float32), test["rating"].to_numpy(np.float64)
     x_train = one_hot(train_u, train_i, len(users), len(items))
     x_test = one_hot(test_u, test_i, len(users), len(items))
-    print(f"\n{loaded.name}: {len(train):,} train / {len(test):,} test ratings, "
-          f"{len(users):,} users + {len(items):,} items = {x_train.shape[1]:,} one-hot features")
+    print(
+        f"\n{loaded.name}: {len(train):,} train / {len(test):,} test ratings, "
+        f"{len(users):,} users + {len(items):,} items = {x_train.shape[1]:,} one-hot features"
+    )
 
     user_mean = np.bincount(train_u, y_train, len(users)) / np.maximum(np.bincount(train_u, minlength=len(users)), 1)
-    rows = [("global mean", rmse(np.full(len(test), y_train.mean()), y_test), 0.0),
-            ("per-user mean", rmse(user_mean[test_u], y_test), 0.0)]
+    rows = [
+        ("global mean", rmse(np.full(len(test), y_train.mean()), y_test), 0.0),
+        ("per-user mean", rmse(user_mean[test_u], y_test), 0.0),
+    ]
     start = time.perf_counter()
-    rows.append(("user+item biases (reg 10)", rmse(bias_baseline(train_u, train_i, y_train, test_u, test_i), y_test),
-                 time.perf_counter() - start))
+    rows.append(
+        (
+            "user+item biases (reg 10)",
+            rmse(bias_baseline(train_u, train_i, y_train, test_u, test_i), y_test),
+            time.perf_counter() - start,
+        )
+    )
     rows += surprise_rows(train, test)
     model, seconds, _ = quiet_fit(x_train, y_train, config(x_train.shape[1], "regressor", LAB1_KNOBS))
     rows.append(("FM regressor (plug-in)", rmse(model.decision(x_test), y_test), seconds))
     print(f"{'model':<28} {'test RMSE':>9} {'fit s':>7}")
     for name, value, fit_seconds in rows:
         print(f"{name:<28} {value:>9.4f} {fit_seconds:>7.1f}")
-    print(f"FM regressor as a whole job (RecordIO read + train + test + save): "
-          f"{job_seconds(x_train, y_train, x_test, y_test):.1f} s")
+    print(
+        f"FM regressor as a whole job (RecordIO read + train + test + save): "
+        f"{job_seconds(x_train, y_train, x_test, y_test):.1f} s"
+    )
 
     positive_train, positive_test = (y_train >= 4).astype(np.float32), y_test >= 4
     settings = config(x_train.shape[1], "binary_classifier", LAB1_KNOBS)
     classifier, seconds, _ = quiet_fit(x_train, positive_train, settings)
     accuracy = np.mean((classifier.decision(x_test) >= 0) == positive_test)
     majority = max(positive_test.mean(), 1 - positive_test.mean())
-    print(f"FM binary classifier (rating >= 4): accuracy {accuracy:.4f} vs majority class {majority:.4f} "
-          f"(+{accuracy - majority:.3f}; fit {seconds:.1f} s)")
+    print(
+        f"FM binary classifier (rating >= 4): accuracy {accuracy:.4f} vs majority class {majority:.4f} "
+        f"(+{accuracy - majority:.3f}; fit {seconds:.1f} s)"
+    )
 
 
 def main() -> None:

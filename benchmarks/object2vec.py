@@ -9,6 +9,7 @@ the wall time, epochs, and validation MSE against the per-user-mean baseline.
     .venv/bin/python benchmarks/object2vec.py [--pairs 4096] [--epochs 20] [--batch 64] [--storage dense]
         [--enc-dim 1024] [--skip-encoders]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,11 +20,11 @@ from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-import common  # noqa: F401  (numpy alias before mxnet)
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+import common  # noqa: F401  (numpy alias before mxnet)
 from common import data, records, synthetic
 from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.object2vec_data import encode_side
@@ -32,22 +33,49 @@ from sagemaker_emulator.algorithms.object2vec_training import Pairs, make_traine
 from sagemaker_emulator.jobs.layout import create_layout
 
 ENCODER_SETUP = {  # a mid-sized text-like task: 20k-token vocabulary, sequences of 1-40 tokens
-    "enc0_vocab_size": "20000", "enc0_max_seq_len": "40", "enc1_network": "enc0", "enc_dim": "512",
-    "enc0_token_embedding_dim": "128", "mlp_dim": "256", "mlp_layers": "1", "mini_batch_size": "256",
+    "enc0_vocab_size": "20000",
+    "enc0_max_seq_len": "40",
+    "enc1_network": "enc0",
+    "enc_dim": "512",
+    "enc0_token_embedding_dim": "128",
+    "mlp_dim": "256",
+    "mlp_layers": "1",
+    "mini_batch_size": "256",
     "output_layer": "softmax",
 }
 # dense Adam updates all 2 x 20k x 128 embedding weights at every step; row_sparse only the batch's rows
 ENCODER_RUNS = (
-    ("pooled_embedding", "dense"), ("pooled_embedding", "row_sparse"), ("hcnn", "row_sparse"), ("bilstm", "row_sparse"),
+    ("pooled_embedding", "dense"),
+    ("pooled_embedding", "row_sparse"),
+    ("hcnn", "row_sparse"),
+    ("bilstm", "row_sparse"),
 )
 REFERENCE = {  # contract §7.1, "Rating regression"
-    "_kvstore": "device", "_num_gpus": "auto", "_num_kv_servers": "auto", "bucket_width": "0",
-    "early_stopping_patience": "3", "early_stopping_tolerance": "0.01", "enc0_cnn_filter_width": "3",
-    "enc0_layers": "auto", "enc0_max_seq_len": "1", "enc0_network": "pooled_embedding",
-    "enc0_token_embedding_dim": "300", "enc1_layers": "auto", "enc1_max_seq_len": "1",
-    "enc1_network": "pooled_embedding", "enc1_token_embedding_dim": "300", "enc_dim": "1024", "epochs": "20",
-    "learning_rate": "0.001", "mini_batch_size": "64", "mlp_activation": "tanh", "mlp_dim": "256", "mlp_layers": "1",
-    "num_classes": "2", "optimizer": "adam", "output_layer": "mean_squared_error",
+    "_kvstore": "device",
+    "_num_gpus": "auto",
+    "_num_kv_servers": "auto",
+    "bucket_width": "0",
+    "early_stopping_patience": "3",
+    "early_stopping_tolerance": "0.01",
+    "enc0_cnn_filter_width": "3",
+    "enc0_layers": "auto",
+    "enc0_max_seq_len": "1",
+    "enc0_network": "pooled_embedding",
+    "enc0_token_embedding_dim": "300",
+    "enc1_layers": "auto",
+    "enc1_max_seq_len": "1",
+    "enc1_network": "pooled_embedding",
+    "enc1_token_embedding_dim": "300",
+    "enc_dim": "1024",
+    "epochs": "20",
+    "learning_rate": "0.001",
+    "mini_batch_size": "64",
+    "mlp_activation": "tanh",
+    "mlp_dim": "256",
+    "mlp_layers": "1",
+    "num_classes": "2",
+    "optimizer": "adam",
+    "output_layer": "mean_squared_error",
 }
 
 
@@ -58,7 +86,10 @@ def random_pairs(n: int, hp: dict, seed: int = 0) -> Pairs:
     sides = tuple(
         encode_side(
             [ids.tolist() for ids in np.split(rng.integers(0, vocab, k.sum()), np.cumsum(k)[:-1])],
-            side, longest, vocab, str,
+            side,
+            longest,
+            vocab,
+            str,
         )
         for side, k in enumerate(lengths)
     )
@@ -85,9 +116,15 @@ def encoder_throughput(n_pairs: int) -> None:
 def reference_job(epochs: int, batch: int, storage: str, enc_dim: int) -> None:
     ratings, _ = synthetic.generate(seed=0)
     train, validation = data.split_holdout(ratings, seed=0)
-    hp = {**REFERENCE, "epochs": str(epochs), "mini_batch_size": str(batch), "token_embedding_storage_type": storage,
-          "enc_dim": str(enc_dim),
-          "enc0_vocab_size": str(ratings.user_id.max() + 1), "enc1_vocab_size": str(ratings.item_id.max() + 1)}
+    hp = {
+        **REFERENCE,
+        "epochs": str(epochs),
+        "mini_batch_size": str(batch),
+        "token_embedding_storage_type": storage,
+        "enc_dim": str(enc_dim),
+        "enc0_vocab_size": str(ratings.user_id.max() + 1),
+        "enc1_vocab_size": str(ratings.item_id.max() + 1),
+    }
     with tempfile.TemporaryDirectory() as folder:
         channels = {name: {"ContentType": "application/jsonlines"} for name in ("train", "validation")}
         layout = create_layout(Path(folder), hp, channels)
@@ -106,10 +143,14 @@ def reference_job(epochs: int, batch: int, storage: str, enc_dim: int) -> None:
     throughput = [float(v) for v in re.findall(r"train throughput=(\S+) records", text)]
     user_mean = train.groupby("user_id").rating.mean()
     baseline = np.mean((validation.rating - validation.user_id.map(user_mean)) ** 2)
-    print(f"Reference regression job ({len(train)} train / {len(validation)} validation ratings, "
-          f"enc_dim {enc_dim}, batch {batch}, {storage})")
-    print(f"  wall time {seconds:.1f} s for {len(mse)} epochs ({seconds / len(mse):.1f} s/epoch incl. validation), "
-          f"{np.mean(throughput):,.0f} records/s")
+    print(
+        f"Reference regression job ({len(train)} train / {len(validation)} validation ratings, "
+        f"enc_dim {enc_dim}, batch {batch}, {storage})"
+    )
+    print(
+        f"  wall time {seconds:.1f} s for {len(mse)} epochs ({seconds / len(mse):.1f} s/epoch incl. validation), "
+        f"{np.mean(throughput):,.0f} records/s"
+    )
     print(f"  best validation MSE {min(mse):.4f} (epoch {int(np.argmin(mse))}); per-user-mean baseline {baseline:.4f}")
 
 

@@ -5,6 +5,7 @@ writer for comparison, and the time and memory a 20M-row matrix (ml-20m) needs, 
 
     .venv/bin/python benchmarks/records.py [--rows 1000000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,11 +61,14 @@ def main() -> None:
     buffer = io.BytesIO()
     records.write_records(buffer, matrix, labels)
     data = buffer.getvalue()
-    print(f"{rows:,} rows x {matrix.shape[1]:,} columns, 2 non-zeros per row, labelled: {len(data) / 1e6:.1f} MB "
-          f"({len(data) / rows:.1f} bytes/record)")
+    print(
+        f"{rows:,} rows x {matrix.shape[1]:,} columns, 2 non-zeros per row, labelled: {len(data) / 1e6:.1f} MB "
+        f"({len(data) / rows:.1f} bytes/record)"
+    )
 
-    write_s = timed("write_records (vectorised)", rows, len(data),
-                    lambda: records.write_records(io.BytesIO(), matrix, labels))
+    write_s = timed(
+        "write_records (vectorised)", rows, len(data), lambda: records.write_records(io.BytesIO(), matrix, labels)
+    )
     read_s = timed("read_matrix", rows, len(data), lambda: records.read_matrix(data))
 
     sample = matrix[:MESSAGE_ROWS]
@@ -76,14 +80,17 @@ def main() -> None:
             features = {"values": (sample.indices[start:stop], sample.data[start:stop], sample.shape[1])}
             out.write(records.frame(records.encode_record(features, {"values": [label]})))
 
-    timed(f"encode_record + frame ({MESSAGE_ROWS:,} rows)", MESSAGE_ROWS, len(data) * MESSAGE_ROWS // rows,
-          per_message)
+    timed(f"encode_record + frame ({MESSAGE_ROWS:,} rows)", MESSAGE_ROWS, len(data) * MESSAGE_ROWS // rows, per_message)
 
     users, items = matrix.indices[0::2], matrix.indices[1::2] - N_USERS
     text = io.StringIO()
     write_jsonlines_pairs(text, users, items, labels)
-    jsonl_s = timed("write_jsonlines_pairs (Object2Vec)", rows, len(text.getvalue()),
-                    lambda: write_jsonlines_pairs(io.StringIO(), users, items, labels))
+    jsonl_s = timed(
+        "write_jsonlines_pairs (Object2Vec)",
+        rows,
+        len(text.getvalue()),
+        lambda: write_jsonlines_pairs(io.StringIO(), users, items, labels),
+    )
 
     scale = FULL_ROWS / rows
     input_bytes = matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes + labels.nbytes
@@ -93,8 +100,10 @@ def main() -> None:
     print(f"extrapolated to {FULL_ROWS:,} rows (x{scale:.0f}):")
     print(f"  file size                         {len(data) * scale / 2**30:8.2f} GiB")
     print(f"  CSR matrix + labels in memory     {input_bytes * scale / 2**30:8.2f} GiB")
-    print(f"  write_records working memory      {write_peak / 2**20:8.1f} MiB (per chunk of "
-          f"{records.DEFAULT_CHUNK_ROWS:,} rows, independent of the row count)")
+    print(
+        f"  write_records working memory      {write_peak / 2**20:8.1f} MiB (per chunk of "
+        f"{records.DEFAULT_CHUNK_ROWS:,} rows, independent of the row count)"
+    )
     print(f"  read_matrix peak, result included {read_peak * scale / 2**30:8.2f} GiB (plus the file if in memory)")
     print(f"  write / read time                 {write_s * scale:8.0f} s / {read_s * scale:.0f} s")
     print(f"  Object2Vec JSON Lines write time  {jsonl_s * scale:8.0f} s")

@@ -10,11 +10,12 @@ configurations, then models. Training and transform jobs cannot be deleted; runn
 objects under the given prefixes (keys in ``bucket``, or ``s3://bucket/prefix`` URIs) are deleted. The clients
 come from the environment, so this works the same in AWS and local mode.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Callable, Iterable
 
 import boto3
 from botocore.exceptions import ClientError
@@ -49,14 +50,16 @@ def _running_jobs(sm, prefix: str) -> dict[str, list[str]]:
         "running_training_jobs": [
             name
             for status in RUNNING
-            for name in _listed(sm, "list_training_jobs", "TrainingJobSummaries", "TrainingJobName", prefix,
-                                StatusEquals=status)
+            for name in _listed(
+                sm, "list_training_jobs", "TrainingJobSummaries", "TrainingJobName", prefix, StatusEquals=status
+            )
         ],
         "running_transform_jobs": [
             name
             for status in RUNNING
-            for name in _listed(sm, "list_transform_jobs", "TransformJobSummaries", "TransformJobName", prefix,
-                                StatusEquals=status)
+            for name in _listed(
+                sm, "list_transform_jobs", "TransformJobSummaries", "TransformJobName", prefix, StatusEquals=status
+            )
         ],
     }
 
@@ -121,7 +124,7 @@ def _unless_done(call, still_needed: Callable[..., bool], **params) -> None:
 
 def _wait(check, what: str, timeout: float, poll: float) -> None:
     deadline = time.monotonic() + timeout
-    while (left := check()):
+    while left := check():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} still there after {timeout:.0f} s: {left}")
         time.sleep(poll)
@@ -158,23 +161,33 @@ def delete_resources(
     done: dict[str, list[str]] = {"endpoints": list(endpoints)}
     for name, status in endpoints.items():
         if status != "Deleting":  # already on its way out; SageMaker refuses a second DeleteEndpoint
-            _unless_done(sm.delete_endpoint, partial(_still_to_delete, sm.describe_endpoint, "EndpointStatus"),
-                         EndpointName=name)
+            _unless_done(
+                sm.delete_endpoint, partial(_still_to_delete, sm.describe_endpoint, "EndpointStatus"), EndpointName=name
+            )
     _wait(lambda: _endpoints(sm, prefix), "endpoints", timeout, poll)
     done["endpoint_configs"] = _listed(sm, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", prefix)
     for name in done["endpoint_configs"]:
-        _unless_done(sm.delete_endpoint_config, partial(_still_to_delete, sm.describe_endpoint_config, None),
-                     EndpointConfigName=name)
+        _unless_done(
+            sm.delete_endpoint_config,
+            partial(_still_to_delete, sm.describe_endpoint_config, None),
+            EndpointConfigName=name,
+        )
     done["models"] = _listed(sm, "list_models", "Models", "ModelName", prefix)
     for name in done["models"]:
         _unless_done(sm.delete_model, partial(_still_to_delete, sm.describe_model, None), ModelName=name)
     running = _running_jobs(sm, prefix)
     for name in running["running_training_jobs"]:
-        _unless_done(sm.stop_training_job, partial(_still_running, sm.describe_training_job, "TrainingJobStatus"),
-                     TrainingJobName=name)
+        _unless_done(
+            sm.stop_training_job,
+            partial(_still_running, sm.describe_training_job, "TrainingJobStatus"),
+            TrainingJobName=name,
+        )
     for name in running["running_transform_jobs"]:
-        _unless_done(sm.stop_transform_job, partial(_still_running, sm.describe_transform_job, "TransformJobStatus"),
-                     TransformJobName=name)
+        _unless_done(
+            sm.stop_transform_job,
+            partial(_still_running, sm.describe_transform_job, "TransformJobStatus"),
+            TransformJobName=name,
+        )
     done["stopped_jobs"] = running["running_training_jobs"] + running["running_transform_jobs"]
     _wait(lambda: [n for names in _running_jobs(sm, prefix).values() for n in names], "running jobs", timeout, poll)
     done["s3_objects"] = []

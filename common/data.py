@@ -9,6 +9,7 @@ ids are int32 so ml-25m fits in memory; cast to int64 before combining two ids i
 Run ``python -m common.data fetch DATASET`` to download and verify an archive ahead of time; it prints one JSON
 line with the dataset's counts and its path in the cache.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,9 @@ import io
 import json
 import sys
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,15 @@ from common.download import DatasetUnavailable, MemberCheck
 from common.session import settings
 
 __all__ = [
-    "DATASETS", "DatasetUnavailable", "Dataset", "fetch_dataset", "load_ratings", "load_items", "load_dataset",
-    "split_holdout", "leave_one_out",
+    "DATASETS",
+    "DatasetUnavailable",
+    "Dataset",
+    "fetch_dataset",
+    "load_ratings",
+    "load_items",
+    "load_dataset",
+    "split_holdout",
+    "leave_one_out",
 ]
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/"
@@ -47,8 +55,25 @@ N_NEGATIVES = 99
 NEGATIVES_BLOCK_CELLS = 1 << 25  # users x items booleans per block of the negative sampler (32 MB)
 # ml-100k marks genres with 19 flags, in the order of its u.genre file; "unknown" means no genre is known.
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 
 
@@ -71,9 +96,14 @@ class Variant:
 _DAT_ITEMS = ("item_id", "title", "genres")
 VARIANTS: dict[str, Variant] = {
     "ml-100k": Variant(
-        ratings="ml-100k/u.data", items="ml-100k/u.item",
+        ratings="ml-100k/u.data",
+        items="ml-100k/u.item",
         item_fields=("item_id", "title", "released", "video_released", "imdb_url", *ML100K_GENRES),
-        ratings_sep="\t", items_sep="|", header=False, quoting=csv.QUOTE_NONE, encoding="iso-8859-1",
+        ratings_sep="\t",
+        items_sep="|",
+        header=False,
+        quoting=csv.QUOTE_NONE,
+        encoding="iso-8859-1",
         official_split=("ml-100k/ua.base", "ml-100k/ua.test"),
         checks={
             "ml-100k/u.data": MemberCheck(100_000, "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
@@ -83,28 +113,54 @@ VARIANTS: dict[str, Variant] = {
         },
     ),
     "ml-latest-small": Variant(
-        ratings="ml-latest-small/ratings.csv", items="ml-latest-small/movies.csv", item_fields=_DAT_ITEMS,
-        ratings_sep=",", items_sep=",", header=True, quoting=csv.QUOTE_MINIMAL, encoding="utf-8",
+        ratings="ml-latest-small/ratings.csv",
+        items="ml-latest-small/movies.csv",
+        item_fields=_DAT_ITEMS,
+        ratings_sep=",",
+        items_sep=",",
+        header=True,
+        quoting=csv.QUOTE_MINIMAL,
+        encoding="utf-8",
         checks={
             "ml-latest-small/ratings.csv": MemberCheck(
-                100_837, "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"),
+                100_837, "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"
+            ),
             "ml-latest-small/movies.csv": MemberCheck(
-                9_743, "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07"),
+                9_743, "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07"
+            ),
         },
     ),
     "ml-1m": Variant(
-        ratings="ml-1m/ratings.dat", items="ml-1m/movies.dat", item_fields=_DAT_ITEMS,
-        ratings_sep="::", items_sep="::", header=False, quoting=csv.QUOTE_NONE, encoding="iso-8859-1",
+        ratings="ml-1m/ratings.dat",
+        items="ml-1m/movies.dat",
+        item_fields=_DAT_ITEMS,
+        ratings_sep="::",
+        items_sep="::",
+        header=False,
+        quoting=csv.QUOTE_NONE,
+        encoding="iso-8859-1",
         checks={"ml-1m/ratings.dat": MemberCheck(1_000_209)},
     ),
     "ml-20m": Variant(
-        ratings="ml-20m/ratings.csv", items="ml-20m/movies.csv", item_fields=_DAT_ITEMS,
-        ratings_sep=",", items_sep=",", header=True, quoting=csv.QUOTE_MINIMAL, encoding="utf-8",
+        ratings="ml-20m/ratings.csv",
+        items="ml-20m/movies.csv",
+        item_fields=_DAT_ITEMS,
+        ratings_sep=",",
+        items_sep=",",
+        header=True,
+        quoting=csv.QUOTE_MINIMAL,
+        encoding="utf-8",
         checks={"ml-20m/ratings.csv": MemberCheck(20_000_264)},
     ),
     "ml-25m": Variant(
-        ratings="ml-25m/ratings.csv", items="ml-25m/movies.csv", item_fields=_DAT_ITEMS,
-        ratings_sep=",", items_sep=",", header=True, quoting=csv.QUOTE_MINIMAL, encoding="utf-8",
+        ratings="ml-25m/ratings.csv",
+        items="ml-25m/movies.csv",
+        item_fields=_DAT_ITEMS,
+        ratings_sep=",",
+        items_sep=",",
+        header=True,
+        quoting=csv.QUOTE_MINIMAL,
+        encoding="utf-8",
         checks={"ml-25m/ratings.csv": MemberCheck(25_000_096)},
     ),
 }
@@ -234,9 +290,7 @@ def _resolve(name: str | None) -> str:
 
 def _fetch(name: str) -> Path:
     current = settings()
-    return download.fetch(
-        GROUPLENS_URL + name + ".zip", VARIANTS[name].checks, current.data_dir, current.data_mirror
-    )
+    return download.fetch(GROUPLENS_URL + name + ".zip", VARIANTS[name].checks, current.data_dir, current.data_mirror)
 
 
 def _check_seed(seed: int) -> None:
@@ -261,8 +315,13 @@ def _read_ratings(archive: zipfile.ZipFile, variant: Variant, member: str) -> pd
     file, sep = _open_text(archive, member, variant.ratings_sep)
     with file:
         return pd.read_csv(
-            file, sep=sep, header=0 if variant.header else None, names=RATING_COLUMNS, usecols=range(4),
-            dtype=RATING_DTYPES, encoding=variant.encoding,
+            file,
+            sep=sep,
+            header=0 if variant.header else None,
+            names=RATING_COLUMNS,
+            usecols=range(4),
+            dtype=RATING_DTYPES,
+            encoding=variant.encoding,
         )
 
 
@@ -270,8 +329,13 @@ def _read_items(archive: zipfile.ZipFile, variant: Variant) -> pd.DataFrame:
     file, sep = _open_text(archive, variant.items, variant.items_sep)
     with file:
         raw = pd.read_csv(
-            file, sep=sep, header=0 if variant.header else None, names=variant.item_fields,
-            quoting=variant.quoting, encoding=variant.encoding, dtype={"item_id": "int32", "title": "str"},
+            file,
+            sep=sep,
+            header=0 if variant.header else None,
+            names=variant.item_fields,
+            quoting=variant.quoting,
+            encoding=variant.encoding,
+            dtype={"item_id": "int32", "title": "str"},
             keep_default_na=False,
         )
     if "genres" in raw.columns:
@@ -281,10 +345,14 @@ def _read_items(archive: zipfile.ZipFile, variant: Variant) -> pd.DataFrame:
         names = np.array([genre + "|" for genre in ML100K_GENRES[1:]], dtype=object)
         piped = pd.Series(np.where(flags, names, "").sum(axis=1), index=raw.index, dtype="str")
     year = pd.to_numeric(raw["title"].str.extract(YEAR_PATTERN, expand=False)).astype("Int32")
-    return pd.DataFrame({
-        "item_id": raw["item_id"], "title": raw["title"], "year": year,
-        "genres": piped.str.findall(r"[^|]+"),
-    })
+    return pd.DataFrame(
+        {
+            "item_id": raw["item_id"],
+            "title": raw["title"],
+            "year": year,
+            "genres": piped.str.findall(r"[^|]+"),
+        }
+    )
 
 
 def _holdout_mask(ratings: pd.DataFrame, seed: int) -> np.ndarray:
@@ -320,10 +388,14 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 def _latest_rows(ratings: pd.DataFrame) -> np.ndarray:
     """Row positions of each user's latest rating (ties: larger item_id), by user; single-rating users skipped."""
-    frame = pd.DataFrame({
-        "user_id": ratings["user_id"].to_numpy(), "item_id": ratings["item_id"].to_numpy(),
-        "timestamp": ratings["timestamp"].to_numpy(), "row": np.arange(len(ratings)),
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": ratings["user_id"].to_numpy(),
+            "item_id": ratings["item_id"].to_numpy(),
+            "timestamp": ratings["timestamp"].to_numpy(),
+            "row": np.arange(len(ratings)),
+        }
+    )
     by_user = frame.groupby("user_id", sort=False)
     eligible = (frame["timestamp"] == by_user["timestamp"].transform("max")) & (by_user["row"].transform("size") > 1)
     latest = frame[eligible].sort_values(["user_id", "item_id"]).drop_duplicates("user_id", keep="last")
@@ -353,7 +425,7 @@ def _sample_unseen(ratings: pd.DataFrame, test_users: np.ndarray, n_negatives: i
     negatives = np.empty((len(test_codes), n_negatives), dtype=np.int64)
     block = max(1, NEGATIVES_BLOCK_CELLS // n_items)
     for start in range(0, len(test_codes), block):
-        codes, out = test_codes[start:start + block], negatives[start:start + block]
+        codes, out = test_codes[start : start + block], negatives[start : start + block]
         first, last = codes.min(), codes.max()
         taken = np.zeros((last - first + 1, n_items), dtype=bool)
         low, high = np.searchsorted(seen, [first * n_items, (last + 1) * n_items])
@@ -383,13 +455,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DatasetUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ValueError) else 1
-    print(json.dumps({
-        "dataset": dataset.name,
-        "ratings": len(dataset.ratings),
-        "users": int(dataset.ratings["user_id"].nunique()),
-        "items": len(dataset.items),
-        "path": path,
-    }))
+    print(
+        json.dumps(
+            {
+                "dataset": dataset.name,
+                "ratings": len(dataset.ratings),
+                "users": int(dataset.ratings["user_id"].nunique()),
+                "items": len(dataset.items),
+                "path": path,
+            }
+        )
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ its expected line count and, where known, its SHA-256. Members are checked rathe
 may re-zip archives. A verified archive gets a ``<name>.sha256`` stamp, so a later cache hit re-hashes the archive
 (fast) instead of decompressing every member again (seconds for ml-20m); any change to the file voids the stamp.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,10 +20,10 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from time import sleep
-from typing import Mapping
 
 from tqdm import tqdm
 
@@ -166,10 +167,18 @@ def _download(url: str, part: Path, timeout: float) -> None:
             length = response.headers.get("Content-Length")
             expected = offset + int(length) if length is not None else None
             received = offset
-            with open(part, "ab" if offset else "wb") as out, tqdm(
-                total=expected, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=_archive_name(part), disable=False,
-            ) as bar:
+            with (
+                open(part, "ab" if offset else "wb") as out,
+                tqdm(
+                    total=expected,
+                    initial=offset,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=_archive_name(part),
+                    disable=False,
+                ) as bar,
+            ):
                 while chunk := response.read(CHUNK_BYTES):
                     out.write(chunk)
                     received += len(chunk)

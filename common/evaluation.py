@@ -10,6 +10,7 @@
 - Baselines over rating frames with columns ``user_id``, ``item_id``, ``rating``: global, per-user and
   per-item means, user+item biases, item popularity, majority class.
 """
+
 from __future__ import annotations
 
 import numbers

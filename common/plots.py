@@ -1,4 +1,5 @@
 """Plots the notebooks draw often enough that the plotting code would distract from the lesson."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -24,16 +25,25 @@ def plot_curves(history: pd.DataFrame, title: str, ylabel: str = "RMSE", ax=None
         ValueError: ``history`` has no rows or no columns.
     """
     if history.empty:
-        raise ValueError(f"plot_curves needs at least one epoch and one column, got {history.shape[0]} rows "
-                         f"and columns {list(history.columns)}")
+        raise ValueError(
+            f"plot_curves needs at least one epoch and one column, got {history.shape[0]} rows "
+            f"and columns {list(history.columns)}"
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.2))
     for column in history.columns:
         ax.plot(history.index, history[column], marker="o", markersize=3, label=column)
     if "validation" in history.columns:
         best = history["validation"].idxmin()
-        ax.scatter([best], [history.loc[best, "validation"]], s=80, facecolors="none", edgecolors="black",
-                   zorder=3, label=f"best epoch ({best})")
+        ax.scatter(
+            [best],
+            [history.loc[best, "validation"]],
+            s=80,
+            facecolors="none",
+            edgecolors="black",
+            zorder=3,
+            label=f"best epoch ({best})",
+        )
     ax.set(title=title, xlabel="epoch", ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend()

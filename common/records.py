@@ -4,6 +4,7 @@ Object2Vec.
 The RecordIO-protobuf codec lives in the ``recordio_protobuf`` package, shared with the emulator (which reads what
 the notebooks write); its writer and reader are named here so a notebook finds every format in one module.
 """
+
 from __future__ import annotations
 
 import io
@@ -13,7 +14,6 @@ import numpy as np
 from recordio_protobuf import DEFAULT_CHUNK_ROWS, read_records, write_records
 
 __all__ = ["read_records", "write_records", "write_jsonlines_pairs"]
-
 
 
 def _token_columns(tokens, name: str) -> tuple[list, str]:

@@ -4,6 +4,7 @@ When ``WORKSHOP_METRICS_DIR`` is set (``make run`` and the notebook tests set it
 value is also written to ``<dir>/<notebook>.json`` at once, so a notebook that fails half way still leaves
 the results it reached. ``make run`` ends by printing :func:`format_table` over every notebook's file.
 """
+
 from __future__ import annotations
 
 import json

@@ -16,6 +16,7 @@
 the user's SageMaker emulator on 127.0.0.1 if it is not running (or uses ``WORKSHOP_EMULATOR_URL``) and points this
 kernel's AWS clients at it.
 """
+
 from __future__ import annotations
 
 import os
@@ -278,7 +279,9 @@ def _ensure_bucket(s3, bucket: str, region: str, create: bool) -> None:
     except ClientError as error:
         code = error.response["Error"]["Code"]
         if code not in ("404", "NoSuchBucket"):
-            raise RuntimeError(f"The bucket {bucket} cannot be used ({code}): it may belong to another account.") from None
+            raise RuntimeError(
+                f"The bucket {bucket} cannot be used ({code}): it may belong to another account."
+            ) from None
     if not create:
         raise RuntimeError(f"The bucket {bucket} (WORKSHOP_BUCKET) does not exist.")
     options = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
@@ -315,8 +318,10 @@ def _start_local(current: Settings) -> WorkshopSession:
     try:
         account = session.client("sts").get_caller_identity()["Account"]
     except EndpointConnectionError:
-        raise RuntimeError(f"No SageMaker emulator answers at {url}; start one (python -m sagemaker_emulator serve) "
-                           "or unset WORKSHOP_EMULATOR_URL to let the notebook start its own.") from None
+        raise RuntimeError(
+            f"No SageMaker emulator answers at {url}; start one (python -m sagemaker_emulator serve) "
+            "or unset WORKSHOP_EMULATOR_URL to let the notebook start its own."
+        ) from None
     bucket = f"sagemaker-{region}-{account}"
     _ensure_bucket(session.client("s3"), bucket, region, create=True)
     iam = session.client("iam")
@@ -328,8 +333,10 @@ def _start_local(current: Settings) -> WorkshopSession:
         )["Role"]["Arn"]
     _write_sdk_config(bucket, role_arn)
     _forget_sdk_clients()
-    print(f"Local mode: SageMaker emulator at {url} (loopback only, no AWS account is used); "
-          f"region {region}, bucket {bucket}.")
+    print(
+        f"Local mode: SageMaker emulator at {url} (loopback only, no AWS account is used); "
+        f"region {region}, bucket {bucket}."
+    )
     return WorkshopSession("local", region, role_arn, bucket, _sdk_session(session, bucket), url)
 
 
@@ -356,6 +363,8 @@ def _start_aws(current: Settings) -> WorkshopSession:
     role_arn = current.role_arn or _find_role(session)
     bucket = current.bucket or f"sagemaker-{region}-{account}"
     _ensure_bucket(session.client("s3"), bucket, region, create=current.bucket is None)
-    print(f"AWS mode: account {account}, region {region}, role {role_arn}, bucket {bucket}. What you create is "
-          "billed to this account; the cleanup cells delete it.")
+    print(
+        f"AWS mode: account {account}, region {region}, role {role_arn}, bucket {bucket}. What you create is "
+        "billed to this account; the cleanup cells delete it."
+    )
     return WorkshopSession("aws", region, role_arn, bucket, _sdk_session(session, bucket))

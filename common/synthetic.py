@@ -11,14 +11,31 @@ What is planted:
   made-up titles with years ("The Silent Harbor (1994)").
 The schema is ``common.data``'s; every step is vectorised so 20 million ratings take seconds, not hours.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 GENRES = (
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-    "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 GENRE_SHARES = np.array([18, 13, 6, 7, 38, 12, 4, 45, 8, 1, 10, 3, 6, 16, 10, 19, 4, 2], dtype=float)
 GENRES_PER_ITEM = np.array([0.45, 0.35, 0.20])  # P(1 genre), P(2), P(3)
@@ -36,18 +53,96 @@ CANDIDATES_PER_RATING, CHOICE_BY_TASTE = 2, 1.0
 FIRST_YEAR, LAST_YEAR = 1930, 2017
 START, END = 883_612_800, 1_537_747_200  # 1998-01-01 .. 2018-09-24, Unix seconds
 YEAR_SECONDS = 31_556_952
-ADJECTIVES = np.array([
-    "Silent", "Crimson", "Hidden", "Last", "Broken", "Golden", "Electric", "Midnight", "Forgotten", "Wild",
-    "Hollow", "Frozen", "Burning", "Secret", "Distant", "Iron", "Velvet", "Lonely", "Savage", "Gentle",
-    "Restless", "Scarlet", "Quiet", "Endless", "Bitter", "Lucky", "Wandering", "Fading", "Shattered", "Northern",
-    "Emerald", "Paper", "Glass", "Stolen", "Dark", "Bright", "Little", "Grand", "Final", "Lost",
-], dtype=object)
-NOUNS = np.array([
-    "Harbor", "River", "Kingdom", "Garden", "Mirror", "Shadow", "Horizon", "Empire", "Island", "Letter",
-    "Promise", "Storm", "Orchard", "Lantern", "Voyage", "Station", "Frontier", "Canyon", "Circus", "Melody",
-    "Detective", "Stranger", "Machine", "Summer", "Winter", "Highway", "Castle", "Planet", "Mountain", "Memory",
-    "Ocean", "Forest", "Diary", "Dream", "Signal", "Bridge", "Crown", "Engine", "Lighthouse", "Carnival",
-], dtype=object)
+ADJECTIVES = np.array(
+    [
+        "Silent",
+        "Crimson",
+        "Hidden",
+        "Last",
+        "Broken",
+        "Golden",
+        "Electric",
+        "Midnight",
+        "Forgotten",
+        "Wild",
+        "Hollow",
+        "Frozen",
+        "Burning",
+        "Secret",
+        "Distant",
+        "Iron",
+        "Velvet",
+        "Lonely",
+        "Savage",
+        "Gentle",
+        "Restless",
+        "Scarlet",
+        "Quiet",
+        "Endless",
+        "Bitter",
+        "Lucky",
+        "Wandering",
+        "Fading",
+        "Shattered",
+        "Northern",
+        "Emerald",
+        "Paper",
+        "Glass",
+        "Stolen",
+        "Dark",
+        "Bright",
+        "Little",
+        "Grand",
+        "Final",
+        "Lost",
+    ],
+    dtype=object,
+)
+NOUNS = np.array(
+    [
+        "Harbor",
+        "River",
+        "Kingdom",
+        "Garden",
+        "Mirror",
+        "Shadow",
+        "Horizon",
+        "Empire",
+        "Island",
+        "Letter",
+        "Promise",
+        "Storm",
+        "Orchard",
+        "Lantern",
+        "Voyage",
+        "Station",
+        "Frontier",
+        "Canyon",
+        "Circus",
+        "Melody",
+        "Detective",
+        "Stranger",
+        "Machine",
+        "Summer",
+        "Winter",
+        "Highway",
+        "Castle",
+        "Planet",
+        "Mountain",
+        "Memory",
+        "Ocean",
+        "Forest",
+        "Diary",
+        "Dream",
+        "Signal",
+        "Bridge",
+        "Crown",
+        "Engine",
+        "Lighthouse",
+        "Carnival",
+    ],
+    dtype=object,
+)
 
 
 def generate(
@@ -81,16 +176,20 @@ def generate(
     users, items = _choose_by_taste(rng, counts, *candidates, _taste(tastes, flags, *candidates))
     item_bias = rng.normal(0.0, ITEM_BIAS, n_items) + 0.3 * ITEM_BIAS * _standardise(np.log(popularity))
     score = (
-        rng.normal(0.0, USER_BIAS, n_users)[users] + item_bias[items] + _taste(tastes, flags, users, items)
+        rng.normal(0.0, USER_BIAS, n_users)[users]
+        + item_bias[items]
+        + _taste(tastes, flags, users, items)
         + rng.normal(0.0, NOISE, len(users))
     )
     thresholds = np.quantile(score, np.cumsum(RATING_SHARES)[:-1])
-    ratings = pd.DataFrame({
-        "user_id": (users + 1).astype(np.int32),
-        "item_id": (items + 1).astype(np.int32),
-        "rating": (np.searchsorted(thresholds, score) + 1).astype(np.float32),
-        "timestamp": _draw_timestamps(rng, users, n_users, _new_year(years)[items]),
-    })
+    ratings = pd.DataFrame(
+        {
+            "user_id": (users + 1).astype(np.int32),
+            "item_id": (items + 1).astype(np.int32),
+            "rating": (np.searchsorted(thresholds, score) + 1).astype(np.float32),
+            "timestamp": _draw_timestamps(rng, users, n_users, _new_year(years)[items]),
+        }
+    )
     return ratings, _items_frame(rng, flags, years)
 
 
@@ -247,9 +346,11 @@ def _items_frame(rng: np.random.Generator, flags: np.ndarray, years: np.ndarray)
     ]
     base = np.choose(rng.integers(0, len(patterns), n_items), patterns)
     names = np.array([genre + "|" for genre in GENRES], dtype=object)
-    return pd.DataFrame({
-        "item_id": np.arange(1, n_items + 1, dtype=np.int32),
-        "title": pd.Series(base + " (" + years.astype(str).astype(object) + ")", dtype="str"),
-        "year": pd.array(years, dtype="Int32"),
-        "genres": pd.Series(np.where(flags, names, "").sum(axis=1), dtype="str").str.findall(r"[^|]+"),
-    })
+    return pd.DataFrame(
+        {
+            "item_id": np.arange(1, n_items + 1, dtype=np.int32),
+            "title": pd.Series(base + " (" + years.astype(str).astype(object) + ")", dtype="str"),
+            "year": pd.array(years, dtype="Int32"),
+            "genres": pd.Series(np.where(flags, names, "").sum(axis=1), dtype="str").str.findall(r"[^|]+"),
+        }
+    )

@@ -3,6 +3,7 @@
 Writes ``object2vec_architecture.png`` next to this script: two inputs (a user id and a movie id), one encoder
 each, the comparator, the MLP and the two output layers, with the shape of what flows between them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,17 @@ INPUT, ENCODER, VECTOR, COMBINE, HEAD = "#e8eef7", "#c9daf8", "#fff2cc", "#d9ead
 
 def box(ax, x, y, width, height, text, color, size=10):
     """A rounded box centred on (x, y) with centred text."""
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.02,rounding_size=0.08",
-                                facecolor=color, edgecolor="#444444", linewidth=1.2))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.02,rounding_size=0.08",
+            facecolor=color,
+            edgecolor="#444444",
+            linewidth=1.2,
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=size)
 
 
@@ -47,10 +57,22 @@ def draw() -> plt.Figure:
     arrow(ax, (9.85, 2.6), (10.35, 3.2))
     arrow(ax, (9.85, 2.2), (10.35, 1.6))
     ax.text(11.3, 2.4, "output_layer:\none or the other", ha="center", va="center", fontsize=8, color="#555555")
-    ax.text(3.2, 4.35, "each encoder turns its input into a vector of the same length", ha="center", fontsize=9,
-            style="italic")
-    ax.text(3.2, 0.45, "a request with only in0 or only in1 returns that vector: the embedding", ha="center",
-            fontsize=9, style="italic")
+    ax.text(
+        3.2,
+        4.35,
+        "each encoder turns its input into a vector of the same length",
+        ha="center",
+        fontsize=9,
+        style="italic",
+    )
+    ax.text(
+        3.2,
+        0.45,
+        "a request with only in0 or only in1 returns that vector: the embedding",
+        ha="center",
+        fontsize=9,
+        style="italic",
+    )
     ax.set_title("Object2Vec: two encoders, a comparator, an MLP, one output layer", fontsize=12)
     return fig
 

@@ -16,12 +16,14 @@ low 29 bits are the payload length and top 3 bits a continuation flag (0 whole r
 numpy instead of building one message per row, which is over ten times slower: minutes for ml-20m's 20M rows
 (``benchmarks/records.py``). The tests check that both paths give the same bytes.
 """
+
 from __future__ import annotations
 
 import array
 import io
 import struct
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 import scipy.sparse
@@ -41,9 +43,7 @@ _NUMERIC_KINDS = "biuf"
 def _build_schema() -> descriptor_pool.DescriptorPool:
     """The ``aialgs.data`` proto2 file of the v2 SDK's ``record.proto``, in a pool of its own."""
     field = descriptor_pb2.FieldDescriptorProto
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="aialgs/data/record.proto", package="aialgs.data", syntax="proto2"
-    )
+    proto = descriptor_pb2.FileDescriptorProto(name="aialgs/data/record.proto", package="aialgs.data", syntax="proto2")
 
     def add(parent, name, number, kind, label=field.LABEL_OPTIONAL, type_name=None, packed=False, oneof=None):
         spec = parent.field.add(name=name, number=number, type=kind, label=label)
@@ -187,9 +187,7 @@ def _iter_frames(fileobj: BinaryIO) -> Iterator[tuple[int, bytes]]:
         header = read(8)
         if not header:
             if parts is not None:
-                raise ValueError(
-                    f"truncated RecordIO: the record split at byte offset {split_offset} has no last part"
-                )
+                raise ValueError(f"truncated RecordIO: the record split at byte offset {split_offset} has no last part")
             return
         if len(header) < 8:
             raise ValueError(f"truncated RecordIO record at byte offset {offset}: {len(header)} of 8 header bytes")
@@ -543,8 +541,11 @@ def read_matrix(fileobj_or_bytes, feature_dim: int | None = None) -> tuple:
         isinstance(feature_dim, bool) or not isinstance(feature_dim, (int, np.integer)) or feature_dim < 1
     ):
         raise ValueError(f"feature_dim must be a positive integer or None, got {feature_dim!r}")
-    stream = io.BytesIO(fileobj_or_bytes) if isinstance(fileobj_or_bytes, (bytes, bytearray, memoryview)) \
+    stream = (
+        io.BytesIO(fileobj_or_bytes)
+        if isinstance(fileobj_or_bytes, (bytes, bytearray, memoryview))
         else fileobj_or_bytes
+    )
 
     # Compact typed buffers (not lists of Python numbers): 20M records must fit in memory.
     values, keys, labels = array.array("f"), array.array("Q"), array.array("f")

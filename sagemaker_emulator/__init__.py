@@ -1,4 +1,5 @@
 """A local SageMaker: the AWS APIs the workshop uses, served on loopback, with real training jobs."""
+
 import numpy
 
 # MXNet 1.9.1, which the algorithms train with, still refers to numpy.bool (removed in numpy 1.24): restore it

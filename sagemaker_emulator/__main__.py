@@ -7,6 +7,7 @@
 - ``status`` says whether it runs, where, and what it holds; ``stop`` stops it and everything it started.
 Only loopback hosts are accepted. Its state persists in its home folder (``--home``; see ``home.py``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,21 +44,28 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
     from sagemaker_emulator.emulator import Emulator
 
     if not is_loopback(host):
-        print(f"Refusing to listen on {host!r}: the emulator only listens on loopback (e.g. 127.0.0.1).", file=sys.stderr)
+        print(
+            f"Refusing to listen on {host!r}: the emulator only listens on loopback (e.g. 127.0.0.1).", file=sys.stderr
+        )
         return 2
     lock = homes.ServeLock(home)
     if not lock.acquire():
         running = homes.find(home)
         where = f" at {running.url} (pid {running.pid})" if running else ""
-        print(f"An emulator already serves {home}{where}; `python -m sagemaker_emulator stop` stops it.", file=sys.stderr)
+        print(
+            f"An emulator already serves {home}{where}; `python -m sagemaker_emulator stop` stops it.", file=sys.stderr
+        )
         return 1
     try:
         homes.sdk_config(home).write_text(SDK_CONFIG)
         emulator = Emulator(host, port, credentials=credentials, state_dir=home / "state").start()
         homes.write_runtime(home, emulator.url, emulator.credentials)
         running = homes.find(home)
-        print(f"SageMaker emulator listening on {emulator.url} (loopback only; requests must be signed with its key). "
-              f"{emulator.restored}", flush=True)
+        print(
+            f"SageMaker emulator listening on {emulator.url} (loopback only; requests must be signed with its key). "
+            f"{emulator.restored}",
+            flush=True,
+        )
         print("To use it from a shell:", flush=True)
         print(running.exports(DEFAULT_REGION), flush=True)
         print("Press Ctrl-C to stop.", flush=True)
@@ -106,12 +114,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 picks a free port")
     run.add_argument("--access-key-id", help=f"a fixed key pair instead of a random one (or {KEY_VARIABLES[0]})")
     run.add_argument("--secret-access-key", help=f"(or {KEY_VARIABLES[1]})")
-    for name, text in (("start", "start it in the background unless it runs"), ("status", "is it running, and where"),
-                       ("stop", "stop it and every job and model server it runs")):
+    for name, text in (
+        ("start", "start it in the background unless it runs"),
+        ("status", "is it running, and where"),
+        ("stop", "stop it and every job and model server it runs"),
+    ):
         commands.add_parser(name, help=text)
     for command in commands.choices.values():
-        command.add_argument("--home", type=Path, default=None,
-                             help=f"its folder (default ${homes.HOME_VARIABLE} or ~/.cache/sagemaker-emulator)")
+        command.add_argument(
+            "--home",
+            type=Path,
+            default=None,
+            help=f"its folder (default ${homes.HOME_VARIABLE} or ~/.cache/sagemaker-emulator)",
+        )
     args = parser.parse_args(argv)
     home = args.home or homes.default_home()
     if args.command == "serve":

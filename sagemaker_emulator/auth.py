@@ -3,6 +3,7 @@
 The emulator runs code on request, so it is guarded like any local service that does (as Jupyter guards its
 kernels with a token): a request must carry a valid SigV4 signature made with this emulator's secret key.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -11,7 +12,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from hashlib import sha256
 from urllib.parse import parse_qs, unquote
 
@@ -30,7 +31,7 @@ class Credentials:
     secret_access_key: str
 
     @classmethod
-    def generate(cls) -> "Credentials":
+    def generate(cls) -> Credentials:
         access = "ASIAEMU" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(13))
         return cls(access, secrets.token_urlsafe(30))
 
@@ -87,7 +88,7 @@ def _scope(credential: str) -> Scope:
 
 def _parse_time(text: str) -> float:
     try:
-        return datetime.strptime(text, _TIMESTAMP).replace(tzinfo=timezone.utc).timestamp()
+        return datetime.strptime(text, _TIMESTAMP).replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise AuthFailure("missing", f"malformed X-Amz-Date {text!r}") from None
 
@@ -157,11 +158,16 @@ class Verifier:
         headers = HTTPHeaders()
         for name in names:
             headers[name] = request.headers[name]
-        aws_request = AWSRequest(method=request.method, url=f"http://{request.headers['host']}{request.path}"
-                                 + (f"?{canonical_query}" if canonical_query else ""), headers=headers)
+        aws_request = AWSRequest(
+            method=request.method,
+            url=f"http://{request.headers['host']}{request.path}" + (f"?{canonical_query}" if canonical_query else ""),
+            headers=headers,
+        )
         aws_request.context["timestamp"] = timestamp
         signer = _Recomputed(self._credentials, scope, headers, payload)
-        expected = signer.signature(signer.string_to_sign(aws_request, signer.canonical_request(aws_request)), aws_request)
+        expected = signer.signature(
+            signer.string_to_sign(aws_request, signer.canonical_request(aws_request)), aws_request
+        )
         if not hmac.compare_digest(expected, signature):
             raise AuthFailure("bad_signature")
         return scope

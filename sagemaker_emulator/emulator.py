@@ -7,6 +7,7 @@
 
 moto keeps its backends in process-wide globals, so two emulators in one process share S3, IAM and Logs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,7 @@ def sweep_scratch() -> list[Path]:
     """Remove scratch folders left by emulators that died without cleaning up (their pid is in the name)."""
     removed = []
     for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
-        pid = folder.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
         if not pid.isdigit() or _alive(int(pid)):
             continue
         shutil.rmtree(folder, ignore_errors=True)
@@ -100,7 +101,9 @@ class Emulator:
         self._own_workdir = workdir is None
         if workdir is None:
             sweep_scratch()
-        root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+        root = (
+            Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+        )
         self.restored = ""  # what start() brought back from state_dir, in words
         self.credentials = credentials or Credentials.generate()
         self._states: dict[str, EmulatorState] = {}
@@ -130,7 +133,7 @@ class Emulator:
             self._state_store = StateStore(Path(state_dir))
             app.on_moto_change = self._moto_store.mark_dirty
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         """Serve; with a ``state_dir``, first bring back what it holds (moto's data, then SageMaker's resources)."""
         self._thread = threading.Thread(target=self._server.serve_forever, name="sagemaker-emulator", daemon=True)
         self._thread.start()
@@ -148,8 +151,10 @@ class Emulator:
         self._moto_store.start()
         self._state_store.watch(lambda: dict(self._states))
         sagemaker = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items() if count)
-        self.restored = (f"State: {moto}; SageMaker resources restored: {sagemaker or 'none'} "
-                         f"({time.monotonic() - started:.1f} s in all; endpoints are hosted again in the background).")
+        self.restored = (
+            f"State: {moto}; SageMaker resources restored: {sagemaker or 'none'} "
+            f"({time.monotonic() - started:.1f} s in all; endpoints are hosted again in the background)."
+        )
 
     def state_for(self, region: str) -> EmulatorState:
         with self._lock:
@@ -201,7 +206,7 @@ class Emulator:
         if self._own_workdir:
             shutil.rmtree(self.services.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -4,6 +4,7 @@ Handlers raise these; only ``server.py`` turns them into wire bodies. Codes and 
 answers (a missing SageMaker resource is mostly ``ValidationException``, not the ``ResourceNotFound`` the
 service model declares: aws/aws-sdk#165).
 """
+
 from __future__ import annotations
 
 

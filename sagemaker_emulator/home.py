@@ -11,6 +11,7 @@ The home (``SAGEMAKER_EMULATOR_HOME``, default ``<user cache>/sagemaker-emulator
 
 Kernels come and go; the emulator stays, as AWS's resources outlive a notebook.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -147,7 +148,10 @@ def find(home: Path | None = None) -> Running | None:
     try:
         data = json.loads(path.read_text())
         return Running(
-            data["url"], int(data["pid"]), Credentials(data["access_key_id"], data["secret_access_key"]), home,
+            data["url"],
+            int(data["pid"]),
+            Credentials(data["access_key_id"], data["secret_access_key"]),
+            home,
             float(data["started"]),
         )
     except (ValueError, KeyError, OSError):
@@ -175,8 +179,12 @@ def ensure(home: Path | None = None, timeout: float = START_TIMEOUT_SECONDS) -> 
     with open(log, "ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "sagemaker_emulator", "serve", "--home", str(home), "--port", "0"],
-            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=_emulator_environment(),
-            start_new_session=True, close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=_emulator_environment(),
+            start_new_session=True,
+            close_fds=True,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

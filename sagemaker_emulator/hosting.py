@@ -4,6 +4,7 @@ One :class:`ModelServer` is one inference container (``container serve`` in a ch
 on a loopback port. Endpoints run one per production variant; batch transform jobs run one for their duration.
 Faults while preparing become :class:`HostingError` with AWS's wording for ``FailureReason``.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -97,8 +98,13 @@ class ModelServer:
         self.failure_file = folder / "failure"
         self.child = ChildProcess(
             container_command(
-                "serve", image, str(folder / "model"),
-                "--port-file", str(self.port_file), "--failure", str(self.failure_file),
+                "serve",
+                image,
+                str(folder / "model"),
+                "--port-file",
+                str(self.port_file),
+                "--failure",
+                str(self.failure_file),
             ),
             cwd=folder,
             env={str(k): str(v) for k, v in (environment or {}).items()},
@@ -131,14 +137,19 @@ class ModelServer:
             time.sleep(0.02)
         raise HostingError(f"The model server did not become ready within {READY_TIMEOUT_SECONDS:.0f} seconds.")
 
-    def invoke(self, body: bytes, content_type: str | None, accept: str | None, custom_attributes: str | None = None) -> Reply:
+    def invoke(
+        self, body: bytes, content_type: str | None, accept: str | None, custom_attributes: str | None = None
+    ) -> Reply:
         headers = {"Content-Type": content_type or "application/octet-stream"}
         if accept:
             headers["Accept"] = accept
         if custom_attributes:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
         response = self._pool.urlopen(
-            "POST", "/invocations", body=body, headers=headers,
+            "POST",
+            "/invocations",
+            body=body,
+            headers=headers,
             timeout=urllib3.Timeout(connect=5.0, read=self.services.invocation_timeout_seconds),
         )
         return Reply(response.status, response.data, response.headers.get("Content-Type", "application/octet-stream"))

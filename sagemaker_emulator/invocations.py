@@ -13,6 +13,7 @@ a 4xx or 5xx answer from the model, and here no model answers; ``InternalFailure
 service itself. botocore retries a 503 in both its legacy and standard retry modes, so an SDK caller with default
 settings rides through a replacement. The wording of the message is the emulator's own.
 """
+
 from __future__ import annotations
 
 import random
@@ -98,21 +99,27 @@ def invoke_endpoint(state: EmulatorState, params: dict) -> Invocation:
     except urllib3.exceptions.ReadTimeoutError:
         raise ModelError(
             f"Your invocation timed out while waiting for a response from container primary. {console}",
-            OriginalStatusCode=504, OriginalMessage="timed out", LogStreamArn=log_arn,
+            OriginalStatusCode=504,
+            OriginalMessage="timed out",
+            LogStreamArn=log_arn,
         ) from None
     except urllib3.exceptions.HTTPError as error:
         if not server.alive:
             deployment.check_soon()
             raise _unavailable(endpoint, variant) from None
         raise ModelError(
-            f"Received server error (500) from model with message \"{error}\". {console}",
-            OriginalStatusCode=500, OriginalMessage=str(error), LogStreamArn=log_arn,
+            f'Received server error (500) from model with message "{error}". {console}',
+            OriginalStatusCode=500,
+            OriginalMessage=str(error),
+            LogStreamArn=log_arn,
         ) from None
     if reply.status != 200:
         text = reply.body.decode("utf-8", "replace")
         side = "client" if 400 <= reply.status < 500 else "server"
         raise ModelError(
             f'Received {side} error ({reply.status}) from model with message "{text}". {console}',
-            OriginalStatusCode=reply.status, OriginalMessage=text, LogStreamArn=log_arn,
+            OriginalStatusCode=reply.status,
+            OriginalMessage=text,
+            LogStreamArn=log_arn,
         )
     return Invocation(reply.body, reply.content_type, variant.plan.name, None)

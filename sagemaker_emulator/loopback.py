@@ -1,4 +1,5 @@
 """Whether a host or URL stays on this machine: the emulator and local mode only ever use loopback."""
+
 from __future__ import annotations
 
 import ipaddress

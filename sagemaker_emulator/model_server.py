@@ -4,6 +4,7 @@ Runs in the container process (see ``algorithms/container.py serve``) on 127.0.0
 it writes to a file once it accepts connections. Predictions are serialised with a lock: the plug-ins' numeric
 libraries (mxnet) are not thread-safe, and one model instance is what a SageMaker instance runs.
 """
+
 from __future__ import annotations
 
 import os

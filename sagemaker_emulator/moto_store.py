@@ -30,6 +30,7 @@ changed. Not kept: object versions, tags and ACLs, bucket policies and settings 
 IAM users, groups and instance profiles, non-default policy versions, log group tags and subscriptions. Restore
 recreates objects and events, so LastModified and ingestion times are those of the restore.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -42,10 +43,11 @@ import secrets
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -154,7 +156,7 @@ class MotoStore:
         self._unrestored = any(self._index.values())
         self._sweep()
 
-    def start(self) -> "MotoStore":
+    def start(self) -> MotoStore:
         """Save in a background thread, at most every ``interval`` seconds and only after :meth:`mark_dirty`."""
         self._thread = threading.Thread(target=self._autosave, name="moto-store", daemon=True)
         self._thread.start()
@@ -387,8 +389,11 @@ class MotoStore:
             for listed in page["Policies"]:
                 policy = iam.get_policy(PolicyArn=listed["Arn"])["Policy"]
                 version = iam.get_policy_version(PolicyArn=listed["Arn"], VersionId=policy["DefaultVersionId"])
-                saved = {"PolicyName": policy["PolicyName"], "Path": policy["Path"],
-                         "PolicyDocument": version["PolicyVersion"]["Document"]}
+                saved = {
+                    "PolicyName": policy["PolicyName"],
+                    "Path": policy["Path"],
+                    "PolicyDocument": version["PolicyVersion"]["Document"],
+                }
                 saved.update({field: policy[field] for field in ("Description", "Tags") if policy.get(field)})
                 policies.append(saved)
         roles = []

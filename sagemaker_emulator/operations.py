@@ -4,10 +4,11 @@ A handler takes the region's :class:`~sagemaker_emulator.state.EmulatorState` an
 already validated against botocore's input shape, and returns the output shape as a dict. It raises
 :class:`~sagemaker_emulator.errors.ServiceError` subclasses and never builds an error body itself.
 """
+
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 Handler = Callable[[object, dict], dict]
 

@@ -18,6 +18,7 @@ kept): member names and link targets must be relative and free of ``..``. Links 
 chain of links can climb out, which tarfile's ``data`` filter alone does not guarantee before Python 3.11.13 and
 3.12.11 (CVE-2025-4517: its ``realpath`` check stops following links once a path exceeds PATH_MAX).
 """
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ On start the records come back as resources, and what cannot survive a restart i
 a lost host: a training or transform job that was running is ``Failed`` with a reason that says why, and an
 endpoint that was serving is started again from the variants it ran (``hosting``), keeping its status.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sagemaker_emulator.resources.endpoint_configs import EndpointConfig
 from sagemaker_emulator.resources.endpoints import Endpoint
@@ -41,8 +42,10 @@ KINDS = {
 def snapshot(states: dict[str, EmulatorState]) -> str:
     """Every region's resources as one JSON document (sorted, so an unchanged state serialises identically)."""
     regions = {
-        region: {kind: sorted((r.to_record() for r in getattr(state, kind)), key=lambda r: r["name"].lower())
-                 for kind in KINDS}
+        region: {
+            kind: sorted((r.to_record() for r in getattr(state, kind)), key=lambda r: r["name"].lower())
+            for kind in KINDS
+        }
         for region, state in states.items()
     }
     return json.dumps({"version": VERSION, "regions": regions}, sort_keys=True)
@@ -73,7 +76,9 @@ class StateStore:
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             aside = self.path.with_name(f"sagemaker.corrupt-{int(time.time())}.json")
             os.replace(self.path, aside)
-            LOG.error("the saved SageMaker state %s could not be read (%s); it was moved to %s", self.path, error, aside)
+            LOG.error(
+                "the saved SageMaker state %s could not be read (%s); it was moved to %s", self.path, error, aside
+            )
             return {}
 
     def save(self) -> bool:

@@ -19,6 +19,7 @@ request and a web page or another local user must not be able to drive it:
   request is the one the signature covers. Failures are answered with each protocol's own AWS error.
 This is the only module that sees HTTP.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,7 +28,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
 
@@ -43,9 +44,9 @@ from sagemaker_emulator.errors import (
     UnknownOperationException,
     ValidationException,
 )
-from sagemaker_emulator.operations import operations
 from sagemaker_emulator.invocations import invoke_endpoint
 from sagemaker_emulator.moto_store import changes_state
+from sagemaker_emulator.operations import operations
 from sagemaker_emulator.state import EmulatorState
 from sagemaker_emulator.validation import validate
 
@@ -81,8 +82,11 @@ REFUSALS = {
         "missing": (403, "MissingAuthenticationTokenException", "Missing Authentication Token"),
         "unknown_key": (400, "UnrecognizedClientException", _INVALID_TOKEN),
         "bad_signature": (403, "InvalidSignatureException", _SIGNATURE_MISMATCH),
-        "skewed": (403, "InvalidSignatureException", "Signature expired: the request was signed more than 15 minutes "
-                   "away from the current time."),
+        "skewed": (
+            403,
+            "InvalidSignatureException",
+            "Signature expired: the request was signed more than 15 minutes away from the current time.",
+        ),
         "expired": (403, "InvalidSignatureException", "Signature expired."),
         "forbidden": (403, "AccessDeniedException", ""),
         "length_required": (411, "MissingContentLength", ""),
@@ -92,8 +96,11 @@ REFUSALS = {
         "missing": (403, "MissingAuthenticationToken", "Request is missing Authentication Token"),
         "unknown_key": (403, "InvalidClientTokenId", _INVALID_TOKEN),
         "bad_signature": (403, "SignatureDoesNotMatch", _SIGNATURE_MISMATCH),
-        "skewed": (403, "SignatureDoesNotMatch", "Signature expired: the request was signed more than 15 minutes away "
-                   "from the current time."),
+        "skewed": (
+            403,
+            "SignatureDoesNotMatch",
+            "Signature expired: the request was signed more than 15 minutes away from the current time.",
+        ),
         "expired": (403, "SignatureDoesNotMatch", "Signature expired."),
         "forbidden": (403, "AccessDenied", ""),
         "length_required": (411, "MissingContentLength", ""),
@@ -102,10 +109,17 @@ REFUSALS = {
     "s3": {
         "missing": (403, "AccessDenied", "Access Denied"),
         "unknown_key": (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
-        "bad_signature": (403, "SignatureDoesNotMatch", "The request signature we calculated does not match the "
-                          "signature you provided. Check your key and signing method."),
-        "skewed": (403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too "
-                   "large."),
+        "bad_signature": (
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the "
+            "signature you provided. Check your key and signing method.",
+        ),
+        "skewed": (
+            403,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+        ),
         "expired": (403, "AccessDenied", "Request has expired"),
         "forbidden": (403, "AccessDenied", ""),
         "length_required": (411, "MissingContentLength", ""),
@@ -114,8 +128,12 @@ REFUSALS = {
 }
 REFUSALS["runtime"] = {
     **REFUSALS["json"],
-    "too_large": (400, "ValidationError", "1 validation error detected: Value at 'body' failed to satisfy constraint: "
-                  f"Member must have length less than or equal to {BODY_LIMITS['runtime']}"),
+    "too_large": (
+        400,
+        "ValidationError",
+        "1 validation error detected: Value at 'body' failed to satisfy constraint: "
+        f"Member must have length less than or equal to {BODY_LIMITS['runtime']}",
+    ),
 }
 
 
@@ -145,7 +163,9 @@ def refusal(protocol: str, kind: str, detail: str = "") -> Response:
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         )
     else:
-        xml = f"<Error><Code>{code}</Code><Message>{escape(message)}</Message><RequestId>{request_id}</RequestId></Error>"
+        xml = (
+            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message><RequestId>{request_id}</RequestId></Error>"
+        )
     return Response(xml, status=status, headers={"x-amzn-RequestId": request_id}, content_type="application/xml")
 
 
@@ -161,7 +181,9 @@ class EmulatorApp:
         self.handlers = operations()
         session = botocore.session.get_session()
         self.sagemaker_model = session.get_service_model("sagemaker")
-        self.runtime_shape = session.get_service_model("sagemaker-runtime").operation_model("InvokeEndpoint").input_shape
+        self.runtime_shape = (
+            session.get_service_model("sagemaker-runtime").operation_model("InvokeEndpoint").input_shape
+        )
 
     def serve_at(self, host: str, port: int) -> None:
         """Accept only requests addressed to ``host:port`` (or ``localhost:port``, or a ``*.localhost`` name)."""
@@ -182,8 +204,12 @@ class EmulatorApp:
         if environ.get("PATH_INFO", "").startswith(MOTO_API_PATH):
             return refusal(protocol, "forbidden", "moto's own API (reset, data dumps) is not served by the emulator.")
         if "HTTP_ORIGIN" in environ or environ.get("REQUEST_METHOD") == "OPTIONS":
-            return refusal(protocol, "forbidden", "Cross-origin and browser requests are refused by the local SageMaker "
-                           "emulator; call it with an AWS SDK and its credentials.")
+            return refusal(
+                protocol,
+                "forbidden",
+                "Cross-origin and browser requests are refused by the local SageMaker "
+                "emulator; call it with an AWS SDK and its credentials.",
+            )
         length = environ.get("CONTENT_LENGTH") or ""
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not length:
             return refusal(protocol, "length_required", "A request body must come with a Content-Length header.")
@@ -193,9 +219,14 @@ class EmulatorApp:
             return refusal(protocol, "length_required", f"Content-Length {length!r} is not a number.")
         limit = BODY_LIMITS[protocol]
         if size > limit:
-            return refusal(protocol, "too_large", f"The request body of {size} bytes is larger than this API accepts "
-                           f"({limit} bytes).")
-        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+            return refusal(
+                protocol,
+                "too_large",
+                f"The request body of {size} bytes is larger than this API accepts ({limit} bytes).",
+            )
+        headers = {
+            key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
+        }
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
         if length:

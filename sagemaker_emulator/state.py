@@ -5,14 +5,16 @@ through :meth:`Registry.add` (which raises AWS's duplicate error), so handlers n
 SageMaker ARNs carry the resource name in lower case, and names are unique regardless of case, so the
 registries key on the lower-cased name.
 """
+
 from __future__ import annotations
 
 import copy
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Generic, Iterator, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.errors import ResourceInUse, ServiceError, ValidationException
@@ -79,16 +81,18 @@ class Resource:
             return copy.deepcopy(record)
 
     @classmethod
-    def from_record(cls, state: "EmulatorState", record: dict) -> "Resource":
+    def from_record(cls, state: EmulatorState, record: dict) -> Resource:
         resource = cls.__new__(cls)
-        Resource.__init__(resource, record["name"], record["arn"], record["creation_time"], record["tags"], record["status"])
+        Resource.__init__(
+            resource, record["name"], record["arn"], record["creation_time"], record["tags"], record["status"]
+        )
         resource.last_modified_time = record["last_modified_time"]
         for attribute in cls.PERSISTED:
             setattr(resource, attribute, copy.deepcopy(record[attribute]))
         resource.after_restore(state)
         return resource
 
-    def after_restore(self, state: "EmulatorState") -> None:
+    def after_restore(self, state: EmulatorState) -> None:
         """Rebuild what a record does not hold; settle what cannot survive a restart (see ``persistence``)."""
 
 

@@ -6,10 +6,11 @@ be null; Value '0' at 'resourceConfig.instanceCount' failed to satisfy constrain
 greater than or equal to 1``. A value of the wrong JSON type is a ``SerializationException``.
 Patterns written for Java's regex engine that Python cannot compile (``\\p{L}``...) are skipped.
 """
+
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 from botocore.model import Shape
 
@@ -30,7 +31,7 @@ _JSON_TYPES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pattern(text: str) -> re.Pattern | None:
     try:
         return re.compile(text)
@@ -64,7 +65,9 @@ def _check(shape: Shape, value, path: str, faults: list[str]) -> None:
     if kind == "structure":
         for name in shape.required_members:
             if value.get(name) is None:
-                faults.append(f"Value null at '{_join(path, name)}' failed to satisfy constraint: Member must not be null")
+                faults.append(
+                    f"Value null at '{_join(path, name)}' failed to satisfy constraint: Member must not be null"
+                )
         for name, member in shape.members.items():
             if value.get(name) is not None:
                 _check(member, value[name], _join(path, name), faults)
@@ -77,7 +80,9 @@ def _check(shape: Shape, value, path: str, faults: list[str]) -> None:
                 _violation(value, path, f"Member must have length greater than or equal to {meta['min']}", hidden)
             )
         if "max" in meta and size > meta["max"]:
-            faults.append(_violation(value, path, f"Member must have length less than or equal to {meta['max']}", hidden))
+            faults.append(
+                _violation(value, path, f"Member must have length less than or equal to {meta['max']}", hidden)
+            )
     if kind == "string":
         if shape.enum and value not in shape.enum:
             faults.append(_violation(value, path, f"Member must satisfy enum value set: [{', '.join(shape.enum)}]"))

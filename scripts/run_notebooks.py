@@ -4,6 +4,7 @@ Each notebook runs in its own folder with a fresh kernel, as an attendee would r
 results land in build/metrics/<notebook>.json (``common.report``), with its wall time; the run ends with one
 table of every notebook's metrics. Exit status 1 when any notebook failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ def execute(path: Path, build: Path, kernel: str, timeout: int) -> tuple[bool, f
     os.environ["WORKSHOP_NOTEBOOK"] = name
     metrics_file(build / "metrics", name).unlink(missing_ok=True)
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, kernel_name=kernel, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook, kernel_name=kernel, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+    )
     start = time.monotonic()
     succeeded = True
     try:

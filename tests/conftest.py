@@ -1,4 +1,5 @@
 """Fixtures every test package shares: one emulator per test session on 127.0.0.1, reset before each use."""
+
 from __future__ import annotations
 
 import pytest

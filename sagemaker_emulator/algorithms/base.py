@@ -15,14 +15,16 @@ The emulator's container runner calls these in a separate process, validating hy
 first, and turns the exceptions into AWS's ``FailureReason`` (``ClientError: ...`` / ``AlgorithmError: ...``)
 or, at inference, into the model's HTTP status (AWS's runtime then answers ``ModelError``).
 """
+
 from __future__ import annotations
 
 import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class ClientError(Exception):
@@ -92,8 +94,10 @@ class Integer(_Spec):
             value = float(text)
         except ValueError:
             raise self._invalid(name, raw) from None
-        if not value.is_integer() or (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
+        if (
+            not value.is_integer()
+            or (self.low is not None and value < self.low)
+            or (self.high is not None and value > self.high)
         ):
             raise self._invalid(name, raw)
         return int(value)

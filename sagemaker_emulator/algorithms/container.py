@@ -18,6 +18,7 @@ and channels are the script's business, so they are not checked here.
 ``serve`` loads the model with the plug-in's ``load(model_dir)`` and answers the inference-container contract
 (``GET /ping``, ``POST /invocations``) on a loopback port, written to ``--port-file`` once it is ready.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,9 @@ import traceback
 from pathlib import Path
 
 from sagemaker_emulator.algorithms.base import AlgorithmError, Channel, ClientError, log, parse_hyperparameters
-from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.algorithms.framework import MXNET_OUT_OF_MEMORY, ScriptOutOfMemory
 from sagemaker_emulator.algorithms.registry import is_framework, load_plugin
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.jobs.layout import JobLayout
 
 EXIT_CLIENT_ERROR = 1
@@ -43,9 +44,7 @@ EXIT_STOPPED = 143  # 128 + SIGTERM, what a container stopped by SageMaker repor
 EXIT_OUT_OF_MEMORY = 137  # 128 + SIGKILL, what a container killed for its memory reports
 
 # SageMaker's FailureReason (after "ClientError: ") for a job whose container ran out of memory
-OUT_OF_MEMORY = (
-    "Please use an instance type with more memory, or reduce the size of job data processed on an instance."
-)
+OUT_OF_MEMORY = "Please use an instance type with more memory, or reduce the size of job data processed on an instance."
 NO_MEMORY_LIMIT = "this machine's memory"
 
 
@@ -238,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _end_with_parent()
     if args.command == "train":
-        return train(args.image, args.root, args.report, args.entrypoint, args.arguments, args.memory_limit,
-                     args.memory_note)
+        return train(
+            args.image, args.root, args.report, args.entrypoint, args.arguments, args.memory_limit, args.memory_note
+        )
     return serve(args.image, args.model_dir, args.port_file, args.failure)
 
 

@@ -22,6 +22,7 @@ Choices where the contract is silent:
   num_factors)); its output operator (``LogisticRegressionOutput`` / ``LinearRegressionOutput``) tells
   :func:`load` the predictor type. ``meta.json`` records the final configuration.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,10 @@ import math
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -473,7 +475,7 @@ def _save_model(model_dir: Path, model: FactorizationMachine, config: dict[str, 
 # --------------------------------------------------------------------------------------------- serving
 
 
-def load(model_dir: Path) -> "Predictor":
+def load(model_dir: Path) -> Predictor:
     """Read ``model_algo-1`` and return the predictor that answers invocations.
 
     Raises:

@@ -27,6 +27,7 @@ executes that same command in a subprocess, so any job launched this way runs as
 SDK v2's script mode (no entry point; ``sagemaker_program`` and ``sagemaker_submit_directory`` hyperparameters,
 run by the sagemaker-training toolkit inside the image) is not emulated; such a job fails with a ClientError.
 """
+
 from __future__ import annotations
 
 import collections
@@ -172,8 +173,10 @@ def last_error(lines: list[str], already_said: str) -> str | None:
     """
     for line in reversed(lines):
         text = line.strip()
-        if _EXCEPTION_LINE.fullmatch(text) and not text.startswith("subprocess.CalledProcessError") and (
-            text not in already_said
+        if (
+            _EXCEPTION_LINE.fullmatch(text)
+            and not text.startswith("subprocess.CalledProcessError")
+            and (text not in already_said)
         ):
             return text
     return None
@@ -196,7 +199,7 @@ def failure_reason(layout: JobLayout, code: int, output: list[str]) -> str:
         extra = ""
     budget = REASON_CHARS - len(extra)
     if len(head) > budget:
-        head = "..." + head[-(budget - 3):]
+        head = "..." + head[-(budget - 3) :]
     return head + extra
 
 
@@ -236,8 +239,16 @@ def run(layout: JobLayout, image: str, entrypoint: list[str], arguments: list[st
         _python_shims(Path(shims))
         env = dict(os.environ, PATH=os.pathsep.join([shims, os.environ.get("PATH", os.defpath)]))
         process = subprocess.Popen(
-            args, cwd=layout.root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace", bufsize=1,
+            args,
+            cwd=layout.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
         )
         try:
             for line in process.stdout:

@@ -35,13 +35,15 @@ Artifact: ``model_algo-1`` (our own index: an ``.npz`` of the stored vectors and
 name), ``model_algo-1.labels`` (the labels as raw float32) and ``model_algo-1.json`` (the documented
 metadata; editing ``k`` or ``predictor_type`` there changes inference, as on AWS).
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -221,16 +223,22 @@ def train(layout: JobLayout, hyperparameters: dict[str, Any]) -> None:
         ClientError: inconsistent hyperparameters or unreadable, unlabelled or wrongly shaped data.
     """
     config = dict(hyperparameters)
-    log(f"Reading default configuration from {__name__}.HYPERPARAMETERS: "
-        f"{ {name: spec.default for name, spec in HYPERPARAMETERS.items() if spec.default is not None} }")
-    log(f"Merging with provided configuration from {layout.config_dir / 'hyperparameters.json'}: "
-        f"{layout.hyperparameters()}")
+    log(
+        f"Reading default configuration from {__name__}.HYPERPARAMETERS: "
+        f"{ {name: spec.default for name, spec in HYPERPARAMETERS.items() if spec.default is not None} }"
+    )
+    log(
+        f"Merging with provided configuration from {layout.config_dir / 'hyperparameters.json'}: "
+        f"{layout.hyperparameters()}"
+    )
     log(f"Final configuration: {config}")
     reduction = _check_configuration(config)
     started = time.perf_counter()
     sample, sample_labels, seen = _reservoir_sample(layout, config)
-    log(f"Got reservoir sample from {CURRENT_HOST}: data={sample.shape}, labels={sample_labels.shape}, "
-        f"NaNs={int(np.isnan(sample).sum())}")
+    log(
+        f"Got reservoir sample from {CURRENT_HOST}: data={sample.shape}, labels={sample_labels.shape}, "
+        f"NaNs={int(np.isnan(sample).sum())}"
+    )
     if np.isnan(sample).any():
         raise ClientError("Channel 'train' has NaN feature values")
     if config["k"] > len(sample):
@@ -264,9 +272,7 @@ def _check_configuration(config: dict[str, Any]) -> Reduction | None:
     if kind is None and target is not None:
         raise ClientError('"dimension_reduction_target" is used only with "dimension_reduction_type" (sign or fjlt)')
     if target is not None and target >= dim:
-        raise ClientError(
-            f'"dimension_reduction_target" ({target}) must be smaller than "feature_dim" ({dim})'
-        )
+        raise ClientError(f'"dimension_reduction_target" ({target}) must be smaller than "feature_dim" ({dim})')
     if config["index_type"] == "faiss.IVFPQ" and config["index_metric"] != L2:
         raise ClientError(f"faiss.IVFPQ supports only index_metric L2, got {config['index_metric']}")
     return None if kind is None else Reduction(type=kind, seed=SEED, target_dim=target, input_dim=dim)
@@ -278,8 +284,7 @@ def _read_chunks(layout: JobLayout, channel: str, config: dict[str, Any]) -> Ite
     mime, params = payloads.parse_media_type(content_type)
     if mime not in (payloads.RECORDIO, payloads.CSV):
         raise ClientError(
-            f"Channel '{channel}' has content type '{content_type}': knn reads {payloads.RECORDIO} or "
-            f"{payloads.CSV}"
+            f"Channel '{channel}' has content type '{content_type}': knn reads {payloads.RECORDIO} or {payloads.CSV}"
         )
     if mime == payloads.CSV and params.get("label_size", "1") != "1":
         raise ClientError(f"Channel '{channel}': text/csv training data needs label_size=1, got '{content_type}'")
@@ -307,8 +312,9 @@ def _csv_chunks(path: Path, where: str, dim: int, rows: int) -> Iterator[tuple[n
     try:
         for frame in pd.read_csv(path, header=None, dtype=np.float32, chunksize=rows):
             if frame.shape[1] != dim + 1:
-                raise ClientError(f"{where}: rows have {frame.shape[1]} columns; expected the label plus "
-                                  f"feature_dim={dim} features")
+                raise ClientError(
+                    f"{where}: rows have {frame.shape[1]} columns; expected the label plus feature_dim={dim} features"
+                )
             values = frame.to_numpy(np.float32)
             yield values[:, 1:], values[:, 0]
     except pd.errors.EmptyDataError:
@@ -385,7 +391,7 @@ def _save(model_dir: Path, index: Index, config: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------- serving
 
 
-def load(model_dir: Path) -> "Predictor":
+def load(model_dir: Path) -> Predictor:
     """Read the three artifact files and return the predictor that answers invocations.
 
     Raises:

@@ -8,6 +8,7 @@ test StopTrainingJob, MaxRuntimeInSeconds and concurrent jobs); a test channel i
 Test-only, for the endpoint health tests: a model whose replacement instances crash or hang while loading
 (:func:`check_restart`), set through the model's container ``Environment`` as a real model's settings are.
 """
+
 from __future__ import annotations
 
 import io
@@ -66,7 +67,9 @@ def read_labels(files: list[Path], channel: str) -> np.ndarray:
         try:
             rows = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
         except ValueError as error:
-            raise ClientError(f"Unable to read the '{channel}' channel's file {path.name} as CSV numbers: {error}") from None
+            raise ClientError(
+                f"Unable to read the '{channel}' channel's file {path.name} as CSV numbers: {error}"
+            ) from None
         parts.append(rows[:, 0])
     labels = np.concatenate(parts)
     if labels.size == 0:

@@ -8,6 +8,7 @@ The network is in :mod:`object2vec_network`, record parsing in :mod:`object2vec_
 ``model_algo-1/`` holding
 ``hyperparameters.json`` (resolved) and ``network.params`` (Gluon parameters).
 """
+
 from __future__ import annotations
 
 import re
@@ -32,8 +33,15 @@ from sagemaker_emulator.jobs.layout import JobLayout
 
 JSONLINES = "application/jsonlines"
 ENCODER_KEYS = (
-    "network", "max_seq_len", "vocab_size", "cnn_filter_width", "layers", "token_embedding_dim",
-    "pretrained_embedding_file", "vocab_file", "freeze_pretrained_embedding",
+    "network",
+    "max_seq_len",
+    "vocab_size",
+    "cnn_filter_width",
+    "layers",
+    "token_embedding_dim",
+    "pretrained_embedding_file",
+    "vocab_file",
+    "freeze_pretrained_embedding",
 )
 AUTO_LAYERS = {"hcnn": 4, "bilstm": 1, "pooled_embedding": 1}
 SPARSE_OPTIMIZERS = ("adam", "adagrad", "sgd")
@@ -112,8 +120,10 @@ CHANNELS = {
 
 _QUALITY = r"#quality_metric: host=\S+, "
 METRIC_DEFINITIONS = [
-    {"Name": f"{channel}:{name}", "Regex": _QUALITY + ("" if channel == "test" else r"epoch=\S+, ")
-     + f"{channel} {name} <{tag}>=(\\S+)"}
+    {
+        "Name": f"{channel}:{name}",
+        "Regex": _QUALITY + ("" if channel == "test" else r"epoch=\S+, ") + f"{channel} {name} <{tag}>=(\\S+)",
+    }
     for channel in ("train", "validation", "test")
     for name, tag in (("mean_squared_error", "loss"), ("accuracy", "score"), ("cross_entropy", "loss"))
 ] + [

@@ -6,14 +6,15 @@ masks by length, so id 0 stays an ordinary token. Sequences longer than the side
 Parsing is one JSON decode per file when the file is clean; the slower per-line pass runs only to name the
 line of a fault. Errors carry a ``where(i)`` description of the record (file and line, or instance index).
 """
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ class Side:
     tokens: np.ndarray
     lengths: np.ndarray
 
-    def take(self, index: np.ndarray) -> "Side":
+    def take(self, index: np.ndarray) -> Side:
         return Side(self.tokens[index], self.lengths[index])
 
 
@@ -39,9 +40,7 @@ def vocab_error(side: int, token: int, vocab_size: int) -> str:
     return f'Inconsistent vocab for in{side} found. Vocab id "{token}" is not less than vocab_size={vocab_size}'
 
 
-def encode_side(
-    sequences: Sequence, side: int, max_len: int, vocab_size: int, where: Callable[[int], str]
-) -> Side:
+def encode_side(sequences: Sequence, side: int, max_len: int, vocab_size: int, where: Callable[[int], str]) -> Side:
     """Check one side's id lists and pack them into a padded matrix, keeping the first ``max_len`` ids.
 
     Raises:
@@ -80,9 +79,7 @@ def encode_side(
 
 
 def _is_integral(value) -> bool:
-    return not isinstance(value, bool) and (
-        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    )
+    return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
 
 
 def parse_labels(records: list[dict], classes: int | None, where: Callable[[int], str]) -> np.ndarray:
@@ -179,9 +176,7 @@ def read_pretrained_embeddings(
         raise RecordError(f"{path.name}: not a space-separated 'token v1 ... vD' file ({error})") from None
     vectors = table.iloc[:, 1:].to_numpy(dtype=np.float32, na_value=np.nan)
     if vectors.shape[1] != dim or np.isnan(vectors).any():
-        raise RecordError(
-            f"{path.name}: vectors have {vectors.shape[1]} values, but the token embedding dim is {dim}"
-        )
+        raise RecordError(f"{path.name}: vectors have {vectors.shape[1]} values, but the token embedding dim is {dim}")
     if vocab_path is None:
         ids = np.arange(len(table))
     else:

@@ -12,6 +12,7 @@ The public contract leaves the encoder internals open, so these are our choices:
 * ``bilstm``: ``layers`` bidirectional LSTM layers (token_embedding_dim units per direction; the backward pass
   reverses only each record's valid part), the last forward and backward states projected to enc_dim.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,9 +61,11 @@ class HcnnEncoder(HybridBlock):
         with self.name_scope():
             self.convolutions = nn.HybridSequential()
             for _ in range(layers):
-                self.convolutions.add(nn.Conv1D(
-                    channels, filter_width, padding=filter_width // 2, activation="relu", in_channels=channels
-                ))
+                self.convolutions.add(
+                    nn.Conv1D(
+                        channels, filter_width, padding=filter_width // 2, activation="relu", in_channels=channels
+                    )
+                )
             self.projection = nn.Dense(enc_dim, in_units=channels)
 
     def hybrid_forward(self, F, tokens, lengths):
@@ -104,10 +107,9 @@ class BilstmEncoder(HybridBlock):
             return F.SequenceLast(sequence, sequence_length=lengths, use_sequence_length=True)
 
         hidden = F.transpose(self.embedding(tokens), axes=(1, 0, 2))  # time × batch × channels
-        for depth, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
-            if depth > 0:
-                hidden = F.concat(ahead, reverse(behind), dim=2)
+        for forward, backward in zip(self.forward_layers, self.backward_layers):
             ahead, behind = forward(hidden), backward(reverse(hidden))  # behind runs from each record's end
+            hidden = F.concat(ahead, reverse(behind), dim=2)  # the next layer's input
         return self.projection(F.concat(last(ahead), last(behind), dim=1))
 
 
@@ -137,8 +139,11 @@ class Object2VecNetwork(HybridBlock):
         with self.name_scope():
             embeddings = [
                 nn.Embedding(
-                    spec["vocab_size"], spec["token_embedding_dim"], sparse_grad=config["sparse_grad"],
-                    weight_initializer=mx.init.Uniform(0.01), prefix=f"embedding{side}_",
+                    spec["vocab_size"],
+                    spec["token_embedding_dim"],
+                    sparse_grad=config["sparse_grad"],
+                    weight_initializer=mx.init.Uniform(0.01),
+                    prefix=f"embedding{side}_",
                 )
                 for side, spec in enumerate(config["encoders"])
             ]

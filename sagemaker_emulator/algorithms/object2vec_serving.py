@@ -5,12 +5,13 @@ probabilities, or the one regression value); only one of them → ``{"embeddings
 encoder. One request may mix both kinds (our choice; AWS does not say); answers keep the request's order.
 ``; infer_max_seqlens=<in0>,<in1>`` on the ContentType sets the truncation lengths (default: the training ones).
 """
+
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

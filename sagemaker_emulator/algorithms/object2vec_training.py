@@ -6,6 +6,7 @@ its loss beats the best so far by more than ``early_stopping_tolerance``; the sa
 use the epoch with the lowest loss. Negative sampling pairs every training record's in0 with the in1 of
 ``negative_sampling_rate`` other records drawn uniformly, label 0, drawn afresh each epoch. Runs are seeded.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ from sagemaker_emulator.algorithms.object2vec_data import (
     read_pretrained_embeddings,
 )
 from sagemaker_emulator.algorithms.object2vec_network import Object2VecNetwork, build_network, load_model, save_model
-from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
 from sagemaker_emulator.errors import JobInputError
+from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
 from sagemaker_emulator.paths import confined
 
 SEED = 0
@@ -127,11 +128,15 @@ def predict(network: Object2VecNetwork, side0: Side, side1: Side) -> np.ndarray:
 def embed(network: Object2VecNetwork, side: int, encoded: Side) -> np.ndarray:
     """One side's encodings (enc_dim wide) for many records, in evaluation batches."""
     encoder = network.encoder(side)
-    return np.concatenate([
-        encoder(mx.nd.array(encoded.tokens[start : start + EVALUATION_BATCH]),
-                mx.nd.array(encoded.lengths[start : start + EVALUATION_BATCH])).asnumpy()
-        for start in range(0, len(encoded.lengths), EVALUATION_BATCH)
-    ])
+    return np.concatenate(
+        [
+            encoder(
+                mx.nd.array(encoded.tokens[start : start + EVALUATION_BATCH]),
+                mx.nd.array(encoded.lengths[start : start + EVALUATION_BATCH]),
+            ).asnumpy()
+            for start in range(0, len(encoded.lengths), EVALUATION_BATCH)
+        ]
+    )
 
 
 def scores(outputs: np.ndarray, labels: np.ndarray, softmax: bool) -> dict[str, float]:
@@ -161,7 +166,9 @@ def _load_pretrained(network: Object2VecNetwork, layout: JobLayout, hp: dict) ->
             continue
         try:
             files = {
-                key: confined(layout.channel_dir("auxiliary"), hp[f"enc{side}_{key}"], f"Hyperparameter enc{side}_{key}")
+                key: confined(
+                    layout.channel_dir("auxiliary"), hp[f"enc{side}_{key}"], f"Hyperparameter enc{side}_{key}"
+                )
                 for key in ("pretrained_embedding_file", "vocab_file")
                 if hp[f"enc{side}_{key}"]
             }
@@ -234,7 +241,10 @@ def train_epoch(network, trainer, loss_function, data: Pairs, hp: dict, rng) -> 
     total_loss, correct = mx.nd.zeros(1), mx.nd.zeros(1)
     for start, stop, width0, width1 in batches:
         batch = (
-            tokens0[start:stop, :width0], lengths0[start:stop], tokens1[start:stop, :width1], lengths1[start:stop],
+            tokens0[start:stop, :width0],
+            lengths0[start:stop],
+            tokens1[start:stop, :width1],
+            lengths1[start:stop],
             labels[start:stop],
         )
         with autograd.record():
@@ -263,9 +273,10 @@ def run_training(layout: JobLayout, hp: dict) -> None:
     train_data, validation, test = channels["train"], channels["validation"], channels["test"]
     if hp["negative_sampling_rate"] and len(train_data) < 2:
         raise ClientError("negative_sampling_rate needs at least 2 training records to draw negatives from")
-    log(f"Training on {len(train_data)} records" + "".join(
-        f", {name} on {len(channels[name])}" for name in ("validation", "test") if channels[name] is not None
-    ))
+    log(
+        f"Training on {len(train_data)} records"
+        + "".join(f", {name} on {len(channels[name])}" for name in ("validation", "test") if channels[name] is not None)
+    )
 
     mx.random.seed(SEED)
     rng = np.random.default_rng(SEED)

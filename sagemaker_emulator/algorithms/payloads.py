@@ -13,6 +13,7 @@ columns (one value or one vector per row) in the format the ``Accept`` header as
 Every fault in a body is a :class:`PayloadError`: 400 with AWS's text ``unable to evaluate payload provided``
 (plus the detail), 415 for a content type the model does not read, 406 for an ``Accept`` it cannot write.
 """
+
 from __future__ import annotations
 
 import io
@@ -59,9 +60,7 @@ def negotiate_accept(header: str | None, supported: tuple[str, ...]) -> tuple[st
             return supported[0], params
         if mime in supported:
             return mime, params
-    raise PayloadError(
-        f"Accept type '{header}' is not supported: use one of {', '.join(supported)}", status=406
-    )
+    raise PayloadError(f"Accept type '{header}' is not supported: use one of {', '.join(supported)}", status=406)
 
 
 def is_verbose(params: dict[str, str]) -> bool:

@@ -7,6 +7,7 @@ The key is the repository name in the image URI, whatever the registry host, acc
 Framework images (``mxnet-training`` and friends) are rows of the same table, all run by ``framework``: it
 executes the job's own entry point (script mode) rather than a built-in algorithm.
 """
+
 from __future__ import annotations
 
 import importlib

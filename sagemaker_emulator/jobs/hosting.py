@@ -22,6 +22,7 @@ Health: SageMaker replaces an instance that fails its health checks and the endp
 - :meth:`Deployment.stop` (delete, update, emulator reset or stop) ends the monitor, cancels a replacement that
   is still starting and returns once no model server of the deployment is running.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,9 +30,9 @@ import shutil
 import signal
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from sagemaker_emulator.hosting import HostingError, ModelServer, launch
 from sagemaker_emulator.jobs.logs import LogShipper, endpoint_group, instance_id
@@ -95,7 +96,7 @@ class Deployment:
         self._on_failure: Callable[[str], None] | None = None
 
     @classmethod
-    def launch(cls, services: Services, region: str, endpoint: str, plans: list[VariantPlan]) -> "Deployment":
+    def launch(cls, services: Services, region: str, endpoint: str, plans: list[VariantPlan]) -> Deployment:
         """Start a model server per variant; if one fails, stop the others and raise its HostingError."""
         deployment = cls(services, region, endpoint)
         try:
@@ -109,7 +110,9 @@ class Deployment:
         return deployment
 
     def _logs(self, plan: VariantPlan, instance: str) -> LogShipper:
-        return LogShipper(self._logs_client, endpoint_group(self.endpoint), f"{plan.name}/{instance}", self.services.clock.now)
+        return LogShipper(
+            self._logs_client, endpoint_group(self.endpoint), f"{plan.name}/{instance}", self.services.clock.now
+        )
 
     def _start(self, plan: VariantPlan, instance: str, logs: LogShipper) -> ModelServer:
         folder = self.root / plan.name / instance

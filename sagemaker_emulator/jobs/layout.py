@@ -6,6 +6,7 @@ AWS's container contract: ``input/config/hyperparameters.json`` (every value a s
 files), ``model/`` (whatever is written here becomes ``model.tar.gz``), ``output/failure`` (its text
 becomes ``FailureReason``) and ``output/data/``.
 """
+
 from __future__ import annotations
 
 import json

@@ -6,12 +6,14 @@ Streams follow AWS's names: ``/aws/sagemaker/TrainingJobs`` ``<job>/algo-1-<epoc
 is on CloudWatch before :meth:`LogShipper.close` returns, so a job reaches its final status only after its
 last line can be read (the SDK reads the logs one last time when it sees the final status).
 """
+
 from __future__ import annotations
 
 import logging
 import secrets
 import threading
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 LOG = logging.getLogger(__name__)
 

@@ -4,13 +4,14 @@ Built-in algorithms bring their own definitions (a plug-in's ``METRIC_DEFINITION
 image declares them in ``AlgorithmSpecification.MetricDefinitions``. ``FinalMetricDataList`` holds the last
 value each definition matched.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import re
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 LOG = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ class MetricCollector:
                 try:
                     self._patterns.setdefault(definition["Name"], re.compile(definition["Regex"]))
                 except re.error as error:
-                    LOG.warning("metric %s: regex %r does not compile: %s", definition["Name"], definition["Regex"], error)
+                    LOG.warning(
+                        "metric %s: regex %r does not compile: %s", definition["Name"], definition["Regex"], error
+                    )
 
     @property
     def names(self) -> list[str]:
@@ -57,4 +60,3 @@ class MetricCollector:
     def final(self) -> list[dict]:
         with self._lock:
             return [{"MetricName": n, "Value": v, "Timestamp": t} for n, (v, t) in self._last.items()]
-

@@ -7,6 +7,7 @@ SageMaker's contract: SIGTERM first, so the algorithm can save its model, then S
 Every child is sealed as a SageMaker container is (:func:`sealed_environment`): its AWS is this emulator, never
 the user's account, and a training job's memory is limited to its instance type's (:func:`memory_limit`).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,7 +39,7 @@ def container_environment() -> dict[str, str]:
     return env
 
 
-def sealed_environment(services: "Services", region: str, home: Path) -> dict[str, str]:
+def sealed_environment(services: Services, region: str, home: Path) -> dict[str, str]:
     """The AWS a container sees: this emulator's endpoint and session key, its job's region, a private HOME.
 
     On SageMaker a container's AWS calls go to the job's region with the execution role's credentials; here
@@ -72,16 +73,43 @@ MACHINE_MEMORY_SHARE = 0.75
 
 # Memory (GiB) of common ml.* instance types, as AWS's instance type pages list it. Any other type gets the cap.
 INSTANCE_MEMORY_GIB = {
-    "ml.t3.medium": 4, "ml.t3.large": 8, "ml.t3.xlarge": 16, "ml.t3.2xlarge": 32,
-    "ml.m4.xlarge": 16, "ml.m4.2xlarge": 32, "ml.m4.4xlarge": 64, "ml.m4.10xlarge": 160, "ml.m4.16xlarge": 256,
-    "ml.m5.large": 8, "ml.m5.xlarge": 16, "ml.m5.2xlarge": 32, "ml.m5.4xlarge": 64, "ml.m5.12xlarge": 192,
+    "ml.t3.medium": 4,
+    "ml.t3.large": 8,
+    "ml.t3.xlarge": 16,
+    "ml.t3.2xlarge": 32,
+    "ml.m4.xlarge": 16,
+    "ml.m4.2xlarge": 32,
+    "ml.m4.4xlarge": 64,
+    "ml.m4.10xlarge": 160,
+    "ml.m4.16xlarge": 256,
+    "ml.m5.large": 8,
+    "ml.m5.xlarge": 16,
+    "ml.m5.2xlarge": 32,
+    "ml.m5.4xlarge": 64,
+    "ml.m5.12xlarge": 192,
     "ml.m5.24xlarge": 384,
-    "ml.c4.xlarge": 7.5, "ml.c4.2xlarge": 15, "ml.c4.4xlarge": 30, "ml.c4.8xlarge": 60,
-    "ml.c5.xlarge": 8, "ml.c5.2xlarge": 16, "ml.c5.4xlarge": 32, "ml.c5.9xlarge": 72, "ml.c5.18xlarge": 144,
-    "ml.r5.large": 16, "ml.r5.xlarge": 32, "ml.r5.2xlarge": 64,
-    "ml.p2.xlarge": 61, "ml.p2.8xlarge": 488, "ml.p2.16xlarge": 732,
-    "ml.p3.2xlarge": 61, "ml.p3.8xlarge": 244, "ml.p3.16xlarge": 488,
-    "ml.g4dn.xlarge": 16, "ml.g4dn.2xlarge": 32, "ml.g5.xlarge": 16, "ml.g5.2xlarge": 32,
+    "ml.c4.xlarge": 7.5,
+    "ml.c4.2xlarge": 15,
+    "ml.c4.4xlarge": 30,
+    "ml.c4.8xlarge": 60,
+    "ml.c5.xlarge": 8,
+    "ml.c5.2xlarge": 16,
+    "ml.c5.4xlarge": 32,
+    "ml.c5.9xlarge": 72,
+    "ml.c5.18xlarge": 144,
+    "ml.r5.large": 16,
+    "ml.r5.xlarge": 32,
+    "ml.r5.2xlarge": 64,
+    "ml.p2.xlarge": 61,
+    "ml.p2.8xlarge": 488,
+    "ml.p2.16xlarge": 732,
+    "ml.p3.2xlarge": 61,
+    "ml.p3.8xlarge": 244,
+    "ml.p3.16xlarge": 488,
+    "ml.g4dn.xlarge": 16,
+    "ml.g4dn.2xlarge": 32,
+    "ml.g5.xlarge": 16,
+    "ml.g5.2xlarge": 32,
 }
 
 
@@ -131,8 +159,9 @@ class ChildProcess:
     :func:`sealed_environment`, which the job cannot override.
     """
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None, *, services: "Services", region: str,
-                 home: Path):
+    def __init__(
+        self, args: list[str], cwd: Path, env: dict[str, str] | None, *, services: Services, region: str, home: Path
+    ):
         child_env = {**container_environment(), **(env or {}), **sealed_environment(services, region, home)}
         child_env["PYTHONUNBUFFERED"] = "1"
         self._supervisor = services.supervisor

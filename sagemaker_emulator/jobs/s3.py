@@ -10,6 +10,7 @@ that would leave its folder (``..``, ``prefix//abs``, over-long names) fails the
 gave (an empty prefix, a missing object, such a key) raise :class:`~sagemaker_emulator.errors.JobInputError`.
 Batch transform only names S3 output objects after relative keys, so it takes them as they are, as AWS does.
 """
+
 from __future__ import annotations
 
 import json
@@ -91,7 +92,9 @@ def list_manifest(client, uri: str) -> list[S3Object]:
     if not names:
         raise JobInputError(f'The manifest file "{uri}" lists no objects.')
     if not all(isinstance(name, str) for name in names):
-        raise JobInputError(f'The manifest file "{uri}" has an entry after the prefix that is not a string (an S3 key).')
+        raise JobInputError(
+            f'The manifest file "{uri}" has an entry after the prefix that is not a string (an S3 key).'
+        )
     bucket, prefix = split_uri(prefix_uri)
     return [S3Object(bucket, prefix + name, name) for name in names]
 

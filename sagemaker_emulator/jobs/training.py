@@ -11,6 +11,7 @@ The container is sealed (``process.sealed_environment``: the emulator is its AWS
 ``home``) and its memory limited to the instance type's (``process.memory_limit``); running out of it, by a
 ``MemoryError`` or the kernel's SIGKILL, fails the job with SageMaker's out-of-memory reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,8 @@ import signal
 import threading
 import uuid
 
-from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.algorithms.container import out_of_memory_reason
+from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout, create_layout
 from sagemaker_emulator.jobs.logs import TRAINING_GROUP, LogShipper
@@ -111,10 +112,12 @@ class TrainingRun:
         job.enter("Downloading", self._now())
         channels = {
             channel["ChannelName"]: {
-                "TrainingInputMode": channel.get("InputMode", job.params["AlgorithmSpecification"]["TrainingInputMode"]),
-                "S3DistributionType": channel["DataSource"].get("S3DataSource", {}).get(
-                    "S3DataDistributionType", "FullyReplicated"
+                "TrainingInputMode": channel.get(
+                    "InputMode", job.params["AlgorithmSpecification"]["TrainingInputMode"]
                 ),
+                "S3DistributionType": channel["DataSource"]
+                .get("S3DataSource", {})
+                .get("S3DataDistributionType", "FullyReplicated"),
                 **{key: channel[key] for key in _CHANNEL_KEYS if key in channel},
             }
             for channel in job.params.get("InputDataConfig", [])
@@ -164,8 +167,15 @@ class TrainingRun:
         )
         spec = job.params["AlgorithmSpecification"]
         command = container_command(
-            "train", job.image, str(self.layout.root), "--report", str(self.report),
-            "--memory-limit", str(self.memory.bytes), "--memory-note", self.memory.note,
+            "train",
+            job.image,
+            str(self.layout.root),
+            "--report",
+            str(self.report),
+            "--memory-limit",
+            str(self.memory.bytes),
+            "--memory-note",
+            self.memory.note,
         )
         for option, key in (("--entrypoint", "ContainerEntrypoint"), ("--arguments", "ContainerArguments")):
             if spec.get(key):
@@ -203,15 +213,22 @@ class TrainingRun:
             self._end_stopped()
             return
         if code == -signal.SIGKILL:  # the emulator's own SIGKILL only follows a stop, handled above
-            self._fail(out_of_memory_reason(
-                self.memory.note, f"the algorithm process was killed with SIGKILL (exit code {code}), as the "
-                "kernel's out-of-memory killer does"
-            ))
+            self._fail(
+                out_of_memory_reason(
+                    self.memory.note,
+                    f"the algorithm process was killed with SIGKILL (exit code {code}), as the "
+                    "kernel's out-of-memory killer does",
+                )
+            )
             return
         if layout.failure_file.exists() or code != 0:
-            reason = layout.failure_file.read_text().strip() if layout.failure_file.exists() else (
-                f"AlgorithmError: the algorithm process exited with code {code}; see the job's log stream in "
-                f"{TRAINING_GROUP}"
+            reason = (
+                layout.failure_file.read_text().strip()
+                if layout.failure_file.exists()
+                else (
+                    f"AlgorithmError: the algorithm process exited with code {code}; see the job's log stream in "
+                    f"{TRAINING_GROUP}"
+                )
             )
             self._fail(reason)
             return

@@ -10,6 +10,7 @@ SageMaker's rules, applied per input object:
   concatenates the answers as they are.
 - The output object is ``<S3OutputPath>/<key relative to the input prefix>.out``, typed as ``Accept``.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,7 +18,7 @@ import logging
 import shutil
 import threading
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.hosting import HostingError, launch
@@ -43,7 +44,9 @@ def split_records(data: bytes, split_type: str) -> list[bytes]:
             return [frame(payload) for payload in iter_payloads(io.BytesIO(data))]
         except ValueError as error:
             raise JobInputError(f"The input is not valid RecordIO: {error}") from None
-    raise JobInputError(f"SplitType {split_type} is not supported by the local SageMaker emulator (None, Line, RecordIO).")
+    raise JobInputError(
+        f"SplitType {split_type} is not supported by the local SageMaker emulator (None, Line, RecordIO)."
+    )
 
 
 def batch_records(records: list[bytes], strategy: str, max_bytes: int, split_type: str) -> Iterator[bytes]:

@@ -5,6 +5,7 @@ endpoint uses can be deleted; the endpoint keeps running (docs: API_DeleteEndpoi
 the EndpointConfig of an endpoint that is active ... The endpoint must be deleted in order to stop
 incurring charges").
 """
+
 from __future__ import annotations
 
 import copy
@@ -14,7 +15,13 @@ from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource
 
-_PASSED_THROUGH = ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExecutionRoleArn", "EnableNetworkIsolation")
+_PASSED_THROUGH = (
+    "DataCaptureConfig",
+    "KmsKeyId",
+    "AsyncInferenceConfig",
+    "ExecutionRoleArn",
+    "EnableNetworkIsolation",
+)
 
 
 class EndpointConfig(Resource):

@@ -12,12 +12,13 @@ on AWS. A failed update rolls back: the endpoint stays ``InService`` on its prev
 crashes for good meanwhile, the update decides: its success replaces it, its failure leaves the endpoint
 ``Failed``.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Callable
 
 from sagemaker_emulator.errors import ValidationException, limit_exceeded
 from sagemaker_emulator.hosting import HostingError
@@ -164,7 +165,9 @@ def _rehost(state: EmulatorState, endpoint: Endpoint) -> None:
     except Exception as error:
         with endpoint.lock:
             if endpoint.advance("Failed", state.now()):
-                endpoint.failure_reason = f"The endpoint could not be hosted again after a restart: {_failure_text(error)}"
+                endpoint.failure_reason = (
+                    f"The endpoint could not be hosted again after a restart: {_failure_text(error)}"
+                )
         return
     with endpoint.lock:
         if endpoint.status == "Creating":

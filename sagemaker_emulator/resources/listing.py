@@ -4,13 +4,14 @@ Filters: ``NameContains``, ``StatusEquals``, ``CreationTime{After,Before}``, ``L
 Sorting: ``SortBy`` (``Name`` | ``CreationTime`` | ``Status``, default ``CreationTime``) and ``SortOrder``
 (default ``Descending``). ``NextToken`` is an opaque offset into the filtered, sorted list.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Callable, Iterable
 
 from sagemaker_emulator.errors import ValidationException
 from sagemaker_emulator.state import Resource

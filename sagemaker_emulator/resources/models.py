@@ -4,6 +4,7 @@ A model is a record (image, artifact URL, role); nothing runs until an endpoint 
 As on AWS, deleting a model that an endpoint serves is allowed: the endpoint keeps what it loaded
 (docs: API_DeleteModel "deletes only the model entry that was created in SageMaker").
 """
+
 from __future__ import annotations
 
 from sagemaker_emulator.errors import ValidationException
@@ -14,7 +15,13 @@ from sagemaker_emulator.state import EmulatorState, Resource
 
 class Model(Resource):
     ARN_TYPE = "model"
-    PERSISTED = ("primary_container", "containers", "execution_role_arn", "network_isolation", "inference_execution_config")
+    PERSISTED = (
+        "primary_container",
+        "containers",
+        "execution_role_arn",
+        "network_isolation",
+        "inference_execution_config",
+    )
 
     def __init__(self, state: EmulatorState, params: dict):
         name = params["ModelName"]

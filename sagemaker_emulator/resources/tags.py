@@ -1,4 +1,5 @@
 """Tags on any resource by ARN: AddTags (merges by key), DeleteTags, ListTags (paginated)."""
+
 from __future__ import annotations
 
 from sagemaker_emulator.errors import ValidationException

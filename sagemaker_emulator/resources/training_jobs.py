@@ -7,6 +7,7 @@ Status table (AWS's): ``InProgress → Completed | Failed | Stopping``, ``Stoppi
 as the service model documents (``DescribeTrainingJob.SecondaryStatus``: "MaxRuntimeExceeded - The job stopped
 because it exceeded the maximum allowed runtime"), and what the algorithm saved is uploaded.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,7 +18,6 @@ from sagemaker_emulator.jobs.training import MESSAGES, start_training
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource
-
 
 INTERRUPTED = (
     "InternalServerError: The local SageMaker emulator stopped while this job was running, so the job was "
@@ -111,7 +111,9 @@ class TrainingJob(Resource):
                 "CreationTime": self.creation_time,
                 "LastModifiedTime": self.last_modified_time,
                 "EnableNetworkIsolation": self.params.get("EnableNetworkIsolation", False),
-                "EnableInterContainerTrafficEncryption": self.params.get("EnableInterContainerTrafficEncryption", False),
+                "EnableInterContainerTrafficEncryption": self.params.get(
+                    "EnableInterContainerTrafficEncryption", False
+                ),
                 "EnableManagedSpotTraining": self.params.get("EnableManagedSpotTraining", False),
                 "ModelArtifacts": {"S3ModelArtifacts": self.model_artifact} if self.model_artifact else None,
                 "FailureReason": self.failure_reason,
@@ -122,9 +124,19 @@ class TrainingJob(Resource):
                 "FinalMetricDataList": list(self.final_metrics) or None,
             }
             for key in (
-                "HyperParameters", "AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig",
-                "ResourceConfig", "StoppingCondition", "VpcConfig", "CheckpointConfig", "Environment",
-                "DebugHookConfig", "ExperimentConfig", "RetryStrategy",
+                "HyperParameters",
+                "AlgorithmSpecification",
+                "RoleArn",
+                "InputDataConfig",
+                "OutputDataConfig",
+                "ResourceConfig",
+                "StoppingCondition",
+                "VpcConfig",
+                "CheckpointConfig",
+                "Environment",
+                "DebugHookConfig",
+                "ExperimentConfig",
+                "RetryStrategy",
             ):
                 if key in self.params:
                     wire[key] = copy.deepcopy(self.params[key])

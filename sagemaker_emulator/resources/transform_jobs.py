@@ -3,6 +3,7 @@
 Status table (AWS's): ``InProgress → Completed | Failed | Stopping``, ``Stopping → Stopped`` (or ``Completed`` /
 ``Failed`` when the job ends first). The model is read when the job is created.
 """
+
 from __future__ import annotations
 
 import copy
@@ -80,9 +81,18 @@ class TransformJob(Resource):
                 "FailureReason": self.failure_reason,
             }
             for key in (
-                "ModelName", "MaxConcurrentTransforms", "MaxPayloadInMB", "BatchStrategy", "Environment",
-                "TransformInput", "TransformOutput", "TransformResources", "DataProcessing", "ModelClientConfig",
-                "DataCaptureConfig", "ExperimentConfig",
+                "ModelName",
+                "MaxConcurrentTransforms",
+                "MaxPayloadInMB",
+                "BatchStrategy",
+                "Environment",
+                "TransformInput",
+                "TransformOutput",
+                "TransformResources",
+                "DataProcessing",
+                "ModelClientConfig",
+                "DataCaptureConfig",
+                "ExperimentConfig",
             ):
                 if key in self.params:
                     wire[key] = copy.deepcopy(self.params[key])

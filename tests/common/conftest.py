@@ -1,5 +1,6 @@
 """Fixtures for the data layer's tests: a loopback archive server with switchable faults, archive builders, an
 isolated cache, and a guard that fails any attempt to leave the machine."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,10 @@ REAL_MIRROR = _find_mirror()  # found at import, before any test clears the WORK
 def real_mirror() -> Path:
     """The directory holding the real ml-latest-small.zip; the test is skipped, saying why, when there is none."""
     if REAL_MIRROR is None:
-        pytest.skip("no MovieLens mirror: set WORKSHOP_DATA_MIRROR to a directory holding ml-latest-small.zip "
-                    f"(the default, {SHARED_MIRROR}, is absent)")
+        pytest.skip(
+            "no MovieLens mirror: set WORKSHOP_DATA_MIRROR to a directory holding ml-latest-small.zip "
+            f"(the default, {SHARED_MIRROR}, is absent)"
+        )
     return REAL_MIRROR
 
 
@@ -149,7 +152,7 @@ def _handler(server: ArchiveServer):
             self.send_header("Content-Length", str(len(body) - start))
             self.end_headers()
             cut = server.drop_after.popleft() if server.drop_after else None
-            self.wfile.write(body[start:] if cut is None else body[start:start + cut])
+            self.wfile.write(body[start:] if cut is None else body[start : start + cut])
 
     return Handler
 

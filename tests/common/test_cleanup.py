@@ -1,4 +1,5 @@
 """common.cleanup against the emulator: delete a lab's resources by prefix, leave everything else alone."""
+
 from __future__ import annotations
 
 import io
@@ -10,7 +11,6 @@ import time
 
 import boto3
 import pytest
-
 from botocore.exceptions import ClientError
 
 from common import cleanup
@@ -49,10 +49,14 @@ def _lab(sm, s3) -> None:
     """What a lab leaves behind: an endpoint with its config and model, a running job, S3 objects; plus others."""
     model_data = _artifact(s3)
     for name in ("lab1-abc-model", "other-model"):
-        sm.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
+        sm.create_model(
+            ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE
+        )
     sm.create_endpoint_config(
         EndpointConfigName="lab1-abc-config",
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "lab1-abc-model", "InstanceType": "ml.m5.large"}],
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "lab1-abc-model", "InstanceType": "ml.m5.large"}
+        ],
     )
     sm.create_endpoint(EndpointName="lab1-abc-endpoint", EndpointConfigName="lab1-abc-config")
     s3.put_object(Bucket=BUCKET, Key="lab1-abc/train/a.csv", Body=b"1,2\n")
@@ -62,8 +66,12 @@ def _lab(sm, s3) -> None:
         AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
         RoleArn=ROLE,
         HyperParameters={"sleep_seconds": "120"},
-        InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/lab1-abc/train/"}}}],
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/lab1-abc/train/"}},
+            }
+        ],
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/lab1-abc/output"},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
         StoppingCondition={"MaxRuntimeInSeconds": 600},
@@ -88,7 +96,9 @@ def test_delete_resources_removes_the_lab_and_only_the_lab(aws):
     time.sleep(0.5)  # let the endpoint and the job get going, as they would be at the end of a lab
     done = delete_resources("lab1-abc", BUCKET, [f"s3://{BUCKET}/lab1-abc/"], poll=0.2)
     assert (done["endpoints"], done["endpoint_configs"], done["models"]) == (
-        ["lab1-abc-endpoint"], ["lab1-abc-config"], ["lab1-abc-model"],
+        ["lab1-abc-endpoint"],
+        ["lab1-abc-config"],
+        ["lab1-abc-model"],
     )
     assert done["stopped_jobs"] == ["lab1-abc-train"]
     assert not leftovers("lab1-abc", BUCKET, ["lab1-abc/"])

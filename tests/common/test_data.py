@@ -1,5 +1,6 @@
 """common.data: the variant table, one schema from every file layout, deterministic splits, the CLI, and one
 integration run on the real ml-latest-small mirror."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+
 from common import data, download
 from common.data import DatasetUnavailable
 
@@ -30,7 +32,9 @@ def flags(*genres: str) -> str:
 
 # Tiny archives with the real member names and layouts. User 1 has 22 ratings (10 go to test), user 2 has 3.
 RATINGS = [(1, item, 1 + item % 5, 880_000_000 + item) for item in range(1, 23)] + [
-    (2, 1, 5, 890_000_000), (2, 2, 3, 890_000_000), (2, 3, 1, 880_000_000)
+    (2, 1, 5, 890_000_000),
+    (2, 2, 3, 890_000_000),
+    (2, 3, 1, 880_000_000),
 ]
 ML100K = {
     "ml-100k/u.data": "".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in RATINGS),
@@ -81,8 +85,13 @@ def ratings_frame(rows) -> pd.DataFrame:
 
 def test_variant_table_covers_every_dataset_with_checks_for_its_ratings():
     assert data.DATASETS == ("ml-100k", "ml-latest-small", "ml-1m", "ml-20m", "ml-25m", "synthetic")
-    expected_ratings = {"ml-100k": 100_000, "ml-latest-small": 100_836, "ml-1m": 1_000_209,
-                        "ml-20m": 20_000_263, "ml-25m": 25_000_095}
+    expected_ratings = {
+        "ml-100k": 100_000,
+        "ml-latest-small": 100_836,
+        "ml-1m": 1_000_209,
+        "ml-20m": 20_000_263,
+        "ml-25m": 25_000_095,
+    }
     for name, variant in data.VARIANTS.items():
         header = 1 if variant.header else 0
         assert variant.checks[variant.ratings].lines == expected_ratings[name] + header
@@ -135,7 +144,9 @@ def test_ml1m_layout_double_colon_and_latin1(mirror):
     ratings, items = data.load_ratings("ml-1m"), data.load_items("ml-1m")
     assert ratings.iloc[0].tolist() == [1, 1, 2.0, 880_000_001] and len(ratings) == len(RATINGS)
     assert items["title"].tolist() == [
-        "Toy Story (1995)", "Misérables, Les (1995)", 'Star Wars: Episode IV - A New Hope "Special" (1977)'
+        "Toy Story (1995)",
+        "Misérables, Les (1995)",
+        'Star Wars: Episode IV - A New Hope "Special" (1977)',
     ]
     assert items["year"].tolist() == [1995, 1995, 1977]
     assert items["genres"].tolist() == [["Animation", "Children's", "Comedy"], ["Drama", "Musical"], ["Action"]]
@@ -147,7 +158,9 @@ def test_csv_layout_quotes_year_ranges_and_no_genres(mirror):
     items = dataset.items
     assert items["item_id"].tolist() == [1, 2, 3]
     assert items["title"].tolist() == [
-        "American President, The (1995)", "Death Note: Desu nôto (2006–2007)", "Babylon 5"
+        "American President, The (1995)",
+        "Death Note: Desu nôto (2006–2007)",
+        "Babylon 5",
     ]
     assert items["year"].tolist() == [1995, 2006, pd.NA]
     assert items["genres"].tolist() == [["Comedy", "Drama", "Romance"], [], ["Sci-Fi"]]
@@ -202,8 +215,11 @@ def test_leave_one_out_holds_out_the_latest_with_ties_to_the_larger_item():
 
 def test_leave_one_out_negatives_are_distinct_unseen_uniform_and_seeded():
     rng = np.random.default_rng(0)
-    rows = [(u, i, 4, int(t)) for u in range(1, 41) for i, t in zip(rng.choice(200, 30, replace=False) + 1,
-                                                                     rng.integers(0, 10**9, 30))]
+    rows = [
+        (u, i, 4, int(t))
+        for u in range(1, 41)
+        for i, t in zip(rng.choice(200, 30, replace=False) + 1, rng.integers(0, 10**9, 30))
+    ]
     ratings = ratings_frame(rows)
     _, test, negatives = data.leave_one_out(ratings, seed=5)
     seen = ratings.groupby("user_id")["item_id"].agg(set)
@@ -228,8 +244,13 @@ def test_leave_one_out_rejects_too_few_unseen_items():
 def test_cli_prints_counts_as_one_json_line(mirror, capsys):
     assert data.main(["fetch", "ml-20m"]) == 0
     line = json.loads(capsys.readouterr().out)
-    assert line == {"dataset": "ml-20m", "ratings": 25, "users": 2, "items": 3,
-                    "path": str(data.fetch_dataset("ml-20m"))}
+    assert line == {
+        "dataset": "ml-20m",
+        "ratings": 25,
+        "users": 2,
+        "items": 3,
+        "path": str(data.fetch_dataset("ml-20m")),
+    }
 
 
 def test_cli_reports_errors_with_exit_codes(capsys, tmp_path, monkeypatch):
@@ -245,14 +266,26 @@ def test_real_ml_latest_small_from_the_mirror(monkeypatch, data_env, real_mirror
     dataset = data.load_dataset("ml-latest-small")
     ratings, items = dataset.ratings, dataset.items
     assert (len(ratings), ratings["user_id"].nunique(), len(items)) == (100_836, 610, 9_742)
-    assert items.iloc[0].tolist() == [1, "Toy Story (1995)", 1995,
-                                      ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]]
+    assert items.iloc[0].tolist() == [
+        1,
+        "Toy Story (1995)",
+        1995,
+        ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
+    ]
     train, test = data.split_holdout(dataset, seed=0)
     assert len(test) == 6_100 and len(train) == 100_836 - 6_100
     result = subprocess.run(
         [sys.executable, "-m", "common.data", "fetch", "ml-latest-small"],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     line = json.loads(result.stdout)
-    assert line == {"dataset": "ml-latest-small", "ratings": 100_836, "users": 610, "items": 9_742,
-                    "path": str(data_env / "ml-latest-small.zip")}
+    assert line == {
+        "dataset": "ml-latest-small",
+        "ratings": 100_836,
+        "users": 610,
+        "items": 9_742,
+        "path": str(data_env / "ml-latest-small.zip"),
+    }

@@ -1,4 +1,5 @@
 """common.download against a loopback server: progress, resume, retries, integrity, cache, mirrors, offline."""
+
 from __future__ import annotations
 
 import pytest
@@ -147,7 +148,7 @@ def test_damaged_cache_is_fetched_again(tmp_path, archive_server, archive, check
         cached.write_bytes(archive[: len(archive) // 2])
     else:
         at = 60  # inside the first member's deflated bytes (its local header and name take 46)
-        cached.write_bytes(archive[:at] + bytes([archive[at] ^ 0xFF]) + archive[at + 1:])
+        cached.write_bytes(archive[:at] + bytes([archive[at] ^ 0xFF]) + archive[at + 1 :])
     assert download.fetch(url, checks, tmp_path, **FAST).read_bytes() == archive
     assert len(archive_server.requests) == 2
 

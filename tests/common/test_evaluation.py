@@ -1,5 +1,6 @@
 """Tests for common.evaluation: each metric pinned by a perfect prediction, a worst one (no hits), and a
 worked example computed by hand in the test; each baseline by a hand-made frame; and the error paths."""
+
 import math
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Tests for common.records' Object2Vec JSON Lines writer (the RecordIO-protobuf codec it names is tested in
 tests/recordio_protobuf)."""
+
 import io
 import json
 

@@ -1,4 +1,5 @@
 """common.session: the mode decision, local mode against the emulator, its safety checks, and AWS mode's set-up."""
+
 from __future__ import annotations
 
 import os
@@ -83,9 +84,16 @@ def test_local_mode_shares_one_background_emulator_that_outlives_the_kernel(env)
         for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             del env[name]
         later_kernel = subprocess.run(
-            [sys.executable, "-c", "from common import session; import boto3; ws = session.start_session(); "
-             "print(boto3.client('s3').get_object(Bucket=ws.bucket, Key='kept.txt')['Body'].read().decode())"],
-            capture_output=True, text=True, timeout=120, env={**env, "WORKSHOP_MODE": "local"},
+            [
+                sys.executable,
+                "-c",
+                "from common import session; import boto3; ws = session.start_session(); "
+                "print(boto3.client('s3').get_object(Bucket=ws.bucket, Key='kept.txt')['Body'].read().decode())",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "WORKSHOP_MODE": "local"},
         )
         assert later_kernel.stdout.splitlines()[-1] == "made by the first kernel", later_kernel.stderr
     finally:
@@ -93,8 +101,12 @@ def test_local_mode_shares_one_background_emulator_that_outlives_the_kernel(env)
 
 
 def test_local_mode_refuses_a_non_loopback_endpoint(env, emulator):
-    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url, AWS_ENDPOINT_URL_S3="https://s3.amazonaws.com",
-               **emulator.credentials.as_environment())
+    env.update(
+        WORKSHOP_MODE="local",
+        WORKSHOP_EMULATOR_URL=emulator.url,
+        AWS_ENDPOINT_URL_S3="https://s3.amazonaws.com",
+        **emulator.credentials.as_environment(),
+    )
     with pytest.raises(RuntimeError) as excinfo:
         session.start_session()
     assert str(excinfo.value) == (
@@ -113,7 +125,10 @@ def test_local_mode_refuses_a_remote_emulator(env):
 def test_aws_mode_creates_a_private_default_bucket(env, emulator, capsys):
     role = f"arn:aws:iam::{ACCOUNT}:role/Workshop"
     env.update(
-        WORKSHOP_MODE="aws", WORKSHOP_ROLE_ARN=role, AWS_ENDPOINT_URL=emulator.url, AWS_DEFAULT_REGION="eu-west-1",
+        WORKSHOP_MODE="aws",
+        WORKSHOP_ROLE_ARN=role,
+        AWS_ENDPOINT_URL=emulator.url,
+        AWS_DEFAULT_REGION="eu-west-1",
         **emulator.credentials.as_environment(),
     )
     ws = session.start_session()
@@ -141,7 +156,9 @@ def test_local_mode_says_when_no_emulator_answers(env):
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=url, AWS_MAX_ATTEMPTS="1")
-    with pytest.raises(RuntimeError, match="WORKSHOP_EMULATOR_URL is set but AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"):
+    with pytest.raises(
+        RuntimeError, match="WORKSHOP_EMULATOR_URL is set but AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+    ):
         session.start_session()
     env.update(AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret")
     with pytest.raises(RuntimeError, match=f"No SageMaker emulator answers at {url}; start one"):

@@ -1,4 +1,5 @@
 """common.synthetic: the schema, the sizes, and the planted structure a recommender must be able to find."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -141,13 +142,16 @@ def test_custom_sizes_are_exact():
     assert ratings.groupby("user_id").size().between(20, 60).all()
 
 
-@pytest.mark.parametrize(("sizes", "message"), [
-    ({"n_users": 0}, r"n_users must be a positive integer, got 0"),
-    ({"n_items": 2.5}, r"n_items must be a positive integer, got 2.5"),
-    ({"n_items": 30}, r"n_items must be at least 40, got 30"),
-    ({"n_ratings": 1_000}, r"n_ratings must be between 18860 and 793063 for 943 users and 1682 items .*got 1000"),
-    ({"n_ratings": 800_000}, r"n_ratings must be between 18860 and 793063 .*got 800000"),
-])
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ({"n_users": 0}, r"n_users must be a positive integer, got 0"),
+        ({"n_items": 2.5}, r"n_items must be a positive integer, got 2.5"),
+        ({"n_items": 30}, r"n_items must be at least 40, got 30"),
+        ({"n_ratings": 1_000}, r"n_ratings must be between 18860 and 793063 for 943 users and 1682 items .*got 1000"),
+        ({"n_ratings": 800_000}, r"n_ratings must be between 18860 and 793063 .*got 800000"),
+    ],
+)
 def test_sizes_out_of_range_are_named(sizes, message):
     with pytest.raises(ValueError, match=message):
         synthetic.generate(seed=0, **sizes)

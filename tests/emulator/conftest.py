@@ -1,4 +1,5 @@
 """Clients and fixtures for the emulator tests; the emulator itself comes from tests/conftest.py."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import json
 import boto3
 import pytest
 from emulator_helpers import BUCKET, REGION, client
-
 
 TRUST = {  # lets SageMaker assume the tests' role
     "Version": "2012-10-17",
@@ -48,7 +48,12 @@ def sdk(emulator, s3, monkeypatch, tmp_path):
     from sagemaker.core.utils.logs import CloudWatchLogsClient
     from sagemaker.core.utils.utils import SageMakerClient, SingletonMeta
 
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL_SAGEMAKER",
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+    ):
         monkeypatch.delenv(name, raising=False)
     config = tmp_path / "sagemaker-config.yaml"
     config.write_text(

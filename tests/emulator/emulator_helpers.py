@@ -1,11 +1,11 @@
 """Helpers the emulator tests share: request builders, waiting, tiny artifacts."""
+
 from __future__ import annotations
 
 import io
 import json
 import tarfile
 import time
-
 import urllib.error
 import urllib.request
 
@@ -33,8 +33,16 @@ def client(emulator, service: str, **config):
     )
 
 
-def send(emulator, method: str, path: str, body: bytes = b"", headers: dict | None = None, service: str = "sagemaker",
-         credentials: Credentials | None = None, sign: bool = True) -> tuple[int, dict, bytes]:
+def send(
+    emulator,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict | None = None,
+    service: str = "sagemaker",
+    credentials: Credentials | None = None,
+    sign: bool = True,
+) -> tuple[int, dict, bytes]:
     """One raw HTTP request to the emulator, SigV4-signed by botocore with its key (or ``credentials``) unless
     ``sign`` is False; returns (status, headers, body) whatever the status."""
     request = AWSRequest(method=method, url=emulator.url + path, data=body, headers=dict(headers or {}))
@@ -118,7 +126,9 @@ def finished_training(sm, name: str, timeout: float = 60.0) -> dict:
 
 def deploy(sm, name: str, model_data: str, image: str = IMAGE) -> dict:
     """Model + config + endpoint named ``name``; returns the endpoint once it leaves Creating."""
-    sm.create_model(ModelName=name, PrimaryContainer={"Image": image, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
+    sm.create_model(
+        ModelName=name, PrimaryContainer={"Image": image, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE
+    )
     sm.create_endpoint_config(
         EndpointConfigName=name,
         ProductionVariants=[

@@ -1,4 +1,5 @@
 """The factorization-machines plug-in on small planted data: training, logs, artifact, serving, errors."""
+
 import io
 import json
 import os
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import sagemaker_emulator  # noqa: F401  (numpy.bool alias before mxnet)
 import recordio_protobuf as records
+import sagemaker_emulator  # noqa: F401  (numpy.bool alias before mxnet)
 from sagemaker_emulator.algorithms import factorization_machines as fm
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError, parse_hyperparameters
 from sagemaker_emulator.jobs.layout import create_layout
@@ -63,7 +64,10 @@ def make_job(root, hyperparameters, channels):
     layout = create_layout(
         root,
         {name: str(value) for name, value in hyperparameters.items()},
-        {name: {"ContentType": content_type, "TrainingInputMode": "File"} for name, (_, content_type) in channels.items()},
+        {
+            name: {"ContentType": content_type, "TrainingInputMode": "File"}
+            for name, (_, content_type) in channels.items()
+        },
     )
     for name, (body, _) in channels.items():
         (layout.channel_dir(name) / "part-0.pbr").write_bytes(body)
@@ -117,10 +121,16 @@ def test_hyperparameters_follow_the_documented_table():
     assert defaults["epochs"] == 1 and defaults["mini_batch_size"] == 1000
     assert (defaults["bias_lr"], defaults["linear_lr"], defaults["factors_lr"]) == (0.1, 0.001, 0.0001)
     assert (defaults["bias_wd"], defaults["linear_wd"], defaults["factors_wd"]) == (0.01, 0.001, 0.00001)
-    assert (defaults["bias_init_sigma"], defaults["linear_init_sigma"], defaults["factors_init_sigma"]) == (0.01, 0.01, 0.001)
+    assert (defaults["bias_init_sigma"], defaults["linear_init_sigma"], defaults["factors_init_sigma"]) == (
+        0.01,
+        0.01,
+        0.001,
+    )
     assert defaults["factors_init_method"] == "normal" and defaults["clip_gradient"] is None
     container_knobs = {"_kvstore": "dist_sync", "_num_gpus": "0", "_num_kv_servers": "1", "_use_full_symbolic": "true"}
-    parse_hyperparameters(specs, {"feature_dim": "4", "num_factors": "2", "predictor_type": "regressor", **container_knobs})
+    parse_hyperparameters(
+        specs, {"feature_dim": "4", "num_factors": "2", "predictor_type": "regressor", **container_knobs}
+    )
 
 
 def test_a_missing_required_hyperparameter_is_named():
@@ -130,15 +140,23 @@ def test_a_missing_required_hyperparameter_is_named():
 
 def test_multiclass_is_not_a_predictor_type():
     with pytest.raises(ClientError, match="'binary_classifier', 'regressor'"):
-        parse_hyperparameters(fm.HYPERPARAMETERS, {"feature_dim": "4", "num_factors": "2", "predictor_type": "multiclass"})
+        parse_hyperparameters(
+            fm.HYPERPARAMETERS, {"feature_dim": "4", "num_factors": "2", "predictor_type": "multiclass"}
+        )
 
 
 def test_channels_and_metric_definitions():
     assert fm.CHANNELS["train"].required and not fm.CHANNELS["test"].required
     assert fm.CHANNELS["train"].content_types == (RECORDIO,)
     names = {definition["Name"] for definition in fm.METRIC_DEFINITIONS}
-    assert names == {"test:rmse", "test:binary_classification_accuracy", "test:binary_classification_cross_entropy",
-                     "test:binary_f_beta", "train:progress", "train:throughput"}
+    assert names == {
+        "test:rmse",
+        "test:binary_classification_accuracy",
+        "test:binary_classification_cross_entropy",
+        "test:binary_f_beta",
+        "train:progress",
+        "train:throughput",
+    }
 
 
 # --------------------------------------------------------------------------------------------- quality and logs
@@ -164,11 +182,17 @@ def test_regressor_log_lines_carry_the_metrics(data, capsys, tmp_path):
     assert re.search(r"^\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d INFO \d+\] Final configuration: ", out, re.M)
     batches = -(-train_x.shape[0] // GOOD["mini_batch_size"])
     assert len(re.findall(r"epoch=\d+, batch=\d+ train rmse <loss>=", out)) == 3 * len(range(0, batches, 10))
-    assert re.findall(r"#progress_metric: host=algo-1, completed (\S+) % of epochs", out) == ["33.333333333333336", "66.66666666666667", "100.0"]
+    assert re.findall(r"#progress_metric: host=algo-1, completed (\S+) % of epochs", out) == [
+        "33.333333333333336",
+        "66.66666666666667",
+        "100.0",
+    ]
     assert len(re.findall(r"#throughput_metric: host=algo-1, train throughput=\S+ records/second", out)) == 3
     assert re.search(r"#quality_metric: host=algo-1, train mse <loss>=", out)
     rmse = np.sqrt(np.mean((scores(fm.load(layout.model_dir), recordio(test_x), RECORDIO) - test_y) ** 2))
-    assert float(re.search(r"#test_score \(algo-1\) : \('rmse', (\S+)\)", out).group(1)) == pytest.approx(rmse, rel=1e-4)
+    assert float(re.search(r"#test_score \(algo-1\) : \('rmse', (\S+)\)", out).group(1)) == pytest.approx(
+        rmse, rel=1e-4
+    )
     found = {d["Name"]: re.findall(d["Regex"], out) for d in fm.METRIC_DEFINITIONS}
     assert float(found["test:rmse"][-1]) == pytest.approx(rmse, rel=1e-4)
     assert found["test:binary_classification_accuracy"] == [] and found["train:progress"][-1] == "100.0"
@@ -192,7 +216,10 @@ def test_classifier_beats_the_majority_class_and_logs_its_metrics(data, capsys, 
     response = json.loads(fm.load(layout.model_dir)(json_dense(test_x), "application/json", "application/json")[0])
     predictions = response["predictions"]
     assert set(predictions[0]) == {"score", "predicted_label"}
-    assert all(isinstance(p["predicted_label"], float) and p["predicted_label"] == float(p["score"] >= 0.5) for p in predictions)
+    assert all(
+        isinstance(p["predicted_label"], float) and p["predicted_label"] == float(p["score"] >= 0.5)
+        for p in predictions
+    )
     assert np.mean([p["predicted_label"] for p in predictions] == test_label) == pytest.approx(accuracy, abs=1e-9)
 
 
@@ -239,10 +266,17 @@ def fit(data, **overrides):
 
 def test_zero_learning_rates_leave_the_initial_values(data):
     model = fit(
-        data, epochs=1, bias_lr=0, linear_lr=0, factors_lr=0,
-        bias_init_method="constant", bias_init_value=0.5,
-        linear_init_method="uniform", linear_init_scale=0.2,
-        factors_init_method="normal", factors_init_sigma=0.05,
+        data,
+        epochs=1,
+        bias_lr=0,
+        linear_lr=0,
+        factors_lr=0,
+        bias_init_method="constant",
+        bias_init_value=0.5,
+        linear_init_method="uniform",
+        linear_init_scale=0.2,
+        factors_init_method="normal",
+        factors_init_sigma=0.05,
     )
     assert model.w0.tolist() == [0.5]
     assert np.abs(model.w).max() <= 0.2 and np.abs(model.w).max() > 0.15
@@ -273,8 +307,17 @@ def test_use_bias_and_use_linear_switch_terms_off(data):
 
 def test_update_rule_knobs_change_the_steps(data):
     """sgd makes steps proportional to the (rescaled, clipped) gradient; Adam's eps damps them."""
-    base = dict(epochs=1, mini_batch_size=len(data[1]), bias_lr=0, factors_lr=0, linear_lr=1.0,
-                linear_init_method="constant", linear_init_value=0, linear_wd=0, _optimizer="sgd")
+    base = dict(
+        epochs=1,
+        mini_batch_size=len(data[1]),
+        bias_lr=0,
+        factors_lr=0,
+        linear_lr=1.0,
+        linear_init_method="constant",
+        linear_init_value=0,
+        linear_wd=0,
+        _optimizer="sgd",
+    )
     step = np.abs(fit(data, **base).w).max()
     assert np.abs(fit(data, **base, rescale_grad=1e-6).w).max() == pytest.approx(step * 1e-6 * len(data[1]), rel=1e-3)
     assert np.abs(fit(data, **base, clip_gradient=1e-4).w).max() == pytest.approx(1e-4, rel=1e-3)
@@ -287,8 +330,11 @@ def test_update_rule_knobs_change_the_steps(data):
 def test_init_method_needs_its_amount(data, tmp_path):
     train_x, train_y = data[0], data[1]
     with pytest.raises(ClientError, match="'factors_init_scale' is required when 'factors_init_method' is 'uniform'"):
-        train_job(tmp_path, hyperparameters(train_x, factors_init_method="uniform"),
-                  {"train": (recordio(train_x, train_y), RECORDIO)})
+        train_job(
+            tmp_path,
+            hyperparameters(train_x, factors_init_method="uniform"),
+            {"train": (recordio(train_x, train_y), RECORDIO)},
+        )
 
 
 def test_divergence_fails_the_job_with_advice(data):
@@ -301,7 +347,11 @@ def test_divergence_fails_the_job_with_advice(data):
 
 def sparse_json(features):
     rows = [
-        {"data": {"features": {"keys": row.indices.tolist(), "shape": [features.shape[1]], "values": row.data.tolist()}}}
+        {
+            "data": {
+                "features": {"keys": row.indices.tolist(), "shape": [features.shape[1]], "values": row.data.tolist()}
+            }
+        }
         for row in features
     ]
     return json.dumps({"instances": rows}).encode()
@@ -350,12 +400,22 @@ def test_every_response_format(regressor, data):
         (b"{not json", "application/json", "Unable to evaluate payload provided: the body is not valid JSON"),
         (b'{"rows": []}', "application/json", 'an object with an "instances" list'),
         (b'{"instances": []}', "application/json", "the request holds no instances"),
-        (b'{"instances": [{"features": [1, 0]}]}', "application/json", "instance 0 has 2 features but the model's feature_dim is 270"),
+        (
+            b'{"instances": [{"features": [1, 0]}]}',
+            "application/json",
+            "instance 0 has 2 features but the model's feature_dim is 270",
+        ),
         (b'{"instances": [{"features": ["a"]}]}', "application/json", "instance 0 values must be a list of numbers"),
-        (b'{"instances": [{"data": {"features": {"keys": [999], "shape": [270], "values": [1]}}}]}',
-         "application/json", "key 999, outside the model's feature_dim 270"),
-        (b'{"instances": [{"data": {"features": {"keys": [1, 2], "values": [1]}}}]}',
-         "application/json", "2 keys but 1 values"),
+        (
+            b'{"instances": [{"data": {"features": {"keys": [999], "shape": [270], "values": [1]}}}]}',
+            "application/json",
+            "key 999, outside the model's feature_dim 270",
+        ),
+        (
+            b'{"instances": [{"data": {"features": {"keys": [1, 2], "values": [1]}}}]}',
+            "application/json",
+            "2 keys but 1 values",
+        ),
         (b'{"instances": [{"data": {}}]}', "application/json", 'needs "features"'),
         (b"\n\n", "application/jsonlines", "the request holds no instances"),
         (b"junkjunk", RECORDIO, "bad RecordIO magic"),
@@ -378,7 +438,9 @@ def test_recordio_of_the_wrong_width_answers_400(regressor):
 
 def test_unsupported_content_type_and_accept(regressor):
     _, predictor = regressor
-    with pytest.raises(PayloadError, match="Content type 'text/csv' is not supported: use one of application/json") as raised:
+    with pytest.raises(
+        PayloadError, match="Content type 'text/csv' is not supported: use one of application/json"
+    ) as raised:
         predictor(b"1,0", "text/csv", "application/json")
     assert raised.value.status == 415
     with pytest.raises(PayloadError, match="Accept type 'text/csv' is not supported") as raised:
@@ -392,15 +454,27 @@ def test_unsupported_content_type_and_accept(regressor):
 @pytest.mark.parametrize(
     "channel_body, content_type, predictor_type, message",
     [
-        ("csv", "text/csv", "regressor", "Channel 'train' has content type 'text/csv': factorization-machines reads only"),
-        ("float64", RECORDIO, "regressor", "Channel 'train', file 'part-0.pbr': record 0: features['values'] is Float64Tensor"),
+        (
+            "csv",
+            "text/csv",
+            "regressor",
+            "Channel 'train' has content type 'text/csv': factorization-machines reads only",
+        ),
+        (
+            "float64",
+            RECORDIO,
+            "regressor",
+            "Channel 'train', file 'part-0.pbr': record 0: features['values'] is Float64Tensor",
+        ),
         ("narrow", RECORDIO, "regressor", "feature_dim=270 but record 0 has 3 features"),
         ("unlabelled", RECORDIO, "regressor", "records have no label; FM trains on labelled records"),
         ("ratings", RECORDIO, "binary_classifier", "binary_classifier labels must be 0 or 1, found [2.0]"),
         ("empty", RECORDIO, "regressor", "Channel 'train' holds no records"),
     ],
 )
-def test_bad_training_data_fails_before_training(data, tmp_path, capsys, channel_body, content_type, predictor_type, message):
+def test_bad_training_data_fails_before_training(
+    data, tmp_path, capsys, channel_body, content_type, predictor_type, message
+):
     train_x, train_y = data[0], data[1]
     bodies = {
         "csv": b"1,0,1\n",

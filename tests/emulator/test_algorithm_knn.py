@@ -1,4 +1,5 @@
 """The knn plug-in on small planted data: sampling, exact top-k, reduction, logs, artifact, serving, errors."""
+
 import io
 import json
 import re
@@ -34,7 +35,10 @@ def train_job(root, hyperparameters, channels):
     layout = create_layout(
         root,
         {name: str(value) for name, value in hyperparameters.items()},
-        {name: {"ContentType": content_type, "TrainingInputMode": "File"} for name, (_, content_type) in channels.items()},
+        {
+            name: {"ContentType": content_type, "TrainingInputMode": "File"}
+            for name, (_, content_type) in channels.items()
+        },
     )
     for name, (body, _) in channels.items():
         (layout.channel_dir(name) / "part-0").write_bytes(body)
@@ -43,7 +47,13 @@ def train_job(root, hyperparameters, channels):
 
 
 def hyperparameters(features, **overrides):
-    return {"feature_dim": features.shape[1], "k": 10, "predictor_type": "classifier", "sample_size": 100_000, **overrides}
+    return {
+        "feature_dim": features.shape[1],
+        "k": 10,
+        "predictor_type": "classifier",
+        "sample_size": 100_000,
+        **overrides,
+    }
 
 
 def verbose(predictor, queries, accept=JSON_VERBOSE):
@@ -58,7 +68,9 @@ def brute_force(index, queries, metric, k):
         queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
     products = queries.astype(np.float64) @ index.T.astype(np.float64)
     if metric == "L2":
-        value = (queries.astype(np.float64) ** 2).sum(1)[:, None] - 2 * products + (index.astype(np.float64) ** 2).sum(1)
+        value = (
+            (queries.astype(np.float64) ** 2).sum(1)[:, None] - 2 * products + (index.astype(np.float64) ** 2).sum(1)
+        )
         order = np.argsort(value, axis=1, kind="stable")[:, :k]
     else:
         value = products
@@ -72,12 +84,19 @@ def brute_force(index, queries, metric, k):
 def test_hyperparameters_follow_the_documented_table():
     specs = knn.HYPERPARAMETERS
     assert {n for n, s in specs.items() if s.required} == {"feature_dim", "k", "predictor_type", "sample_size"}
-    values = parse_hyperparameters(specs, {"feature_dim": "4", "k": "3", "predictor_type": "regressor", "sample_size": "9"})
+    values = parse_hyperparameters(
+        specs, {"feature_dim": "4", "k": "3", "predictor_type": "regressor", "sample_size": "9"}
+    )
     assert (values["index_type"], values["index_metric"], values["mini_batch_size"]) == ("faiss.Flat", "L2", 5000)
     assert values["faiss_index_ivf_nlists"] == "auto" and values["dimension_reduction_type"] is None
     with pytest.raises(ClientError, match="Invalid value '5' for hyperparameter 'faiss_index_pq_m'"):
-        parse_hyperparameters(specs, {**{"feature_dim": "4", "k": "3", "predictor_type": "regressor", "sample_size": "9"},
-                                      "faiss_index_pq_m": "5"})
+        parse_hyperparameters(
+            specs,
+            {
+                **{"feature_dim": "4", "k": "3", "predictor_type": "regressor", "sample_size": "9"},
+                "faiss_index_pq_m": "5",
+            },
+        )
     names = {d["Name"] for d in knn.METRIC_DEFINITIONS}
     assert {"test:accuracy", "test:mse", "train:progress", "train:throughput"} == names
 
@@ -90,8 +109,9 @@ def test_top_k_equals_brute_force(tmp_path, metric):
     points, _ = clusters()
     item_ids = np.arange(1, len(points) + 1, dtype=np.float32)  # the FM→k-NN recipe labels items by id
     queries = clusters(seed=1, n=30)[0]
-    _, predictor = train_job(tmp_path, hyperparameters(points, k=12, index_metric=metric),
-                             {"train": (recordio(points, item_ids), RECORDIO)})
+    _, predictor = train_job(
+        tmp_path, hyperparameters(points, k=12, index_metric=metric), {"train": (recordio(points, item_ids), RECORDIO)}
+    )
     predictions = verbose(predictor, queries)
     order, value = brute_force(points, queries, metric, 12)
     assert [p["labels"] for p in predictions] == (order + 1).astype(float).tolist()
@@ -103,8 +123,11 @@ def test_top_k_equals_brute_force(tmp_path, metric):
 
 def test_recordio_batch_gives_one_json_line_per_record_in_order(tmp_path):
     points, _ = clusters()
-    _, predictor = train_job(tmp_path, hyperparameters(points, k=5, index_metric="INNER_PRODUCT"),
-                             {"train": (recordio(points, np.arange(1, 241, dtype=np.float32)), RECORDIO)})
+    _, predictor = train_job(
+        tmp_path,
+        hyperparameters(points, k=5, index_metric="INNER_PRODUCT"),
+        {"train": (recordio(points, np.arange(1, 241, dtype=np.float32)), RECORDIO)},
+    )
     users = clusters(seed=2, n=37)[0]
     body, content_type = predictor(recordio(users), RECORDIO, "application/jsonlines; verbose=true")
     assert content_type == "application/jsonlines"
@@ -117,20 +140,29 @@ def test_classifier_votes_with_nearest_first_tie_break_and_regressor_averages(tm
     points = np.array([[0.0], [1.0], [2.0], [3.0]], np.float32)
     labels = np.array([5.0, 7.0, 7.0, 5.0], np.float32)
     queries = np.array([[0.0], [3.1], [1.9]], np.float32)
-    _, classifier = train_job(tmp_path / "c", hyperparameters(points, k=4), {"train": (recordio(points, labels), RECORDIO)})
+    _, classifier = train_job(
+        tmp_path / "c", hyperparameters(points, k=4), {"train": (recordio(points, labels), RECORDIO)}
+    )
     assert [p["predicted_label"] for p in verbose(classifier, queries, "application/json")] == [5.0, 5.0, 7.0]
     _, three = train_job(tmp_path / "t", hyperparameters(points, k=3), {"train": (recordio(points, labels), RECORDIO)})
     assert [p["predicted_label"] for p in verbose(three, queries, "application/json")] == [7.0, 7.0, 7.0]
-    _, regressor = train_job(tmp_path / "r", hyperparameters(points, k=3, predictor_type="regressor"),
-                             {"train": (recordio(points, labels), RECORDIO)})
-    assert [p["predicted_label"] for p in verbose(regressor, queries, "application/json")] == pytest.approx([19 / 3] * 3)
+    _, regressor = train_job(
+        tmp_path / "r",
+        hyperparameters(points, k=3, predictor_type="regressor"),
+        {"train": (recordio(points, labels), RECORDIO)},
+    )
+    assert [p["predicted_label"] for p in verbose(regressor, queries, "application/json")] == pytest.approx(
+        [19 / 3] * 3
+    )
 
 
 def test_sample_size_keeps_a_seeded_uniform_subset(tmp_path, capsys):
     points, _ = clusters(n=300)
     ids = np.arange(300, dtype=np.float32)
     channels = {"train": (recordio(points, ids), RECORDIO)}
-    first, predictor = train_job(tmp_path / "a", hyperparameters(points, k=400, sample_size=50, mini_batch_size=32), channels)
+    first, predictor = train_job(
+        tmp_path / "a", hyperparameters(points, k=400, sample_size=50, mini_batch_size=32), channels
+    )
     out = capsys.readouterr().out
     assert "Got reservoir sample from algo-1: data=(50, 6), labels=(50,), NaNs=0" in out
     assert "k=400 exceeds the 50 indexed points" in out
@@ -154,8 +186,13 @@ def test_dimension_reduction_keeps_distances_and_is_applied_to_queries(tmp_path,
         {"train": (recordio(points, np.arange(200, dtype=np.float32)), RECORDIO)},
     )
     metadata = json.loads((layout.model_dir / "model_algo-1.json").read_text())
-    assert metadata == {"k": 3, "predictor_type": "classifier", "normalize": False, "version": "1.0",
-                        "dimension_reduction": {"type": reduction, "seed": 0, "target_dim": 24, "input_dim": 50}}
+    assert metadata == {
+        "k": 3,
+        "predictor_type": "classifier",
+        "normalize": False,
+        "version": "1.0",
+        "dimension_reduction": {"type": reduction, "seed": 0, "target_dim": 24, "input_dim": 50},
+    }
     stored = np.load(layout.model_dir / "model_algo-1")["vectors"]
     assert stored.shape == (200, 24)
     original = ((points[:100] - points[100:]) ** 2).sum(1)
@@ -171,8 +208,11 @@ def test_index_types_other_than_flat_are_exact_and_say_so(tmp_path, capsys):
     queries = clusters(seed=4, n=20)[0]
     channels = {"train": (recordio(points, labels), RECORDIO)}
     _, flat = train_job(tmp_path / "flat", hyperparameters(points), channels)
-    _, pq = train_job(tmp_path / "pq", hyperparameters(points, index_type="faiss.IVFPQ", faiss_index_pq_m=2,
-                                                       faiss_index_ivf_nlists=8), channels)
+    _, pq = train_job(
+        tmp_path / "pq",
+        hyperparameters(points, index_type="faiss.IVFPQ", faiss_index_pq_m=2, faiss_index_ivf_nlists=8),
+        channels,
+    )
     assert "faiss.IVFPQ is answered by exact search in the emulator" in capsys.readouterr().out
     assert verbose(pq, queries) == verbose(flat, queries)
 
@@ -193,15 +233,21 @@ def test_metadata_k_and_predictor_type_drive_inference(tmp_path):
 def test_test_channel_is_scored_into_the_log(tmp_path, capsys):
     points, labels = clusters()
     test_points, test_labels = clusters(seed=0, n=240)[0][:60] + 0.1, clusters(seed=0, n=240)[1][:60]
-    train_job(tmp_path / "c", hyperparameters(points),
-              {"train": (recordio(points, labels), RECORDIO), "test": (recordio(test_points, test_labels), RECORDIO)})
+    train_job(
+        tmp_path / "c",
+        hyperparameters(points),
+        {"train": (recordio(points, labels), RECORDIO), "test": (recordio(test_points, test_labels), RECORDIO)},
+    )
     out = capsys.readouterr().out
     accuracy = re.search(knn.METRIC_DEFINITIONS[0]["Regex"], out)
     assert float(accuracy.group(1)) > 0.95 and "#test_score (algo-1) : ('accuracy', " in out
     assert re.search(r"#progress_metric: host=algo-1, completed 100.0 % of epochs", out)
     assert re.search(r"#throughput_metric: host=algo-1, train throughput=\S+ records/second", out)
-    train_job(tmp_path / "r", hyperparameters(points, predictor_type="regressor", k=1),
-              {"train": (recordio(points, labels), RECORDIO), "test": (recordio(points, labels + 0.5), RECORDIO)})
+    train_job(
+        tmp_path / "r",
+        hyperparameters(points, predictor_type="regressor", k=1),
+        {"train": (recordio(points, labels), RECORDIO), "test": (recordio(points, labels + 0.5), RECORDIO)},
+    )
     out = capsys.readouterr().out
     assert float(re.search(knn.METRIC_DEFINITIONS[1]["Regex"], out).group(1)) == pytest.approx(0.25)
     assert "#test_score (algo-1) : ('mse', 0.25)" in out
@@ -218,9 +264,14 @@ def csv_text(features, labels=None):
 def test_csv_training_matches_recordio(tmp_path):
     points, labels = clusters()
     queries = clusters(seed=5, n=10)[0]
-    _, from_records = train_job(tmp_path / "r", hyperparameters(points), {"train": (recordio(points, labels), RECORDIO)})
-    _, from_csv = train_job(tmp_path / "c", hyperparameters(points, mini_batch_size=64),
-                            {"train": (csv_text(points, labels), "text/csv; label_size=1")})
+    _, from_records = train_job(
+        tmp_path / "r", hyperparameters(points), {"train": (recordio(points, labels), RECORDIO)}
+    )
+    _, from_csv = train_job(
+        tmp_path / "c",
+        hyperparameters(points, mini_batch_size=64),
+        {"train": (csv_text(points, labels), "text/csv; label_size=1")},
+    )
     assert verbose(from_csv, queries) == verbose(from_records, queries)
 
 
@@ -258,11 +309,22 @@ def test_every_request_and_response_format(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"dimension_reduction_type": "sign"}, '"dimension_reduction_target" is required when "dimension_reduction_type" is set'),
-        ({"dimension_reduction_target": 3}, '"dimension_reduction_target" is used only with "dimension_reduction_type"'),
-        ({"dimension_reduction_type": "fjlt", "dimension_reduction_target": 6},
-         '"dimension_reduction_target" (6) must be smaller than "feature_dim" (6)'),
-        ({"index_type": "faiss.IVFPQ", "index_metric": "COSINE"}, "faiss.IVFPQ supports only index_metric L2, got COSINE"),
+        (
+            {"dimension_reduction_type": "sign"},
+            '"dimension_reduction_target" is required when "dimension_reduction_type" is set',
+        ),
+        (
+            {"dimension_reduction_target": 3},
+            '"dimension_reduction_target" is used only with "dimension_reduction_type"',
+        ),
+        (
+            {"dimension_reduction_type": "fjlt", "dimension_reduction_target": 6},
+            '"dimension_reduction_target" (6) must be smaller than "feature_dim" (6)',
+        ),
+        (
+            {"index_type": "faiss.IVFPQ", "index_metric": "COSINE"},
+            "faiss.IVFPQ supports only index_metric L2, got COSINE",
+        ),
     ],
 )
 def test_inconsistent_hyperparameters_fail_the_job(tmp_path, overrides, message):

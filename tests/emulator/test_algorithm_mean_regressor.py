@@ -1,4 +1,5 @@
 """The test algorithm on its own: training on an /opt/ml tree, serving, and its error paths."""
+
 from __future__ import annotations
 
 import json
@@ -43,9 +44,13 @@ def test_unreadable_csv_is_a_client_error(layout):
 
 
 def test_channels_are_checked_against_the_declaration():
-    with pytest.raises(ClientError, match=r"channel\(s\) 'validation' are not supported; supported channels: test, train"):
+    with pytest.raises(
+        ClientError, match=r"channel\(s\) 'validation' are not supported; supported channels: test, train"
+    ):
         check_channels(mean_regressor.CHANNELS, {"train": {}, "validation": {}})
-    with pytest.raises(ClientError, match="Channel 'train' has content type 'application/json'; this algorithm reads text/csv"):
+    with pytest.raises(
+        ClientError, match="Channel 'train' has content type 'application/json'; this algorithm reads text/csv"
+    ):
         check_channels(mean_regressor.CHANNELS, {"train": {"ContentType": "application/json"}})
     check_channels(mean_regressor.CHANNELS, {"train": {"ContentType": "text/csv; label_size=1"}})
 
@@ -58,11 +63,13 @@ def predict(layout):
 
 def test_predictions_in_each_format(predict):
     assert predict(b"1,2\n3,4\n", "text/csv", "application/json") == (
-        b'{"predictions": [{"score": 3.0}, {"score": 3.0}]}', "application/json"
+        b'{"predictions": [{"score": 3.0}, {"score": 3.0}]}',
+        "application/json",
     )
     assert predict(b'{"instances": [{"features": [1]}]}', "application/json", "text/csv") == (b"3.0\n", "text/csv")
     assert predict(b'{"a": 1}\n{"a": 2}\n', "application/jsonlines", "application/jsonlines") == (
-        b'{"score": 3.0}\n{"score": 3.0}\n', "application/jsonlines"
+        b'{"score": 3.0}\n{"score": 3.0}\n',
+        "application/jsonlines",
     )
 
 

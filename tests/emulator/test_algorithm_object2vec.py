@@ -1,4 +1,5 @@
 """The object2vec plug-in on small planted data: hyperparameters, training, serving, and its error paths."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,21 @@ from sagemaker_emulator.jobs.layout import create_layout
 
 JSON, JSONL = "application/json", "application/jsonlines"
 SMALL = {
-    "enc0_max_seq_len": "4", "enc0_vocab_size": "12", "enc1_network": "pooled_embedding",
-    "enc1_max_seq_len": "1", "enc1_vocab_size": "6", "enc0_network": "pooled_embedding", "enc_dim": "16",
-    "enc0_token_embedding_dim": "8", "enc1_token_embedding_dim": "8", "mlp_dim": "16", "mlp_layers": "1",
-    "mlp_activation": "tanh", "epochs": "6", "mini_batch_size": "32", "learning_rate": "0.02",
+    "enc0_max_seq_len": "4",
+    "enc0_vocab_size": "12",
+    "enc1_network": "pooled_embedding",
+    "enc1_max_seq_len": "1",
+    "enc1_vocab_size": "6",
+    "enc0_network": "pooled_embedding",
+    "enc_dim": "16",
+    "enc0_token_embedding_dim": "8",
+    "enc1_token_embedding_dim": "8",
+    "mlp_dim": "16",
+    "mlp_layers": "1",
+    "mlp_activation": "tanh",
+    "epochs": "6",
+    "mini_batch_size": "32",
+    "learning_rate": "0.02",
 }
 
 
@@ -71,7 +83,8 @@ def metrics(text: str) -> dict[str, list[float]]:
     """Every metric the emulator would extract from a log with the plug-in's METRIC_DEFINITIONS."""
     return {
         d["Name"]: [float(v) for v in re.findall(d["Regex"], text)]
-        for d in object2vec.METRIC_DEFINITIONS if re.search(d["Regex"], text)
+        for d in object2vec.METRIC_DEFINITIONS
+        if re.search(d["Regex"], text)
     }
 
 
@@ -121,16 +134,25 @@ def test_pooled_embedding_forces_token_dim_to_enc_dim_with_the_aws_log_line(caps
         {"enc0_max_seq_len": "1", "enc0_vocab_size": "9", "enc0_network": "pooled_embedding", "enc_dim": "100"}
     )
     assert hp["enc0_token_embedding_dim"] == hp["enc1_token_embedding_dim"] == 100
-    assert ("Inconsistent enc_dim and token_embedding_dim found for token-embedding-encoder: 100 vs 300. "
-            "Setting token embedding dim to be 100") in capsys.readouterr().out
+    assert (
+        "Inconsistent enc_dim and token_embedding_dim found for token-embedding-encoder: 100 vs 300. "
+        "Setting token embedding dim to be 100"
+    ) in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("spelling", ["true", "True", "TRUE"])
 def test_booleans_and_undocumented_knobs_are_accepted(spelling):
-    hp = object2vec.resolve_hyperparameters({
-        "enc0_max_seq_len": "1", "enc0_vocab_size": "9", "tied_token_embedding_weight": spelling,
-        "_kvstore": "device", "_num_gpus": "auto", "_num_kv_servers": "auto", "enc0_layers": "auto",
-    })
+    hp = object2vec.resolve_hyperparameters(
+        {
+            "enc0_max_seq_len": "1",
+            "enc0_vocab_size": "9",
+            "tied_token_embedding_weight": spelling,
+            "_kvstore": "device",
+            "_num_gpus": "auto",
+            "_num_kv_servers": "auto",
+            "enc0_layers": "auto",
+        }
+    )
     assert hp["tied_token_embedding_weight"] is True
 
 
@@ -141,8 +163,15 @@ def test_booleans_and_undocumented_knobs_are_accepted(spelling):
         ({"mlp_layers": "11"}, "Invalid value '11' for hyperparameter 'mlp_layers'"),
         ({"enc0_layers": "5"}, "expected an integer in \\[1, 4\\] or 'auto'"),
         ({"token_embedding_storage_type": "row_sparse", "optimizer": "rmsprop"}, "row_sparse supports optimizer"),
-        ({"tied_token_embedding_weight": "true", "enc1_network": "hcnn", "enc1_max_seq_len": "1",
-          "enc1_vocab_size": "8"}, "tied_token_embedding_weight=true needs one embedding table"),
+        (
+            {
+                "tied_token_embedding_weight": "true",
+                "enc1_network": "hcnn",
+                "enc1_max_seq_len": "1",
+                "enc1_vocab_size": "8",
+            },
+            "tied_token_embedding_weight=true needs one embedding table",
+        ),
     ],
 )
 def test_bad_hyperparameters_are_client_errors(extra, message):
@@ -162,14 +191,26 @@ def test_comparator_list_allows_spaces():
 
 @pytest.mark.parametrize("network", ["pooled_embedding", "hcnn", "bilstm"])
 def test_each_encoder_trains_and_serves(tmp_path, capsys, network):
-    hp = {**SMALL, "enc0_network": network, "enc0_layers": "2", "epochs": "8", "learning_rate": "0.01",
-          "bucket_width": "2"}
+    hp = {
+        **SMALL,
+        "enc0_network": network,
+        "enc0_layers": "2",
+        "epochs": "8",
+        "learning_rate": "0.01",
+        "bucket_width": "2",
+    }
     data = {"train": presence_pairs(600, 0), "validation": presence_pairs(200, 1), "test": presence_pairs(200, 2)}
     _, predictor = train(tmp_path, hp, data)
     found = metrics(capsys.readouterr().out)
     assert max(found["validation:accuracy"]) > 0.8
-    assert {"train:accuracy", "train:cross_entropy", "test:accuracy", "test:cross_entropy", "train:progress",
-            "train:throughput"} <= set(found)
+    assert {
+        "train:accuracy",
+        "train:cross_entropy",
+        "test:accuracy",
+        "test:cross_entropy",
+        "train:progress",
+        "train:throughput",
+    } <= set(found)
     scored, embedded = ask(predictor, [{"in0": [3, 7], "in1": [1]}, {"in0": [1, 2, 3, 4, 5, 6]}])
     assert len(scored["scores"]) == 2 and abs(sum(scored["scores"]) - 1) < 1e-5
     assert len(embedded["embeddings"]) == 16
@@ -182,8 +223,17 @@ def test_each_encoder_trains_and_serves(tmp_path, capsys, network):
         ({"comparator_list": "abs_diff, concat", "mlp_activation": "relu", "mlp_layers": "2", "dropout": "0.1"}, 2),
         ({"mlp_activation": "linear", "num_classes": "3", "optimizer": "rmsprop"}, 3),
         ({"output_layer": "mean_squared_error", "optimizer": "sgd", "learning_rate": "0.05"}, 1),
-        ({"tied_token_embedding_weight": "true", "enc1_network": "enc0", "enc0_vocab_size": "12",
-          "token_embedding_storage_type": "row_sparse", "optimizer": "adagrad", "weight_decay": "0.001"}, 2),
+        (
+            {
+                "tied_token_embedding_weight": "true",
+                "enc1_network": "enc0",
+                "enc0_vocab_size": "12",
+                "token_embedding_storage_type": "row_sparse",
+                "optimizer": "adagrad",
+                "weight_decay": "0.001",
+            },
+            2,
+        ),
     ],
 )
 def test_comparator_mlp_and_output_variants(tmp_path, capsys, extra, width):
@@ -262,8 +312,14 @@ def test_pretrained_embeddings_are_loaded_and_frozen(tmp_path):
     vectors = {f"w{i}": np.full(8, i / 10) for i in range(12)}
     glove = "".join(f"{token} {' '.join(f'{v:g}' for v in vec)}\n" for token, vec in vectors.items())
     vocab = json.dumps({f"w{i}": 11 - i for i in range(12)})
-    hp = {**SMALL, "enc0_network": "hcnn", "enc0_layers": "1", "epochs": "2",
-          "enc0_pretrained_embedding_file": "glove.txt", "enc0_vocab_file": "vocab.json"}
+    hp = {
+        **SMALL,
+        "enc0_network": "hcnn",
+        "enc0_layers": "1",
+        "epochs": "2",
+        "enc0_pretrained_embedding_file": "glove.txt",
+        "enc0_vocab_file": "vocab.json",
+    }
     auxiliary = {"glove.txt": glove, "vocab.json": vocab}
     layout, _ = train(tmp_path, hp, {"train": parity_pairs(200, 0)}, auxiliary=auxiliary)
     network, _ = load_model(layout.model_dir)
@@ -271,11 +327,14 @@ def test_pretrained_embeddings_are_loaded_and_frozen(tmp_path):
     np.testing.assert_allclose(table[:, 0], [(11 - i) / 10 for i in range(12)], rtol=1e-6)
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("..", "Hyperparameter enc0_pretrained_embedding_file"),
-    ("../../../../etc/passwd", "expected a file name made of"),
-    ("/etc/passwd", "expected a file name made of"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("..", "Hyperparameter enc0_pretrained_embedding_file"),
+        ("../../../../etc/passwd", "expected a file name made of"),
+        ("/etc/passwd", "expected a file name made of"),
+    ],
+)
 def test_an_embedding_file_outside_the_auxiliary_channel_is_refused(tmp_path, name, reason):
     hp = {**SMALL, "enc0_network": "hcnn", "enc0_layers": "1", "enc0_pretrained_embedding_file": name}
     with pytest.raises(ClientError, match=reason):
@@ -320,8 +379,13 @@ def test_infer_max_seqlens_truncates(predictor):
         (b'{"in0": [1]}\n{"in0": [1]\n', JSONL, JSON, 400, "unable to evaluate payload provided: line 2: not valid"),
         (b'{"instances": [{"in0": [1]}, {"label": 1}]}', JSON, JSON, 400, "instance 1 has neither 'in0' nor 'in1'"),
         (b'{"instances": [{"in0": "1 2"}]}', JSON, JSON, 400, "instance 0: 'in0' must be a non-empty list"),
-        (b'{"instances": [{"in0": [1], "in1": [6]}]}', JSON, JSON, 400,
-         'Inconsistent vocab for in1 found. Vocab id "6" is not less than vocab_size=6'),
+        (
+            b'{"instances": [{"in0": [1], "in1": [6]}]}',
+            JSON,
+            JSON,
+            400,
+            'Inconsistent vocab for in1 found. Vocab id "6" is not less than vocab_size=6',
+        ),
         (b'{"instances": []}', "text/csv", JSON, 415, "content-type text/csv not supported"),
         (b'{"instances": []}', JSON, "text/csv", 406, "accept text/csv not supported"),
         (b'{"instances": []}', f"{JSON}; infer_max_seqlens=0,9", JSON, 400, "infer_max_seqlens must be two integers"),
@@ -348,16 +412,25 @@ def test_vocab_violation_uses_the_container_wording(tmp_path):
 @pytest.mark.parametrize(
     ("rows", "extra", "message"),
     [
-        (['{"in0": [1], "in1": [2], "label": 1}', "", '{"in0": [1], "in1": [2], "label": 1'], {},
-         "train/train.jsonl, line 3: not valid JSON"),
-        (['{"in0": [1], "in1": [2], "label": 1}', '{"in0": [1], "in1": [2]}'], {},
-         "train/train.jsonl, line 2: the record has no 'label'"),
+        (
+            ['{"in0": [1], "in1": [2], "label": 1}', "", '{"in0": [1], "in1": [2], "label": 1'],
+            {},
+            "train/train.jsonl, line 3: not valid JSON",
+        ),
+        (
+            ['{"in0": [1], "in1": [2], "label": 1}', '{"in0": [1], "in1": [2]}'],
+            {},
+            "train/train.jsonl, line 2: the record has no 'label'",
+        ),
         (['{"in0": [1], "in1": [2], "label": 2}'], {}, "line 1: label 2 is not a class index in [0, 2)"),
-        (['{"in0": [1], "in1": [2], "label": "good"}'], {"output_layer": "mean_squared_error"},
-         'line 1: the record has a non-numeric label "good"'),
+        (
+            ['{"in0": [1], "in1": [2], "label": "good"}'],
+            {"output_layer": "mean_squared_error"},
+            'line 1: the record has a non-numeric label "good"',
+        ),
         (['{"in0": [], "in1": [2], "label": 1}'], {}, "line 1: 'in0' must be a non-empty list"),
         (['{"in0": [1.5], "in1": [2], "label": 1}'], {}, "line 1: 'in0' must be a non-empty list of integer"),
-        (['[1, 2]'], {}, "line 1: expected a JSON object"),
+        (["[1, 2]"], {}, "line 1: expected a JSON object"),
         ([], {}, "no records found in channel 'train'"),
     ],
 )

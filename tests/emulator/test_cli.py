@@ -1,4 +1,5 @@
 """``python -m sagemaker_emulator serve | start | status | stop``: one emulator per home, its key pair printed."""
+
 from __future__ import annotations
 
 import json
@@ -16,14 +17,18 @@ from sagemaker_emulator import home as homes
 
 
 def _cli(*args: str, **options) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sagemaker_emulator", *args], capture_output=True, text=True,
-                          timeout=120, **options)
+    return subprocess.run(
+        [sys.executable, "-m", "sagemaker_emulator", *args], capture_output=True, text=True, timeout=120, **options
+    )
 
 
 def _serve(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "sagemaker_emulator", "serve", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -54,8 +59,11 @@ def test_serve_prints_its_key_pair_and_answers_only_to_it(home):
         assert exports["AWS_DEFAULT_REGION"] == REGION
         assert "TelemetryOptOut: true" in open(exports["SAGEMAKER_USER_CONFIG_OVERRIDE"]).read()
         sagemaker = boto3.client(
-            "sagemaker", endpoint_url=exports["AWS_ENDPOINT_URL"], region_name=REGION,
-            aws_access_key_id=exports["AWS_ACCESS_KEY_ID"], aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
+            "sagemaker",
+            endpoint_url=exports["AWS_ENDPOINT_URL"],
+            region_name=REGION,
+            aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
         )
         assert sagemaker.list_endpoints()["Endpoints"] == []
         runtime_file = home / homes.RUNTIME_FILE
@@ -86,10 +94,13 @@ def test_start_status_stop(home):
     assert started.returncode == 0, started.stderr
     running = homes.find(home)
     assert running is not None and f"at {running.url} (pid {running.pid})" in started.stdout
-    assert _cli("start", "--home", str(home)).stdout.startswith(f"SageMaker emulator at {running.url} (pid {running.pid})")
+    assert _cli("start", "--home", str(home)).stdout.startswith(
+        f"SageMaker emulator at {running.url} (pid {running.pid})"
+    )
     status = _cli("status", "--home", str(home))
     assert (status.returncode, status.stdout.strip()) == (
-        0, f"SageMaker emulator running at {running.url} (pid {running.pid}), home {home}."
+        0,
+        f"SageMaker emulator running at {running.url} (pid {running.pid}), home {home}.",
     )
     second = _serve("--port", "0", "--home", str(home))
     assert second.wait(60) == 1
@@ -101,8 +112,11 @@ def test_start_status_stop(home):
 
 def test_a_stale_runtime_file_is_not_an_emulator(home):
     homes.prepare(home)
-    (home / homes.RUNTIME_FILE).write_text(json.dumps({"url": "http://127.0.0.1:1", "pid": 1, "access_key_id": "a",
-                                                        "secret_access_key": "b", "started": 0}))
+    (home / homes.RUNTIME_FILE).write_text(
+        json.dumps(
+            {"url": "http://127.0.0.1:1", "pid": 1, "access_key_id": "a", "secret_access_key": "b", "started": 0}
+        )
+    )
     assert homes.find(home) is None
 
 

@@ -4,6 +4,7 @@ and resource names that would land elsewhere fail the job or endpoint as AWS wor
 Hostile paths aim at ``outside``, a folder under pytest's ``tmp_path``: enough ``..`` climb from any emulator folder
 to ``/``, then the path descends into it.
 """
+
 from __future__ import annotations
 
 import io
@@ -200,12 +201,18 @@ def test_a_symlink_inside_the_folder_is_followed(outside, tmp_path):
 @pytest.mark.parametrize(
     "name, error",
     [
-        ("../x", f"1 validation error detected: Value '../x' at 'trainingJobName' failed to satisfy constraint: "
-                 f"Member must satisfy regular expression pattern: {NAME_PATTERN}"),
-        ("a" * 300, f"2 validation errors detected: Value '{'a' * 300}' at 'trainingJobName' failed to satisfy "
-                    f"constraint: Member must have length less than or equal to 63; Value '{'a' * 300}' at "
-                    f"'trainingJobName' failed to satisfy constraint: Member must satisfy regular expression "
-                    f"pattern: {NAME_PATTERN}"),
+        (
+            "../x",
+            f"1 validation error detected: Value '../x' at 'trainingJobName' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {NAME_PATTERN}",
+        ),
+        (
+            "a" * 300,
+            f"2 validation errors detected: Value '{'a' * 300}' at 'trainingJobName' failed to satisfy "
+            f"constraint: Member must have length less than or equal to 63; Value '{'a' * 300}' at "
+            f"'trainingJobName' failed to satisfy constraint: Member must satisfy regular expression "
+            f"pattern: {NAME_PATTERN}",
+        ),
     ],
     ids=["dotdot", "long"],
 )
@@ -260,8 +267,10 @@ def _link_chain(outside: Path) -> tuple[list[tuple], str, str]:
     levels = os.pathconf("/", "PC_PATH_MAX") // len(long_name) + 2
     members, short = [], ""
     for level in range(levels):
-        members += [_member(os.path.join(short, long_name), tarfile.DIRTYPE),
-                    _member(os.path.join(short, f"s{level}"), tarfile.SYMTYPE, long_name)]
+        members += [
+            _member(os.path.join(short, long_name), tarfile.DIRTYPE),
+            _member(os.path.join(short, f"s{level}"), tarfile.SYMTYPE, long_name),
+        ]
         short = os.path.join(short, f"s{level}")
     top = "../" * levels
     members.append(_member(f"{short}/up0", tarfile.SYMTYPE, top))
@@ -280,25 +289,30 @@ def _hostile_archives(outside: Path) -> dict[str, tuple[list[tuple], str, str]]:
     overwrite = _member("h", data=b"overwritten")  # through a hard link, this would write the linked file
     return {
         "absolute-name": (
-            [_member(f"{outside}/escaped.txt", data=b"x")], f"{outside}/escaped.txt",
+            [_member(f"{outside}/escaped.txt", data=b"x")],
+            f"{outside}/escaped.txt",
             f'the name "{outside}/escaped.txt"',
         ),
-        "dotdot-name": (
-            [_member(f"{up}/escaped.txt", data=b"x")], f"{up}/escaped.txt", f'the name "{up}/escaped.txt"'
-        ),
+        "dotdot-name": ([_member(f"{up}/escaped.txt", data=b"x")], f"{up}/escaped.txt", f'the name "{up}/escaped.txt"'),
         "symlink-absolute": (
             [_member("link", tarfile.SYMTYPE, str(outside)), _member("link/escaped.txt", data=b"x")],
-            "link", f'the link target "{outside}"',
+            "link",
+            f'the link target "{outside}"',
         ),
         "symlink-dotdot": (
             [_member("link", tarfile.SYMTYPE, up), _member("link/escaped.txt", data=b"x")],
-            "link", f'the link target "{up}"',
+            "link",
+            f'the link target "{up}"',
         ),
         "hardlink-absolute": (
-            [_member("h", tarfile.LNKTYPE, sentinel), overwrite], "h", f'the link target "{sentinel}"'
+            [_member("h", tarfile.LNKTYPE, sentinel), overwrite],
+            "h",
+            f'the link target "{sentinel}"',
         ),
         "hardlink-dotdot": (
-            [_member("h", tarfile.LNKTYPE, up_to_sentinel), overwrite], "h", f'the link target "{up_to_sentinel}"'
+            [_member("h", tarfile.LNKTYPE, up_to_sentinel), overwrite],
+            "h",
+            f'the link target "{up_to_sentinel}"',
         ),
         "link-chain-past-path-max": _link_chain(outside),
     }
@@ -306,8 +320,15 @@ def _hostile_archives(outside: Path) -> dict[str, tuple[list[tuple], str, str]]:
 
 @pytest.mark.parametrize(
     "case",
-    ["absolute-name", "dotdot-name", "symlink-absolute", "symlink-dotdot", "hardlink-absolute", "hardlink-dotdot",
-     "link-chain-past-path-max"],
+    [
+        "absolute-name",
+        "dotdot-name",
+        "symlink-absolute",
+        "symlink-dotdot",
+        "hardlink-absolute",
+        "hardlink-dotdot",
+        "link-chain-past-path-max",
+    ],
 )
 def test_a_hostile_model_archive_fails_the_endpoint(emulator, sm, s3, outside, case):
     members, member, fault = _hostile_archives(outside)[case]
@@ -323,17 +344,22 @@ def test_a_hostile_model_archive_fails_the_endpoint(emulator, sm, s3, outside, c
 
 
 def test_a_model_archive_in_tar_conventions_is_served(emulator, sm, s3, runtime, outside):
-    uri = _upload_archive(s3, "models/dotted.tar.gz", [
-        _member(".", tarfile.DIRTYPE),
-        _member("./code", tarfile.DIRTYPE),
-        _member("./code/alias.json", tarfile.SYMTYPE, "data/mean.json"),  # dangling, but pointing down
-        _member("./alias.json", tarfile.SYMTYPE, "mean.json"),
-        _member("./copy.json", tarfile.LNKTYPE, "./mean.json"),
-    ])
+    uri = _upload_archive(
+        s3,
+        "models/dotted.tar.gz",
+        [
+            _member(".", tarfile.DIRTYPE),
+            _member("./code", tarfile.DIRTYPE),
+            _member("./code/alias.json", tarfile.SYMTYPE, "data/mean.json"),  # dangling, but pointing down
+            _member("./alias.json", tarfile.SYMTYPE, "mean.json"),
+            _member("./copy.json", tarfile.LNKTYPE, "./mean.json"),
+        ],
+    )
     described = deploy(sm, "confine-dotted", uri)
     assert described["EndpointStatus"] == "InService", described.get("FailureReason")
-    reply = runtime.invoke_endpoint(EndpointName="confine-dotted", Body=b"1", ContentType="text/csv",
-                                    Accept="application/json")
+    reply = runtime.invoke_endpoint(
+        EndpointName="confine-dotted", Body=b"1", ContentType="text/csv", Accept="application/json"
+    )
     assert json.loads(reply["Body"].read()) == {"predictions": [{"score": 2.5}]}
     assert _untouched(outside)
     assert_healthy(emulator)
@@ -343,8 +369,11 @@ def test_a_transform_keeps_hostile_keys_in_s3(emulator, sm, s3, outside):
     """A transform writes no local file per key: a ``..`` key only names its output object, as on AWS."""
     relative = f"{CLIMB}{str(outside).lstrip('/')}/escaped.csv"
     put_csv(s3, f"batch/in/{relative}", "1\n")
-    sm.create_model(ModelName="confine-tm", ExecutionRoleArn=ROLE,
-                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": _upload_archive(s3, "models/t.tar.gz", [])})
+    sm.create_model(
+        ModelName="confine-tm",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": _upload_archive(s3, "models/t.tar.gz", [])},
+    )
     sm.create_transform_job(
         TransformJobName="confine-transform",
         ModelName="confine-tm",
@@ -356,8 +385,10 @@ def test_a_transform_keeps_hostile_keys_in_s3(emulator, sm, s3, outside):
         TransformOutput={"S3OutputPath": f"s3://{BUCKET}/batch/out", "Accept": "text/csv"},
         TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
     )
-    job = wait_for(lambda: sm.describe_transform_job(TransformJobName="confine-transform"),
-                   lambda j: j["TransformJobStatus"] not in ("InProgress", "Stopping"))
+    job = wait_for(
+        lambda: sm.describe_transform_job(TransformJobName="confine-transform"),
+        lambda j: j["TransformJobStatus"] not in ("InProgress", "Stopping"),
+    )
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     assert s3.get_object(Bucket=BUCKET, Key=f"batch/out/{relative}.out")["Body"].read() == b"2.5\n"
     assert _untouched(outside)

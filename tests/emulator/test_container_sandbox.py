@@ -5,6 +5,7 @@ and its environment names a profile, a session token, endpoints of real AWS and 
 ignore ``AWS_ENDPOINT_URL``. A script-mode job (framework image, raw ``ContainerEntrypoint``) then reports what its
 boto3 would do; the model servers' environments (endpoint, transform) are read from ``/proc/<pid>/environ``.
 """
+
 from __future__ import annotations
 
 import io
@@ -33,8 +34,16 @@ MXNET = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/mxnet-training:1.9.0-cpu-p
 MARKER_KEY = "AKIAUSERSREALKEY0001"
 MARKER_SECRET = "users-real-secret-do-not-leak"
 HOST_REGION = "eu-west-3"  # the user's region; a job in us-east-1 must use its own
-SEALED = {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-          "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED"}
+SEALED = {
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+}
 
 PROBE = """
     import json, os, pathlib, sys
@@ -197,16 +206,21 @@ def test_a_model_server_is_sealed_too(emulator, sm, s3, users_aws):
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads a child's environment from /proc")
 def test_a_transform_container_is_sealed_too(emulator, sm, s3, users_aws):
     model_data = model_artifact(s3, "sealed-transform/model.tar.gz")
-    sm.create_model(ModelName="sealed-transform", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data},
-                    ExecutionRoleArn=ROLE)
-    s3.put_object(Bucket=BUCKET, Key="sealed-transform/in/rows.csv", Body="1,2\n".encode() * 2000)
+    sm.create_model(
+        ModelName="sealed-transform",
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data},
+        ExecutionRoleArn=ROLE,
+    )
+    s3.put_object(Bucket=BUCKET, Key="sealed-transform/in/rows.csv", Body=b"1,2\n" * 2000)
     sm.create_transform_job(
         TransformJobName="sealed-transform",
         ModelName="sealed-transform",
         BatchStrategy="SingleRecord",  # 2000 requests: the container lives long enough to be read
-        TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                                        "S3Uri": f"s3://{BUCKET}/sealed-transform/in"}},
-                        "ContentType": "text/csv", "SplitType": "Line"},
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/sealed-transform/in"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
         TransformOutput={"S3OutputPath": f"s3://{BUCKET}/sealed-transform/out"},
         TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
     )
@@ -217,7 +231,10 @@ def test_a_transform_container_is_sealed_too(emulator, sm, s3, users_aws):
     assert {name for name in env if name.startswith("AWS_")} == SEALED
     assert env["AWS_ENDPOINT_URL"] == emulator.url and env["AWS_REGION"] == REGION
     assert Path(env["HOME"]).is_relative_to(emulator.services.workdir)
-    job = wait_for(lambda: sm.describe_transform_job(TransformJobName="sealed-transform"),
-                   lambda job: job["TransformJobStatus"] != "InProgress", timeout=120)
+    job = wait_for(
+        lambda: sm.describe_transform_job(TransformJobName="sealed-transform"),
+        lambda job: job["TransformJobStatus"] != "InProgress",
+        timeout=120,
+    )
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     assert_healthy(emulator)

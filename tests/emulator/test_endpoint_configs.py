@@ -1,4 +1,5 @@
 """CreateEndpointConfig, DescribeEndpointConfig, DeleteEndpointConfig, ListEndpointConfigs."""
+
 from __future__ import annotations
 
 import pytest

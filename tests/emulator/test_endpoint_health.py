@@ -1,5 +1,6 @@
 """Endpoint health: a model server that dies or stops answering /ping is replaced as SageMaker replaces an
 unhealthy instance (the endpoint stays InService), and a model that keeps crashing fails the endpoint."""
+
 from __future__ import annotations
 
 import json
@@ -87,7 +88,7 @@ def _notes(logs) -> dict[str, list[str]]:
     for stream in logs.describe_log_streams(logGroupName=GROUP)["logStreams"]:
         name = stream["logStreamName"]
         events = logs.get_log_events(logGroupName=GROUP, logStreamName=name)["events"]
-        found[name] = [e["message"][len(NOTE):] for e in events if e["message"].startswith(NOTE)]
+        found[name] = [e["message"][len(NOTE) :] for e in events if e["message"].startswith(NOTE)]
     return found
 
 
@@ -118,7 +119,9 @@ def test_killed_model_server_is_replaced(sm, s3, runtime, logs, emulator, fast_h
         old.logs.stream: [
             f"Instance {old_instance} failed its health check: the model server was killed by SIGKILL. Replacing it."
         ],
-        new.logs.stream: [f"Instance {new_instance} replaces instance {old_instance} of production variant AllTraffic."],
+        new.logs.stream: [
+            f"Instance {new_instance} replaces instance {old_instance} of production variant AllTraffic."
+        ],
     }
     assert_healthy(emulator)
 
@@ -234,7 +237,9 @@ def test_reset_during_a_replacement_leaves_no_child(sm, s3, emulator, fast_healt
 def test_update_hands_health_checks_to_the_new_configuration(sm, s3, runtime, emulator, fast_health):
     deploy(sm, "ep", model_artifact(s3, "models/ep.tar.gz"))
     model_data = model_artifact(s3, "models/ep2.tar.gz", value=7.0)
-    sm.create_model(ModelName="m2", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
+    sm.create_model(
+        ModelName="m2", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE
+    )
     variant = {"VariantName": "AllTraffic", "ModelName": "m2", "InstanceType": "ml.m5.large"}
     sm.create_endpoint_config(EndpointConfigName="c2", ProductionVariants=[variant])
     sm.update_endpoint(EndpointName="ep", EndpointConfigName="c2")

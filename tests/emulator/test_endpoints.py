@@ -1,4 +1,5 @@
 """Endpoints and InvokeEndpoint: model servers per variant, statuses, updates, deletes, errors, concurrency."""
+
 from __future__ import annotations
 
 import io
@@ -32,7 +33,9 @@ def test_create_describe_invoke(sm, runtime, endpoint):
     assert endpoint["EndpointArn"] == f"{ARN}:endpoint/ep"
     assert endpoint["ProductionVariants"][0]["VariantName"] == "AllTraffic"
     assert endpoint["ProductionVariants"][0]["DeployedImages"][0]["SpecifiedImage"] == IMAGE
-    answer = runtime.invoke_endpoint(EndpointName="ep", Body=b"1,2\n3,4\n", ContentType="text/csv", Accept="application/json")
+    answer = runtime.invoke_endpoint(
+        EndpointName="ep", Body=b"1,2\n3,4\n", ContentType="text/csv", Accept="application/json"
+    )
     assert answer["ContentType"] == "application/json"
     assert answer["InvokedProductionVariant"] == "AllTraffic"
     assert json.loads(answer["Body"].read()) == {"predictions": [{"score": 2.5}, {"score": 2.5}]}
@@ -47,7 +50,8 @@ def test_create_is_describable_at_once(sm, s3):
     model_data = model_artifact(s3, "models/a/model.tar.gz")
     sm.create_model(ModelName="m", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
     sm.create_endpoint_config(
-        EndpointConfigName="c", ProductionVariants=[{"VariantName": "v", "ModelName": "m", "InstanceType": "ml.m5.large"}]
+        EndpointConfigName="c",
+        ProductionVariants=[{"VariantName": "v", "ModelName": "m", "InstanceType": "ml.m5.large"}],
     )
     assert sm.create_endpoint(EndpointName="e", EndpointConfigName="c")["EndpointArn"] == f"{ARN}:endpoint/e"
     assert sm.describe_endpoint(EndpointName="e")["EndpointStatus"] == "Creating"
@@ -57,7 +61,10 @@ def test_create_is_describable_at_once(sm, s3):
 def test_unknown_config_is_refused(sm):
     with pytest.raises(ClientError) as excinfo:
         sm.create_endpoint(EndpointName="e", EndpointConfigName="ghost")
-    assert error_of(excinfo) == ("ValidationException", f'Could not find endpoint configuration "{ARN}:endpoint-config/ghost".')
+    assert error_of(excinfo) == (
+        "ValidationException",
+        f'Could not find endpoint configuration "{ARN}:endpoint-config/ghost".',
+    )
 
 
 def test_duplicate_endpoint_is_refused(sm, endpoint):
@@ -116,7 +123,9 @@ def test_malformed_body_is_a_model_error(runtime, endpoint):
     assert response["LogStreamArn"] == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/ep"
     code, message = error_of(excinfo)
     assert code == "ModelError"
-    assert message.startswith('Received client error (400) from model with message "unable to evaluate payload provided')
+    assert message.startswith(
+        'Received client error (400) from model with message "unable to evaluate payload provided'
+    )
     assert message.endswith(
         f"See https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:"
         f"group=/aws/sagemaker/Endpoints/ep in account {ACCOUNT} for more information."
@@ -145,9 +154,12 @@ def test_deleting_the_config_and_model_in_use_is_allowed(sm, runtime, endpoint):
 
 def test_update_swaps_the_model(sm, s3, runtime, endpoint):
     model_data = model_artifact(s3, "models/b/model.tar.gz", value=7.0)
-    sm.create_model(ModelName="m2", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
+    sm.create_model(
+        ModelName="m2", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE
+    )
     sm.create_endpoint_config(
-        EndpointConfigName="c2", ProductionVariants=[{"VariantName": "v2", "ModelName": "m2", "InstanceType": "ml.m5.large"}]
+        EndpointConfigName="c2",
+        ProductionVariants=[{"VariantName": "v2", "ModelName": "m2", "InstanceType": "ml.m5.large"}],
     )
     sm.update_endpoint(EndpointName="ep", EndpointConfigName="c2")
     assert sm.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "Updating"
@@ -165,7 +177,8 @@ def test_failed_update_rolls_back(sm, s3, runtime, endpoint):
         ModelName="m2", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/none"}, ExecutionRoleArn=ROLE
     )
     sm.create_endpoint_config(
-        EndpointConfigName="c2", ProductionVariants=[{"VariantName": "v2", "ModelName": "m2", "InstanceType": "ml.m5.large"}]
+        EndpointConfigName="c2",
+        ProductionVariants=[{"VariantName": "v2", "ModelName": "m2", "InstanceType": "ml.m5.large"}],
     )
     sm.update_endpoint(EndpointName="ep", EndpointConfigName="c2")
     described = wait_for(lambda: sm.describe_endpoint(EndpointName="ep"), lambda e: e["EndpointStatus"] != "Updating")
@@ -250,7 +263,10 @@ def test_model_server_output_goes_to_cloudwatch(logs, endpoint):
     streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
     assert [re.fullmatch(r"AllTraffic/i-[0-9a-f]{17}", s["logStreamName"]) is not None for s in streams] == [True]
     messages = wait_for(
-        lambda: [e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"])["events"]],
+        lambda: [
+            e["message"]
+            for e in logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"])["events"]
+        ],
         lambda lines: any(line.startswith("Model server listening on 127.0.0.1:") for line in lines),
     )
     assert messages

@@ -3,6 +3,7 @@
 Each case is an attack or a mistake, answered the way the AWS service it targets answers, and leaves the emulator
 healthy and unchanged.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -42,8 +43,14 @@ JSON_HEADERS = {"X-Amz-Target": "SageMaker.CreateTrainingJob", "Content-Type": "
 
 
 def _other_client(emulator, service: str, access_key: str, secret: str, **config):
-    return boto3.client(service, endpoint_url=emulator.url, region_name=REGION, aws_access_key_id=access_key,
-                        aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}, **config))
+    return boto3.client(
+        service,
+        endpoint_url=emulator.url,
+        region_name=REGION,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
 
 
 def _wrong_secret(emulator, service: str, **config):
@@ -71,7 +78,10 @@ def test_an_unsigned_create_training_job_runs_nothing(emulator, s3, tmp_path):
     body, marker = _attack_body(tmp_path)
     status, headers, answer = send(emulator, "POST", "/", body, JSON_HEADERS, sign=False)
     assert status == 403 and headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException:"
-    assert json.loads(answer) == {"__type": "MissingAuthenticationTokenException", "message": "Missing Authentication Token"}
+    assert json.loads(answer) == {
+        "__type": "MissingAuthenticationTokenException",
+        "message": "Missing Authentication Token",
+    }
     time.sleep(0.5)
     assert not marker.exists()
     _no_job(emulator)
@@ -89,7 +99,10 @@ def test_a_wrong_secret_is_an_invalid_signature(emulator, s3):
 def test_an_unknown_access_key_is_an_unrecognized_client(emulator, s3):
     with pytest.raises(ClientError) as excinfo:
         _unknown_key(emulator, "sagemaker").list_models()
-    assert error_of(excinfo) == ("UnrecognizedClientException", "The security token included in the request is invalid.")
+    assert error_of(excinfo) == (
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    )
     assert_healthy(emulator)
 
 
@@ -116,7 +129,7 @@ def test_a_body_changed_after_signing_is_refused(emulator, s3, tmp_path):
 def test_a_request_signed_long_ago_is_refused(emulator, s3, monkeypatch):
     import botocore.auth
 
-    past = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)
+    past = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(minutes=20)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: past)
     with pytest.raises(ClientError) as excinfo:
         client(emulator, "sagemaker").list_models()
@@ -136,7 +149,8 @@ def test_s3_answers_with_its_own_codes(emulator, s3):
     with pytest.raises(ClientError) as excinfo:
         _unknown_key(emulator, "s3").list_objects_v2(Bucket=BUCKET)
     assert error_of(excinfo) == (
-        "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
     )
     assert s3.get_object(Bucket=BUCKET, Key="secret.txt")["Body"].read() == b"training data"
     assert_healthy(emulator)
@@ -157,12 +171,14 @@ def test_presigned_urls_need_sigv4_and_expire(emulator, s3, monkeypatch):
     url = v4.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"}, ExpiresIn=60)
     assert urllib.request.urlopen(url, timeout=30).read() == b"hello"
     with pytest.raises(urllib.error.HTTPError) as excinfo:  # SigV2 (boto3's default presigner for S3) is refused
-        urllib.request.urlopen(client(emulator, "s3").generate_presigned_url(
-            "get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"}), timeout=30)
+        urllib.request.urlopen(
+            client(emulator, "s3").generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"}),
+            timeout=30,
+        )
     assert excinfo.value.code == 403
     import botocore.auth
 
-    past = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=5)
+    past = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(minutes=5)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: past)
     expired = v4.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"}, ExpiresIn=60)
     monkeypatch.undo()
@@ -179,8 +195,14 @@ def test_query_apis_answer_with_their_own_codes(emulator):
     with pytest.raises(ClientError) as excinfo:
         _wrong_secret(emulator, "iam").create_role(RoleName="backdoor", AssumeRolePolicyDocument="{}")
     assert error_of(excinfo) == ("SignatureDoesNotMatch", SIGNATURE_MISMATCH)
-    status, _, answer = send(emulator, "POST", "/", b"Action=ListRoles&Version=2010-05-08",
-                             {"Content-Type": "application/x-www-form-urlencoded"}, sign=False)
+    status, _, answer = send(
+        emulator,
+        "POST",
+        "/",
+        b"Action=ListRoles&Version=2010-05-08",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        sign=False,
+    )
     assert status == 403 and b"<Code>MissingAuthenticationToken</Code>" in answer
     assert client(emulator, "iam").list_roles()["Roles"] == []
     assert_healthy(emulator)
@@ -190,8 +212,9 @@ def test_logs_and_runtime_need_signatures_too(emulator):
     with pytest.raises(ClientError) as excinfo:
         _wrong_secret(emulator, "logs").create_log_group(logGroupName="/planted")
     assert error_of(excinfo) == ("InvalidSignatureException", SIGNATURE_MISMATCH)
-    status, _, answer = send(emulator, "POST", "/endpoints/any/invocations", b"1", {"Content-Type": "text/csv"},
-                             sign=False)
+    status, _, answer = send(
+        emulator, "POST", "/endpoints/any/invocations", b"1", {"Content-Type": "text/csv"}, sign=False
+    )
     assert status == 403 and json.loads(answer)["__type"] == "MissingAuthenticationTokenException"
     assert client(emulator, "logs").describe_log_groups()["logGroups"] == []
     assert_healthy(emulator)
@@ -210,9 +233,17 @@ def test_motos_own_api_is_not_reachable(emulator, s3):
 
 
 def test_a_cors_preflight_is_refused_without_cors_headers(emulator):
-    status, headers, _ = send(emulator, "OPTIONS", "/", headers={
-        "Origin": "https://attacker.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type,x-amz-target"}, sign=False)
+    status, headers, _ = send(
+        emulator,
+        "OPTIONS",
+        "/",
+        headers={
+            "Origin": "https://attacker.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-amz-target",
+        },
+        sign=False,
+    )
     assert status == 403
     assert not any(name.lower().startswith("access-control-") for name in headers)
     assert_healthy(emulator)
@@ -233,8 +264,12 @@ def test_a_request_with_an_origin_is_refused_even_when_signed(emulator, s3, tmp_
 
 def test_a_foreign_host_is_refused(emulator, s3):
     """DNS rebinding: a page on attacker.example, whose name now resolves to 127.0.0.1, sends its own Host."""
-    for host in ("attacker.example", f"attacker.example:{emulator.port}", f"127.0.0.1:{emulator.port + 1}",
-                 f"localhost.attacker.example:{emulator.port}"):
+    for host in (
+        "attacker.example",
+        f"attacker.example:{emulator.port}",
+        f"127.0.0.1:{emulator.port + 1}",
+        f"localhost.attacker.example:{emulator.port}",
+    ):
         status, _, answer = send(emulator, "GET", "/", headers={"Host": host}, service="s3")
         assert status == 403 and b"<Code>AccessDenied</Code>" in answer, host
     status, _, _ = send(emulator, "GET", "/", headers={"Host": f"localhost:{emulator.port}"}, service="s3")
@@ -256,8 +291,10 @@ def _raw(emulator, head: str, timeout: float = 10.0) -> bytes:
 
 
 def test_an_oversized_invocation_is_refused_before_it_is_read(emulator):
-    head = (f"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\n"
-            "Content-Type: text/csv\r\nContent-Length: 524288000\r\n\r\n")
+    head = (
+        f"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\n"
+        "Content-Type: text/csv\r\nContent-Length: 524288000\r\n\r\n"
+    )
     started = time.monotonic()
     answer = _raw(emulator, head)
     assert answer.startswith(b"HTTP/1.1 400") and b"ValidationError" in answer
@@ -266,7 +303,7 @@ def test_an_oversized_invocation_is_refused_before_it_is_read(emulator):
 
 
 def test_an_oversized_s3_put_and_a_length_free_body_are_refused(emulator, s3):
-    head = f"PUT /{BUCKET}/huge HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\nContent-Length: {6 * 1024 ** 3}\r\n\r\n"
+    head = f"PUT /{BUCKET}/huge HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\nContent-Length: {6 * 1024**3}\r\n\r\n"
     assert b"EntityTooLarge" in _raw(emulator, head)
     chunked = f"PUT /{BUCKET}/chunked HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\nTransfer-Encoding: chunked\r\n\r\n"
     answer = _raw(emulator, chunked)
@@ -290,8 +327,10 @@ def test_a_connection_that_never_sends_its_body_is_closed():
         stalled = [socket.create_connection(("127.0.0.1", emulator.port), timeout=10) for _ in range(20)]
         try:
             for connection in stalled:
-                connection.sendall(f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\nContent-Length: 100\r\n"
-                                   "X-Amz-Target: SageMaker.ListModels\r\n\r\n{".encode())
+                connection.sendall(
+                    f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\nContent-Length: 100\r\n"
+                    "X-Amz-Target: SageMaker.ListModels\r\n\r\n{".encode()
+                )
             assert_healthy(emulator)  # twenty stalled clients do not block a real one
             for connection in stalled:
                 assert _closed_by_server(connection)

@@ -4,6 +4,7 @@ Generated from the plug-ins' own declarations (``base.py`` specs), like scikit-l
 so a plug-in added later is covered without a new test. An end-to-end job checks that the container turns the
 refusal into the job's ``FailureReason`` (the same code path for every plug-in; the test algorithm keeps it fast).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -92,7 +93,9 @@ def test_a_bad_value_fails_the_training_job(sm, s3):
     image = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/{repository}:1"
     job_name = f"bad-{repository}"[:63]
     request = training_request(
-        job_name, [channel("train", put_csv(s3, "any/train.csv", "1,2\n"))], image=image,
+        job_name,
+        [channel("train", put_csv(s3, "any/train.csv", "1,2\n"))],
+        image=image,
         HyperParameters={**_required(specs), name: bad},
     )
     request["InputDataConfig"][0].pop("ContentType")

@@ -1,4 +1,5 @@
 """CreateModel, DescribeModel, DeleteModel, ListModels (and the shared pager, through ListModels)."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,7 +26,10 @@ class Ticking:
 
 def _create(sm, name: str, **extra):
     return sm.create_model(
-        ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://b/m.tar.gz"}, ExecutionRoleArn=ROLE, **extra
+        ModelName=name,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://b/m.tar.gz"},
+        ExecutionRoleArn=ROLE,
+        **extra,
     )
 
 
@@ -90,7 +94,9 @@ def test_list_filters_before_cutting_the_page(sm):
 
 def test_list_time_filters(tmp_path):
     clock = Ticking()
-    state = EmulatorState(REGION, Services(clock, tmp_path, Limits(), client=None, credentials=Credentials.generate(), url=""))
+    state = EmulatorState(
+        REGION, Services(clock, tmp_path, Limits(), client=None, credentials=Credentials.generate(), url="")
+    )
     for name in ("old", "mid", "new"):
         create_model(state, {"ModelName": name, "PrimaryContainer": {"Image": IMAGE}})
     answer = list_models(state, {"CreationTimeAfter": 100.5, "CreationTimeBefore": "1970-01-01T00:01:42Z"})
@@ -104,6 +110,8 @@ def test_bad_next_token(sm):
 
 
 def test_injected_clock_stamps_creation_time(tmp_path):
-    state = EmulatorState(REGION, Services(Ticking(), tmp_path, Limits(), client=None, credentials=Credentials.generate(), url=""))
+    state = EmulatorState(
+        REGION, Services(Ticking(), tmp_path, Limits(), client=None, credentials=Credentials.generate(), url="")
+    )
     create_model(state, {"ModelName": "m", "PrimaryContainer": {"Image": IMAGE}})
     assert state.models.get("m").to_wire()["CreationTime"] == 100.0

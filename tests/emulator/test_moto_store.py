@@ -3,6 +3,7 @@
 A restart is simulated in one process: the store is closed (a final save), ``emulator.reset()`` wipes moto, and a
 new store on the same folder restores into the same emulator.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,20 @@ TRUST = {
 READ_S3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
 WRITE_LOGS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}
 WEIRD_KEYS = [
-    "a/../b", "./x", "/leading", "double//slash", "trailing/", "ünï/çødé 🙂", "k" * 1024, "é" * 512,
-    "space and+plus%25", "tab\there", "q?x=1#frag", "control\x01\x1f", "index.json", "../../etc/passwd",
+    "a/../b",
+    "./x",
+    "/leading",
+    "double//slash",
+    "trailing/",
+    "ünï/çødé 🙂",
+    "k" * 1024,
+    "é" * 512,
+    "space and+plus%25",
+    "tab\there",
+    "q?x=1#frag",
+    "control\x01\x1f",
+    "index.json",
+    "../../etc/passwd",
 ]
 
 
@@ -79,14 +92,28 @@ def test_objects_keep_bytes_content_type_metadata_and_bucket_settings(emulator, 
     home.create_bucket(Bucket="data")
     eu.create_bucket(Bucket="models-eu", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     block = {
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": False, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": False,
+        "RestrictPublicBuckets": True,
     }
     eu.put_public_access_block(Bucket="models-eu", PublicAccessBlockConfiguration=block)
-    home.put_object(Bucket="data", Key="train/ratings.csv", Body=b"1,2,5\n", ContentType="text/csv",
-                    Metadata={"source": "ml-100k", "rows": "1"})
+    home.put_object(
+        Bucket="data",
+        Key="train/ratings.csv",
+        Body=b"1,2,5\n",
+        ContentType="text/csv",
+        Metadata={"source": "ml-100k", "rows": "1"},
+    )
     home.put_object(Bucket="data", Key="empty", Body=b"")
-    eu.put_object(Bucket="models-eu", Key="model.tar.gz", Body=b"\x1f\x8b gz", ContentType="application/x-tar",
-                  ContentEncoding="gzip", ContentDisposition="attachment")
+    eu.put_object(
+        Bucket="models-eu",
+        Key="model.tar.gz",
+        Body=b"\x1f\x8b gz",
+        ContentType="application/x-tar",
+        ContentEncoding="gzip",
+        ContentDisposition="attachment",
+    )
 
     _, summary = restart(emulator, open_store(), open_store)
 
@@ -104,7 +131,10 @@ def test_objects_keep_bytes_content_type_metadata_and_bucket_settings(emulator, 
     model = eu.get_object(Bucket="models-eu", Key="model.tar.gz")
     assert model["Body"].read() == b"\x1f\x8b gz"
     assert (model["ContentType"], model["ContentEncoding"], model["ContentDisposition"]) == (
-        "application/x-tar", "gzip", "attachment")
+        "application/x-tar",
+        "gzip",
+        "attachment",
+    )
     assert (summary.buckets, summary.objects) == (2, 3)
     assert str(summary).startswith("restored 2 buckets (3 objects, 0.0 MB), 0 log groups")
 
@@ -149,15 +179,20 @@ def test_the_first_save_after_a_restore_writes_nothing(emulator, open_store):
     logs = emulator.client("logs", "us-east-1")
     logs.create_log_group(logGroupName="/g")
     logs.create_log_stream(logGroupName="/g", logStreamName="s")
-    logs.put_log_events(logGroupName="/g", logStreamName="s",
-                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "m"}])
+    logs.put_log_events(
+        logGroupName="/g", logStreamName="s", logEvents=[{"timestamp": int(time.time() * 1000), "message": "m"}]
+    )
     emulator.client("iam", "us-east-1").create_role(RoleName="R", AssumeRolePolicyDocument=json.dumps(TRUST))
 
     store, _ = restart(emulator, open_store(), open_store)
     report = store.save()
 
     assert (report.objects_written, report.streams_written, report.iam_written, report.index_written) == (
-        0, 0, False, False)
+        0,
+        0,
+        False,
+        False,
+    )
 
 
 def test_deleted_objects_and_buckets_leave_the_folder_at_the_next_save(emulator, open_store):
@@ -188,14 +223,20 @@ def test_log_groups_of_two_regions_come_back_with_events_in_order(emulator, open
     home.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
     home.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="job/algo-1-1")
     for batch in ([(now, "first"), (now, "same millisecond"), (now + 5, "third")], [(now + 2, "late arrival")]):
-        home.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName="job/algo-1-1",
-                            logEvents=[{"timestamp": stamp, "message": message} for stamp, message in batch])
+        home.put_log_events(
+            logGroupName="/aws/sagemaker/TrainingJobs",
+            logStreamName="job/algo-1-1",
+            logEvents=[{"timestamp": stamp, "message": message} for stamp, message in batch],
+        )
     eu.create_log_group(logGroupName="/aws/sagemaker/Endpoints/ep")
     eu.put_retention_policy(logGroupName="/aws/sagemaker/Endpoints/ep", retentionInDays=7)
     for stream in ("AllTraffic/i-1", "AllTraffic/i-2"):
         eu.create_log_stream(logGroupName="/aws/sagemaker/Endpoints/ep", logStreamName=stream)
-    eu.put_log_events(logGroupName="/aws/sagemaker/Endpoints/ep", logStreamName="AllTraffic/i-1",
-                      logEvents=[{"timestamp": now + n, "message": f"line {n} ✓"} for n in range(50)])
+    eu.put_log_events(
+        logGroupName="/aws/sagemaker/Endpoints/ep",
+        logStreamName="AllTraffic/i-1",
+        logEvents=[{"timestamp": now + n, "message": f"line {n} ✓"} for n in range(50)],
+    )
     before = events_of(home, "/aws/sagemaker/TrainingJobs", "job/algo-1-1")
     before_eu = events_of(eu, "/aws/sagemaker/Endpoints/ep", "AllTraffic/i-1")
 
@@ -234,8 +275,9 @@ def test_events_older_than_two_weeks_come_back(emulator, open_store):
     logs.create_log_group(logGroupName="/g")
     logs.create_log_stream(logGroupName="/g", logStreamName="s")
     month_ago = int((time.time() - 30 * 86400) * 1000)
-    refused = logs.put_log_events(logGroupName="/g", logStreamName="s",
-                                  logEvents=[{"timestamp": month_ago, "message": "old"}])
+    refused = logs.put_log_events(
+        logGroupName="/g", logStreamName="s", logEvents=[{"timestamp": month_ago, "message": "old"}]
+    )
     assert refused["rejectedLogEventsInfo"] == {"tooOldLogEventEndIndex": 0}
     moto_store._moto_append_log_events(ACCOUNT, "us-east-1", "/g", "s", [[month_ago, "old"], [month_ago + 1, "older"]])
 
@@ -256,10 +298,21 @@ def test_log_regions_are_those_with_log_groups(emulator):
 
 def test_a_role_comes_back_with_trust_inline_and_attached_policies(emulator, open_store):
     iam = emulator.client("iam", "us-east-1")
-    arn = iam.create_policy(PolicyName="ReadData", Path="/workshop/", PolicyDocument=json.dumps(READ_S3),
-                            Description="reads the datasets", Tags=[{"Key": "lab", "Value": "1"}])["Policy"]["Arn"]
-    iam.create_role(RoleName="SageMakerRole", Path="/service/", AssumeRolePolicyDocument=json.dumps(TRUST),
-                    Description="the labs' role", MaxSessionDuration=7200, Tags=[{"Key": "lab", "Value": "1"}])
+    arn = iam.create_policy(
+        PolicyName="ReadData",
+        Path="/workshop/",
+        PolicyDocument=json.dumps(READ_S3),
+        Description="reads the datasets",
+        Tags=[{"Key": "lab", "Value": "1"}],
+    )["Policy"]["Arn"]
+    iam.create_role(
+        RoleName="SageMakerRole",
+        Path="/service/",
+        AssumeRolePolicyDocument=json.dumps(TRUST),
+        Description="the labs' role",
+        MaxSessionDuration=7200,
+        Tags=[{"Key": "lab", "Value": "1"}],
+    )
     iam.put_role_policy(RoleName="SageMakerRole", PolicyName="logs", PolicyDocument=json.dumps(WRITE_LOGS))
     iam.attach_role_policy(RoleName="SageMakerRole", PolicyArn=arn)
 
@@ -267,7 +320,11 @@ def test_a_role_comes_back_with_trust_inline_and_attached_policies(emulator, ope
 
     role = iam.get_role(RoleName="SageMakerRole")["Role"]
     assert (role["Path"], role["AssumeRolePolicyDocument"], role["Description"], role["MaxSessionDuration"]) == (
-        "/service/", TRUST, "the labs' role", 7200)
+        "/service/",
+        TRUST,
+        "the labs' role",
+        7200,
+    )
     assert role["Tags"] == [{"Key": "lab", "Value": "1"}]
     assert iam.list_role_policies(RoleName="SageMakerRole")["PolicyNames"] == ["logs"]
     assert iam.get_role_policy(RoleName="SageMakerRole", PolicyName="logs")["PolicyDocument"] == WRITE_LOGS
@@ -275,8 +332,10 @@ def test_a_role_comes_back_with_trust_inline_and_attached_policies(emulator, ope
     assert attached == [{"PolicyName": "ReadData", "PolicyArn": arn}]
     policy = iam.get_policy(PolicyArn=arn)["Policy"]
     assert (policy["Path"], policy["Description"]) == ("/workshop/", "reads the datasets")
-    assert iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"][
-        "Document"] == READ_S3
+    assert (
+        iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
+        == READ_S3
+    )
     assert (summary.roles, summary.policies) == (1, 1)
 
 
@@ -326,7 +385,7 @@ def test_an_interrupted_save_leaves_the_previous_state(emulator, open_store, mon
         (lambda text: text[: len(text) // 2], "is not a readable store index"),
         (lambda text: "", "is not a readable store index"),
         (lambda text: text.replace('"format": 1', '"format": 2'), "has format 2; this emulator reads format 1"),
-        (lambda text: re.sub(r's3/[0-9a-f]{2}/[0-9a-f-]+', "../../outside", text), "names files outside"),
+        (lambda text: re.sub(r"s3/[0-9a-f]{2}/[0-9a-f-]+", "../../outside", text), "names files outside"),
     ],
     ids=["truncated", "empty", "newer-format", "path-outside"],
 )
@@ -445,10 +504,16 @@ def test_a_save_sends_no_request_that_would_mark_the_store_dirty(emulator, tmp_p
     sent = []
 
     def recording_client(service: str, region: str):
-        client = boto3.client(service, endpoint_url=emulator.url, region_name=region,
-                              config=Config(s3={"addressing_style": "path"}), **emulator.credentials.as_boto3())
+        client = boto3.client(
+            service,
+            endpoint_url=emulator.url,
+            region_name=region,
+            config=Config(s3={"addressing_style": "path"}),
+            **emulator.credentials.as_boto3(),
+        )
         client.meta.events.register(
-            "before-call", lambda model, **_: sent.append((service, model.http["method"], model.name)))
+            "before-call", lambda model, **_: sent.append((service, model.http["method"], model.name))
+        )
         return client
 
     emulator.client("s3", "us-east-1").create_bucket(Bucket="data")
@@ -456,8 +521,9 @@ def test_a_save_sends_no_request_that_would_mark_the_store_dirty(emulator, tmp_p
     emulator.client("logs", "us-east-1").create_log_group(logGroupName="/g")
     emulator.client("logs", "us-east-1").create_log_stream(logGroupName="/g", logStreamName="s")
     emulator.client("iam", "us-east-1").create_role(RoleName="R", AssumeRolePolicyDocument=json.dumps(TRUST))
-    emulator.client("iam", "us-east-1").put_role_policy(RoleName="R", PolicyName="p",
-                                                       PolicyDocument=json.dumps(READ_S3))
+    emulator.client("iam", "us-east-1").put_role_policy(
+        RoleName="R", PolicyName="p", PolicyDocument=json.dumps(READ_S3)
+    )
     store = MotoStore(tmp_path / "state", recording_client)
     try:
         store.save()

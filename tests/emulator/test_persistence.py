@@ -3,6 +3,7 @@
 These run the real thing, ``python -m sagemaker_emulator serve --home`` in a child process, because a restart is
 a new process (moto keeps its data in process-wide globals, so two emulators in one process would share it).
 """
+
 from __future__ import annotations
 
 import signal
@@ -13,8 +14,18 @@ import time
 import boto3
 import pytest
 from botocore.config import Config
-from emulator_helpers import BUCKET, IMAGE, REGION, channel, deploy, finished_training, model_artifact, put_csv
-from emulator_helpers import training_request, wait_for
+from emulator_helpers import (
+    BUCKET,
+    IMAGE,
+    REGION,
+    channel,
+    deploy,
+    finished_training,
+    model_artifact,
+    put_csv,
+    training_request,
+    wait_for,
+)
 
 from sagemaker_emulator import home as homes
 from sagemaker_emulator.resources.training_jobs import INTERRUPTED
@@ -27,15 +38,22 @@ class Served:
         self.home = home
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sagemaker_emulator", "serve", "--home", str(home), "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.banner = self.process.stdout.readline()
         running = wait_for(lambda: homes.find(home), lambda found: found is not None, timeout=60)
         self.url, self.credentials = running.url, running.credentials
 
     def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION,
-                            config=Config(retries={"max_attempts": 1}), **self.credentials.as_boto3())
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            config=Config(retries={"max_attempts": 1}),
+            **self.credentials.as_boto3(),
+        )
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -77,7 +95,9 @@ def test_a_restart_keeps_objects_resources_logs_and_serving_endpoints(home):
     assert second.client("s3").get_object(Bucket=BUCKET, Key="notes/kept.txt")["Body"].read() == b"still here"
     again = sm.describe_training_job(TrainingJobName="done")
     assert (again["TrainingJobStatus"], again["FinalMetricDataList"], again["ModelArtifacts"]) == (
-        "Completed", job["FinalMetricDataList"], job["ModelArtifacts"]
+        "Completed",
+        job["FinalMetricDataList"],
+        job["ModelArtifacts"],
     )
     streams = second.client("logs").describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs")["logStreams"]
     assert streams and streams[0]["logStreamName"].startswith("done/algo-1-")
@@ -100,7 +120,9 @@ def test_a_job_running_when_the_emulator_stops_is_failed_with_the_reason(home):
     s3, sm = first.client("s3"), first.client("sagemaker")
     s3.create_bucket(Bucket=BUCKET)
     data = put_csv(s3, "data/train.csv", "1,0\n")
-    sm.create_training_job(**training_request("long", [channel("train", data)], HyperParameters={"sleep_seconds": "600"}))
+    sm.create_training_job(
+        **training_request("long", [channel("train", data)], HyperParameters={"sleep_seconds": "600"})
+    )
     wait_for(lambda: sm.describe_training_job(TrainingJobName="long")["SecondaryStatus"], lambda s: s == "Training")
     first.stop()
     second = Served(home)
@@ -114,7 +136,9 @@ def test_a_killed_emulator_comes_back_with_what_it_had_saved(home):
     s3, sm = first.client("s3"), first.client("sagemaker")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="saved.txt", Body=b"saved")
-    sm.create_model(ModelName="m1", PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn="arn:aws:iam::123456789012:role/R")
+    sm.create_model(
+        ModelName="m1", PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn="arn:aws:iam::123456789012:role/R"
+    )
     time.sleep(2.5)
     first.kill()
     assert homes.find(home) is None  # the lock died with the process: no stale "running" emulator
@@ -145,8 +169,9 @@ def test_deleted_resources_stay_deleted(home):
 
 def test_an_unreadable_state_file_is_set_aside_not_fatal(home):
     first = Served(home)
-    first.client("sagemaker").create_model(ModelName="m1", PrimaryContainer={"Image": IMAGE},
-                                           ExecutionRoleArn="arn:aws:iam::123456789012:role/R")
+    first.client("sagemaker").create_model(
+        ModelName="m1", PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn="arn:aws:iam::123456789012:role/R"
+    )
     first.stop()
     (home / "state" / "sagemaker.json").write_text("{not json")
     second = Served(home)

@@ -4,6 +4,7 @@ The FM cases are jobs that used to run until the kernel's OOM killer ended them 
 laptop): ``feature_dim=10**9`` or ``num_factors=100000`` on a few tiny RecordIO rows. The limit is lowered to
 1 GiB here (``Limits.training_memory_bytes``) so that failing is quick whatever this machine has.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,9 +46,16 @@ def _fm_job(sm, s3, name: str, feature_dim: int, num_factors: int) -> dict:
     records.write_records(buffer, rows, np.array([1, 2, 3, 4], np.float32))
     s3.put_object(Bucket=BUCKET, Key=f"{name}/train/part-0.pbr", Body=buffer.getvalue())
     request = training_request(
-        name, [channel("train", f"s3://{BUCKET}/{name}/train", RECORDIO)], image=FM,
-        HyperParameters={"feature_dim": str(feature_dim), "num_factors": str(num_factors),
-                         "predictor_type": "regressor", "epochs": "1", "mini_batch_size": "4"},
+        name,
+        [channel("train", f"s3://{BUCKET}/{name}/train", RECORDIO)],
+        image=FM,
+        HyperParameters={
+            "feature_dim": str(feature_dim),
+            "num_factors": str(num_factors),
+            "predictor_type": "regressor",
+            "epochs": "1",
+            "mini_batch_size": "4",
+        },
     )
     sm.create_training_job(**request)
     return finished_training(sm, name, timeout=120)
@@ -106,7 +114,10 @@ def test_a_script_killed_under_the_sdks_driver_is_reported_as_out_of_memory(sdk,
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "train.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
     trainer = ModelTrainer(
-        training_image=MXNET, role=ROLE, sagemaker_session=Session(default_bucket=BUCKET), base_job_name="sdk-killed",
+        training_image=MXNET,
+        role=ROLE,
+        sagemaker_session=Session(default_bucket=BUCKET),
+        base_job_name="sdk-killed",
         source_code=SourceCode(source_dir=str(tmp_path / "src"), entry_script="train.py"),
         compute=Compute(instance_type="ml.c5.xlarge", instance_count=1),
         output_data_config=OutputDataConfig(s3_output_path=f"s3://{BUCKET}/sdk-killed"),

@@ -4,6 +4,7 @@ The jobs run the SDK's own drivers (``sm_train.sh``, ``environment.py``, ``basic
 ``/opt/ml`` mapped to the job folder, and a tiny entry script written here. Only the first test waits with
 ModelTrainer (it polls every 5 s); the others poll with boto3.
 """
+
 from __future__ import annotations
 
 import io
@@ -65,11 +66,12 @@ def _trainer(source_dir: str, hyperparameters: dict | None = None):
     """What a notebook writes: the MXNet training image, the source folder, an entry script."""
     from sagemaker.core import image_uris
     from sagemaker.core.helper.session_helper import Session
-    from sagemaker.train import ModelTrainer
     from sagemaker.core.training.configs import Compute, OutputDataConfig, SourceCode
+    from sagemaker.train import ModelTrainer
 
-    image = image_uris.retrieve("mxnet", REGION, version="1.9.0", py_version="py38", instance_type=INSTANCE_TYPE,
-                                image_scope="training")
+    image = image_uris.retrieve(
+        "mxnet", REGION, version="1.9.0", py_version="py38", instance_type=INSTANCE_TYPE, image_scope="training"
+    )
     return ModelTrainer(
         training_image=image,
         role=ROLE,
@@ -173,8 +175,11 @@ def test_stopping_ends_the_script_and_uploads_what_it_saved(sdk, s3, sm, logs, t
     trainer.train(input_data_config=_train_channel(s3), wait=False)
     name = trainer._latest_training_job.training_job_name
     events = wait_for(
-        lambda: logs.filter_log_events(logGroupName="/aws/sagemaker/TrainingJobs", filterPattern="sleeping")["events"]
-        if logs.describe_log_groups()["logGroups"] else [],
+        lambda: (
+            logs.filter_log_events(logGroupName="/aws/sagemaker/TrainingJobs", filterPattern="sleeping")["events"]
+            if logs.describe_log_groups()["logGroups"]
+            else []
+        ),
         bool,
     )
     pid = int(events[0]["message"].rsplit("pid=", 1)[1])
@@ -187,7 +192,9 @@ def test_stopping_ends_the_script_and_uploads_what_it_saved(sdk, s3, sm, logs, t
 
 def test_sdk_v2_script_mode_is_refused_by_name(sm, s3):
     request = training_request(
-        "v2-script", [channel("training", put_csv(s3, "v2/train.csv", "1,2\n"))], image=MXNET,
+        "v2-script",
+        [channel("training", put_csv(s3, "v2/train.csv", "1,2\n"))],
+        image=MXNET,
         HyperParameters={"sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"s3://b/sourcedir.tar.gz"'},
     )
     sm.create_training_job(**request)

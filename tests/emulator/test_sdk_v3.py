@@ -3,6 +3,7 @@
 ModelTrainer's wait polls every 5 s, so these tests take a few seconds each; they are kept few. The ``sdk``
 fixture (the environment a local-mode notebook gets) is in ``conftest.py``.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ def test_model_trainer_streams_the_algorithm_log_and_returns(sdk, s3, caplog):
     )
     with caplog.at_level(logging.INFO, logger="sagemaker.core.resources"):
         trainer.train(
-            input_data_config=[InputData(channel_name="train", data_source=f"s3://{BUCKET}/sdk/train/", content_type="text/csv")],
+            input_data_config=[
+                InputData(channel_name="train", data_source=f"s3://{BUCKET}/sdk/train/", content_type="text/csv")
+            ],
             wait=True,
             logs=True,
         )
@@ -53,8 +56,9 @@ def test_core_resources_create_invoke_delete(sdk, s3):
     config = EndpointConfig.create(
         endpoint_config_name="sdk-ep",
         production_variants=[
-            ProductionVariant(variant_name="AllTraffic", model_name="sdk-ep", initial_instance_count=1,
-                              instance_type="ml.m5.large")
+            ProductionVariant(
+                variant_name="AllTraffic", model_name="sdk-ep", initial_instance_count=1, instance_type="ml.m5.large"
+            )
         ],
     )
     endpoint = Endpoint.create(endpoint_name="sdk-ep", endpoint_config_name="sdk-ep")
@@ -72,7 +76,11 @@ def test_core_resources_create_invoke_delete(sdk, s3):
 def test_core_transform_job(sdk, s3):
     from sagemaker.core.resources import Model, TransformJob
     from sagemaker.core.shapes import (
-        ContainerDefinition, TransformDataSource, TransformInput, TransformOutput, TransformResources,
+        ContainerDefinition,
+        TransformDataSource,
+        TransformInput,
+        TransformOutput,
+        TransformResources,
         TransformS3DataSource,
     )
 
@@ -92,8 +100,9 @@ def test_core_transform_job(sdk, s3):
             content_type="text/csv",
             split_type="Line",
         ),
-        transform_output=TransformOutput(s3_output_path=f"s3://{BUCKET}/sdk/batch-out", accept="text/csv",
-                                         assemble_with="Line"),
+        transform_output=TransformOutput(
+            s3_output_path=f"s3://{BUCKET}/sdk/batch-out", accept="text/csv", assemble_with="Line"
+        ),
         transform_resources=TransformResources(instance_type="ml.m5.large", instance_count=1),
     )
     job.wait(poll=1)

@@ -1,4 +1,5 @@
 """The HTTP layer: routing by SigV4 scope, operation lookup, wire validation, error bodies, the IAM shim."""
+
 from __future__ import annotations
 
 import json
@@ -91,7 +92,9 @@ def test_wrong_json_type_is_a_serialization_exception(sm_unchecked):
 
 def test_simulate_principal_policy_allows_everything(emulator):
     iam = client(emulator, "iam")
-    answer = iam.simulate_principal_policy(PolicySourceArn=ROLE, ActionNames=["s3:PutObject", "ecr:GetAuthorizationToken"])
+    answer = iam.simulate_principal_policy(
+        PolicySourceArn=ROLE, ActionNames=["s3:PutObject", "ecr:GetAuthorizationToken"]
+    )
     assert [(r["EvalActionName"], r["EvalDecision"]) for r in answer["EvaluationResults"]] == [
         ("s3:PutObject", "allowed"),
         ("ecr:GetAuthorizationToken", "allowed"),
@@ -122,6 +125,8 @@ def test_service_specific_endpoint_variables_work(emulator, monkeypatch):
 def test_non_loopback_hosts_are_refused():
     assert is_loopback("127.0.0.1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback(None)
-    assert is_loopback_url("http://127.0.0.1:5000") and not is_loopback_url("https://api.sagemaker.us-east-1.amazonaws.com")
+    assert is_loopback_url("http://127.0.0.1:5000") and not is_loopback_url(
+        "https://api.sagemaker.us-east-1.amazonaws.com"
+    )
     with pytest.raises(ValueError, match="only listens on loopback addresses; '0.0.0.0' is not one"):
         Emulator("0.0.0.0")

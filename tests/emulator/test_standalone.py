@@ -1,4 +1,5 @@
 """The emulator is installable and usable without the workshop's helpers: it never imports ``common``."""
+
 import ast
 import subprocess
 import sys
@@ -21,7 +22,9 @@ def _imported_modules(path: Path) -> set[str]:
 
 def test_no_module_of_the_emulator_imports_common():
     offenders = {
-        str(path.relative_to(PACKAGE)): sorted(name for name in _imported_modules(path) if name.split(".")[0] == "common")
+        str(path.relative_to(PACKAGE)): sorted(
+            name for name in _imported_modules(path) if name.split(".")[0] == "common"
+        )
         for path in PACKAGE.rglob("*.py")
     }
     assert {path: names for path, names in offenders.items() if names} == {}

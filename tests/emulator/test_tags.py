@@ -1,4 +1,5 @@
 """AddTags, ListTags, DeleteTags on resources by ARN."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,10 @@ def test_tags_given_at_creation_are_listed(sm, model_arn):
 
 def test_add_merges_by_key(sm, model_arn):
     sm.add_tags(ResourceArn=model_arn, Tags=[{"Key": "lab", "Value": "2"}, {"Key": "owner", "Value": "me"}])
-    assert sm.list_tags(ResourceArn=model_arn)["Tags"] == [{"Key": "lab", "Value": "2"}, {"Key": "owner", "Value": "me"}]
+    assert sm.list_tags(ResourceArn=model_arn)["Tags"] == [
+        {"Key": "lab", "Value": "2"},
+        {"Key": "owner", "Value": "me"},
+    ]
 
 
 def test_delete_removes_keys(sm, model_arn):

@@ -1,4 +1,5 @@
 """Training jobs through boto3: the container contract, statuses, logs, metrics, artifacts, failures, stops."""
+
 from __future__ import annotations
 
 import io
@@ -46,7 +47,11 @@ def test_job_trains_and_reports_like_sagemaker(sm, s3, data):
     job = finished_training(sm, "mean-ok")
     assert job["TrainingJobStatus"] == "Completed"
     assert [t["Status"] for t in job["SecondaryStatusTransitions"]] == [
-        "Starting", "Downloading", "Training", "Uploading", "Completed",
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
     ]
     assert all("StartTime" in t and "EndTime" in t for t in job["SecondaryStatusTransitions"])
     assert job["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://{BUCKET}/output/mean-ok/output/model.tar.gz"
@@ -66,7 +71,9 @@ def test_log_stream_pages_to_an_empty_page(sm, logs, data):
     messages, token = [], None
     for _ in range(10):
         page = logs.get_log_events(
-            logGroupName=GROUP, logStreamName=streams[0]["logStreamName"], startFromHead=True,
+            logGroupName=GROUP,
+            logStreamName=streams[0]["logStreamName"],
+            startFromHead=True,
             **({"nextToken": token} if token else {}),
         )
         if not page["events"]:
@@ -208,13 +215,17 @@ def test_stop_uploads_what_was_saved(sm, s3, logs, data):
 
 def test_max_runtime_stops_the_job(sm, data):
     request = training_request(
-        "mean-slow", [channel("train", data["train"])],
-        HyperParameters={"sleep_seconds": "60"}, StoppingCondition={"MaxRuntimeInSeconds": 1},
+        "mean-slow",
+        [channel("train", data["train"])],
+        HyperParameters={"sleep_seconds": "60"},
+        StoppingCondition={"MaxRuntimeInSeconds": 1},
     )
     sm.create_training_job(**request)
     job = finished_training(sm, "mean-slow", timeout=30)
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "MaxRuntimeExceeded")
-    assert job["SecondaryStatusTransitions"][-1]["StatusMessage"] == "Training job exceeded MaxRuntimeInSeconds provided"
+    assert (
+        job["SecondaryStatusTransitions"][-1]["StatusMessage"] == "Training job exceeded MaxRuntimeInSeconds provided"
+    )
 
 
 def test_two_jobs_run_at_once(sm, data):

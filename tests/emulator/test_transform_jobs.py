@@ -1,4 +1,5 @@
 """Batch transform: SageMaker's splitting, batching and assembling rules, and jobs through boto3."""
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ def test_assemble_line_ends_every_answer_once():
 @pytest.fixture
 def model(sm, s3):
     model_data = model_artifact(s3, "models/t/model.tar.gz", value=1.5)
-    sm.create_model(ModelName="tm", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE)
+    sm.create_model(
+        ModelName="tm", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE
+    )
     return "tm"
 
 
@@ -94,7 +97,9 @@ def _read(s3, key: str) -> bytes:
 def test_outputs_keep_the_relative_keys(sm, s3, model):
     put_csv(s3, "batch/in/a.csv", "1\n2\n\n3\n")
     put_csv(s3, "batch/in/sub/b.csv", "4\n")
-    job = _transform(sm, "t-lines", model, f"s3://{BUCKET}/batch/in/", f"s3://{BUCKET}/batch/out", BatchStrategy="SingleRecord")
+    job = _transform(
+        sm, "t-lines", model, f"s3://{BUCKET}/batch/in/", f"s3://{BUCKET}/batch/out", BatchStrategy="SingleRecord"
+    )
     assert job["TransformJobStatus"] == "Completed"
     assert job["TransformStartTime"] <= job["TransformEndTime"]
     assert _read(s3, "batch/out/a.csv.out") == b'{"score": 1.5}\n' * 3
@@ -104,10 +109,26 @@ def test_outputs_keep_the_relative_keys(sm, s3, model):
 def test_batch_strategy_decides_the_requests(sm, s3, model):
     put_csv(s3, "batch/in/a.csv", "1\n2\n3\n")
     source = f"s3://{BUCKET}/batch/in/"
-    _transform(sm, "t-single", model, source, f"s3://{BUCKET}/single", BatchStrategy="SingleRecord",
-               Accept="application/json", AssembleWith="None")
-    _transform(sm, "t-multi", model, source, f"s3://{BUCKET}/multi", BatchStrategy="MultiRecord",
-               Accept="application/json", AssembleWith="None")
+    _transform(
+        sm,
+        "t-single",
+        model,
+        source,
+        f"s3://{BUCKET}/single",
+        BatchStrategy="SingleRecord",
+        Accept="application/json",
+        AssembleWith="None",
+    )
+    _transform(
+        sm,
+        "t-multi",
+        model,
+        source,
+        f"s3://{BUCKET}/multi",
+        BatchStrategy="MultiRecord",
+        Accept="application/json",
+        AssembleWith="None",
+    )
     one = json.dumps({"predictions": [{"score": 1.5}]}).encode()
     assert _read(s3, "single/a.csv.out") == one * 3
     assert _read(s3, "multi/a.csv.out") == json.dumps({"predictions": [{"score": 1.5}] * 3}).encode()
@@ -115,14 +136,24 @@ def test_batch_strategy_decides_the_requests(sm, s3, model):
 
 def test_split_none_sends_each_object_whole(sm, s3, model):
     put_csv(s3, "batch/in/a.csv", "1\n2\n")
-    _transform(sm, "t-none", model, f"s3://{BUCKET}/batch/in/a.csv", f"s3://{BUCKET}/whole/", SplitType="None",
-               Accept="text/csv", AssembleWith="None")
+    _transform(
+        sm,
+        "t-none",
+        model,
+        f"s3://{BUCKET}/batch/in/a.csv",
+        f"s3://{BUCKET}/whole/",
+        SplitType="None",
+        Accept="text/csv",
+        AssembleWith="None",
+    )
     assert _read(s3, "whole/a.csv.out") == b"1.5\n1.5\n"
 
 
 def test_a_model_error_fails_the_job(sm, s3, model):
     put_csv(s3, "batch/bad/a.csv", "1\nnot-a-number\n")
-    job = _transform(sm, "t-bad", model, f"s3://{BUCKET}/batch/bad/", f"s3://{BUCKET}/bad-out", BatchStrategy="SingleRecord")
+    job = _transform(
+        sm, "t-bad", model, f"s3://{BUCKET}/batch/bad/", f"s3://{BUCKET}/bad-out", BatchStrategy="SingleRecord"
+    )
     assert job["TransformJobStatus"] == "Failed"
     assert job["FailureReason"].startswith(
         f"ClientError: The model answered request 2 for s3://{BUCKET}/batch/bad/a.csv with status 400: "
@@ -151,7 +182,8 @@ def test_stop_and_duplicate(sm, s3, model):
     put_csv(s3, "batch/in/a.csv", "1\n")
     request_source = f"s3://{BUCKET}/batch/in/"
     sm.create_transform_job(
-        TransformJobName="t-stop", ModelName=model,
+        TransformJobName="t-stop",
+        ModelName=model,
         TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": request_source}}},
         TransformOutput={"S3OutputPath": f"s3://{BUCKET}/stopped"},
         TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},

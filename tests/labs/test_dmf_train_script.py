@@ -1,4 +1,5 @@
 """Lab 1's script-mode entry point (train.py), run as SageMaker would: a process with an SM_* environment."""
+
 import importlib.util
 import json
 import os
@@ -58,8 +59,9 @@ def job(tmp_path):
 
 
 def run(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_script_trains_prints_metric_lines_and_saves_a_loadable_model(job):
@@ -92,7 +94,8 @@ def test_a_bad_input_becomes_the_failure_reason(job):
 def test_command_line_flags_override_sm_hps(job):
     _, env, _ = job
     args = train_script.build_parser().parse_args(
-        train_script.hyperparameter_args(env["SM_HPS"]) + ["--epochs", "1", "--hidden", "[16, 4]"])
+        train_script.hyperparameter_args(env["SM_HPS"]) + ["--epochs", "1", "--hidden", "[16, 4]"]
+    )
     assert (args.epochs, args.batch_size, args.hidden) == (1, 64, [16, 4])
 
 

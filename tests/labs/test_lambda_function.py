@@ -1,4 +1,5 @@
 """Lab 2's Lambda handlers (lambda_function.py): good and bad events, with stubbed SageMaker Runtime and S3 clients."""
+
 import importlib.util
 import io
 import json
@@ -65,16 +66,19 @@ def aws(monkeypatch):
 
 def expect_catalogue(s3_stub, document=CATALOGUE):
     payload = json.dumps(document).encode()
-    s3_stub.add_response("get_object", {"Body": body(payload)},
-                         {"Bucket": "workshop-bucket", "Key": "lab2/lambda/catalogue.json"})
+    s3_stub.add_response(
+        "get_object", {"Body": body(payload)}, {"Bucket": "workshop-bucket", "Key": "lab2/lambda/catalogue.json"}
+    )
 
 
 def expect_scores(runtime_stub, endpoint: str, user_token: int, movie_token: int, scores: list):
     request = json.dumps({"instances": [{"in0": [user_token], "in1": [movie_token]}]})
     answer = json.dumps({"predictions": [{"scores": scores}]}).encode()
     runtime_stub.add_response(
-        "invoke_endpoint", {"Body": body(answer), "ContentType": "application/json"},
-        {"EndpointName": endpoint, "Body": request, "ContentType": "application/json", "Accept": "application/json"})
+        "invoke_endpoint",
+        {"Body": body(answer), "ContentType": "application/json"},
+        {"EndpointName": endpoint, "Body": request, "ContentType": "application/json", "Accept": "application/json"},
+    )
 
 
 def answer(response: dict) -> tuple[int, dict]:
@@ -109,8 +113,13 @@ def test_recommend_uses_the_probability_of_liked(aws, probability, recommend):
     expect_scores(runtime_stub, "lab2-recommend", 1, 2, [1 - probability, probability])
     status, result = answer(lambda_function.predict_handler({"user_id": 42, "movie_id": 1196, "type": "recommend"}))
     assert status == 200
-    assert result == {"user_id": 42, "movie_id": 1196, "title": "Empire Strikes Back (1980)",
-                      "recommend": recommend, "probability": probability}
+    assert result == {
+        "user_id": 42,
+        "movie_id": 1196,
+        "title": "Empire Strikes Back (1980)",
+        "recommend": recommend,
+        "probability": probability,
+    }
 
 
 def test_catalogue_is_read_once_per_container(aws):
@@ -128,7 +137,9 @@ def test_api_gateway_event_is_read_from_its_body(aws):
     expect_scores(runtime_stub, "lab2-rating", 0, 1, [3.5])
     event = {"httpMethod": "POST", "body": json.dumps({"user_id": 7, "movie_id": 260, "type": "rating"})}
     assert answer(lambda_function.predict_handler(event)) == (
-        200, {"user_id": 7, "movie_id": 260, "title": "Star Wars (1977)", "rating": 3.5})
+        200,
+        {"user_id": 7, "movie_id": 260, "title": "Star Wars (1977)", "rating": 3.5},
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,8 +153,11 @@ def test_api_gateway_event_is_read_from_its_body(aws):
         ({"user_id": 42, "movie_id": 260, "type": "stars"}, "'type' must be one of rating, recommend, got \"stars\""),
         ({"user_id": 42, "movie_id": 260}, "'type' must be one of rating, recommend, got null"),
         ([42, 260], "the request must be a JSON object, got list"),
-        ({"body": "{not json"}, "the request body is not valid JSON: Expecting property name enclosed in double "
-                                "quotes: line 1 column 2 (char 1)"),
+        (
+            {"body": "{not json"},
+            "the request body is not valid JSON: Expecting property name enclosed in double "
+            "quotes: line 1 column 2 (char 1)",
+        ),
     ],
 )
 def test_bad_requests_get_400_without_calling_aws(aws, event, message):
@@ -165,37 +179,55 @@ def test_unknown_ids_get_404(aws, event, message):
 def test_endpoint_error_gets_502_with_its_message(aws):
     runtime_stub, s3_stub = aws
     expect_catalogue(s3_stub)
-    runtime_stub.add_client_error("invoke_endpoint", service_error_code="ValidationError", http_status_code=400,
-                                  service_message="Endpoint lab2-rating of account 123456789012 not found.")
+    runtime_stub.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ValidationError",
+        http_status_code=400,
+        service_message="Endpoint lab2-rating of account 123456789012 not found.",
+    )
     status, result = answer(lambda_function.predict_handler({"user_id": 42, "movie_id": 260, "type": "rating"}))
     assert status == 502
-    assert result == {"error": "endpoint lab2-rating failed: An error occurred (ValidationError) when calling the "
-                               "InvokeEndpoint operation: Endpoint lab2-rating of account 123456789012 not found."}
+    assert result == {
+        "error": "endpoint lab2-rating failed: An error occurred (ValidationError) when calling the "
+        "InvokeEndpoint operation: Endpoint lab2-rating of account 123456789012 not found."
+    }
 
 
 def test_unexpected_endpoint_answer_gets_502(aws):
     runtime_stub, s3_stub = aws
     expect_catalogue(s3_stub)
-    runtime_stub.add_response("invoke_endpoint", {"Body": body(b'{"predictions": []}'), "ContentType": "application/json"},
-                              {"EndpointName": ANY, "Body": ANY, "ContentType": ANY, "Accept": ANY})
+    runtime_stub.add_response(
+        "invoke_endpoint",
+        {"Body": body(b'{"predictions": []}'), "ContentType": "application/json"},
+        {"EndpointName": ANY, "Body": ANY, "ContentType": ANY, "Accept": ANY},
+    )
     status, result = answer(lambda_function.predict_handler({"user_id": 42, "movie_id": 260, "type": "rating"}))
     assert status == 502
     assert result["error"].startswith("endpoint lab2-rating answered in an unexpected format: IndexError")
 
 
 def test_unreadable_catalogue_gets_502(aws):
-    aws[1].add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404,
-                            service_message="The specified key does not exist.")
+    aws[1].add_client_error(
+        "get_object",
+        service_error_code="NoSuchKey",
+        http_status_code=404,
+        service_message="The specified key does not exist.",
+    )
     status, result = answer(lambda_function.predict_handler({"user_id": 42, "movie_id": 260, "type": "rating"}))
     assert status == 502
-    assert result == {"error": f"the catalogue {CATALOGUE_URI} could not be read: An error occurred (NoSuchKey) when "
-                               "calling the GetObject operation: The specified key does not exist."}
+    assert result == {
+        "error": f"the catalogue {CATALOGUE_URI} could not be read: An error occurred (NoSuchKey) when "
+        "calling the GetObject operation: The specified key does not exist."
+    }
 
 
 @pytest.mark.parametrize(
     "payload, message",
     [
-        (b"{not json", "is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        (
+            b"{not json",
+            "is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
         (b'{"movies": []}', "lacks users or movie ids: KeyError('users')"),
     ],
 )
@@ -218,7 +250,9 @@ def test_missing_configuration_gets_500(aws, monkeypatch):
     monkeypatch.delenv("RECOMMEND_ENDPOINT")
     status, result = answer(lambda_function.predict_handler({"user_id": 42, "movie_id": 260, "type": "recommend"}))
     assert (status, result) == (
-        500, {"error": "the function is not configured: environment variable RECOMMEND_ENDPOINT is not set"})
+        500,
+        {"error": "the function is not configured: environment variable RECOMMEND_ENDPOINT is not set"},
+    )
 
 
 # ------------------------------------------------------------------------------------ similar_movies_handler
@@ -228,10 +262,19 @@ def test_similar_movies_with_titles_most_similar_first(aws):
     expect_catalogue(aws[1])
     status, result = answer(lambda_function.similar_movies_handler({"movie_id": 260, "k": 2}, None))
     assert status == 200
-    assert result == {"movie_id": 260, "title": "Star Wars (1977)", "similar": [
-        {"movie_id": 1196, "title": "Empire Strikes Back (1980)", "genres": ["Action", "Sci-Fi"], "similarity": 0.91},
-        {"movie_id": 1, "title": "Toy Story (1995)", "genres": ["Animation", "Children"], "similarity": 0.12},
-    ]}
+    assert result == {
+        "movie_id": 260,
+        "title": "Star Wars (1977)",
+        "similar": [
+            {
+                "movie_id": 1196,
+                "title": "Empire Strikes Back (1980)",
+                "genres": ["Action", "Sci-Fi"],
+                "similarity": 0.91,
+            },
+            {"movie_id": 1, "title": "Toy Story (1995)", "genres": ["Animation", "Children"], "similarity": 0.12},
+        ],
+    }
 
 
 def test_similar_movies_default_k(aws, monkeypatch):

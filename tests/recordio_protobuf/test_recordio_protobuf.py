@@ -16,6 +16,7 @@ Python 3.11.7 venv, which resolved protobuf 6.33.6, numpy 1.26.4, scipy 1.17.1),
 The same venv confirmed that our ``aialgs.data`` FileDescriptorProto equals the one of the SDK's
 ``sagemaker/amazon/record_pb2.py`` apart from the file name and Java options.
 """
+
 import importlib.util
 import io
 import struct
@@ -111,11 +112,22 @@ def test_a_sparse_record_has_the_documented_text_form():
 @pytest.mark.parametrize(
     "message, field, number",
     [
-        ("Float32Tensor", "values", 1), ("Float32Tensor", "keys", 2), ("Float32Tensor", "shape", 3),
-        ("Float64Tensor", "values", 1), ("Int32Tensor", "values", 1), ("Bytes", "value", 1),
-        ("Bytes", "content_type", 2), ("Value", "float32_tensor", 2), ("Value", "float64_tensor", 3),
-        ("Value", "int32_tensor", 7), ("Value", "bytes", 9), ("Record", "features", 1), ("Record", "label", 2),
-        ("Record", "uid", 3), ("Record", "metadata", 4), ("Record", "configuration", 5),
+        ("Float32Tensor", "values", 1),
+        ("Float32Tensor", "keys", 2),
+        ("Float32Tensor", "shape", 3),
+        ("Float64Tensor", "values", 1),
+        ("Int32Tensor", "values", 1),
+        ("Bytes", "value", 1),
+        ("Bytes", "content_type", 2),
+        ("Value", "float32_tensor", 2),
+        ("Value", "float64_tensor", 3),
+        ("Value", "int32_tensor", 7),
+        ("Value", "bytes", 9),
+        ("Record", "features", 1),
+        ("Record", "label", 2),
+        ("Record", "uid", 3),
+        ("Record", "metadata", 4),
+        ("Record", "configuration", 5),
     ],
 )
 def test_schema_field_numbers_are_those_of_record_proto(message, field, number):
@@ -177,9 +189,7 @@ def test_mixed_dense_and_sparse_records_read_into_one_matrix():
         ]
     )
     matrix, labels = records.read_matrix(data)
-    np.testing.assert_array_equal(
-        matrix.toarray(), [[1, 0, 2.5, 0], [-1, 0, 0, 4], [0, 0, 0, 0], [0, 0, 0, 7]]
-    )
+    np.testing.assert_array_equal(matrix.toarray(), [[1, 0, 2.5, 0], [-1, 0, 0, 4], [0, 0, 0, 0], [0, 0, 0, 7]])
     np.testing.assert_array_equal(labels, [1, 0, 2, 3])
 
 
