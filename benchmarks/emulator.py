@@ -3,7 +3,8 @@
 - training job overhead: CreateTrainingJob → Completed for the test algorithm on a 3-row CSV (process start,
   S3 download and upload, log shipping, status changes);
 - endpoint CreateEndpoint → InService (artifact download, model-server process start);
-- InvokeEndpoint latency (p50, p99) one request at a time, and requests/s with concurrent clients.
+- InvokeEndpoint latency (p50, p99) one request at a time, and requests/s with concurrent clients;
+- what checking the SigV4 signature of such a request costs (``auth.Verifier``), per request and as a share of it.
 All on loopback, in bounded loops.
 
     .venv/bin/python benchmarks/emulator.py [--repeats 5] [--invocations 500] [--threads 8]
@@ -22,9 +23,13 @@ from functools import partial
 
 import boto3
 import numpy as np
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials as BotoCredentials
 
 import sagemaker_emulator
+from sagemaker_emulator.auth import Credentials, SignedRequest, Verifier
 
 REGION = "us-east-1"
 BUCKET = "benchmark"
@@ -112,6 +117,25 @@ def invoke_once(runtime) -> float:
     return time.perf_counter() - start
 
 
+def signature_check_seconds(checks: int) -> float:
+    """Median time the emulator's gate spends verifying one signed InvokeEndpoint request (no I/O)."""
+    key = Credentials.generate()
+    url = "http://127.0.0.1:8080/endpoints/bench-ep-0/invocations"
+    request = AWSRequest(
+        "POST", url, data=b"1,2,3\n", headers={"Content-Type": "text/csv", "Accept": "application/json"}
+    )
+    SigV4Auth(BotoCredentials(key.access_key_id, key.secret_access_key), "sagemaker", REGION).add_auth(request)
+    headers = {name.lower(): value for name, value in request.headers.items()} | {"host": "127.0.0.1:8080"}
+    signed = SignedRequest("POST", "/endpoints/bench-ep-0/invocations", "", headers, b"1,2,3\n")
+    verifier = Verifier(key)
+    times = []
+    for _ in range(checks):
+        start = time.perf_counter()
+        verifier.verify(signed)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -159,6 +183,11 @@ def main() -> None:
             list(pool.map(lambda _: invoke_once(runtime), range(args.invocations)))
         rate = args.invocations / (time.perf_counter() - started)
         print(f"invoke throughput, {args.threads} concurrent clients:            {rate:.0f} requests/s")
+        check = signature_check_seconds(args.invocations)
+        print(
+            f"signature check per request:                       {check * 1e6:.0f} µs "
+            f"({check * 1000 / np.percentile(latencies, 50):.1%} of the p50 invoke latency)"
+        )
     finally:
         emulator.stop()
 
