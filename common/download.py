@@ -33,15 +33,23 @@ TIMEOUT_SECONDS = 30.0
 CHUNK_BYTES = 1 << 20
 RETRYABLE_HTTP_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 WAYS_OUT = (
-    "Two ways out: set WORKSHOP_DATA_MIRROR to a directory or http(s) URL holding {archive} "
-    "(for example a classroom share), or set WORKSHOP_DATASET=synthetic to use generated data."
+    "To go on offline, use a dataset that needs no download: WORKSHOP_DATASET=ml-latest-small (shipped with the "
+    "workshop, the default) or WORKSHOP_DATASET=synthetic. To use {archive}, set WORKSHOP_DATA_MIRROR to a directory "
+    "or http(s) URL that holds it (a classroom share, say), or connect to the internet and run again."
 )
 
 logger = logging.getLogger(__name__)
 
 
 class DatasetUnavailable(RuntimeError):
-    """The archive is not cached and cannot be fetched (offline, refused, or failing its checks)."""
+    """The archive is not cached and cannot be fetched (offline, refused, or failing its checks).
+
+    Shown in a notebook as its message alone: the traceback would bury the one paragraph a learner can act on.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook for how an exception is displayed (also what ``make run`` reports for the cell)."""
+        return [f"DatasetUnavailable: {self}"]
 
 
 @dataclass(frozen=True)
@@ -136,7 +144,9 @@ def _source(url: str, archive: str, mirror: str | None) -> str | Path:
         return mirror.rstrip("/") + "/" + archive
     path = Path(mirror).expanduser() / archive
     if not path.is_file():
-        raise DatasetUnavailable(_explain(archive, path, "the mirror directory has no such file"))
+        held = sorted(p.name for p in path.parent.glob("*.zip")) if path.parent.is_dir() else []
+        holds = f"it holds {', '.join(held)}" if held else "it holds no .zip archive"
+        raise DatasetUnavailable(_explain(archive, path.parent, f"the mirror directory has no {archive} ({holds})"))
     return path
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -120,7 +121,7 @@ def test_synthetic_is_not_fetched():
 def test_offline_without_mirror_tries_grouplens_and_names_both_ways_out(monkeypatch, closed_port):
     monkeypatch.setattr(data, "GROUPLENS_URL", f"http://127.0.0.1:{closed_port}/datasets/movielens/")
     monkeypatch.setattr(download, "sleep", lambda seconds: None)
-    expected = r"ml-1m.zip is not cached.*127.0.0.1.*WORKSHOP_DATA_MIRROR.*WORKSHOP_DATASET=synthetic"
+    expected = r"ml-1m.zip is not cached.*127.0.0.1.*WORKSHOP_DATASET=synthetic.*WORKSHOP_DATA_MIRROR"
     with pytest.raises(DatasetUnavailable, match=expected):
         data.load_dataset("ml-1m")
 
@@ -289,3 +290,17 @@ def test_real_ml_latest_small_from_the_mirror(monkeypatch, data_env, real_mirror
         "items": 9_742,
         "path": str(data_env / "ml-latest-small.zip"),
     }
+
+
+def test_the_default_dataset_is_shipped_and_needs_no_network(tmp_path, monkeypatch, closed_port):
+    for name in ("WORKSHOP_DATASET", "WORKSHOP_DATA_MIRROR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORKSHOP_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WORKSHOP_DATA_MIRROR", str(tmp_path / "a-mirror-without-it"))
+    monkeypatch.setattr(data, "GROUPLENS_URL", f"http://127.0.0.1:{closed_port}/")
+    dataset = data.load_dataset()
+    assert dataset.name == "ml-latest-small"
+    assert (len(dataset.ratings), dataset.ratings.user_id.nunique(), len(dataset.items)) == (100_836, 610, 9_742)
+    with zipfile.ZipFile(data.SHIPPED_DIR / "ml-latest-small.zip") as archive:
+        assert "ml-latest-small/README.txt" in archive.namelist()  # the license travels with the data
+    assert sorted(p.name for p in data.SHIPPED_DIR.iterdir()) == ["ml-latest-small.zip"]

@@ -98,7 +98,7 @@ def test_attempts_must_be_positive(tmp_path, checks):
 
 
 def test_missing_file_is_not_retried(tmp_path, archive_server, checks, sleeps):
-    with pytest.raises(DatasetUnavailable, match=r"HTTP 404.*WORKSHOP_DATA_MIRROR.*WORKSHOP_DATASET=synthetic"):
+    with pytest.raises(DatasetUnavailable, match=r"HTTP 404.*WORKSHOP_DATASET=synthetic.*WORKSHOP_DATA_MIRROR"):
         download.fetch(archive_server.url("tiny.zip"), checks, tmp_path, **FAST)
     assert len(archive_server.requests) == 1 and sleeps == []
 
@@ -170,9 +170,31 @@ def test_mirror_directory_is_copied_into_the_cache(tmp_path, archive, checks, cl
     assert path == tmp_path / "cache" / "tiny.zip" and path.read_bytes() == archive
 
 
-def test_mirror_directory_without_the_archive_is_reported(tmp_path, checks):
-    with pytest.raises(DatasetUnavailable, match=r"from .*mirror/tiny.zip: the mirror directory has no such file"):
-        download.fetch("https://example.org/tiny.zip", checks, tmp_path / "cache", str(tmp_path / "mirror"))
+def test_mirror_directory_without_the_archive_says_what_it_holds(tmp_path, checks):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in ("ml-latest-small.zip", "ml-1m.zip", "notes.txt"):
+        (mirror / name).write_bytes(b"x")
+    with pytest.raises(DatasetUnavailable) as excinfo:
+        download.fetch("https://example.org/tiny.zip", checks, tmp_path / "cache", str(mirror))
+    message = str(excinfo.value)
+    assert f"from {mirror}: the mirror directory has no tiny.zip (it holds ml-1m.zip, ml-latest-small.zip)" in message
+    assert "WORKSHOP_DATASET=ml-latest-small (shipped with the workshop, the default)" in message
+    with pytest.raises(DatasetUnavailable, match=r"has no tiny.zip \(it holds no .zip archive\)"):
+        download.fetch("https://example.org/tiny.zip", checks, tmp_path / "cache", str(tmp_path / "missing"))
+
+
+def test_a_notebook_shows_the_message_without_a_traceback(tmp_path, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    result = shell.run_cell(
+        "from common import download\n"
+        f"download.fetch('https://example.org/tiny.zip', {{}}, {str(tmp_path)!r}, {str(tmp_path / 'none')!r})"
+    )
+    assert isinstance(result.error_in_exec, DatasetUnavailable)
+    shown = capsys.readouterr().out.strip()
+    assert shown.startswith("DatasetUnavailable: tiny.zip is not cached") and len(shown.splitlines()) == 1
 
 
 def test_mirror_url_replaces_the_official_url(tmp_path, archive_server, archive, checks):
