@@ -18,8 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 kernel: $(STAMP)
-	@$(BIN)/jupyter kernelspec list 2>/dev/null | grep -q '^ *$(KERNEL) ' || \
-		$(BIN)/python -m ipykernel install --user --name $(KERNEL) --display-name "Recommendation Workshop"
+	@$(BIN)/python scripts/register_kernel.py --name $(KERNEL) --display-name "Recommendation Workshop"
 
 run: kernel
 	$(BIN)/python scripts/run_notebooks.py --kernel $(KERNEL)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.report import notebook_name
+from common.session import notebook_name
 from sagemaker_emulator import home
 
 ROOT = Path(__file__).resolve().parent

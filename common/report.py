@@ -1,8 +1,8 @@
 """A notebook's key results, kept so that runs can be compared: ``record("test_rmse", rmse)``.
 
-When ``WORKSHOP_METRICS_DIR`` is set (``make run`` and the notebook tests set it to ``build/metrics``), each
-value is also written to ``<dir>/<notebook>.json`` at once, so a notebook that fails half way still leaves
-the results it reached. ``make run`` ends by printing :func:`format_table` over every notebook's file.
+Each value is written to ``<WORKSHOP_METRICS_DIR>/<notebook>.json`` at once (default ``build/metrics`` in the
+repository, the notebook named after its file, whether it runs under ``make run``, the tests or JupyterLab), so a
+notebook that fails half way still leaves the results it reached and a later notebook can read them. ``make run`` ends by printing :func:`format_table` over every notebook's file.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import re
 from pathlib import Path
 
 from common.session import settings
@@ -29,11 +28,6 @@ def _plain(value):
     if isinstance(value, str):
         return value
     raise TypeError(f"record() takes a number or a string, not {type(value).__name__}: {value!r}")
-
-
-def notebook_name(path: Path) -> str:
-    """The name a notebook's results are filed under: its file stem, lower case, dashes for the rest."""
-    return re.sub(r"[^a-z0-9]+", "-", Path(path).stem.lower()).strip("-")
 
 
 def metrics_file(directory: Path, notebook: str) -> Path:
@@ -71,8 +65,7 @@ def record(name: str, value):
         raise ValueError(f"record() needs a non-empty name, got {name!r}")
     plain = _plain(value)
     current = settings()
-    if current.metrics_dir is not None:
-        write_metric(metrics_file(current.metrics_dir, current.notebook), name, plain)
+    write_metric(metrics_file(current.metrics_dir, current.notebook), name, plain)
     return value
 
 

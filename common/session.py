@@ -8,8 +8,8 @@
 | ``WORKSHOP_MODE`` | ``aws`` or ``local`` | aws when credentials and a region resolve outside CI |
 | ``WORKSHOP_EMULATOR_URL`` | use this running emulator (with the key pair it printed) | the user's own, started once |
 | ``WORKSHOP_ROLE_ARN`` / ``WORKSHOP_BUCKET`` | AWS mode: execution role and bucket | found from the account |
-| ``WORKSHOP_METRICS_DIR`` | where ``common.report`` writes a notebook's results | none (kept in memory) |
-| ``WORKSHOP_NOTEBOOK`` | the running notebook's name, for its metrics file | ``notebook`` |
+| ``WORKSHOP_METRICS_DIR`` | where ``common.report`` writes a notebook's results | ``build/metrics`` in the repository |
+| ``WORKSHOP_NOTEBOOK`` | the running notebook's name, for its metrics file | from Jupyter's ``JPY_SESSION_NAME`` |
 | ``CI`` | set by CI services; makes local mode the default | unset |
 
 :func:`start_session` is the one call at the top of every notebook: it decides the mode, and in local mode starts
@@ -20,10 +20,13 @@ kernel's AWS clients at it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATASET = "ml-latest-small"
+REPOSITORY = Path(__file__).resolve().parents[1]
+DEFAULT_METRICS_DIR = REPOSITORY / "build" / "metrics"  # where make run, the tests and JupyterLab all file results
 CACHE_SUBDIR = "recommendation-workshop"
 
 
@@ -43,9 +46,14 @@ class Settings:
     emulator_url: str | None
     role_arn: str | None
     bucket: str | None
-    metrics_dir: Path | None
+    metrics_dir: Path
     notebook: str
     ci: bool = False
+
+
+def notebook_name(path: str | Path) -> str:
+    """The name a notebook's results are filed under: its file stem, lower case, dashes for the rest."""
+    return re.sub(r"[^a-z0-9]+", "-", Path(path).stem.lower()).strip("-")
 
 
 def settings() -> Settings:
@@ -60,8 +68,8 @@ def settings() -> Settings:
         emulator_url=env.get("WORKSHOP_EMULATOR_URL") or None,
         role_arn=env.get("WORKSHOP_ROLE_ARN") or None,
         bucket=env.get("WORKSHOP_BUCKET") or None,
-        metrics_dir=Path(metrics) if metrics else None,
-        notebook=env.get("WORKSHOP_NOTEBOOK") or "notebook",
+        metrics_dir=Path(metrics) if metrics else DEFAULT_METRICS_DIR,
+        notebook=env.get("WORKSHOP_NOTEBOOK") or notebook_name(env.get("JPY_SESSION_NAME") or "notebook"),
         ci=(env.get("CI") or "").strip().lower() not in ("", "0", "false", "no"),
     )
 
@@ -76,7 +84,6 @@ SAGEMAKER_TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
-SDK_LOGGER = "sagemaker.core.resources"  # where ModelTrainer(...).train(logs=True) writes the job's log lines
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,6 @@ def start_session() -> WorkshopSession:
         RuntimeError: local mode would reach a non-loopback endpoint, or AWS mode lacks a region or a role.
     """
     current = settings()
-    _show_sdk_job_logs()
     if choose_mode(current) == "local":
         return _start_local(current)
     return _start_aws(current)
@@ -168,20 +174,6 @@ def check_endpoints_are_loopback(region: str) -> None:
         url = session.client(service).meta.endpoint_url
         if not is_loopback_url(url):
             raise refuse(f"the {service} endpoint", url)
-
-
-def _show_sdk_job_logs() -> None:
-    """Let the training log lines that ModelTrainer streams appear in the notebook (the SDK logs them at INFO)."""
-    import logging
-    import sys
-
-    logger = logging.getLogger(SDK_LOGGER)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 def _emulator(current: Settings) -> tuple[str, dict[str, str]]:

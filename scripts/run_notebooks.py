@@ -1,8 +1,9 @@
-"""Execute every lab notebook in local mode and write the executed copies under build/ (``make run``).
+"""Execute every lab notebook in local mode, in agenda order, and write the executed copies under build/ (``make run``).
 
-Each notebook runs in its own folder with a fresh kernel, as an attendee would run it top to bottom. Its
-results land in build/metrics/<notebook>.json (``common.report``), with its wall time; the run ends with one
-table of every notebook's metrics. Exit status 1 when any notebook failed.
+Each notebook runs in its own folder with a fresh kernel, as an attendee would run it top to bottom, with a
+progress bar counting its code cells. Its results land in build/metrics/<notebook>.json (``common.report``), with
+its wall time; the executed copy is saved as .ipynb and as .html (for an instructor to hand out); the run ends
+with one table of every notebook's metrics. Exit status 1 when any notebook failed.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+from tqdm import tqdm
 
-from common.report import WALL_TIME_KEY, collect, format_table, metrics_file, notebook_name, write_metric
+from common.report import WALL_TIME_KEY, collect, format_table, metrics_file, write_metric
+from common.session import notebook_name
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_GLOB = "Lab*/**/*.ipynb"
@@ -33,22 +37,35 @@ def execute(path: Path, build: Path, kernel: str, timeout: int) -> tuple[bool, f
     os.environ["WORKSHOP_NOTEBOOK"] = name
     metrics_file(build / "metrics", name).unlink(missing_ok=True)
     notebook = nbformat.read(path, as_version=4)
+    code_cells = sum(cell.cell_type == "code" for cell in notebook.cells)
+    progress = tqdm(total=code_cells, desc=f"  {path.stem}", unit="cell", leave=True)
     client = NotebookClient(
-        notebook, kernel_name=kernel, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+        notebook,
+        kernel_name=kernel,
+        timeout=timeout,
+        resources={"metadata": {"path": str(path.parent)}},
+        on_cell_complete=lambda cell, cell_index: progress.update(cell.cell_type == "code"),
     )
     start = time.monotonic()
-    succeeded = True
+    failure = None
+    kernel_log = build / "logs" / f"{name}.kernel.log"  # the kernel's own stderr (startup notices), kept off the screen
+    kernel_log.parent.mkdir(parents=True, exist_ok=True)
     try:
-        client.execute()
+        with kernel_log.open("w") as stderr:
+            client.execute(stderr=stderr)
     except CellExecutionError as error:
-        succeeded = False
-        print(f"FAILED {path.relative_to(ROOT)}:\n{error}", file=sys.stderr)
+        failure = error
+    progress.close()
+    if failure is not None:
+        print(f"FAILED {path.relative_to(ROOT)}:\n{failure}", file=sys.stderr)
     wall = time.monotonic() - start
     target = build / path.relative_to(ROOT)
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, target)
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    target.with_suffix(".html").write_text(body, encoding="utf-8")
     write_metric(metrics_file(build / "metrics", name), WALL_TIME_KEY, round(wall, 1))
-    return succeeded, wall
+    return failure is None, wall
 
 
 def main() -> int:
@@ -65,10 +82,12 @@ def main() -> int:
     if not notebooks:
         print("No lab notebooks exist yet: nothing to run.")
         return 0
-    print(f"Running {len(notebooks)} notebook(s) in {os.environ['WORKSHOP_MODE']} mode; executed copies go to build/.")
+    print(
+        f"Running {len(notebooks)} notebook(s) in {os.environ['WORKSHOP_MODE']} mode; executed copies (.ipynb, .html) "
+        "go to build/."
+    )
     failed = []
     for path in notebooks:
-        print(f"- {path.relative_to(ROOT)} ...", flush=True)
         ok, wall = execute(path, build, args.kernel, args.timeout)
         print(f"  {'done' if ok else 'FAILED'} in {wall:.0f} s", flush=True)
         if not ok:

@@ -177,3 +177,18 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def aws(emulator, monkeypatch):
+    """boto3's default clients pointed at the test emulator, with bucket ``cleanup-tests``; returns (sagemaker, s3)."""
+    import boto3
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
+    for name, value in emulator.credentials.as_environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    boto3.client("s3").create_bucket(Bucket="cleanup-tests")
+    return boto3.client("sagemaker"), boto3.client("s3")

@@ -9,7 +9,6 @@ import tarfile
 import threading
 import time
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -20,18 +19,6 @@ from sagemaker_emulator.resources import endpoints
 BUCKET = "cleanup-tests"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/mean-regressor:1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
-
-
-@pytest.fixture
-def aws(emulator, monkeypatch):
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
-    for name, value in emulator.credentials.as_environment().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    return boto3.client("sagemaker"), boto3.client("s3")
 
 
 def _artifact(s3) -> str:

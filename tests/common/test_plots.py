@@ -30,3 +30,22 @@ def test_plot_curves_draws_into_a_given_axes_without_a_validation_column():
 def test_plot_curves_refuses_an_empty_history():
     with pytest.raises(ValueError, match="at least one epoch and one column"):
         plot_curves(pd.DataFrame(), "empty")
+
+
+def test_a_score_on_its_own_axis_marks_its_maximum_on_whole_epochs():
+    history = pd.DataFrame({"train log loss": [0.5, 0.3, 0.25], "validation HR@10": [0.5, 0.7, 0.6]}, index=[1, 2, 3])
+    ax = plot_curves(history, "NeuMF", ylabel="log loss", right="validation HR@10", best=("validation HR@10", "max"))
+    right = next(other for other in ax.figure.axes if other is not ax)
+    assert [line.get_label() for line in ax.get_lines()] == ["train log loss"]
+    assert [line.get_label() for line in right.get_lines()] == ["validation HR@10"]
+    assert right.get_ylabel() == "validation HR@10"
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["train log loss", "validation HR@10", "best epoch (2)"]
+    ax.figure.canvas.draw()
+    assert all(float(tick).is_integer() for tick in ax.get_xticks())
+    plt.close(ax.figure)
+
+
+def test_a_missing_column_is_named():
+    with pytest.raises(ValueError, match="no column 'validation HR@10'"):
+        plot_curves(pd.DataFrame({"loss": [0.7]}, index=[1]), "NeuMF", right="validation HR@10")

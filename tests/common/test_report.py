@@ -1,9 +1,10 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from common import report
+from common import report, session
 
 
 @pytest.fixture
@@ -20,11 +21,13 @@ def test_record_writes_the_notebooks_file_at_once(metrics_dir):
     assert json.loads((metrics_dir / "lab-x.json").read_text()) == {"rmse": 0.25, "users": 610}
 
 
-def test_record_without_a_metrics_dir_keeps_nothing_on_disk(tmp_path, monkeypatch):
+def test_without_settings_results_go_to_build_metrics_under_the_notebooks_jupyter_name(monkeypatch):
     monkeypatch.delenv("WORKSHOP_METRICS_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert report.record("accuracy", 0.7) == 0.7
-    assert list(tmp_path.iterdir()) == []
+    monkeypatch.delenv("WORKSHOP_NOTEBOOK", raising=False)
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/workshop/Lab1 - X/1a - Factorization Machines.ipynb")
+    current = session.settings()
+    assert current.metrics_dir == Path(session.__file__).resolve().parents[1] / "build" / "metrics"
+    assert current.notebook == "1a-factorization-machines"
 
 
 @pytest.mark.parametrize("value", [[1, 2], None, {"a": 1}])
@@ -56,4 +59,4 @@ def test_table_says_when_there_is_nothing():
 
 
 def test_notebook_names_are_file_stems_in_lower_case():
-    assert report.notebook_name("Lab1 - X/Factorization Machines.ipynb") == "factorization-machines"
+    assert session.notebook_name("Lab1 - X/Factorization Machines.ipynb") == "factorization-machines"

@@ -141,14 +141,6 @@ def test_aws_mode_creates_a_private_default_bucket(env, emulator, capsys):
         session.start_session()
 
 
-def test_sdk_job_logs_are_shown(env):
-    import logging
-
-    session._show_sdk_job_logs()
-    logger = logging.getLogger(session.SDK_LOGGER)
-    assert logger.level == logging.INFO and logger.handlers and logger.propagate is False
-
-
 def test_local_mode_says_when_no_emulator_answers(env):
     import socket
 
