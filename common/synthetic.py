@@ -45,11 +45,15 @@ MIN_RATINGS_PER_USER = 20
 # gives ml-100k's shape at its size (the top movie rated by ~60% of users, a median near 20, a tail of rare ones).
 POPULARITY_EXPONENT, POPULARITY_OFFSET = 2.0, 100.0
 ACTIVITY_SIGMA = 1.0  # spread (log scale) of how many ratings users give beyond the minimum
-USER_BIAS, ITEM_BIAS, TASTE, NOISE = 0.45, 0.45, 0.9, 0.6  # standard deviations, in score units
+USER_BIAS, ITEM_BIAS, TASTE, NOISE = 0.45, 0.45, 1.8, 0.6  # standard deviations, in score units
 # Users pick what to watch by popularity *and* taste, as real viewers do: each user is offered
 # CANDIDATES_PER_RATING times as many movies as they rate (drawn by popularity) and keeps those that suit their
-# taste best, with noise of weight 1/CHOICE_BY_TASTE. Without it popularity would be the best possible ranker.
-CANDIDATES_PER_RATING, CHOICE_BY_TASTE = 2, 1.0
+# taste best, with noise of weight 1/CHOICE_BY_TASTE. Without it popularity would be the best possible ranker, and
+# with too little of it (2 and 1.0, taste 0.9) it still was: a 32-factor SVD of the training matrix reached HR@10
+# 0.601 against popularity's 0.625 on the leave-one-out split. Choosing by taste also narrows the tastes among what
+# a user rates, so the taste spread is raised with it, keeping what factorization gains on ratings. With 2, 4.0 and
+# taste 1.8: SVD 0.723 against popularity 0.634, the top movie still rated by 42% of the users.
+CANDIDATES_PER_RATING, CHOICE_BY_TASTE = 2, 4.0
 FIRST_YEAR, LAST_YEAR = 1930, 2017
 START, END = 883_612_800, 1_537_747_200  # 1998-01-01 .. 2018-09-24, Unix seconds
 YEAR_SECONDS = 31_556_952
