@@ -14,7 +14,15 @@ Handler = Callable[[object, dict], dict]
 
 OPERATIONS: dict[str, Handler] = {}
 
-RESOURCE_MODULES = ("training_jobs", "models", "endpoint_configs", "endpoints", "transform_jobs", "tags")
+RESOURCE_MODULES = (
+    "training_jobs",
+    "models",
+    "endpoint_configs",
+    "endpoints",
+    "transform_jobs",
+    "tags",
+    "unhosted_features",
+)
 
 
 def operation(name: str) -> Callable[[Handler], Handler]:

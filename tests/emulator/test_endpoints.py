@@ -270,3 +270,39 @@ def test_model_server_output_goes_to_cloudwatch(logs, endpoint):
         lambda lines: any(line.startswith("Model server listening on 127.0.0.1:") for line in lines),
     )
     assert messages
+
+
+def test_weights_and_capacities_change_in_place(sm, endpoint):
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="ep",
+        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredWeight": 0.5, "DesiredInstanceCount": 2}],
+    )
+    done = wait_for(lambda: sm.describe_endpoint(EndpointName="ep"), lambda e: e["EndpointStatus"] == "InService")
+    variant = done["ProductionVariants"][0]
+    assert (variant["CurrentWeight"], variant["DesiredInstanceCount"]) == (0.5, 2)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"VariantName": "Ghost", "DesiredWeight": 1.0}, "The variant name(s) ['Ghost'] are not present"),
+        (
+            {"VariantName": "AllTraffic", "ServerlessUpdateConfig": {"MaxConcurrency": 2}},
+            "ServerlessUpdateConfig is not supported by the local SageMaker emulator",
+        ),
+    ],
+)
+def test_weights_for_unknown_variants_are_refused(sm, endpoint, change, message):
+    with pytest.raises(ClientError) as excinfo:
+        sm.update_endpoint_weights_and_capacities(EndpointName="ep", DesiredWeightsAndCapacities=[change])
+    code, text = error_of(excinfo)
+    assert code == "ValidationException" and text.startswith(message)
+    assert sm.describe_endpoint(EndpointName="ep")["ProductionVariants"][0]["CurrentWeight"] == 1.0
+
+
+def test_monitoring_schedules_and_inference_components_list_empty(sm, endpoint):
+    assert sm.list_monitoring_schedules(EndpointName="ep")["MonitoringScheduleSummaries"] == []
+    assert sm.list_inference_components(EndpointNameEquals="ep")["InferenceComponents"] == []
+    with pytest.raises(ClientError) as excinfo:
+        sm.list_monitoring_schedules(NextToken="not-a-token")
+    assert error_of(excinfo) == ("ValidationException", "Invalid pagination token.")
