@@ -21,6 +21,7 @@ RESOURCE_MODULES = (
     "endpoints",
     "transform_jobs",
     "tags",
+    "tuning_jobs",
     "unhosted_features",
 )
 

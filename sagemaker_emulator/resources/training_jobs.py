@@ -142,6 +142,7 @@ class TrainingJob(Resource):
                 "DebugHookConfig",
                 "ExperimentConfig",
                 "RetryStrategy",
+                "TuningJobArn",
             ):
                 if key in self.params:
                     wire[key] = copy.deepcopy(self.params[key])

@@ -19,6 +19,7 @@ from emulator_helpers import (
     wait_for,
 )
 from response_shapes import response_faults
+from test_tuning_jobs import tuning_request
 
 from sagemaker_emulator.operations import operations
 
@@ -43,6 +44,21 @@ def _train(sm, name: str, data: dict, **hyperparameters) -> None:
     sm.create_training_job(**training_request(name, [channel("train", data["train"])], HyperParameters=hyperparameters))
 
 
+def _tune(sm, data: dict) -> None:
+    channels = [channel("train", data["train"]), channel("test", data["train"])]
+    sm.create_hyper_parameter_tuning_job(**tuning_request("shape-tuning", channels))
+    sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="shape-tuning")
+    done = wait_for(
+        lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="shape-tuning"),
+        lambda job: job["HyperParameterTuningJobStatus"] == "Completed",
+    )
+    assert "BestTrainingJob" in done
+    sm.create_hyper_parameter_tuning_job(**tuning_request("shape-tuning-stop", channels))
+    sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="shape-tuning-stop")
+    sm.list_hyper_parameter_tuning_jobs()
+    sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName="shape-tuning")
+
+
 def _everything_once(sm, s3) -> None:
     data = {"train": put_csv(s3, "shapes/train.csv", "1,0.5\n3,0.5\n")}
     _train(sm, "shape-ok", data)
@@ -55,6 +71,7 @@ def _everything_once(sm, s3) -> None:
     sm.describe_training_job(TrainingJobName="shape-stopped")
     finished_training(sm, "shape-stopped")
     sm.list_training_jobs()
+    _tune(sm, data)
     artifact = model_artifact(s3, "shapes/model.tar.gz")
     deploy(sm, "shape-endpoint", artifact)
     sm.describe_model(ModelName="shape-endpoint")
