@@ -29,6 +29,8 @@ import numpy as np
 import scipy.sparse
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
+from recordio_protobuf.columns import read_columns
+
 MAGIC = 0xCED7230A
 VALUES_KEY = "values"  # the name SageMaker's built-in algorithms read features and labels from
 MAX_PAYLOAD_BYTES = (1 << 29) - 1
@@ -522,6 +524,8 @@ def read_matrix(fileobj_or_bytes, feature_dim: int | None = None) -> tuple:
     """Read every record's ``features["values"]`` into one CSR matrix and ``label["values"]`` into a vector.
 
     Dense and sparse records may be mixed. A sparse tensor (one with keys) must carry ``shape=[width]``.
+    Regular files (every file a program writes) are decoded column-wise (``columns.read_columns``), in which
+    case a dense row's zeros are left out of the matrix; anything else is parsed record by record.
 
     Args:
         fileobj_or_bytes: a binary file object or the bytes of a RecordIO-protobuf stream.
@@ -541,11 +545,23 @@ def read_matrix(fileobj_or_bytes, feature_dim: int | None = None) -> tuple:
         isinstance(feature_dim, bool) or not isinstance(feature_dim, (int, np.integer)) or feature_dim < 1
     ):
         raise ValueError(f"feature_dim must be a positive integer or None, got {feature_dim!r}")
-    stream = (
-        io.BytesIO(fileobj_or_bytes)
-        if isinstance(fileobj_or_bytes, (bytes, bytearray, memoryview))
-        else fileobj_or_bytes
-    )
+    if isinstance(fileobj_or_bytes, bytes):
+        data = fileobj_or_bytes
+    elif isinstance(fileobj_or_bytes, (bytearray, memoryview)):
+        data = bytes(fileobj_or_bytes)
+    else:
+        data = fileobj_or_bytes.read()
+    columns = read_columns(data)
+    if columns is not None:
+        values, keys, counts, labels, width = columns
+        if (feature_dim is None or feature_dim == width) and not (keys >= width).any():
+            indptr = np.concatenate(([0], np.cumsum(counts)))
+            index_dtype = np.int32 if max(width, indptr[-1]) < np.iinfo(np.int32).max else np.int64
+            matrix = scipy.sparse.csr_matrix(
+                (values, keys.astype(index_dtype), indptr.astype(index_dtype)), shape=(counts.size, width)
+            )
+            return matrix, labels
+    stream = io.BytesIO(data)
 
     # Compact typed buffers (not lists of Python numbers): 20M records must fit in memory.
     values, keys, labels = array.array("f"), array.array("Q"), array.array("f")

@@ -3,6 +3,10 @@
 Runs in the container process (see ``algorithms/container.py serve``) on 127.0.0.1 and an ephemeral port, which
 it writes to a file once it accepts connections. Predictions are serialised with a lock: the plug-ins' numeric
 libraries (mxnet) are not thread-safe, and one model instance is what a SageMaker instance runs.
+
+Its log (the endpoint's stream in CloudWatch) says what a user needs when an invocation fails: one line per failed
+request with the status, the reason, the request's content type, accept type and size, next to the lifecycle
+lines a container writes (listening, the first health check passed, shutdown on SIGTERM, stopped).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from sagemaker_emulator.algorithms.base import PayloadError, Predictor
+from sagemaker_emulator.algorithms.base import PayloadError, Predictor, log
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_ACCEPT = "application/json"
@@ -29,6 +33,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__((LOOPBACK, 0), _Handler)
         self.predictor = predictor
         self.predict_lock = threading.Lock()
+        self.healthy_logged = threading.Event()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -46,9 +51,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _failed(self, status: int, reason: str, body: bytes) -> None:
+        """Answer an invocation with an error, and say so in one log line."""
+        log(
+            f"Invocation failed: status {status}, {reason}; request Content-Type "
+            f"{self.headers.get('Content-Type') or '(none)'}, Accept {self.headers.get('Accept') or '(none)'}, "
+            f"{len(body)} bytes",
+            level="ERROR",
+        )
+        self._answer(status, reason.encode())
+
     def do_GET(self):
         if self.path == "/ping":
             self._answer(200, b"")
+            if not self.server.healthy_logged.is_set():
+                self.server.healthy_logged.set()
+                log("Health check GET /ping answered 200: the model server is healthy")
         else:
             self._answer(404, b"not found")
 
@@ -56,7 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         if self.path != "/invocations":
-            self._answer(404, b"not found")
+            self._failed(404, f"no such path {self.path}", body)
             return
         content_type = self.headers.get("Content-Type") or "application/octet-stream"
         accept = self.headers.get("Accept") or DEFAULT_ACCEPT
@@ -64,11 +82,11 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.predict_lock:
                 output, output_type = self.server.predictor(body, content_type, accept)
         except PayloadError as error:
-            self._answer(error.status, error.message.encode())
+            self._failed(error.status, error.message, body)
             return
         except Exception as error:
             traceback.print_exc(file=sys.stdout)
-            self._answer(500, f"{type(error).__name__}: {error}".encode())
+            self._failed(500, f"{type(error).__name__}: {error}", body)
             return
         self._answer(200, output, output_type)
 
@@ -76,10 +94,16 @@ class _Handler(BaseHTTPRequestHandler):
 def serve_forever(predictor: Predictor, port_file: Path) -> None:
     """Serve until SIGTERM; the port is written to ``port_file`` atomically once the socket listens."""
     server = _Server(predictor)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+
+    def on_sigterm(*_) -> None:
+        log("Received SIGTERM: the model server is shutting down")
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     partial = port_file.with_suffix(".tmp")
     partial.write_text(str(server.server_address[1]))
     os.replace(partial, port_file)
-    print(f"Model server listening on {LOOPBACK}:{server.server_address[1]}", flush=True)
+    log(f"Model server listening on {LOOPBACK}:{server.server_address[1]}")
     server.serve_forever()
     server.server_close()
+    log("Model server stopped")

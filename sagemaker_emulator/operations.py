@@ -14,7 +14,16 @@ Handler = Callable[[object, dict], dict]
 
 OPERATIONS: dict[str, Handler] = {}
 
-RESOURCE_MODULES = ("training_jobs", "models", "endpoint_configs", "endpoints", "transform_jobs", "tags")
+RESOURCE_MODULES = (
+    "training_jobs",
+    "models",
+    "endpoint_configs",
+    "endpoints",
+    "transform_jobs",
+    "tags",
+    "tuning_jobs",
+    "unhosted_features",
+)
 
 
 def operation(name: str) -> Callable[[Handler], Handler]:

@@ -25,6 +25,7 @@ from sagemaker_emulator.resources.endpoints import Endpoint
 from sagemaker_emulator.resources.models import Model
 from sagemaker_emulator.resources.training_jobs import TrainingJob
 from sagemaker_emulator.resources.transform_jobs import TransformJob
+from sagemaker_emulator.resources.tuning_jobs import TuningJob
 from sagemaker_emulator.state import EmulatorState
 
 LOG = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ KINDS = {
     "endpoint_configs": EndpointConfig,
     "training_jobs": TrainingJob,
     "transform_jobs": TransformJob,
+    "tuning_jobs": TuningJob,
     "endpoints": Endpoint,
 }
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from sagemaker_emulator.auth import Credentials
-from sagemaker_emulator.errors import ResourceInUse, ServiceError, ValidationException
+from sagemaker_emulator.errors import ResourceInUse, ResourceNotFound, ServiceError, ValidationException
 from sagemaker_emulator.jobs.process import Supervisor
 
 ACCOUNT_ID = "123456789012"  # moto's default account, which dummy credentials map to
@@ -195,6 +195,10 @@ class EmulatorState:
                 f"this name already exists ({job.arn})"
             ),
         )
+        self.tuning_jobs: Registry = Registry(
+            lambda name: ResourceNotFound(f"Amazon SageMaker can't find a tuning job with name {name}"),
+            lambda job: ResourceInUse(f"Hyperparameter tuning job {job.name} already exists ({job.arn})"),
+        )
         self.models: Registry = self._named("model", "model")
         self.endpoint_configs: Registry = self._named("endpoint configuration", "endpoint-config")
         self.endpoints: Registry = self._named("endpoint", "endpoint")
@@ -216,7 +220,14 @@ class EmulatorState:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:{arn_type}/{name.lower()}"
 
     def registries(self) -> tuple[Registry, ...]:
-        return (self.training_jobs, self.transform_jobs, self.models, self.endpoint_configs, self.endpoints)
+        return (
+            self.training_jobs,
+            self.transform_jobs,
+            self.tuning_jobs,
+            self.models,
+            self.endpoint_configs,
+            self.endpoints,
+        )
 
     def find_by_arn(self, arn: str) -> Resource | None:
         for registry in self.registries():

@@ -170,6 +170,10 @@ class Text(_Spec):
         return self.meaning
 
 
+# What a tuning job adds to its training jobs' hyperparameters (the objective's name); the algorithms ignore it.
+TUNING_OBJECTIVE = "_tuning_objective_metric"
+
+
 def parse_hyperparameters(specs: dict[str, _Spec], raw: dict[str, str]) -> dict[str, Any]:
     """Check a job's hyperparameter strings against a plug-in's declaration and fill in the defaults.
 
@@ -179,6 +183,7 @@ def parse_hyperparameters(specs: dict[str, _Spec], raw: dict[str, str]) -> dict[
     Raises:
         ClientError: a required name is missing, a name is not declared, or a value is out of its range.
     """
+    raw = {name: text for name, text in raw.items() if name != TUNING_OBJECTIVE}
     unknown = sorted(set(raw) - set(specs))
     if unknown:
         names = ", ".join(f"'{n}'" for n in unknown)

@@ -192,6 +192,7 @@ def train(
 def serve(image: str, model_dir: Path, port_file: Path, failure: Path | None) -> int:
     from sagemaker_emulator.model_server import serve_forever
 
+    log(f"Loading the model from {model_dir} for {image}")
     try:
         predictor = load_plugin(image).load(model_dir)
     except Exception as error:

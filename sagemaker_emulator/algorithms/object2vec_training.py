@@ -3,7 +3,9 @@
 Choices where the public contract is silent: early stopping follows the validation loss (MSE, or cross-entropy
 for softmax), or the training loss when there is no validation channel; an epoch counts as an improvement when
 its loss beats the best so far by more than ``early_stopping_tolerance``; the saved model and the test scores
-use the epoch with the lowest loss. Negative sampling pairs every training record's in0 with the in1 of
+use the epoch with the lowest loss, and so do the job's final validation metrics: that epoch's ``#quality_metric``
+lines are logged again, with its epoch number, after training, since a job reports each metric's last logged
+value (API_FinalHyperParameterTuningJobObjectiveMetric: "the latest objective metric emitted"). Negative sampling pairs every training record's in0 with the in1 of
 ``negative_sampling_rate`` other records drawn uniformly, label 0, drawn afresh each epoch. Runs are seeded.
 """
 
@@ -291,6 +293,7 @@ def run_training(layout: JobLayout, hp: dict) -> None:
     stop_metric = "cross_entropy" if softmax else "mean_squared_error"
     watched = "validation" if validation is not None else "train"
     stopping = EarlyStopping(hp["early_stopping_patience"], hp["early_stopping_tolerance"])
+    kept: dict[str, float] = {}  # the metrics of the epoch whose model is saved
     for epoch in range(hp["epochs"]):
         metrics, throughput = train_epoch(network, trainer, loss_function, train_data, hp, rng)
         _quality_lines("train", metrics, epoch)
@@ -301,6 +304,7 @@ def run_training(layout: JobLayout, hp: dict) -> None:
             _quality_lines("validation", metrics, epoch)
         if stopping.update(epoch, metrics[stop_metric]):
             save_model(network, hp, layout.model_dir)
+            kept = metrics
         if stopping.should_stop:
             log(
                 f"Early stopping: {watched} {stop_metric} did not improve by more than "
@@ -313,6 +317,8 @@ def run_training(layout: JobLayout, hp: dict) -> None:
         save_model(network, hp, layout.model_dir)
     else:
         log(f"Best model from epoch {stopping.best_epoch} ({watched} {stop_metric}={stopping.best_loss:.6g}), saved")
+        if validation is not None:  # the last value of each metric is what the job reports: make it the kept model's
+            _quality_lines("validation", kept, stopping.best_epoch)
     if test is not None:
         best, _ = load_model(layout.model_dir)
         _quality_lines("test", scores(predict(best, *test.sides), test.labels, softmax), None)

@@ -242,8 +242,7 @@ class TrainingRun:
             return
         client = self.services.client("s3", self.state.region)
         base = s3.join_uri(self.job.params["OutputDataConfig"]["S3OutputPath"], self.job.name, "output")
-        s3.upload_file(client, s3.tar_folder(layout.model_dir, self.folder / "model.tar.gz"), f"{base}/model.tar.gz")
-        self.job.model_artifact = f"{base}/model.tar.gz"
+        s3.upload_file(client, s3.tar_folder(layout.model_dir, self.folder / "model.tar.gz"), self.job.artifact_uri)
         if any(layout.output_data_dir.iterdir()):
             archive = s3.tar_folder(layout.output_data_dir, self.folder / "output.tar.gz")
             s3.upload_file(client, archive, f"{base}/output.tar.gz")

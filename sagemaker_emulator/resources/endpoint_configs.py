@@ -15,6 +15,10 @@ from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource
 
+# API_ProductionVariantServerlessConfig: "MemorySizeInMB ... 1024 MB, 2048 MB, 3072 MB, 4096 MB, 5120 MB, or
+# 6144 MB"; botocore's model only bounds it (1024..6144).
+SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+
 _PASSED_THROUGH = (
     "DataCaptureConfig",
     "KmsKeyId",
@@ -55,7 +59,14 @@ def create_endpoint_config(state: EmulatorState, params: dict) -> dict:
     names = [variant["VariantName"] for variant in params["ProductionVariants"]]
     if len(set(names)) != len(names):
         raise ValidationException(f"Variant names must be unique within an endpoint configuration: {names}.")
-    for variant in params["ProductionVariants"]:
+    for index, variant in enumerate(params["ProductionVariants"], start=1):
+        memory = variant.get("ServerlessConfig", {}).get("MemorySizeInMB", SERVERLESS_MEMORY_SIZES[0])
+        if memory not in SERVERLESS_MEMORY_SIZES:
+            raise ValidationException(
+                f"1 validation error detected: Value '{memory}' at "
+                f"'productionVariants.{index}.member.serverlessConfig.memorySizeInMB' failed to satisfy constraint: "
+                f"Member must satisfy enum value set: [{', '.join(map(str, SERVERLESS_MEMORY_SIZES))}]"
+            )
         if "ModelName" not in variant:
             raise ValidationException(f"ModelName must be specified for production variant {variant['VariantName']}.")
         state.models.get(variant["ModelName"])

@@ -1,4 +1,4 @@
-"""Endpoints: Create/Describe/Delete/List/UpdateEndpoint, the control plane of SageMaker hosting.
+"""Endpoints: Create/Describe/Delete/List/UpdateEndpoint and UpdateEndpointWeightsAndCapacities (hosting's control plane).
 
 Each production variant runs one model server. Starting, health-checking, replacing and stopping them is the
 runner's work (``jobs/hosting.py``: a :class:`Deployment` per configuration); InvokeEndpoint is the data plane's
@@ -280,3 +280,41 @@ def stop_all(state: EmulatorState) -> None:
             deployment = endpoint.deployment
         if deployment is not None:
             deployment.stop()
+
+
+def _reweigh(state: EmulatorState, endpoint: Endpoint, desired: dict[str, dict]) -> None:
+    """Apply new weights and instance counts to the variants in service; the endpoint is back ``InService``."""
+    with endpoint.lock:
+        for variant in endpoint.deployment.variants:
+            change = desired.get(variant.plan.name, {})
+            variant.plan.weight = float(change.get("DesiredWeight", variant.plan.weight))
+            variant.plan.instance_count = int(change.get("DesiredInstanceCount", variant.plan.instance_count))
+        endpoint.plans = [asdict(variant.plan) for variant in endpoint.deployment.variants]
+        endpoint.advance("InService", state.now())
+
+
+@operation("UpdateEndpointWeightsAndCapacities")
+def update_endpoint_weights_and_capacities(state: EmulatorState, params: dict) -> dict:
+    """Weights take effect on the next request; an instance count is recorded (each variant runs one model server)."""
+    endpoint = state.endpoints.get(params["EndpointName"])
+    desired = {change["VariantName"]: change for change in params["DesiredWeightsAndCapacities"]}
+    if len(desired) != len(params["DesiredWeightsAndCapacities"]):
+        raise ValidationException("Each variant may appear only once in DesiredWeightsAndCapacities.")
+    if any("ServerlessUpdateConfig" in change for change in desired.values()):
+        raise ValidationException(
+            "ServerlessUpdateConfig is not supported by the local SageMaker emulator: a serverless variant has no "
+            "provisioned concurrency to change here."
+        )
+    with endpoint.lock:
+        if endpoint.status != "InService" or endpoint.deployment is None:
+            raise ValidationException(f'Cannot update endpoint "{endpoint.arn}" in status {endpoint.status}.')
+        serving = {variant.plan.name for variant in endpoint.deployment.variants}
+        unknown = sorted(set(desired) - serving)
+        if unknown:
+            raise ValidationException(
+                f"The variant name(s) {unknown} are not present in the endpoint's current configuration "
+                f"(variants: {sorted(serving)})."
+            )
+        endpoint.advance("Updating", state.now())
+    _background(_reweigh, state, endpoint, desired)
+    return {"EndpointArn": endpoint.arn}

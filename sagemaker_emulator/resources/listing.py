@@ -1,8 +1,9 @@
 """The one pager behind every ``List*`` operation: filter first, then sort, then cut the page.
 
 Filters: ``NameContains``, ``StatusEquals``, ``CreationTime{After,Before}``, ``LastModifiedTime{After,Before}``.
-Sorting: ``SortBy`` (``Name`` | ``CreationTime`` | ``Status``, default ``CreationTime``) and ``SortOrder``
-(default ``Descending``). ``NextToken`` is an opaque offset into the filtered, sorted list.
+Sorting: ``SortBy`` (``Name`` | ``CreationTime`` | ``Status``) and ``SortOrder``, whose defaults differ by
+operation as the service model documents them (``ListTrainingJobs``: ``CreationTime``, ``Ascending``;
+``ListEndpoints``: ``CreationTime``, ``Descending``; ``ListHyperParameterTuningJobs``: ``Name``, ``Ascending``). ``NextToken`` is an opaque offset into the filtered, sorted list.
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ def page(
     output_key: str,
     summary: Callable[[Resource], dict],
     default_max: int = 10,
+    order: str = "Descending",
+    sort_by: str = "CreationTime",
 ) -> dict:
     """Answer a ``List*`` request: ``{output_key: [summary(r) ...], "NextToken": ...}``."""
     kept = [r for r in resources if _keep(r, params)]
     kept.sort(
-        key=_SORT_KEYS[params.get("SortBy", "CreationTime")],
-        reverse=params.get("SortOrder", "Descending") == "Descending",
+        key=_SORT_KEYS[params.get("SortBy", sort_by)],
+        reverse=params.get("SortOrder", order) == "Descending",
     )
     start = decode_token(params.get("NextToken"))
     size = params.get("MaxResults", default_max)

@@ -14,6 +14,7 @@ import copy
 import threading
 
 from sagemaker_emulator.errors import ValidationException, limit_exceeded
+from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.training import MESSAGES, start_training
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
@@ -27,7 +28,7 @@ INTERRUPTED = (
 
 class TrainingJob(Resource):
     ARN_TYPE = "training-job"
-    PERSISTED = ("params", "secondary", "failure_reason", "model_artifact", "final_metrics", "start_time", "end_time")
+    PERSISTED = ("params", "secondary", "failure_reason", "final_metrics", "start_time", "end_time")
     TRANSITIONS = frozenset(
         {
             ("InProgress", "Completed"),
@@ -50,7 +51,6 @@ class TrainingJob(Resource):
         self.params["OutputDataConfig"].setdefault("CompressionType", "GZIP")
         self.secondary: list[dict] = []
         self.failure_reason: str | None = None
-        self.model_artifact: str | None = None
         self.final_metrics: list[dict] = []
         self.start_time: float | None = None
         self.end_time: float | None = None
@@ -70,6 +70,11 @@ class TrainingJob(Resource):
     @property
     def image(self) -> str:
         return self.params["AlgorithmSpecification"]["TrainingImage"]
+
+    @property
+    def artifact_uri(self) -> str:
+        """Where the model goes, which AWS reports from the start (botocore marks ``ModelArtifacts`` required)."""
+        return s3.join_uri(self.params["OutputDataConfig"]["S3OutputPath"], self.name, "output", "model.tar.gz")
 
     def enter(self, status: str, now: float, message: str | None = None) -> None:
         """Begin a secondary status, ending the current one."""
@@ -115,7 +120,7 @@ class TrainingJob(Resource):
                     "EnableInterContainerTrafficEncryption", False
                 ),
                 "EnableManagedSpotTraining": self.params.get("EnableManagedSpotTraining", False),
-                "ModelArtifacts": {"S3ModelArtifacts": self.model_artifact} if self.model_artifact else None,
+                "ModelArtifacts": {"S3ModelArtifacts": self.artifact_uri},
                 "FailureReason": self.failure_reason,
                 "TrainingStartTime": self.start_time,
                 "TrainingEndTime": self.end_time,
@@ -137,9 +142,11 @@ class TrainingJob(Resource):
                 "DebugHookConfig",
                 "ExperimentConfig",
                 "RetryStrategy",
+                "TuningJobArn",
             ):
                 if key in self.params:
                     wire[key] = copy.deepcopy(self.params[key])
+            wire["OutputDataConfig"].setdefault("KmsKeyId", "")
             return {key: value for key, value in wire.items() if value is not None}
 
     def summary(self) -> dict:
@@ -193,7 +200,7 @@ def describe_training_job(state: EmulatorState, params: dict) -> dict:
 
 @operation("ListTrainingJobs")
 def list_training_jobs(state: EmulatorState, params: dict) -> dict:
-    return page(state.training_jobs, params, "TrainingJobSummaries", TrainingJob.summary)
+    return page(state.training_jobs, params, "TrainingJobSummaries", TrainingJob.summary, order="Ascending")
 
 
 @operation("StopTrainingJob")

@@ -242,7 +242,7 @@ def test_comparator_mlp_and_output_variants(tmp_path, capsys, extra, width):
     _, predictor = train(tmp_path, hp, channels)
     found = metrics(capsys.readouterr().out)
     name = "validation:mean_squared_error" if width == 1 else "validation:accuracy"
-    assert len(found[name]) == 3
+    assert len(found[name]) == 3 + 1  # one line per epoch, then the kept epoch's again
     (answer,) = ask(predictor, [{"in0": [2], "in1": [4]}])
     assert len(answer["scores"]) == width
 
@@ -276,6 +276,10 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, capsys):
     assert len(losses) < 20
     best_epoch = int(np.argmin(losses))
     assert f"Best model from epoch {best_epoch} " in out
+    assert losses[-1] == losses[best_epoch]  # what the job reports as final: the kept model's, named by its epoch
+    assert (
+        out.rstrip().splitlines()[-1].endswith(f"epoch={best_epoch}, validation cross_entropy <loss>={losses[-1]:.6g}")
+    )
     records = [json.loads(row) for row in validation]
     answers = ask(predictor, [{"in0": r["in0"], "in1": r["in1"]} for r in records])
     probabilities = np.array([a["scores"][r["label"]] for a, r in zip(answers, records)])

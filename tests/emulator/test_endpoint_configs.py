@@ -65,3 +65,18 @@ def test_list_by_name(sm, model):
         sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[_variant(model)])
     listed = sm.list_endpoint_configs(NameContains="c-", SortBy="Name", SortOrder="Ascending")["EndpointConfigs"]
     assert [c["EndpointConfigName"] for c in listed] == ["c-a", "c-b"]
+
+
+@pytest.mark.parametrize("memory", [1111, 5000])
+def test_serverless_memory_must_be_a_whole_gigabyte_in_range(sm_unchecked, model, memory):
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": model,
+        "ServerlessConfig": {"MemorySizeInMB": memory, "MaxConcurrency": 1},
+    }
+    with pytest.raises(ClientError) as excinfo:
+        sm_unchecked.create_endpoint_config(EndpointConfigName="c1", ProductionVariants=[variant])
+    code, message = error_of(excinfo)
+    assert code == "ValidationException"
+    assert "productionVariants.1.member.serverlessConfig.memorySizeInMB" in message
+    assert sm_unchecked.list_endpoint_configs()["EndpointConfigs"] == []

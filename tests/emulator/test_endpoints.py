@@ -258,15 +258,63 @@ def test_nothing_listens_beyond_loopback(sm, s3, endpoint, emulator):
     assert set(addresses) <= LOOPBACK_HEX
 
 
-def test_model_server_output_goes_to_cloudwatch(logs, endpoint):
-    group = "/aws/sagemaker/Endpoints/ep"
+def _stream_lines(logs, group: str) -> list[str]:
     streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
     assert [re.fullmatch(r"AllTraffic/i-[0-9a-f]{17}", s["logStreamName"]) is not None for s in streams] == [True]
-    messages = wait_for(
-        lambda: [
-            e["message"]
-            for e in logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"])["events"]
-        ],
-        lambda lines: any(line.startswith("Model server listening on 127.0.0.1:") for line in lines),
+    events = logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"])["events"]
+    return [event["message"] for event in events]
+
+
+def test_the_endpoint_log_tells_the_model_servers_life_and_each_failed_request(sm, runtime, logs, endpoint):
+    group = "/aws/sagemaker/Endpoints/ep"
+    with pytest.raises(ClientError) as excinfo:
+        runtime.invoke_endpoint(EndpointName="ep", Body=b"<x/>", ContentType="application/xml", Accept="text/csv")
+    assert error_of(excinfo)[0] == "ModelError"
+    lines = wait_for(lambda: _stream_lines(logs, group), lambda lines: any("Invocation failed" in x for x in lines))
+    (failed,) = [line for line in lines if "Invocation failed" in line]
+    assert re.search(r"\bERROR\b.*Invocation failed: status 415, Content type application/xml is not supported", failed)
+    assert failed.endswith("; request Content-Type application/xml, Accept text/csv, 4 bytes")
+    assert any("Loading the model from " in line for line in lines)
+    assert any("Model server listening on 127.0.0.1:" in line for line in lines)
+    wait_for(
+        lambda: _stream_lines(logs, group), lambda lines: any("Health check GET /ping answered 200" in x for x in lines)
     )
-    assert messages
+    sm.delete_endpoint(EndpointName="ep")
+    lines = wait_for(lambda: _stream_lines(logs, group), lambda lines: "Model server stopped" in lines[-1])
+    assert any("Received SIGTERM: the model server is shutting down" in line for line in lines)
+
+
+def test_weights_and_capacities_change_in_place(sm, endpoint):
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName="ep",
+        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredWeight": 0.5, "DesiredInstanceCount": 2}],
+    )
+    done = wait_for(lambda: sm.describe_endpoint(EndpointName="ep"), lambda e: e["EndpointStatus"] == "InService")
+    variant = done["ProductionVariants"][0]
+    assert (variant["CurrentWeight"], variant["DesiredInstanceCount"]) == (0.5, 2)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"VariantName": "Ghost", "DesiredWeight": 1.0}, "The variant name(s) ['Ghost'] are not present"),
+        (
+            {"VariantName": "AllTraffic", "ServerlessUpdateConfig": {"MaxConcurrency": 2}},
+            "ServerlessUpdateConfig is not supported by the local SageMaker emulator",
+        ),
+    ],
+)
+def test_weights_for_unknown_variants_are_refused(sm, endpoint, change, message):
+    with pytest.raises(ClientError) as excinfo:
+        sm.update_endpoint_weights_and_capacities(EndpointName="ep", DesiredWeightsAndCapacities=[change])
+    code, text = error_of(excinfo)
+    assert code == "ValidationException" and text.startswith(message)
+    assert sm.describe_endpoint(EndpointName="ep")["ProductionVariants"][0]["CurrentWeight"] == 1.0
+
+
+def test_monitoring_schedules_and_inference_components_list_empty(sm, endpoint):
+    assert sm.list_monitoring_schedules(EndpointName="ep")["MonitoringScheduleSummaries"] == []
+    assert sm.list_inference_components(EndpointNameEquals="ep")["InferenceComponents"] == []
+    with pytest.raises(ClientError) as excinfo:
+        sm.list_monitoring_schedules(NextToken="not-a-token")
+    assert error_of(excinfo) == ("ValidationException", "Invalid pagination token.")

@@ -178,3 +178,35 @@ def test_an_unreadable_state_file_is_set_aside_not_fatal(home):
     assert second.client("sagemaker").list_models()["Models"] == []
     assert list((home / "state").glob("sagemaker.corrupt-*.json"))
     second.stop()
+
+
+def test_a_tuning_job_running_when_the_emulator_stops_is_failed_and_keeps_its_trials(home):
+    from test_tuning_jobs import tuning_request
+
+    from sagemaker_emulator.resources.tuning_jobs import INTERRUPTED as TUNING_INTERRUPTED
+
+    first = Served(home)
+    s3, sm = first.client("s3"), first.client("sagemaker")
+    s3.create_bucket(Bucket=BUCKET)
+    channels = [
+        channel("train", put_csv(s3, "tune/train.csv", "1,0\n")),
+        channel("test", put_csv(s3, "t.csv", "1,0\n")),
+    ]
+    sm.create_hyper_parameter_tuning_job(
+        **tuning_request("tune-long", channels, StaticHyperParameters={"sleep_seconds": "600"}, RandomSeed=1)
+    )
+    listed = wait_for(
+        lambda: sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-long"),
+        lambda answer: len(answer["TrainingJobSummaries"]) == 2,
+    )
+    first.stop()
+    second = Served(home)
+    sm = second.client("sagemaker")
+    job = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-long")
+    assert (job["HyperParameterTuningJobStatus"], job["FailureReason"]) == ("Failed", TUNING_INTERRUPTED)
+    assert job["TrainingJobStatusCounters"]["NonRetryableError"] == 2
+    again = sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-long")
+    assert [t["TunedHyperParameters"] for t in again["TrainingJobSummaries"]] == [
+        t["TunedHyperParameters"] for t in listed["TrainingJobSummaries"]
+    ]
+    second.stop()

@@ -141,7 +141,7 @@ def test_a_failing_script_fails_the_job_with_its_error(sdk, s3, sm, tmp_path):
     assert reason.startswith("AlgorithmError: Traceback (most recent call last):")
     assert "subprocess.CalledProcessError: Command" in reason
     assert reason.endswith("\nThe script's error: ValueError: learning_rate must be positive, got -1")
-    assert "ModelArtifacts" not in job
+    assert job["ModelArtifacts"]["S3ModelArtifacts"].endswith(f"/{job['TrainingJobName']}/output/model.tar.gz")
 
 
 def test_the_scripts_failure_file_is_the_failure_reason(sdk, s3, sm, tmp_path):

@@ -12,6 +12,8 @@ import logging
 import boto3
 from emulator_helpers import BUCKET, IMAGE, ROLE, model_artifact, put_csv
 
+RECORDIO = "application/x-recordio-protobuf"
+
 
 def test_model_trainer_streams_the_algorithm_log_and_returns(sdk, s3, caplog):
     from sagemaker.core.helper.session_helper import Session
@@ -108,3 +110,71 @@ def test_core_transform_job(sdk, s3):
     job.wait(poll=1)
     assert job.transform_job_status == "Completed"
     assert s3.get_object(Bucket=BUCKET, Key="sdk/batch-out/in.csv.out")["Body"].read() == b"3.0\n3.0\n"
+
+
+def test_hyperparameter_tuner_tunes_factorization_machines(sdk, s3):
+    """SDK v3's tuner, as Lab 1 uses it: FM regressor, test:rmse minimised over factors, learning rates, decays."""
+    import io
+
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.parameter import ContinuousParameter, IntegerParameter
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.configs import Compute, InputData, OutputDataConfig, StoppingCondition
+    from sagemaker.train.tuner import HyperparameterTuner
+    from test_algorithm_factorization_machines import planted_ratings
+
+    from recordio_protobuf import write_records
+
+    train_x, train_y, test_x, test_y, *_ = planted_ratings()
+    for name, features, labels in (("train", train_x, train_y), ("test", test_x, test_y)):
+        buffer = io.BytesIO()
+        write_records(buffer, features, labels)
+        s3.put_object(Bucket=BUCKET, Key=f"fm/{name}/part-0.pbr", Body=buffer.getvalue())
+    trainer = ModelTrainer(
+        training_image="382416733822.dkr.ecr.us-east-1.amazonaws.com/factorization-machines:1",
+        role=ROLE,
+        sagemaker_session=Session(default_bucket=BUCKET),
+        hyperparameters={
+            "feature_dim": train_x.shape[1],
+            "predictor_type": "regressor",
+            "epochs": 10,
+            "mini_batch_size": 200,
+        },
+        compute=Compute(instance_type="ml.m5.large", instance_count=1),
+        output_data_config=OutputDataConfig(s3_output_path=f"s3://{BUCKET}/fm/output"),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=600),
+    )
+    tuner = HyperparameterTuner(
+        model_trainer=trainer,
+        objective_metric_name="test:rmse",
+        objective_type="Minimize",
+        hyperparameter_ranges={
+            "num_factors": IntegerParameter(2, 16),
+            "factors_lr": ContinuousParameter(0.001, 0.1, scaling_type="Logarithmic"),
+            "linear_lr": ContinuousParameter(0.001, 0.1, scaling_type="Logarithmic"),
+            "factors_wd": ContinuousParameter(1e-6, 1e-2, scaling_type="Logarithmic"),
+            "linear_wd": ContinuousParameter(1e-6, 1e-2, scaling_type="Logarithmic"),
+        },
+        strategy="Bayesian",
+        max_jobs=4,
+        max_parallel_jobs=2,
+        random_seed=1,
+    )
+    tuner.tune(
+        inputs=[
+            InputData(channel_name=name, data_source=f"s3://{BUCKET}/fm/{name}/", content_type=RECORDIO)
+            for name in ("train", "test")
+        ],
+        job_name="fm-tuning",
+        wait=True,
+    )
+    job = tuner.describe()
+    assert job.hyper_parameter_tuning_job_status == "Completed"
+    assert job.objective_status_counters.succeeded == 4
+    trials = tuner.analytics().dataframe()
+    assert len(trials) == 4 and set(trials["TrainingJobStatus"]) == {"Completed"}
+    assert tuner.best_training_job() == trials.sort_values("FinalObjectiveValue")["TrainingJobName"].iloc[0]
+    assert (
+        job.best_training_job.final_hyper_parameter_tuning_job_objective_metric.value
+        == trials["FinalObjectiveValue"].min()
+    )

@@ -137,7 +137,7 @@ def _failure(sm, name: str, request: dict) -> str:
     job = finished_training(sm, name)
     assert job["TrainingJobStatus"] == "Failed"
     assert job["SecondaryStatus"] == "Failed"
-    assert "ModelArtifacts" not in job
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://{BUCKET}/output/{name}/output/model.tar.gz"
     return job["FailureReason"]
 
 
@@ -280,3 +280,20 @@ def test_log_stream_name_and_event_times_come_from_the_emulators_clock(emulator,
     assert int(stream["logStreamName"].rsplit("-", 1)[1]) > ahead
     events = logs.get_log_events(logGroupName=GROUP, logStreamName=stream["logStreamName"], startFromHead=True)
     assert events["events"] and all(event["timestamp"] > ahead * 1000 for event in events["events"])
+
+
+def test_describe_has_what_sdk_v2_attach_reads_from_the_start(sm, data):
+    """SDK v2's ``Estimator.attach`` reads ``OutputDataConfig.KmsKeyId`` and ``model_data`` ``ModelArtifacts``."""
+    sm.create_training_job(**training_request("attach-me", [channel("test", data["test"])]))
+    for job in (sm.describe_training_job(TrainingJobName="attach-me"), finished_training(sm, "attach-me")):
+        assert job["OutputDataConfig"]["KmsKeyId"] == ""
+        assert job["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://{BUCKET}/output/attach-me/output/model.tar.gz"
+    assert job["TrainingJobStatus"] == "Failed"
+
+
+def test_list_is_oldest_first_by_default(sm, data):
+    for name in ("first", "second"):
+        sm.create_training_job(**training_request(name, [channel("train", data["train"])]))
+    names = [j["TrainingJobName"] for j in sm.list_training_jobs()["TrainingJobSummaries"]]
+    assert names == ["first", "second"]
+    finished_training(sm, "first"), finished_training(sm, "second")

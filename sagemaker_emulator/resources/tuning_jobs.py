@@ -1,0 +1,482 @@
+"""Hyperparameter tuning jobs: Create/Describe/List/StopHyperParameterTuningJob, ListTrainingJobsForHyperParameterTuningJob.
+
+A tuning job runs training jobs (ordinary ones, listed and described like any other) with hyperparameters from
+its strategy (``jobs/tuning_search.py``), at most ``MaxParallelTrainingJobs`` at a time and
+``MaxNumberOfTrainingJobs`` in all, and reads each one's objective from its final metrics. As on AWS
+(API_CreateHyperParameterTuningJob, API_HyperParameterTrainingJobSummary):
+
+- a training job is named ``<tuning job name>-<three-digit number>-<8 hex digits>``, carries the tuning job's tags
+  ("Tags that you specify for the tuning job are also added to all training jobs that the tuning job launches")
+  and its ARN (``TuningJobArn``), and gets the objective's name as the hyperparameter ``_tuning_objective_metric``;
+- statuses: ``InProgress → Completed | Failed | Stopping``, ``Stopping → Stopped``. The job completes when its
+  budget is spent (or ``TuningJobCompletionCriteria`` is met, or ``MaxRuntimeInSeconds`` runs out, which stops the
+  running training jobs); it fails when no training job produced the objective.
+
+The training jobs count against the emulator's training quota: ``MaxParallelTrainingJobs`` above it is refused,
+and a training job that finds the quota used by others waits for room. Not emulated, each refused with a
+ValidationException naming it: the ``Hyperband`` strategy, ``TrainingJobEarlyStoppingType`` ``Auto``, warm
+start, ``Autotune``, several ``TrainingJobDefinitions``, and completion on convergence.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import secrets
+import threading
+
+from sagemaker_emulator.algorithms.base import TUNING_OBJECTIVE
+from sagemaker_emulator.errors import ResourceLimitExceeded, ValidationException, limit_exceeded
+from sagemaker_emulator.jobs.tuning_search import STRATEGIES, GridSearch, make_search, parse_ranges
+from sagemaker_emulator.operations import operation
+from sagemaker_emulator.resources.listing import decode_token, encode_token, page
+from sagemaker_emulator.resources.training_jobs import TrainingJob, create_training_job
+from sagemaker_emulator.state import EmulatorState, Resource
+
+LOG = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+RUNNING = ("InProgress", "Stopping")
+MAX_TRAINING_JOBS = 500  # AWS's quota of training jobs per tuning job
+INTERRUPTED = (
+    "InternalServerError: The local SageMaker emulator stopped while this tuning job was running, so the tuning "
+    "job was interrupted. Start a new hyperparameter tuning job."
+)
+_COPIED = (
+    "RoleArn",
+    "InputDataConfig",
+    "VpcConfig",
+    "OutputDataConfig",
+    "ResourceConfig",
+    "StoppingCondition",
+    "EnableNetworkIsolation",
+    "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining",
+    "CheckpointConfig",
+    "RetryStrategy",
+    "Environment",
+)
+
+
+class TuningJob(Resource):
+    ARN_TYPE = "hyper-parameter-tuning-job"
+    PERSISTED = ("params", "trials", "failure_reason", "end_time")
+    TRANSITIONS = frozenset(
+        {
+            ("InProgress", "Completed"),
+            ("InProgress", "Failed"),
+            ("InProgress", "Stopping"),
+            ("Stopping", "Stopped"),
+        }
+    )
+
+    def __init__(self, state: EmulatorState, params: dict):
+        name = params["HyperParameterTuningJobName"]
+        super().__init__(name, state.arn(self.ARN_TYPE, name), state.now(), params.get("Tags"), "InProgress")
+        self.params = copy.deepcopy(params)
+        self.params.pop("Tags", None)
+        config = self.params["HyperParameterTuningJobConfig"]
+        config.setdefault("TrainingJobEarlyStoppingType", "Off")
+        self.params["TrainingJobDefinition"].setdefault("StaticHyperParameters", {})
+        self.trials: list[dict] = []  # {"name": training job, "tuned": its tuned hyperparameters}, in launch order
+        self.failure_reason: str | None = None
+        self.end_time: float | None = None
+        self.stop_requested = threading.Event()
+        self.state = state
+
+    def after_restore(self, state: EmulatorState) -> None:
+        """A tuning job cannot go on after its emulator stopped (its training jobs were failed too)."""
+        self.state = state
+        self.stop_requested = threading.Event()
+        if self.status in RUNNING:
+            self.status = "Failed"
+            self.failure_reason = INTERRUPTED
+            self.end_time = state.now()
+
+    @property
+    def objective(self) -> dict:
+        return self.params["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+
+    def jobs(self) -> list[tuple[dict, TrainingJob | None]]:
+        return [(trial, self.state.training_jobs.find(trial["name"])) for trial in list(self.trials)]
+
+    def objective_value(self, job: TrainingJob | None) -> float | None:
+        if job is None or job.status not in ("Completed", "Stopped"):
+            return None
+        for metric in job.final_metrics:
+            if metric["MetricName"] == self.objective["MetricName"] and math.isfinite(metric["Value"]):
+                return float(metric["Value"])
+        return None
+
+    def trial_summary(self, trial: dict, job: TrainingJob | None) -> dict:
+        summary = {
+            "TrainingJobName": trial["name"],
+            "TrainingJobArn": self.state.arn("training-job", trial["name"]),
+            "TuningJobName": self.name,
+            "CreationTime": trial["created"],
+            "TrainingJobStatus": job.status if job else "Failed",
+            "TunedHyperParameters": dict(trial["tuned"]),
+            "ObjectiveStatus": "Failed",
+        }
+        if job is None:
+            return summary
+        with job.lock:
+            if job.start_time is not None:
+                summary["TrainingStartTime"] = job.start_time
+            if job.end_time is not None:
+                summary["TrainingEndTime"] = job.end_time
+            if job.failure_reason:
+                summary["FailureReason"] = job.failure_reason
+        value = self.objective_value(job)
+        if value is not None:
+            summary["ObjectiveStatus"] = "Succeeded"
+            summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+                "Type": self.objective["Type"],
+                "MetricName": self.objective["MetricName"],
+                "Value": value,
+            }
+        elif job.status in RUNNING:
+            summary["ObjectiveStatus"] = "Pending"
+        return summary
+
+    def summaries(self) -> list[dict]:
+        return [self.trial_summary(trial, job) for trial, job in self.jobs()]
+
+    def best(self, summaries: list[dict]) -> dict | None:
+        scored = [s for s in summaries if s["ObjectiveStatus"] == "Succeeded"]
+        if not scored:
+            return None
+        sign = 1 if self.objective["Type"] == "Minimize" else -1
+        return min(scored, key=lambda s: sign * s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
+
+    def counters(self, summaries: list[dict]) -> tuple[dict, dict]:
+        statuses = [s["TrainingJobStatus"] for s in summaries]
+        objectives = [s["ObjectiveStatus"] for s in summaries]
+        training = {
+            "Completed": statuses.count("Completed"),
+            "InProgress": sum(statuses.count(status) for status in RUNNING),
+            "RetryableError": 0,
+            "NonRetryableError": statuses.count("Failed"),
+            "Stopped": statuses.count("Stopped"),
+        }
+        objective = {kind: objectives.count(kind) for kind in ("Succeeded", "Pending", "Failed")}
+        return training, objective
+
+    def to_wire(self) -> dict:
+        summaries = self.summaries()
+        training, objective = self.counters(summaries)
+        with self.lock:
+            wire = {
+                "HyperParameterTuningJobName": self.name,
+                "HyperParameterTuningJobArn": self.arn,
+                "HyperParameterTuningJobConfig": copy.deepcopy(self.params["HyperParameterTuningJobConfig"]),
+                "TrainingJobDefinition": copy.deepcopy(self.params["TrainingJobDefinition"]),
+                "HyperParameterTuningJobStatus": self.status,
+                "CreationTime": self.creation_time,
+                "LastModifiedTime": self.last_modified_time,
+                "TrainingJobStatusCounters": training,
+                "ObjectiveStatusCounters": objective,
+            }
+            best = self.best(summaries)
+            if best is not None:
+                wire["BestTrainingJob"] = best
+            if self.end_time is not None:
+                wire["HyperParameterTuningEndTime"] = self.end_time
+                wire["ConsumedResources"] = {"RuntimeInSeconds": max(0, round(self.end_time - self.creation_time))}
+            if self.failure_reason:
+                wire["FailureReason"] = self.failure_reason
+            return wire
+
+    def summary(self) -> dict:
+        summaries = self.summaries()
+        training, objective = self.counters(summaries)
+        config = self.params["HyperParameterTuningJobConfig"]
+        entry = {
+            "HyperParameterTuningJobName": self.name,
+            "HyperParameterTuningJobArn": self.arn,
+            "HyperParameterTuningJobStatus": self.status,
+            "Strategy": config["Strategy"],
+            "CreationTime": self.creation_time,
+            "LastModifiedTime": self.last_modified_time,
+            "TrainingJobStatusCounters": training,
+            "ObjectiveStatusCounters": objective,
+            "ResourceLimits": copy.deepcopy(config["ResourceLimits"]),
+        }
+        if self.end_time is not None:
+            entry["HyperParameterTuningEndTime"] = self.end_time
+        return entry
+
+    def finish(self, status: str, reason: str | None = None) -> bool:
+        with self.lock:
+            if not self.advance(status, self.state.now()):
+                return False
+            self.end_time = self.state.now()
+            self.failure_reason = reason
+            return True
+
+
+def _refuse_unemulated(params: dict) -> None:
+    config = params["HyperParameterTuningJobConfig"]
+    unemulated = {
+        "Strategy Hyperband": config["Strategy"] == "Hyperband",
+        "TrainingJobEarlyStoppingType Auto": config.get("TrainingJobEarlyStoppingType") == "Auto",
+        "WarmStartConfig": "WarmStartConfig" in params,
+        "Autotune": "Autotune" in params,
+        "TrainingJobDefinitions (several training job definitions)": "TrainingJobDefinitions" in params,
+        "CompleteOnConvergence Enabled": config.get("TuningJobCompletionCriteria", {})
+        .get("ConvergenceDetected", {})
+        .get("CompleteOnConvergence")
+        == "Enabled",
+    }
+    for feature, used in unemulated.items():
+        if used:
+            raise ValidationException(
+                f"{feature} is not supported by the local SageMaker emulator (strategies: {', '.join(STRATEGIES)}; "
+                "early stopping: Off); run this tuning job on AWS."
+            )
+
+
+def _check_request(state: EmulatorState, params: dict) -> tuple[int, int]:
+    """Validate what botocore's model cannot; returns (MaxNumberOfTrainingJobs, MaxParallelTrainingJobs)."""
+    _refuse_unemulated(params)
+    if "TrainingJobDefinition" not in params:
+        raise ValidationException("TrainingJobDefinition is required.")
+    definition = params["TrainingJobDefinition"]
+    if "TrainingImage" not in definition["AlgorithmSpecification"]:
+        raise ValidationException(
+            "AlgorithmSpecification.TrainingImage is required: the local SageMaker emulator runs images, not "
+            "AlgorithmName resources."
+        )
+    config = params["HyperParameterTuningJobConfig"]
+    if "HyperParameterTuningJobObjective" not in config:
+        raise ValidationException("HyperParameterTuningJobObjective is required for the strategy " + config["Strategy"])
+    ranges = parse_ranges(config.get("ParameterRanges", {}))
+    clash = sorted({r.name for r in ranges} & set(definition.get("StaticHyperParameters", {})))
+    if clash:
+        raise ValidationException(f"Hyperparameters {clash} are both static and tuned.")
+    metric = config["HyperParameterTuningJobObjective"]["MetricName"]
+    defined = [d["Name"] for d in definition["AlgorithmSpecification"].get("MetricDefinitions", [])]
+    if defined and metric not in defined:
+        raise ValidationException(f"The objective metric {metric} is not among the metric definitions {defined}.")
+    limits = config["ResourceLimits"]
+    if config["Strategy"] == "Grid":
+        budget = limits.get("MaxNumberOfTrainingJobs", GridSearch.size(ranges))
+    elif "MaxNumberOfTrainingJobs" in limits:
+        budget = limits["MaxNumberOfTrainingJobs"]
+    else:
+        raise ValidationException(f"ResourceLimits.MaxNumberOfTrainingJobs is required for {config['Strategy']}.")
+    if budget > MAX_TRAINING_JOBS:
+        raise limit_exceeded("Number of training jobs per tuning job", MAX_TRAINING_JOBS, 0, budget)
+    parallel = limits["MaxParallelTrainingJobs"]
+    quota = state.services.limits.running_training_jobs
+    if parallel > quota:
+        raise limit_exceeded("Number of instances across all training jobs", quota, 0, parallel)
+    make_search(config["Strategy"], ranges, config.get("RandomSeed"), budget, True)  # refuses what it cannot search
+    return budget, parallel
+
+
+def _training_request(tuning: TuningJob, index: int, tuned: dict[str, str]) -> dict:
+    definition = tuning.params["TrainingJobDefinition"]
+    spec = {
+        key: copy.deepcopy(value)
+        for key, value in definition["AlgorithmSpecification"].items()
+        if key in ("TrainingImage", "TrainingInputMode", "MetricDefinitions")
+    }
+    request = {key: copy.deepcopy(definition[key]) for key in _COPIED if key in definition}
+    request.update(
+        TrainingJobName=f"{tuning.name}-{index:03d}-{secrets.token_hex(4)}",
+        AlgorithmSpecification=spec,
+        HyperParameters={
+            **definition["StaticHyperParameters"],
+            **tuned,
+            TUNING_OBJECTIVE: tuning.objective["MetricName"],
+        },
+        TuningJobArn=tuning.arn,
+    )
+    if tuning.tags:
+        request["Tags"] = copy.deepcopy(tuning.tags)
+    return request
+
+
+def _stop_children(tuning: TuningJob) -> None:
+    for _, job in tuning.jobs():
+        if job is not None:
+            with job.lock:
+                stopping = job.advance("Stopping", tuning.state.now())
+                if stopping:
+                    job.enter("Stopping", tuning.state.now())
+            if stopping:
+                job.stop_requested.set()
+
+
+def _completion_met(tuning: TuningJob, summaries: list[dict]) -> bool:
+    """``TuningJobCompletionCriteria``: the target objective reached, or the best not improved for N jobs."""
+    criteria = tuning.params["HyperParameterTuningJobConfig"].get("TuningJobCompletionCriteria", {})
+    best = tuning.best(summaries)
+    minimize = tuning.objective["Type"] == "Minimize"
+    if best is not None and "TargetObjectiveMetricValue" in criteria:
+        value = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+        target = criteria["TargetObjectiveMetricValue"]
+        if (minimize and value <= target) or (not minimize and value >= target):
+            return True
+    patience = criteria.get("BestObjectiveNotImproving", {}).get("MaxNumberOfTrainingJobsNotImproving")
+    if best is None or not patience:
+        return False
+    finished = [s for s in summaries if s["ObjectiveStatus"] != "Pending"]
+    best_at = next(i for i, s in enumerate(finished) if s["TrainingJobName"] == best["TrainingJobName"])
+    return len(finished) - 1 - best_at >= patience
+
+
+class _Driver:
+    """The loop behind one tuning job, in its own thread: launch, watch, learn, conclude."""
+
+    def __init__(self, state: EmulatorState, tuning: TuningJob, budget: int, parallel: int):
+        config = tuning.params["HyperParameterTuningJobConfig"]
+        ranges = parse_ranges(config.get("ParameterRanges", {}))
+        minimize = tuning.objective["Type"] == "Minimize"
+        self.search = make_search(config["Strategy"], ranges, config.get("RandomSeed"), budget, minimize)
+        self.state, self.tuning, self.budget, self.parallel = state, tuning, budget, parallel
+        self.max_runtime = config["ResourceLimits"].get("MaxRuntimeInSeconds")
+        self.reported: set[str] = set()
+        self.exhausted = False
+        self.next_trial: dict[str, str] | None = None
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except Exception as error:  # a bug must not leave the tuning job InProgress for ever
+            LOG.exception("tuning job %s failed", self.tuning.name)
+            _stop_children(self.tuning)
+            self.tuning.finish("Failed", f"InternalServerError: {type(error).__name__}: {error}")
+
+    def _loop(self) -> None:
+        tuning = self.tuning
+        while not self.state.retired.is_set():
+            summaries = tuning.summaries()
+            self._learn(summaries)
+            running = sum(1 for s in summaries if s["TrainingJobStatus"] in RUNNING)
+            if tuning.stop_requested.is_set() or self._out_of_time():
+                _stop_children(tuning)
+                if running == 0:
+                    self._conclude(summaries, stopped=tuning.stop_requested.is_set())
+                    return
+            elif self._budget_spent(summaries) or _completion_met(tuning, summaries):
+                if running == 0:
+                    self._conclude(summaries, stopped=False)
+                    return
+                if _completion_met(tuning, summaries):
+                    _stop_children(tuning)
+            elif running < self.parallel:
+                self._launch()
+            tuning.stop_requested.wait(POLL_SECONDS)
+
+    def _out_of_time(self) -> bool:
+        return self.max_runtime is not None and self.state.now() - self.tuning.creation_time > self.max_runtime
+
+    def _budget_spent(self, summaries: list[dict]) -> bool:
+        return len(summaries) >= self.budget or self.exhausted
+
+    def _learn(self, summaries: list[dict]) -> None:
+        for summary in summaries:
+            if summary["ObjectiveStatus"] == "Pending" or summary["TrainingJobName"] in self.reported:
+                continue
+            self.reported.add(summary["TrainingJobName"])
+            metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric")
+            self.search.report(summary["TunedHyperParameters"], metric["Value"] if metric else None)
+
+    def _launch(self) -> None:
+        tuning = self.tuning
+        if self.next_trial is None:
+            self.next_trial = self.search.suggest()
+            if self.next_trial is None:
+                self.exhausted = True
+                return
+        request = _training_request(tuning, len(tuning.trials) + 1, self.next_trial)
+        try:
+            create_training_job(self.state, request)
+        except ResourceLimitExceeded:  # other training jobs hold the quota: try again on the next round
+            return
+        with tuning.lock:
+            tuning.trials.append(
+                {"name": request["TrainingJobName"], "tuned": self.next_trial, "created": self.state.now()}
+            )
+            tuning.last_modified_time = self.state.now()
+        self.next_trial = None
+
+    def _conclude(self, summaries: list[dict], stopped: bool) -> None:
+        tuning = self.tuning
+        if stopped:
+            tuning.finish("Stopped")
+        elif tuning.best(summaries) is not None:
+            tuning.finish("Completed")
+        else:
+            metric = tuning.objective["MetricName"]
+            first = next((s.get("FailureReason") for s in summaries if s.get("FailureReason")), None)
+            reason = f"No training job reported the objective metric {metric}."
+            if first:
+                reason += f" The first failure: {first}"
+            tuning.finish("Failed", reason)
+
+
+@operation("CreateHyperParameterTuningJob")
+def create_tuning_job(state: EmulatorState, params: dict) -> dict:
+    budget, parallel = _check_request(state, params)
+    tuning = state.tuning_jobs.add(TuningJob(state, params))
+    driver = _Driver(state, tuning, budget, parallel)
+    threading.Thread(target=driver.run, name=f"tuning:{tuning.name}", daemon=True).start()
+    return {"HyperParameterTuningJobArn": tuning.arn}
+
+
+@operation("DescribeHyperParameterTuningJob")
+def describe_tuning_job(state: EmulatorState, params: dict) -> dict:
+    return state.tuning_jobs.get(params["HyperParameterTuningJobName"]).to_wire()
+
+
+@operation("ListHyperParameterTuningJobs")
+def list_tuning_jobs(state: EmulatorState, params: dict) -> dict:
+    return page(
+        state.tuning_jobs,
+        params,
+        "HyperParameterTuningJobSummaries",
+        TuningJob.summary,
+        order="Ascending",
+        sort_by="Name",
+    )
+
+
+_TRIAL_SORT_KEYS = {
+    "Name": lambda s: s["TrainingJobName"],
+    "CreationTime": lambda s: s["CreationTime"],
+    "Status": lambda s: s["TrainingJobStatus"],
+    "FinalObjectiveMetricValue": lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+}
+
+
+@operation("ListTrainingJobsForHyperParameterTuningJob")
+def list_training_jobs_for_tuning_job(state: EmulatorState, params: dict) -> dict:
+    """Its training jobs; sorted by ``FinalObjectiveMetricValue``, only those that reported the objective."""
+    tuning = state.tuning_jobs.get(params["HyperParameterTuningJobName"])
+    summaries = tuning.summaries()
+    if "StatusEquals" in params:
+        summaries = [s for s in summaries if s["TrainingJobStatus"] == params["StatusEquals"]]
+    sort_by = params.get("SortBy", "Name")
+    if sort_by == "FinalObjectiveMetricValue":
+        summaries = [s for s in summaries if s["ObjectiveStatus"] == "Succeeded"]
+    summaries.sort(key=_TRIAL_SORT_KEYS[sort_by], reverse=params.get("SortOrder", "Ascending") == "Descending")
+    start = decode_token(params.get("NextToken"))
+    size = params.get("MaxResults", 10)
+    answer: dict = {"TrainingJobSummaries": summaries[start : start + size]}
+    if start + size < len(summaries):
+        answer["NextToken"] = encode_token(start + size)
+    return answer
+
+
+@operation("StopHyperParameterTuningJob")
+def stop_tuning_job(state: EmulatorState, params: dict) -> dict:
+    tuning = state.tuning_jobs.get(params["HyperParameterTuningJobName"])
+    with tuning.lock:
+        if not tuning.advance("Stopping", state.now()):
+            raise ValidationException(f"The request was rejected because the tuning job is in status {tuning.status}.")
+    tuning.stop_requested.set()
+    return {}

@@ -1,0 +1,253 @@
+"""Hyperparameter tuning jobs through boto3: strategies, limits, objective, counters, stopping, refusals.
+
+The training jobs run the mean-regressor test algorithm, whose ``test:mse`` is smallest at ``scale`` = 2 on the
+data below (train labels 1 and 3, mean 2, test labels 4): a tuner that works finds scales near 2.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from botocore.exceptions import ClientError
+from emulator_helpers import ACCOUNT, BUCKET, IMAGE, REGION, ROLE, channel, error_of, put_csv, wait_for
+
+from sagemaker_emulator.jobs.tuning_search import RandomSearch, parse_ranges
+
+ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job"
+
+
+@pytest.fixture
+def data(s3):
+    return [
+        channel("train", put_csv(s3, "tune/train.csv", "1,0\n3,0\n")),
+        channel("test", put_csv(s3, "tune/test.csv", "4,0\n")),
+    ]
+
+
+def tuning_request(name: str, channels: list[dict], strategy: str = "Random", **config) -> dict:
+    ranges = config.pop(
+        "ParameterRanges", {"ContinuousParameterRanges": [{"Name": "scale", "MinValue": "0.5", "MaxValue": "4"}]}
+    )
+    static = config.pop("StaticHyperParameters", {})
+    request = {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": strategy,
+            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "test:mse"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 4, "MaxParallelTrainingJobs": 2},
+            "ParameterRanges": ranges,
+            **config,
+        },
+        "TrainingJobDefinition": {
+            "StaticHyperParameters": static,
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE,
+            "InputDataConfig": channels,
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/tune/output"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        },
+    }
+    return request
+
+
+def finished_tuning(sm, name: str, timeout: float = 120) -> dict:
+    return wait_for(
+        lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+        lambda job: job["HyperParameterTuningJobStatus"] in ("Completed", "Failed", "Stopped"),
+        timeout,
+        interval=0.2,
+    )
+
+
+def _trials(sm, name: str, **options) -> list[dict]:
+    return sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName=name, **options)[
+        "TrainingJobSummaries"
+    ]
+
+
+def test_random_search_runs_its_budget_and_names_the_best(sm, data):
+    request = tuning_request("tune-random", data, RandomSeed=7)
+    request["Tags"] = [{"Key": "team", "Value": "recsys"}]
+    answer = sm.create_hyper_parameter_tuning_job(**request)
+    assert answer["HyperParameterTuningJobArn"] == f"{ARN}/tune-random"
+    job = finished_tuning(sm, "tune-random")
+    assert job["HyperParameterTuningJobStatus"] == "Completed"
+    assert job["TrainingJobStatusCounters"] == {
+        "Completed": 4,
+        "InProgress": 0,
+        "RetryableError": 0,
+        "NonRetryableError": 0,
+        "Stopped": 0,
+    }
+    assert job["ObjectiveStatusCounters"] == {"Succeeded": 4, "Pending": 0, "Failed": 0}
+    trials = _trials(sm, "tune-random", SortBy="FinalObjectiveMetricValue", MaxResults=100)
+    values = [t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for t in trials]
+    assert values == sorted(values)
+    assert job["BestTrainingJob"]["TrainingJobName"] == trials[0]["TrainingJobName"]
+    assert all(0.5 <= float(t["TunedHyperParameters"]["scale"]) <= 4 for t in trials)
+    child = sm.describe_training_job(TrainingJobName=trials[0]["TrainingJobName"])
+    assert re.fullmatch(r"tune-random-00[1-4]-[0-9a-f]{8}", child["TrainingJobName"])
+    assert child["TuningJobArn"] == f"{ARN}/tune-random"
+    assert child["HyperParameters"]["_tuning_objective_metric"] == "test:mse"
+    assert sm.list_tags(ResourceArn=child["TrainingJobArn"])["Tags"] == [{"Key": "team", "Value": "recsys"}]
+    listed = sm.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]
+    assert [(s["HyperParameterTuningJobName"], s["Strategy"]) for s in listed] == [("tune-random", "Random")]
+
+
+def test_bayesian_search_improves_on_its_random_start(sm, data):
+    request = tuning_request(
+        "tune-bayes",
+        data,
+        "Bayesian",
+        RandomSeed=3,
+        ResourceLimits={"MaxNumberOfTrainingJobs": 8, "MaxParallelTrainingJobs": 2},
+    )
+    request["HyperParameterTuningJobConfig"]["ParameterRanges"]["ContinuousParameterRanges"][0]["ScalingType"] = (
+        "Logarithmic"
+    )
+    sm.create_hyper_parameter_tuning_job(**request)
+    job = finished_tuning(sm, "tune-bayes", timeout=240)
+    assert job["ObjectiveStatusCounters"]["Succeeded"] == 8
+    trials = sorted(_trials(sm, "tune-bayes", MaxResults=100), key=lambda t: t["CreationTime"])
+    best = job["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    assert best == min(t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for t in trials)
+    assert abs(float(job["BestTrainingJob"]["TunedHyperParameters"]["scale"]) - 2) < 0.5
+
+
+def test_grid_search_runs_every_combination_once(sm, data):
+    ranges = {
+        "CategoricalParameterRanges": [
+            {"Name": "statistic", "Values": ["mean", "median"]},
+            {"Name": "scale", "Values": ["1", "2"]},
+        ]
+    }
+    request = tuning_request("tune-grid", data, "Grid", ParameterRanges=ranges)
+    del request["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    sm.create_hyper_parameter_tuning_job(**request)
+    job = finished_tuning(sm, "tune-grid")
+    tried = sorted(
+        (t["TunedHyperParameters"]["statistic"], t["TunedHyperParameters"]["scale"]) for t in _trials(sm, "tune-grid")
+    )
+    assert tried == [("mean", "1"), ("mean", "2"), ("median", "1"), ("median", "2")]
+    assert job["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == 0.0
+
+
+def test_target_objective_completes_early(sm, data):
+    request = tuning_request(
+        "tune-target",
+        data,
+        "Grid",
+        ParameterRanges={"CategoricalParameterRanges": [{"Name": "scale", "Values": ["2", "1", "3", "4"]}]},
+        ResourceLimits={"MaxParallelTrainingJobs": 1},
+        TuningJobCompletionCriteria={"TargetObjectiveMetricValue": 4.0},
+    )
+    sm.create_hyper_parameter_tuning_job(**request)
+    job = finished_tuning(sm, "tune-target")
+    assert job["HyperParameterTuningJobStatus"] == "Completed"
+    assert job["TrainingJobStatusCounters"]["Completed"] == 1
+
+
+def test_stop_stops_the_running_training_jobs(sm, data):
+    request = tuning_request("tune-stop", data, StaticHyperParameters={"sleep_seconds": "60"})
+    sm.create_hyper_parameter_tuning_job(**request)
+    wait_for(lambda: _trials(sm, "tune-stop"), lambda trials: len(trials) == 2)
+    sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-stop")
+    job = finished_tuning(sm, "tune-stop")
+    assert job["HyperParameterTuningJobStatus"] == "Stopped"
+    assert job["TrainingJobStatusCounters"]["Stopped"] == 2
+    with pytest.raises(ClientError) as excinfo:
+        sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-stop")
+    assert error_of(excinfo) == (
+        "ValidationException",
+        "The request was rejected because the tuning job is in status Stopped.",
+    )
+
+
+def test_no_objective_fails_the_tuning_job_with_the_first_reason(sm, data):
+    request = tuning_request("tune-fail", data, StaticHyperParameters={"statistic": "mode"})
+    sm.create_hyper_parameter_tuning_job(**request)
+    job = finished_tuning(sm, "tune-fail")
+    assert job["HyperParameterTuningJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith(
+        "No training job reported the objective metric test:mse. The first failure: "
+    )
+    assert job["TrainingJobStatusCounters"]["NonRetryableError"] == 4
+    assert "BestTrainingJob" not in job
+
+
+def _continuous(low: str, high: str, scaling: str = "Linear") -> dict:
+    return {"ContinuousParameterRanges": [{"Name": "scale", "MinValue": low, "MaxValue": high, "ScalingType": scaling}]}
+
+
+@pytest.mark.parametrize(
+    "strategy, config, static, message",
+    [
+        ("Hyperband", {}, {}, "Strategy Hyperband is not supported by the local SageMaker emulator"),
+        ("Random", {"TrainingJobEarlyStoppingType": "Auto"}, {}, "TrainingJobEarlyStoppingType Auto is not supported"),
+        ("Random", {"ParameterRanges": _continuous("0", "1", "Logarithmic")}, {}, "Logarithmic scaling of scale needs"),
+        ("Random", {"ParameterRanges": _continuous("0.5", "1", "ReverseLogarithmic")}, {}, "ReverseLogarithmic"),
+        ("Random", {"ParameterRanges": _continuous("x", "1")}, {}, "has a bound that is not a number: 'x'"),
+        ("Random", {"ParameterRanges": _continuous("3", "1")}, {}, "The range of scale has MinValue 3.0 above"),
+        ("Random", {"ParameterRanges": _continuous("nan", "1")}, {}, "must have finite bounds"),
+        ("Random", {"ParameterRanges": {}}, {}, "ParameterRanges must name at least one hyperparameter"),
+        ("Grid", {}, {}, "Grid search takes categorical ranges only; scale is not categorical."),
+        ("Random", {}, {"scale": "2"}, "Hyperparameters ['scale'] are both static and tuned."),
+        ("Random", {"ResourceLimits": {"MaxParallelTrainingJobs": 1}}, {}, "MaxNumberOfTrainingJobs is required"),
+        ("Random", {"ResourceLimits": {"MaxNumberOfTrainingJobs": 9, "MaxParallelTrainingJobs": 5}}, {}, "limit"),
+        ("Random", {"ResourceLimits": {"MaxNumberOfTrainingJobs": 501, "MaxParallelTrainingJobs": 1}}, {}, "500"),
+    ],
+)
+def test_what_aws_or_the_emulator_refuses_creates_nothing(sm, data, strategy, config, static, message):
+    request = tuning_request("tune-bad", data, strategy, StaticHyperParameters=static, **config)
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_hyper_parameter_tuning_job(**request)
+    code, text = error_of(excinfo)
+    assert code in ("ValidationException", "ResourceLimitExceeded") and message in text
+    assert sm.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"] == []
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_unknown_tuning_job_is_not_found(sm):
+    for call in (sm.describe_hyper_parameter_tuning_job, sm.stop_hyper_parameter_tuning_job):
+        with pytest.raises(ClientError) as excinfo:
+            call(HyperParameterTuningJobName="ghost")
+        assert error_of(excinfo) == ("ResourceNotFound", "Amazon SageMaker can't find a tuning job with name ghost")
+
+
+def test_the_objective_must_be_a_defined_metric(sm, data):
+    request = tuning_request("tune-metric", data)
+    request["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"] = [
+        {"Name": "loss", "Regex": "loss=(\\S+)"}
+    ]
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_hyper_parameter_tuning_job(**request)
+    assert error_of(excinfo)[1] == "The objective metric test:mse is not among the metric definitions ['loss']."
+
+
+@pytest.mark.parametrize(
+    "scaling, low, high, check",
+    [
+        ("Linear", "0", "10", lambda v: 0 <= v <= 10),
+        ("Logarithmic", "0.001", "1000", lambda v: 0.001 <= v <= 1000),
+        ("ReverseLogarithmic", "0.9", "0.9999", lambda v: 0.9 <= v <= 0.9999),
+    ],
+)
+def test_random_draws_stay_in_range_on_their_scale(scaling, low, high, check):
+    search = RandomSearch(parse_ranges(_continuous(low, high, scaling)), seed=0)
+    draws = [float(search.suggest()["scale"]) for _ in range(300)]
+    assert all(check(v) for v in draws)
+    if scaling == "Logarithmic":
+        assert sum(v < 1 for v in draws) > 100  # half the draws below the geometric middle
+    if scaling == "ReverseLogarithmic":
+        assert sum(v > 0.99 for v in draws) > 100
+
+
+def test_integer_ranges_give_integers_and_auto_picks_log_for_wide_ranges():
+    ranges = parse_ranges(
+        {"IntegerParameterRanges": [{"Name": "k", "MinValue": "1", "MaxValue": "1000", "ScalingType": "Auto"}]}
+    )
+    assert ranges[0].scaling == "Logarithmic"
+    draws = [RandomSearch(ranges, seed).suggest()["k"] for seed in range(50)]
+    assert all(d.isdigit() and 1 <= int(d) <= 1000 for d in draws)
