@@ -4,17 +4,19 @@ The home (``SAGEMAKER_EMULATOR_HOME``, default ``<user cache>/sagemaker-emulator
 
 - ``serve.lock``: held (``flock``) by the serving process for its whole life, so a crash never leaves a
   "running" emulator behind: whoever can take the lock knows nobody serves;
-- ``emulator.json`` (mode 0600): its URL, pid and key pair, written once it answers, read by every notebook
-  kernel that wants it (as Jupyter's runtime files are);
+- ``emulator.json`` (mode 0600): its URL, pid, key pair and code version, written once it answers, read by every
+  notebook kernel that wants it (as Jupyter's runtime files are);
 - ``serve.log``: what a background emulator printed;
 - ``state/``: what it persists across restarts; ``scratch/``: job folders, removed on exit, swept at start.
 
-Kernels come and go; the emulator stays, as AWS's resources outlive a notebook.
+Kernels come and go; the emulator stays, as AWS's resources outlive a notebook. When the code it runs is not the
+code installed now (a ``git pull`` since it started), :func:`ensure` restarts it; its state is kept.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -51,6 +53,7 @@ class Running:
     credentials: Credentials
     home: Path
     started: float
+    code: str = ""  # code_version() of the process serving
 
     def exports(self, region: str) -> str:
         """The shell lines that point boto3 and the SageMaker SDK at this emulator."""
@@ -115,6 +118,17 @@ def _serving(home: Path) -> bool:
         return False
 
 
+def code_version() -> str:
+    """A digest of the emulator's source and of the codec it reads training data with, as installed now."""
+    import recordio_protobuf
+
+    digest = hashlib.sha256()
+    for package in (Path(__file__).parent, Path(recordio_protobuf.__file__).parent):
+        for path in sorted(package.rglob("*.py")):
+            digest.update(path.relative_to(package.parent).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def write_runtime(home: Path, url: str, credentials: Credentials) -> Path:
     """Publish a serving emulator (atomically, readable by the user only)."""
     path = home / RUNTIME_FILE
@@ -128,6 +142,7 @@ def write_runtime(home: Path, url: str, credentials: Credentials) -> Path:
                 "access_key_id": credentials.access_key_id,
                 "secret_access_key": credentials.secret_access_key,
                 "started": time.time(),
+                "code": code_version(),
             },
             handle,
         )
@@ -153,6 +168,7 @@ def find(home: Path | None = None) -> Running | None:
             Credentials(data["access_key_id"], data["secret_access_key"]),
             home,
             float(data["started"]),
+            str(data.get("code", "")),
         )
     except (ValueError, KeyError, OSError):
         return None
@@ -166,15 +182,18 @@ def _emulator_environment() -> dict[str, str]:
 
 
 def ensure(home: Path | None = None, timeout: float = START_TIMEOUT_SECONDS) -> Running:
-    """The emulator serving ``home``, started in the background (detached from this process) if none is.
+    """The emulator serving ``home``, started in the background (detached from this process) if none is, or
+    restarted if it runs other code than is installed now (its state is saved and restored; running jobs fail).
 
     Raises:
         RuntimeError: it did not come up within ``timeout`` seconds; the message holds the end of its log.
     """
     home = prepare(home or default_home())
     running = find(home)
-    if running is not None:
+    if running is not None and running.code == code_version():
         return running
+    if running is not None:
+        stop(home)
     log = home / LOG_FILE
     with open(log, "ab") as output:
         process = subprocess.Popen(

@@ -126,3 +126,18 @@ def test_serve_refuses_a_public_host(home):
     assert process.stderr.read().strip() == (
         "Refusing to listen on '0.0.0.0': the emulator only listens on loopback (e.g. 127.0.0.1)."
     )
+
+
+def test_an_emulator_running_other_code_is_restarted_with_its_state(home, monkeypatch):
+    first = homes.ensure(home)
+    try:
+        s3 = boto3.client("s3", endpoint_url=first.url, region_name=REGION, **first.credentials.as_boto3())
+        s3.create_bucket(Bucket="kept")
+        assert homes.ensure(home).pid == first.pid and first.code == homes.code_version()  # same code: reused
+        monkeypatch.setattr(homes, "code_version", lambda: "after-a-git-pull")  # as if the checkout had changed
+        second = homes.ensure(home)
+        assert second.pid != first.pid
+        s3 = boto3.client("s3", endpoint_url=second.url, region_name=REGION, **second.credentials.as_boto3())
+        assert [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]] == ["kept"]
+    finally:
+        homes.stop(home)
