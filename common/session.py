@@ -372,16 +372,32 @@ def _grant_workshop_policy(iam, role_arn: str, bucket: str, region: str, account
 
 
 def _find_role(boto_session) -> str:
-    from sagemaker.core.helper.session_helper import Session, get_execution_role
+    """The role this kernel runs as (a SageMaker notebook's or Studio's execution role), from the caller identity.
 
-    try:
-        return get_execution_role(Session(boto_session=boto_session))
-    except Exception as error:
+    STS names an assumed role ``arn:aws:sts::<account>:assumed-role/<name>/<session>``; IAM gives its ARN with its
+    path. Done here rather than with the SDK's ``get_execution_role``, which asks a fixed STS address and so
+    ignores ``AWS_ENDPOINT_URL``.
+    """
+    from botocore.exceptions import ClientError
+
+    identity = boto_session.client("sts").get_caller_identity()
+    arn = identity["Arn"]
+    if ":role/" in arn:
+        return arn
+    if ":assumed-role/" not in arn:
         raise RuntimeError(
-            "AWS mode found no execution role (this is not a SageMaker notebook, or its identity is not a role). Set "
-            "WORKSHOP_ROLE_ARN to the ARN of a role that trusts sagemaker.amazonaws.com (the workshop stack's "
-            "RoleArn output, see INSTRUCTOR.md), or run without AWS: WORKSHOP_MODE=local."
-        ) from error
+            f"AWS mode found no execution role: the AWS identity here is {arn}, not a role (this is not a SageMaker "
+            "notebook). Set WORKSHOP_ROLE_ARN to the ARN of a role that trusts sagemaker.amazonaws.com (the "
+            "workshop stack's RoleArn output, see INSTRUCTOR.md), or run without AWS: WORKSHOP_MODE=local."
+        )
+    name = arn.split(":assumed-role/", 1)[1].split("/", 1)[0]
+    try:
+        return boto_session.client("iam").get_role(RoleName=name)["Role"]["Arn"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("AccessDenied", "AccessDeniedException"):
+            raise
+    partition = arn.split(":", 2)[1]
+    return f"arn:{partition}:iam::{identity['Account']}:role/{name}"  # no iam:GetRole: a role without a path
 
 
 def _start_aws(current: Settings) -> WorkshopSession:
