@@ -18,6 +18,7 @@ import re
 import threading
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
+from xml.sax.saxutils import unescape
 
 ACTIONS_VARIABLE = "SAGEMAKER_EMULATOR_ACTIONS"
 INTERNAL_HEADER = "X-Emulator-Internal"
@@ -34,6 +35,7 @@ SAGEMAKER_RESOURCES = {
 }
 _LAMBDA = re.compile(r"^/\d{4}-\d{2}-\d{2}/functions/?(?P<name>[^/]+)?(?P<rest>/.*)?$")
 _INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations/?$")
+_DELETED_KEY = re.compile(r"<Key>([^<]*)</Key>")  # DeleteObjects' body lists each key; read by pattern, not parsed
 
 
 def _arn(service: str, region: str, resource: str, account: str = ACCOUNT) -> str:
@@ -71,10 +73,11 @@ def s3_action(method: str, path: str, query: dict) -> tuple[str, str]:
             return ("s3:AbortMultipartUpload" if "uploadId" in query else "s3:DeleteObject"), resource
         return "s3:PutObject", resource  # PUT, multipart POSTs
     resource = f"arn:aws:s3:::{bucket}"
-    for name, action in (("publicAccessBlock", "PublicAccessBlock"), ("location", "BucketLocation")):
-        if name in query:
-            verb = {"GET": "Get", "DELETE": "Delete"}.get(method, "Put")
-            return f"s3:{verb}{action}", resource
+    if "publicAccessBlock" in query:
+        verb = {"GET": "Get", "DELETE": "Put"}.get(method, "Put")  # IAM has no DeleteBucketPublicAccessBlock
+        return f"s3:{verb}BucketPublicAccessBlock", resource
+    if "location" in query:
+        return "s3:GetBucketLocation", resource
     if method == "POST" and "delete" in query:
         return "s3:DeleteObject", f"{resource}/*"
     if method == "PUT":
@@ -121,6 +124,10 @@ def iam_action(operation: str, form: dict) -> tuple[str, str]:
 def actions_of(service: str, region: str, environ: dict, body: bytes) -> list[tuple[str, str]]:
     """Every ``(action, resource)`` one signed request needs: its own, and ``iam:PassRole`` for a role it passes."""
     found = [action_of(service, region, environ, body)]
+    if found[0][0] == "s3:DeleteObject" and environ.get("REQUEST_METHOD", "").upper() == "POST":
+        bucket = found[0][1].removesuffix("/*")
+        keys = [unescape(key) for key in _DELETED_KEY.findall(body.decode("utf-8", "replace"))]
+        found = [("s3:DeleteObject", f"{bucket}/{key}") for key in dict.fromkeys(keys)] or found
     if service == "sagemaker":
         found += [("iam:PassRole", role) for role in passed_roles(_json(body))]
     return found

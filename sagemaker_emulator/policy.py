@@ -39,6 +39,7 @@ def generalise(resource: str, *, bucket: str, role_arn: str, prefix: str, region
         return f"arn:${{AWS::Partition}}:s3:::${{Bucket}}/{pattern}"
     if resource.startswith("arn:aws:logs:"):
         resource = re.sub(r"(:log-group:[^:]+):.*$", r"\1:*", resource)
+        resource = re.sub(rf"(:log-group:(?:[^:]*/)?){re.escape(prefix)}[^:/]*", rf"\g<1>{prefix}*", resource)
     named = _NAMED.match(resource)
     if named and named["name"].startswith(prefix):
         resource = named["head"] + prefix + "*"
@@ -63,9 +64,10 @@ def build(
     actions_of: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for action, resources in resources_of.items():
         actions_of[("*",) if "*" in resources else tuple(sorted(resources))].append(action)
+    sids: dict[str, int] = defaultdict(int)
     statements = [
         {
-            "Sid": _sid(actions, resources),
+            "Sid": _unique(_sid(actions, resources), sids),
             "Effect": "Allow",
             "Action": sorted(actions),
             "Resource": list(resources),
@@ -73,6 +75,11 @@ def build(
         for resources, actions in sorted(actions_of.items(), key=lambda item: (item[0] == ("*",), sorted(item[1])))
     ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _unique(sid: str, seen: dict[str, int]) -> str:
+    seen[sid] += 1
+    return sid if seen[sid] == 1 else f"{sid}{seen[sid]}"
 
 
 def _sid(actions: list[str], resources: tuple[str, ...]) -> str:

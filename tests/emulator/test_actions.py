@@ -97,3 +97,26 @@ def test_lambda_paths_map_to_iam_actions(method, path, expected):
 def test_hostile_bodies_are_recorded_without_a_resource(body):
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "HTTP_X_AMZ_TARGET": "SageMaker.DescribeTrainingJob"}
     assert action_of("sagemaker", "r", environ, body) == ("sagemaker:DescribeTrainingJob", "*")
+
+
+def test_a_multi_object_delete_is_recorded_per_key(emulator, recording):
+    s3 = client(emulator, "s3")
+    s3.create_bucket(Bucket=BUCKET)
+    for key in ("lab1-x/a", "lab1-x/b&c"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"1")
+    s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "lab1-x/a"}, {"Key": "lab1-x/b&c"}]})
+    s3.put_public_access_block(
+        Bucket=BUCKET,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    entries = _entries(recording)
+    assert {
+        ("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/lab1-x/a"),
+        ("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/lab1-x/b&c"),
+        ("s3:PutBucketPublicAccessBlock", f"arn:aws:s3:::{BUCKET}"),
+    } <= entries
