@@ -25,7 +25,8 @@ TAG_RUN = "workshop:run-id"
 PRICES_DATE = "2026-12-03"
 PRICES_REGION = "us-east-1"
 PRICES_SOURCE = "https://aws.amazon.com/sagemaker/pricing/ (On-Demand Pricing, US East (N. Virginia))"
-# USD per instance-hour, by use and instance type. Batch transform bills at the real-time inference rates.
+# USD per instance-hour, by use and instance type. Batch transform bills at the real-time inference rates. Entered
+# on PRICES_DATE without online access to the page; re-check against PRICES_SOURCE before quoting them.
 PRICES: dict[str, dict[str, float]] = {
     "training": {
         "ml.m5.large": 0.115,
