@@ -1,6 +1,6 @@
 """What a lab would cost on AWS: its training jobs, endpoints and transform jobs times on-demand prices.
 
-    Tags=costs.tags("lab1", run_id)            # on every job and endpoint a lab creates
+    tags=costs.sdk_tags("lab1", run_id)        # on every job, model and endpoint a lab creates
     costs.cost_table(run_id)                   # at the end of the notebook, before the cleanup
 
 Both modes answer the same calls, so a lab run locally shows what it would have cost on AWS. What is counted:
@@ -52,6 +52,13 @@ PRICES["transform"] = PRICES["hosting"]
 def tags(lab: str, run_id: str) -> list[dict[str, str]]:
     """The tags every resource of a lab carries (SageMaker's ``Tags``): the sweep and the cost table find it by them."""
     return [{"Key": TAG_LAB, "Value": lab}, {"Key": TAG_RUN, "Value": run_id}]
+
+
+def sdk_tags(lab: str, run_id: str) -> list:
+    """:func:`tags` as the SDK's ``Tag`` shapes, for ``ModelTrainer(tags=...)`` and the core resources' ``create``."""
+    from sagemaker.core.shapes import Tag
+
+    return [Tag(key=tag["Key"], value=tag["Value"]) for tag in tags(lab, run_id)]
 
 
 def price(use: str, instance_type: str) -> float | None:

@@ -160,3 +160,7 @@ def test_tags_name_the_lab_and_the_run():
         {"Key": costs.TAG_LAB, "Value": "lab1"},
         {"Key": costs.TAG_RUN, "Value": RUN},
     ]
+
+
+def test_sdk_tags_are_the_same_tags_as_sdk_shapes():
+    assert [(t.key, t.value) for t in costs.sdk_tags("lab2", RUN)] == [(costs.TAG_LAB, "lab2"), (costs.TAG_RUN, RUN)]
