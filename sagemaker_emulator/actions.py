@@ -122,14 +122,18 @@ def iam_action(operation: str, form: dict) -> tuple[str, str]:
 
 
 def actions_of(service: str, region: str, environ: dict, body: bytes) -> list[tuple[str, str]]:
-    """Every ``(action, resource)`` one signed request needs: its own, and ``iam:PassRole`` for a role it passes."""
+    """Every ``(action, resource)`` one signed request needs: its own, ``iam:PassRole`` for a role it passes, and
+    ``sagemaker:AddTags`` when it creates a resource with tags."""
     found = [action_of(service, region, environ, body)]
     if found[0][0] == "s3:DeleteObject" and environ.get("REQUEST_METHOD", "").upper() == "POST":
         bucket = found[0][1].removesuffix("/*")
         keys = [unescape(key) for key in _DELETED_KEY.findall(body.decode("utf-8", "replace"))]
         found = [("s3:DeleteObject", f"{bucket}/{key}") for key in dict.fromkeys(keys)] or found
     if service == "sagemaker":
-        found += [("iam:PassRole", role) for role in passed_roles(_json(body))]
+        params = _json(body)
+        found += [("iam:PassRole", role) for role in passed_roles(params)]
+        if params.get("Tags") and found[0][0].startswith("sagemaker:Create"):
+            found.append(("sagemaker:AddTags", found[0][1]))  # AWS authorizes tags given at creation as AddTags
     return found
 
 

@@ -120,3 +120,14 @@ def test_a_multi_object_delete_is_recorded_per_key(emulator, recording):
         ("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/lab1-x/b&c"),
         ("s3:PutBucketPublicAccessBlock", f"arn:aws:s3:::{BUCKET}"),
     } <= entries
+
+
+def test_tags_given_at_creation_are_recorded_as_add_tags(emulator, recording):
+    sm = client(emulator, "sagemaker")
+    sm.create_model(
+        ModelName="lab1-tagged",
+        ExecutionRoleArn=ROLE_ARN,
+        PrimaryContainer={"Image": "x"},
+        Tags=[{"Key": "workshop:lab", "Value": "lab1"}],
+    )
+    assert ("sagemaker:AddTags", f"arn:aws:sagemaker:{REGION}:123456789012:model/lab1-tagged") in _entries(recording)
