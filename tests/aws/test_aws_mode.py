@@ -136,3 +136,26 @@ def test_lab2_functions_are_deployed_redeployed_and_deleted(fake_aws):
 def test_an_empty_prefix_is_refused():
     with pytest.raises(ValueError, match="prefix"):
         functions.names("")
+
+
+def test_local_mode_gives_its_role_the_stack_policy_so_simulations_answer_as_on_aws(env, emulator, tmp_path):
+    """The SDK asks, before staging script-mode code, whether the role may write anywhere in the default bucket; with
+    the workshop policy the answer is no (only lab* keys), locally as on AWS, and it stages under the job's prefix."""
+    env.setenv("WORKSHOP_MODE", "local")
+    env.setenv("WORKSHOP_EMULATOR_URL", emulator.url)
+    env.setenv("SAGEMAKER_EMULATOR_HOME", str(tmp_path / "emulator-home"))
+    for name, value in emulator.credentials.as_environment().items():
+        env.setenv(name, value)
+    ws = session.start_session()
+    iam = boto3.client("iam")
+    granted = iam.get_role_policy(RoleName=session.LOCAL_ROLE_NAME, PolicyName="workshop")["PolicyDocument"]
+    assert "${" not in json.dumps(granted)
+
+    def decision(resource: str) -> str:
+        answer = iam.simulate_principal_policy(
+            PolicySourceArn=ws.role_arn, ActionNames=["s3:PutObject"], ResourceArns=[resource]
+        )
+        return answer["EvaluationResults"][0]["EvalDecision"]
+
+    assert decision(f"arn:aws:s3:::{ws.bucket}/lab1-dmf-1/output/source.tar.gz") == "allowed"
+    assert decision(f"arn:aws:s3:::{ws.bucket}/*") == "implicitDeny"

@@ -102,3 +102,11 @@ def test_sdk_role_check_refuses_a_role_the_simulation_denies_and_passes_one_it_a
     assert resolve_and_validate_role(full, role_type="training") == full
     monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
     assert resolve_and_validate_role(narrow, role_type="training") == narrow
+
+
+def test_hostile_action_and_resource_names_come_back_escaped_and_denied(emulator):
+    iam = client(emulator, "iam")
+    arn = _role(iam, "hostile", inline=_allow("s3:GetObject"))
+    odd = "s3:Get</EvalActionName><EvalDecision>allowed</EvalDecision>&"
+    resource = "arn:aws:s3:::b/<x>&amp;"
+    assert _decisions(iam, arn, [odd], [resource]) == {(odd, resource): "implicitDeny"}
