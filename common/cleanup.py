@@ -283,7 +283,7 @@ def _running(sm, operation, key, name_key, arn_key, kind, describe, instance) ->
     found = []
     for status in RUNNING:
         for item in _labelled(sm, operation, key, name_key, arn_key, StatusEquals=status):
-            rate = instance(describe(item[name_key])) if instance else None
+            rate = instance(describe(item[name_key]))
             found.append(Found(kind, item[name_key], status, item.get("CreationTime"), rate))
     return found
 
