@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent
 EMULATOR_HOME = ROOT / "build" / "emulator"
 ACTIONS_FILE = ROOT / "build" / "actions" / "notebooks.jsonl"
 GUARD = "policy_guard"  # the marker of the test that needs the notebooks' recorded actions
+ACTIONS_KEY = pytest.StashKey[str]()
 
 
 def pytest_configure(config):
@@ -25,8 +26,8 @@ def pytest_configure(config):
     os.environ.setdefault(home.HOME_VARIABLE, str(EMULATOR_HOME))
     home.stop(Path(os.environ[home.HOME_VARIABLE]))
     shutil.rmtree(Path(os.environ[home.HOME_VARIABLE]) / "state", ignore_errors=True)
-    os.environ.setdefault(ACTIONS_VARIABLE, str(ACTIONS_FILE))
-    Path(os.environ[ACTIONS_VARIABLE]).unlink(missing_ok=True)
+    config.stash[ACTIONS_KEY] = os.environ.get(ACTIONS_VARIABLE) or str(ACTIONS_FILE)
+    Path(config.stash[ACTIONS_KEY]).unlink(missing_ok=True)
     config.addinivalue_line("markers", f"{GUARD}: checks the actions the notebooks of this run performed")
 
 
@@ -51,3 +52,6 @@ def pytest_runtest_setup(item):
     """Name the notebook before nbval starts its kernel, which inherits this environment."""
     if item.path.suffix == ".ipynb":
         os.environ["WORKSHOP_NOTEBOOK"] = notebook_name(item.path)
+        # Only the notebooks' emulator (started by the first notebook's kernel) records: the emulators that tests
+        # start themselves must not add their actions to the record the policy guard reads.
+        os.environ[ACTIONS_VARIABLE] = item.config.stash[ACTIONS_KEY]

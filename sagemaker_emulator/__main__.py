@@ -71,6 +71,8 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
         ).start()
         homes.write_runtime(home, emulator.url, emulator.credentials)
         running = homes.find(home)
+        done = threading.Event()  # before the exports are printed: whoever reads them may stop it at once
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
         print(
             f"SageMaker emulator listening on {emulator.url} (loopback only; requests must be signed with its key). "
             f"{emulator.restored}",
@@ -79,8 +81,6 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
         print("To use it from a shell:", flush=True)
         print(running.exports(DEFAULT_REGION), flush=True)
         print("Press Ctrl-C to stop.", flush=True)
-        done = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
         try:
             done.wait()
         except KeyboardInterrupt:
