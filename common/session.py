@@ -11,10 +11,18 @@
 | ``WORKSHOP_METRICS_DIR`` | where ``common.report`` writes a notebook's results | ``build/metrics`` in the repository |
 | ``WORKSHOP_NOTEBOOK`` | the running notebook's name, for its metrics file | from Jupyter's ``JPY_SESSION_NAME`` |
 | ``CI`` | set by CI services; makes local mode the default | unset |
+| ``SAGEMAKER_VALIDATE_ROLE`` | the SDK's own role check before each training job (see below) | ``false`` |
 
 :func:`start_session` is the one call at the top of every notebook: it decides the mode, and in local mode starts
 the user's SageMaker emulator on 127.0.0.1 if it is not running (or uses ``WORKSHOP_EMULATOR_URL``) and points this
 kernel's AWS clients at it.
+
+The SDK's role check: before each training job, ``ModelTrainer`` simulates a fixed list of actions for the role
+(``iam:SimulatePrincipalPolicy``) and refuses a role denied any of them. The list includes EC2 network-interface
+actions on ``*``, which only VPC-attached jobs use and the labs never do; granting them would give the workshop's
+least-privilege role account-wide ENI creation. So :func:`start_session` sets ``SAGEMAKER_VALIDATE_ROLE=false`` unless
+it is set: AWS still checks every call the job makes, and an ``AccessDenied`` names the missing action. The emulator
+evaluates the simulation for real, so ``SAGEMAKER_VALIDATE_ROLE=true`` fails locally exactly where it would on AWS.
 """
 
 from __future__ import annotations
@@ -84,6 +92,8 @@ SAGEMAKER_TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
+ROLE_CHECK_VARIABLE = "SAGEMAKER_VALIDATE_ROLE"
+WORKSHOP_POLICY = Path(__file__).resolve().parents[1] / "aws" / "workshop-policy.json"  # generated, see INSTRUCTOR.md
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,7 @@ def start_session() -> WorkshopSession:
         RuntimeError: local mode would reach a non-loopback endpoint, or AWS mode lacks a region or a role.
     """
     current = settings()
+    os.environ.setdefault(ROLE_CHECK_VARIABLE, "false")
     if choose_mode(current) == "local":
         return _start_local(current)
     return _start_aws(current)
@@ -323,6 +334,7 @@ def _start_local(current: Settings) -> WorkshopSession:
         role_arn = iam.create_role(
             RoleName=LOCAL_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST_POLICY)
         )["Role"]["Arn"]
+    _grant_workshop_policy(iam, role_arn, bucket, region, account)
     _write_sdk_config(bucket, role_arn)
     _forget_sdk_clients()
     print(
@@ -332,16 +344,52 @@ def _start_local(current: Settings) -> WorkshopSession:
     return WorkshopSession("local", region, role_arn, bucket, _sdk_session(session, bucket), url)
 
 
-def _find_role(boto_session) -> str:
-    from sagemaker.core.helper.session_helper import Session, get_execution_role
+def _grant_workshop_policy(iam, role_arn: str, bucket: str, region: str, account: str) -> None:
+    """Give the local role the policy the AWS stack gives its role, so the emulator's policy simulation answers as
+    AWS would for it (the policy is generated from a recorded notebook run; see INSTRUCTOR.md)."""
+    import json
 
-    try:
-        return get_execution_role(Session(boto_session=boto_session))
-    except Exception as error:
+    if not WORKSHOP_POLICY.exists():
+        return
+    text = WORKSHOP_POLICY.read_text()
+    for name, value in {
+        "Bucket": bucket,
+        "Role.Arn": role_arn,
+        "AWS::Partition": "aws",
+        "AWS::Region": region,
+        "AWS::AccountId": account,
+    }.items():
+        text = text.replace("${" + name + "}", value)
+    iam.put_role_policy(RoleName=LOCAL_ROLE_NAME, PolicyName="workshop", PolicyDocument=json.dumps(json.loads(text)))
+
+
+def _find_role(boto_session) -> str:
+    """The role this kernel runs as (a SageMaker notebook's or Studio's execution role), from the caller identity.
+
+    STS names an assumed role ``arn:aws:sts::<account>:assumed-role/<name>/<session>``; IAM gives its ARN with its
+    path. Done here rather than with the SDK's ``get_execution_role``, which asks a fixed STS address and so
+    ignores ``AWS_ENDPOINT_URL``.
+    """
+    from botocore.exceptions import ClientError
+
+    identity = boto_session.client("sts").get_caller_identity()
+    arn = identity["Arn"]
+    if ":role/" in arn:
+        return arn
+    if ":assumed-role/" not in arn:
         raise RuntimeError(
-            "No execution role was found (this is not a SageMaker notebook, or its identity is not a role). Set "
-            "WORKSHOP_ROLE_ARN to the ARN of a role that trusts sagemaker.amazonaws.com."
-        ) from error
+            f"AWS mode found no execution role: the AWS identity here is {arn}, not a role (this is not a SageMaker "
+            "notebook). Set WORKSHOP_ROLE_ARN to the ARN of a role that trusts sagemaker.amazonaws.com (the "
+            "workshop stack's RoleArn output, see INSTRUCTOR.md), or run without AWS: WORKSHOP_MODE=local."
+        )
+    name = arn.split(":assumed-role/", 1)[1].split("/", 1)[0]
+    try:
+        return boto_session.client("iam").get_role(RoleName=name)["Role"]["Arn"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("AccessDenied", "AccessDeniedException"):
+            raise
+    partition = arn.split(":", 2)[1]
+    return f"arn:{partition}:iam::{identity['Account']}:role/{name}"  # no iam:GetRole: a role without a path
 
 
 def _start_aws(current: Settings) -> WorkshopSession:

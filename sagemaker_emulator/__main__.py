@@ -5,6 +5,8 @@
   ``SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY``) fix the pair for scripts that need a known one.
 - ``start`` starts it in the background if it is not running (what the notebooks do) and prints the same.
 - ``status`` says whether it runs, where, and what it holds; ``stop`` stops it and everything it started.
+- ``policy RECORD`` turns the actions a recording emulator noted (``SAGEMAKER_EMULATOR_ACTIONS``) into a
+  least-privilege IAM policy (``--out``), and writes it into a CloudFormation template too (``--template``).
 Only loopback hosts are accepted. Its state persists in its home folder (``--home``; see ``home.py``).
 """
 
@@ -18,6 +20,7 @@ import threading
 from pathlib import Path
 
 from sagemaker_emulator import home as homes
+from sagemaker_emulator.actions import ACTIONS_VARIABLE
 from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.loopback import is_loopback
 
@@ -58,9 +61,18 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
         return 1
     try:
         homes.sdk_config(home).write_text(SDK_CONFIG)
-        emulator = Emulator(host, port, credentials=credentials, state_dir=home / "state").start()
+        actions = os.environ.get(ACTIONS_VARIABLE)  # a notebook run that records the actions it performs
+        emulator = Emulator(
+            host,
+            port,
+            credentials=credentials,
+            state_dir=home / "state",
+            actions_file=Path(actions) if actions else None,
+        ).start()
         homes.write_runtime(home, emulator.url, emulator.credentials)
         running = homes.find(home)
+        done = threading.Event()  # before the exports are printed: whoever reads them may stop it at once
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
         print(
             f"SageMaker emulator listening on {emulator.url} (loopback only; requests must be signed with its key). "
             f"{emulator.restored}",
@@ -69,8 +81,6 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
         print("To use it from a shell:", flush=True)
         print(running.exports(DEFAULT_REGION), flush=True)
         print("Press Ctrl-C to stop.", flush=True)
-        done = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
         try:
             done.wait()
         except KeyboardInterrupt:
@@ -106,6 +116,29 @@ def stop(home: Path) -> int:
     return 0
 
 
+def policy(args: argparse.Namespace) -> int:
+    import json
+
+    from sagemaker_emulator.actions import read_actions
+    from sagemaker_emulator.policy import build, write_template
+
+    inputs = json.loads(args.extra.read_text()) if args.extra else {}
+    entries = [e for e in read_actions(args.record) if e["action"] not in inputs.get("local_only", [])]
+    if not entries:
+        print(f"{args.record} holds no recorded actions: run the notebooks with {ACTIONS_VARIABLE} set first.")
+        return 1
+    extra = inputs.get("actions", [])
+    document = build(
+        entries, bucket=args.bucket, role_arn=args.role_arn, prefix=args.prefix, region=args.region, extra=extra
+    )
+    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    if args.template:
+        write_template(args.template, document)
+    actions = sum(len(statement["Action"]) for statement in document["Statement"])
+    print(f"{args.out}: {actions} actions in {len(document['Statement'])} statements, from {len(entries)} records.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sagemaker_emulator")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,7 +153,24 @@ def main(argv: list[str] | None = None) -> int:
         ("stop", "stop it and every job and model server it runs"),
     ):
         commands.add_parser(name, help=text)
-    for command in commands.choices.values():
+    build = commands.add_parser("policy", help="build a least-privilege IAM policy from recorded actions")
+    build.add_argument("record", type=Path, help=f"the JSON-lines file {ACTIONS_VARIABLE} named")
+    build.add_argument("--out", type=Path, required=True, help="the policy document to write (JSON)")
+    build.add_argument(
+        "--template", type=Path, help="a CloudFormation template with '# BEGIN generated policy' markers"
+    )
+    build.add_argument(
+        "--extra",
+        type=Path,
+        help='JSON {"actions": [{"action", "resource", "why"}], "local_only": [action]}: grant, drop',
+    )
+    build.add_argument("--prefix", default="lab", help="resource names starting with it become PREFIX* (default lab)")
+    build.add_argument("--bucket", default=f"sagemaker-{DEFAULT_REGION}-123456789012", help="the run's bucket")
+    build.add_argument("--role-arn", default="arn:aws:iam::123456789012:role/SageMakerWorkshopRole")
+    build.add_argument("--region", default=DEFAULT_REGION)
+    for name, command in commands.choices.items():
+        if name == "policy":
+            continue
         command.add_argument(
             "--home",
             type=Path,
@@ -128,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             help=f"its folder (default ${homes.HOME_VARIABLE} or ~/.cache/sagemaker-emulator)",
         )
     args = parser.parse_args(argv)
+    if args.command == "policy":
+        return policy(args)
     home = args.home or homes.default_home()
     if args.command == "serve":
         return serve(args.host, args.port, home, _credentials(args.access_key_id, args.secret_access_key))

@@ -25,7 +25,9 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from sagemaker_emulator import persistence
+from sagemaker_emulator.actions import INTERNAL_HEADER, ActionRecorder
 from sagemaker_emulator.auth import Credentials
+from sagemaker_emulator.iam_policy import role_policies
 from sagemaker_emulator.loopback import is_loopback
 from sagemaker_emulator.moto_store import MotoStore
 from sagemaker_emulator.persistence import StateStore
@@ -95,6 +97,7 @@ class Emulator:
         credentials: Credentials | None = None,
         idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS,
         state_dir: Path | None = None,
+        actions_file: Path | None = None,
     ):
         if not is_loopback(host):
             raise ValueError(f"The emulator only listens on loopback addresses; {host!r} is not one.")
@@ -115,6 +118,10 @@ class Emulator:
         self.host = host
         self.port = self._server.server_address[1]
         app.serve_at(host, self.port)
+        self.app = app
+        app.role_policies = lambda arn: role_policies(self.internal_client("iam", "us-east-1"), arn)
+        if actions_file is not None:
+            app.recorder = ActionRecorder(Path(actions_file))
         self.url = f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
         self.services = Services(
             clock=clock or SystemClock(),
@@ -129,7 +136,7 @@ class Emulator:
         self._stopped = False
         self._moto_store = self._state_store = None
         if state_dir is not None:
-            self._moto_store = MotoStore(Path(state_dir) / "moto", self.client, interval=1.0)
+            self._moto_store = MotoStore(Path(state_dir) / "moto", self.internal_client, interval=1.0)
             self._state_store = StateStore(Path(state_dir))
             app.on_moto_change = self._moto_store.mark_dirty
 
@@ -172,6 +179,19 @@ class Emulator:
                 self._clients[key] = session.client(service, endpoint_url=self.url, config=config)
             return self._clients[key]
 
+    def internal_client(self, service: str, region: str):
+        """A client for the emulator's own bookkeeping (saving state, reading policies): its calls are not recorded
+        as actions, since no notebook makes them."""
+        key = ("internal", service, region)
+        with self._lock:
+            if key not in self._clients:
+                session = boto3.session.Session(region_name=region, **self.credentials.as_boto3())
+                config = Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"})
+                client = session.client(service, endpoint_url=self.url, config=config)
+                client.meta.events.register("before-send", _mark_internal)
+                self._clients[key] = client
+            return self._clients[key]
+
     def _retire(self) -> None:
         with self._lock:
             states, self._states = list(self._states.values()), {}
@@ -211,6 +231,10 @@ class Emulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _mark_internal(request, **_) -> None:
+    request.headers[INTERNAL_HEADER] = "1"
 
 
 def start(host: str = "127.0.0.1", port: int = 0, **options) -> Emulator:

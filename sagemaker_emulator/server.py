@@ -7,7 +7,8 @@ variables (``AWS_ENDPOINT_URL_SAGEMAKER``, ``..._SAGEMAKER_RUNTIME``) may name t
 - SageMaker control plane: JSON 1.1, ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``; the body is
   validated against botocore's input shape before the handler runs.
 - SageMaker Runtime: ``POST /endpoints/<name>/invocations`` (REST, raw body, ``Content-Type``/``Accept``).
-- ``iam:SimulatePrincipalPolicy``, which moto lacks and SDK v3 calls to validate roles: every action ``allowed``.
+- ``iam:SimulatePrincipalPolicy``, which moto lacks and SDK v3 calls to validate roles: evaluated against the role's
+  inline and attached policies (``iam_policy``), so a role lacking a permission is refused here as on AWS.
 - Everything else (S3, STS, IAM, CloudWatch Logs): moto's WSGI application.
 Before any of that, every request passes the gate (:meth:`EmulatorApp._refusal`), because the emulator runs code on
 request and a web page or another local user must not be able to drive it:
@@ -35,6 +36,7 @@ from xml.sax.saxutils import escape
 import botocore.session
 from werkzeug.wrappers import Request, Response
 
+from sagemaker_emulator.actions import ActionRecorder
 from sagemaker_emulator.auth import AuthFailure, Credentials, SignedRequest, Verifier
 from sagemaker_emulator.errors import (
     InternalFailure,
@@ -44,6 +46,7 @@ from sagemaker_emulator.errors import (
     UnknownOperationException,
     ValidationException,
 )
+from sagemaker_emulator.iam_policy import NoSuchRole, evaluate
 from sagemaker_emulator.invocations import invoke_endpoint
 from sagemaker_emulator.moto_store import changes_state
 from sagemaker_emulator.operations import operations
@@ -178,6 +181,8 @@ class EmulatorApp:
         self.verifier = Verifier(credentials, now)
         self.hosts: frozenset[str] = frozenset()
         self.on_moto_change: Callable[[str], None] | None = None  # told of each request that may change moto's state
+        self.role_policies: Callable[[str], dict[str, dict]] = lambda arn: {}  # role ARN -> its identity policies
+        self.recorder: ActionRecorder | None = None  # notes each signed request's IAM action, when recording
         self.handlers = operations()
         session = botocore.session.get_session()
         self.sagemaker_model = session.get_service_model("sagemaker")
@@ -247,6 +252,9 @@ class EmulatorApp:
             return refused(environ, start_response)
         scope = environ["emulator.scope"]
         service, region = scope.service.lower(), scope.region
+        if self.recorder is not None and not environ.get(ActionRecorder.UNRECORDED_ENVIRON):
+            body = _buffer_body(environ) if environ.get("REQUEST_METHOD") == "POST" else b""
+            self.recorder.record(service, region, environ, body)
         if service == "sagemaker":
             response = self._sagemaker(Request(environ), region)
             return response(environ, start_response)
@@ -254,7 +262,7 @@ class EmulatorApp:
         if service == "iam" and method == "POST":
             form = parse_qs(_buffer_body(environ).decode("utf-8", "replace"))
             if form.get("Action") == ["SimulatePrincipalPolicy"]:
-                return _simulate_principal_policy(form)(environ, start_response)
+                return self._simulate_principal_policy(form)(environ, start_response)
             operation = (form.get("Action") or [""])[0]
         elif service == "logs":
             operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
@@ -262,6 +270,29 @@ class EmulatorApp:
         if self.on_moto_change is not None and changes_state(service, method, operation):
             self.on_moto_change(service)  # after moto answered, so a save that follows sees the change
         return result
+
+    def _simulate_principal_policy(self, form: dict) -> Response:
+        """Each action on each resource (``*`` when none is given) judged by the role's own policies."""
+        source = (form.get("PolicySourceArn") or [""])[0]
+        actions = _members(form, "ActionNames")
+        if not source or not actions:
+            return _iam_error(400, "ValidationError", "PolicySourceArn and ActionNames are required.")
+        try:
+            policies = self.role_policies(source)
+        except NoSuchRole as error:
+            return _iam_error(404, "NoSuchEntity", str(error))
+        resources = _members(form, "ResourceArns") or ["*"]
+        results = "".join(
+            _evaluation_result(evaluate(policies, action, resource)) for action in actions for resource in resources
+        )
+        xml = (
+            '<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+            "<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated>"
+            f"<EvaluationResults>{results}</EvaluationResults></SimulatePrincipalPolicyResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            "</SimulatePrincipalPolicyResponse>"
+        )
+        return Response(xml, status=200, content_type="text/xml")
 
     def _sagemaker(self, request: Request, region: str) -> Response:
         invocation = _INVOCATIONS.match(request.path)
@@ -338,24 +369,23 @@ def _members(form: dict, name: str) -> list[str]:
     return [form[k][0] for k in keys]
 
 
-def _simulate_principal_policy(form: dict) -> Response:
-    """``allowed`` for every action and resource: local mode grants the role everything it asks for."""
-    resources = _members(form, "ResourceArns") or ["*"]
-    results = "".join(
-        "<member>"
-        f"<EvalActionName>{escape(action)}</EvalActionName>"
-        f"<EvalResourceName>{escape(resource)}</EvalResourceName>"
-        "<EvalDecision>allowed</EvalDecision>"
-        "<MatchedStatements/><MissingContextValues/>"
-        "</member>"
-        for action in _members(form, "ActionNames")
-        for resource in resources
-    )
+def _iam_error(status: int, code: str, message: str) -> Response:
     xml = (
-        '<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
-        "<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated>"
-        f"<EvaluationResults>{results}</EvaluationResults></SimulatePrincipalPolicyResult>"
-        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-        "</SimulatePrincipalPolicyResponse>"
+        '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>'
+        f"<Code>{code}</Code><Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
+        "</ErrorResponse>"
     )
-    return Response(xml, status=200, content_type="text/xml")
+    return Response(xml, status=status, content_type="text/xml")
+
+
+def _evaluation_result(decision) -> str:
+    matched = "".join(f"<member><SourcePolicyId>{escape(p)}</SourcePolicyId></member>" for p in decision.matched)
+    missing = "".join(f"<member>{escape(key)}</member>" for key in decision.missing_context)
+    return (
+        "<member>"
+        f"<EvalActionName>{escape(decision.action)}</EvalActionName>"
+        f"<EvalResourceName>{escape(decision.resource)}</EvalResourceName>"
+        f"<EvalDecision>{decision.decision}</EvalDecision>"
+        f"<MatchedStatements>{matched}</MatchedStatements><MissingContextValues>{missing}</MissingContextValues>"
+        "</member>"
+    )

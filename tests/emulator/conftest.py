@@ -65,6 +65,7 @@ def sdk(emulator, s3, monkeypatch, tmp_path):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(config))
+    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")  # as common.session sets it; the role has no policies
     SageMakerClient.reset()
     SingletonMeta._instances.pop(CloudWatchLogsClient, None)
     boto3.client("iam").create_role(RoleName="SageMakerRole", AssumeRolePolicyDocument=json.dumps(TRUST))

@@ -90,18 +90,6 @@ def test_wrong_json_type_is_a_serialization_exception(sm_unchecked):
     assert error_of(excinfo) == ("SerializationException", "Expected integer for 'maxResults', got str ('ten')")
 
 
-def test_simulate_principal_policy_allows_everything(emulator):
-    iam = client(emulator, "iam")
-    answer = iam.simulate_principal_policy(
-        PolicySourceArn=ROLE, ActionNames=["s3:PutObject", "ecr:GetAuthorizationToken"]
-    )
-    assert [(r["EvalActionName"], r["EvalDecision"]) for r in answer["EvaluationResults"]] == [
-        ("s3:PutObject", "allowed"),
-        ("ecr:GetAuthorizationToken", "allowed"),
-    ]
-    assert answer["IsTruncated"] is False
-
-
 def test_other_services_are_moto(emulator):
     sts = client(emulator, "sts")
     assert sts.get_caller_identity()["Account"] == "123456789012"

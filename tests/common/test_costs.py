@@ -1,0 +1,166 @@
+"""common.costs: usage read from DescribeTrainingJob / DescribeEndpoint / DescribeTransformJob, priced per hour."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from common import costs
+
+NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
+RUN = "lab1-fm-20261203-110000"
+
+
+def _stubbed(training=(), endpoints=(), transforms=()):
+    sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(sm)
+    stub.add_response(
+        "list_training_jobs",
+        {"TrainingJobSummaries": [_summary("TrainingJobName", n) for n, *_ in training]},
+        {"NameContains": RUN},
+    )
+    for name, instance, count, seconds in training:
+        stub.add_response(
+            "describe_training_job",
+            {
+                **_training(name),
+                "ResourceConfig": {"InstanceType": instance, "InstanceCount": count, "VolumeSizeInGB": 1},
+                "BillableTimeInSeconds": seconds,
+            },
+        )
+    stub.add_response(
+        "list_endpoints",
+        {"Endpoints": [_endpoint_summary(n) for n, *_ in endpoints]},
+        {"NameContains": RUN},
+    )
+    for name, instance, count, created in endpoints:
+        stub.add_response(
+            "describe_endpoint",
+            {
+                "EndpointName": name,
+                "EndpointArn": f"arn:aws:sagemaker:us-east-1:1:endpoint/{name}",
+                "EndpointConfigName": name,
+                "EndpointStatus": "InService",
+                "CreationTime": created,
+                "LastModifiedTime": created,
+            },
+        )
+        stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": name,
+                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:1:endpoint-config/{name}",
+                "CreationTime": created,
+                "ProductionVariants": [
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": name,
+                        "InstanceType": instance,
+                        "InitialInstanceCount": count,
+                    }
+                ],
+            },
+        )
+    stub.add_response(
+        "list_transform_jobs",
+        {"TransformJobSummaries": [_summary("TransformJobName", n) for n, *_ in transforms]},
+        {"NameContains": RUN},
+    )
+    for name, instance, start, end in transforms:
+        stub.add_response("describe_transform_job", _transform(name, instance, start, end))
+    stub.activate()
+    return sm, stub
+
+
+def _summary(key: str, name: str) -> dict:
+    status = "TrainingJobStatus" if key == "TrainingJobName" else "TransformJobStatus"
+    arn = "TrainingJobArn" if key == "TrainingJobName" else "TransformJobArn"
+    return {key: name, arn: f"arn:aws:sagemaker:us-east-1:1:job/{name}", "CreationTime": NOW, status: "Completed"}
+
+
+def _endpoint_summary(name: str) -> dict:
+    return {
+        "EndpointName": name,
+        "EndpointArn": f"arn:aws:sagemaker:us-east-1:1:endpoint/{name}",
+        "CreationTime": NOW,
+        "LastModifiedTime": NOW,
+        "EndpointStatus": "InService",
+    }
+
+
+def _training(name: str) -> dict:
+    return {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:1:training-job/{name}",
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"},
+        "TrainingJobStatus": "Completed",
+        "SecondaryStatus": "Completed",
+        "AlgorithmSpecification": {"TrainingInputMode": "File"},
+        "StoppingCondition": {},
+        "CreationTime": NOW,
+    }
+
+
+def _transform(name: str, instance: str, start, end) -> dict:
+    return {
+        "TransformJobName": name,
+        "TransformJobArn": f"arn:aws:sagemaker:us-east-1:1:transform-job/{name}",
+        "TransformJobStatus": "Completed",
+        "ModelName": "m",
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/i"}}},
+        "TransformResources": {"InstanceType": instance, "InstanceCount": 1},
+        "CreationTime": NOW,
+        "TransformStartTime": start,
+        "TransformEndTime": end,
+    }
+
+
+def test_each_resource_is_priced_by_its_own_use_and_instance():
+    hour = dt.timedelta(hours=1)
+    sm, stub = _stubbed(
+        training=[(f"{RUN}-fm", "ml.c5.xlarge", 2, 1800)],
+        endpoints=[(f"{RUN}-ep", "ml.m5.large", 1, NOW - 2 * hour)],
+        transforms=[(f"{RUN}-top", "ml.m5.large", NOW - hour, NOW - hour / 2)],
+    )
+    found = {u.kind: u for u in costs.usage(RUN, sm, NOW)}
+    stub.assert_no_pending_responses()
+    c5, m5 = costs.PRICES["training"]["ml.c5.xlarge"], costs.PRICES["hosting"]["ml.m5.large"]
+    assert found["training job"].usd == round(c5 * 2 * 0.5, 4)
+    assert found["endpoint"].seconds == 7200 and found["endpoint"].usd == round(m5 * 2, 4)
+    assert found["transform job"].usd == round(costs.PRICES["transform"]["ml.m5.large"] * 0.5, 4)
+
+
+def test_the_table_totals_its_lines_and_names_its_source():
+    sm, _ = _stubbed(
+        training=[(f"{RUN}-a", "ml.c5.xlarge", 1, 3600), (f"{RUN}-b", "ml.m5.xlarge", 1, 3600)],
+    )
+    table = costs.cost_table(RUN, sm, NOW)
+    assert list(table["kind"]) == ["training job", "training job", "total"]
+    total = costs.PRICES["training"]["ml.c5.xlarge"] + costs.PRICES["training"]["ml.m5.xlarge"]
+    assert table["USD"].iloc[-1] == pytest.approx(total)
+    assert costs.PRICES_DATE in table.attrs["note"] and "aws.amazon.com" in table.attrs["note"]
+
+
+def test_an_instance_type_missing_from_the_table_is_shown_without_a_price():
+    sm, _ = _stubbed(training=[(f"{RUN}-x", "ml.x99.huge", 1, 60)])
+    [line] = costs.usage(RUN, sm, NOW)
+    assert line.usd is None and line.seconds == 60
+
+
+def test_an_empty_run_id_is_refused():
+    with pytest.raises(ValueError, match="run id"):
+        costs.usage("")
+
+
+def test_tags_name_the_lab_and_the_run():
+    assert costs.tags("lab1", RUN) == [
+        {"Key": costs.TAG_LAB, "Value": "lab1"},
+        {"Key": costs.TAG_RUN, "Value": RUN},
+    ]
+
+
+def test_sdk_tags_are_the_same_tags_as_sdk_shapes():
+    assert [(t.key, t.value) for t in costs.sdk_tags("lab2", RUN)] == [(costs.TAG_LAB, "lab2"), (costs.TAG_RUN, RUN)]
