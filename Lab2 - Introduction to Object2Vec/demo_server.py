@@ -47,14 +47,21 @@ Call = Callable[[str, dict], dict]
 
 
 class DemoServer:
-    """A running demo: ``url`` to open, ``stop()`` to end it (also at the end of a ``with`` block)."""
+    """A running demo: ``url`` to open, ``stop()`` to end it (also at the end of a ``with`` block; stopping twice is
+    harmless, so the cleanup cell can always call it), ``running`` to check."""
 
     def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread):
         self._httpd, self._thread = httpd, thread
         self.port = httpd.server_address[1]
         self.url = f"http://{LOOPBACK}:{self.port}/"
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
+        if not self.running:
+            return
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()
@@ -189,7 +196,7 @@ def start(call: Call, catalogue: dict, run_id: str, port: int = 0, allowed_hosts
     hosts = frozenset({f"{LOOPBACK}:{bound}", f"localhost:{bound}", *(h.lower() for h in allowed_hosts)})
     httpd.RequestHandlerClass = _handler_class(call, run_id, catalogue, hosts)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="lab2-demo", daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.1,), name="lab2-demo", daemon=True)
     thread.start()
     return DemoServer(httpd, thread)
 

@@ -3,7 +3,6 @@
 import http.client
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -143,9 +142,12 @@ def test_allowed_hosts_admit_a_proxy(monkeypatch):
         assert request(server, "GET", "/api/info", headers={"Host": "notebook.example:443"})[0] == 200
 
 
-def test_stop_frees_the_port():
+def test_stop_frees_the_port_and_may_be_called_again():
     server = demo_server.start(lambda n, e: {}, CATALOGUE, "lab2-x")
+    assert server.running
     server.stop()
+    server.stop()
+    assert not server.running
     with pytest.raises(ConnectionRefusedError):
         request(server, "GET", "/")
 
@@ -160,7 +162,3 @@ def test_command_line_needs_a_run_id(capsys):
     with pytest.raises(SystemExit):
         demo_server.main([])
     assert "--run-id" in capsys.readouterr().err
-
-
-def test_module_adds_nothing_to_sys_path():
-    assert str(LAB) not in sys.path
