@@ -1,4 +1,4 @@
-"""Lab 2's serverless front door to the Object2Vec models: two AWS Lambda handlers in one file.
+"""Lab 2's serverless front door to the Object2Vec models: three AWS Lambda handlers in one file.
 
 ``predict_handler`` answers one (user, movie) question from a SageMaker endpoint::
 
@@ -15,7 +15,7 @@ folded in from the embedder's movie vectors, see :func:`fold_in`) or for a known
     {"ratings": [{"movie_id": 1, "rating": 5}, ...], "k": 10} -> {"model": ..., "recommendations": [{"movie_id", "title", "genres", "score"}, ...]}
     {"user_id": 42, "k": 10}                                 -> {..., "endpoint": ..., "history": [...], "recommendations": [...]}
 
-Both answer in the shape of API Gateway's Lambda proxy integration, ``{"statusCode": 200, "body": "<JSON>"}``,
+All three answer in the shape of API Gateway's Lambda proxy integration, ``{"statusCode": 200, "body": "<JSON>"}``,
 and read a request either as the event itself (``lambda.invoke``) or from the JSON string in its ``body`` (API
 Gateway). Bad requests get 400 (missing or non-integer ids, an unknown ``type``, a bad ``k``), ids the models never
 saw get 404, a failing endpoint or S3 read gets 502, missing configuration 500; the body is always
@@ -26,12 +26,11 @@ Configuration, in environment variables set when the function is created:
 (``s3://bucket/key`` of the catalogue the notebook writes).
 
 The catalogue is one JSON document: ``users`` (MovieLens user ids; position = the model's ``in0`` token),
-``movies`` (``{"id", "title", "genres"}``; position = the ``in1`` token), ``rating_range`` ([lowest, highest]) and
+``movies`` (``{"id", "title", "genres"}``; position = the ``in1`` token), ``rating_range`` ([lowest, highest]),
 ``neighbours`` (movie id as a string -> ``[[movie id, cosine similarity], ...]``, most similar first),
 ``fold_in`` (:func:`fold_in_table`: the embedder's movie vectors) and ``history`` (user id as a string ->
 ``[[movie id, rating], ...]``, the training ratings: shown next to a user's recommendations and never recommended
-again). The
-neighbours are computed in the notebook, where the embeddings and numpy are at hand: Lambda's Python runtime has
+again). The neighbours are computed in the notebook, where the embeddings and numpy are at hand: Lambda's Python runtime has
 no numpy, and a lookup keeps the function small and its answer instant. The catalogue is read once per container
 and kept, as Lambda reuses a container for many invocations.
 """

@@ -274,8 +274,9 @@ def main() -> None:
                 page.recommend()
                 page.neighbours("recommendations", 0)
                 driver.execute_script("window.scrollTo(0, 0)")
-                height = driver.execute_script("return document.body.scrollHeight")
-                driver.set_window_size(1400, min(max(height, 800), 1600))
+                content = driver.execute_script("return document.documentElement.scrollHeight")
+                chrome_height = 1000 - driver.execute_script("return window.innerHeight")
+                driver.set_window_size(1400, content + chrome_height)  # the whole page, no scroll bar
                 driver.save_screenshot(str(OUTPUT))
                 print(f"wrote {OUTPUT}: {page.text('recommend-meta')}")
             finally:
