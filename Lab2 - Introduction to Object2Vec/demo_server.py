@@ -208,7 +208,6 @@ def functions_for(run_id: str, mode: str, bucket: str) -> tuple[Call, dict]:
     ``<run_id>-classifier``) and calls them in process; AWS mode invokes the deployed functions with boto3.
     """
     import boto3
-    import lambda_function
 
     uri = f"s3://{bucket}/{run_id}/lambda/catalogue.json"
     catalogue = json.loads(
@@ -218,9 +217,15 @@ def functions_for(run_id: str, mode: str, bucket: str) -> tuple[Call, dict]:
         client = boto3.client("lambda")
 
         def call(name: str, event: dict) -> dict:
-            return json.loads(client.invoke(FunctionName=name, Payload=json.dumps(event))["Payload"].read())
+            response = client.invoke(FunctionName=name, Payload=json.dumps(event))
+            answer = json.loads(response["Payload"].read())
+            if "FunctionError" in response:  # the handler raised: Lambda answers with errorType and errorMessage
+                raise RuntimeError(f"{answer.get('errorType')}: {answer.get('errorMessage')}")
+            return answer
 
         return call, catalogue
+    import lambda_function  # next to this file, as the notebook imports it
+
     os.environ.update(
         RATING_ENDPOINT=f"{run_id}-regressor", RECOMMEND_ENDPOINT=f"{run_id}-classifier", CATALOGUE_URI=uri
     )

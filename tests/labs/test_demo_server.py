@@ -162,3 +162,37 @@ def test_command_line_needs_a_run_id(capsys):
     with pytest.raises(SystemExit):
         demo_server.main([])
     assert "--run-id" in capsys.readouterr().err
+
+
+def test_aws_mode_invokes_the_deployed_functions(monkeypatch):
+    """The command line's AWS mode: the catalogue from S3, then lambda.invoke of ``<run_id>-<function>``."""
+    import io
+
+    import boto3
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    def streamed(document: dict) -> StreamingBody:
+        payload = json.dumps(document).encode()
+        return StreamingBody(io.BytesIO(payload), len(payload))
+
+    keys = {"region_name": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    clients = {"s3": boto3.client("s3", **keys), "lambda": boto3.client("lambda", **keys)}
+    monkeypatch.setattr(boto3, "client", lambda service: clients[service])
+    with Stubber(clients["s3"]) as s3, Stubber(clients["lambda"]) as aws_lambda:
+        s3.add_response(
+            "get_object", {"Body": streamed(CATALOGUE)}, {"Bucket": "b", "Key": "lab2-x/lambda/catalogue.json"}
+        )
+        answer = {"statusCode": 200, "body": json.dumps({"similar": []})}
+        aws_lambda.add_response(
+            "invoke",
+            {"StatusCode": 200, "Payload": streamed(answer)},
+            {"FunctionName": "lab2-x-similar", "Payload": json.dumps({"movie_id": 1})},
+        )
+        crash = {"errorType": "Runtime.ImportModuleError", "errorMessage": "No module named 'lambda_function'"}
+        aws_lambda.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": streamed(crash)})
+        call, catalogue = demo_server.functions_for("lab2-x", "aws", "b")
+        assert catalogue == CATALOGUE
+        assert call("lab2-x-similar", {"movie_id": 1}) == answer
+        with pytest.raises(RuntimeError, match="Runtime.ImportModuleError: No module named 'lambda_function'"):
+            call("lab2-x-recommend", {"user_id": 7})
