@@ -44,6 +44,7 @@ SEARCH_RESULTS = 20
 ROUTES = {"/api/recommend": "recommend", "/api/similar": "similar"}  # path -> function suffix
 
 Call = Callable[[str, dict], dict]
+_started: list[DemoServer] = []  # every demo this process started, so a cleanup cell finds it without a variable
 
 
 class DemoServer:
@@ -198,7 +199,22 @@ def start(call: Call, catalogue: dict, run_id: str, port: int = 0, allowed_hosts
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, args=(0.1,), name="lab2-demo", daemon=True)
     thread.start()
-    return DemoServer(httpd, thread)
+    demo = DemoServer(httpd, thread)
+    _started.append(demo)
+    return demo
+
+
+def running_servers() -> list[DemoServer]:
+    """The demos this process started that are still serving (for a cleanup cell and its final assert)."""
+    return [demo for demo in _started if demo.running]
+
+
+def stop_all() -> int:
+    """Stop every demo this process started; returns how many were still running."""
+    running = running_servers()
+    for demo in running:
+        demo.stop()
+    return len(running)
 
 
 def functions_for(run_id: str, mode: str, bucket: str) -> tuple[Call, dict]:

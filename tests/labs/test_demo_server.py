@@ -164,6 +164,15 @@ def test_command_line_needs_a_run_id(capsys):
     assert "--run-id" in capsys.readouterr().err
 
 
+def test_stop_all_finds_every_running_demo():
+    first = demo_server.start(lambda n, e: {}, CATALOGUE, "lab2-x")
+    second = demo_server.start(lambda n, e: {}, CATALOGUE, "lab2-y")
+    second.stop()
+    assert demo_server.running_servers() == [first]
+    assert demo_server.stop_all() == 1
+    assert demo_server.running_servers() == [] and demo_server.stop_all() == 0
+
+
 def test_aws_mode_invokes_the_deployed_functions(monkeypatch):
     """The command line's AWS mode: the catalogue from S3, then lambda.invoke of ``<run_id>-<function>``."""
     import io
