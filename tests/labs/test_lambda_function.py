@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import boto3
+import numpy as np
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
@@ -308,3 +309,141 @@ def test_similar_movies_bad_requests_get_400_without_calling_aws(aws, event, sta
 def test_similar_movies_out_of_range_or_unknown(aws, event, status, message):
     expect_catalogue(aws[1])
     assert answer(lambda_function.similar_movies_handler(event)) == (status, {"error": message})
+
+
+# ----------------------------------------------------------------------------- fold-in and recommend_handler
+
+VECTORS = {1: [1.0, 0.0, 0.2], 260: [0.0, 1.0, 0.1], 1196: [0.1, 0.9, 0.0], 2000: [0.8, 0.1, -0.3]}
+FOLD_IN_CATALOGUE = {
+    **CATALOGUE,
+    "movies": [*CATALOGUE["movies"], {"id": 2000, "title": "Another Cartoon (2000)", "genres": ["Animation"]}],
+    "fold_in": lambda_function.fold_in_table(list(VECTORS), list(VECTORS.values()), 3.5, "lab2-embedder"),
+    "history": lambda_function.history_table([42, 42, 7], [260, 1, 1196], [5.0, 1.0, 4.0]),
+}
+THREE = [{"movie_id": 260, "rating": 5}, {"movie_id": 1196, "rating": 4.5}, {"movie_id": 1, "rating": 1}]
+
+
+def test_fold_in_is_the_ridge_solution():
+    rng = np.random.default_rng(0)
+    vectors, ratings = rng.normal(size=(6, 4)), rng.uniform(0.5, 5, 6)
+    user, offset = lambda_function.fold_in(vectors.tolist(), ratings.tolist(), 3.2, regularisation=0.7)
+    rows = np.hstack([vectors, np.ones((6, 1))])
+    expected = np.linalg.solve(rows.T @ rows + 0.7 * np.eye(5), rows.T @ (ratings - 3.2))  # the primal form
+    np.testing.assert_allclose([*user, offset], expected, atol=1e-10)
+
+
+def test_rank_folded_in_leaves_out_the_rated_movies_and_follows_taste():
+    ranked = lambda_function.rank_folded_in(FOLD_IN_CATALOGUE["fold_in"], {260: 5.0, 1: 1.0, 1196: 4.5}, k=5)
+    assert [movie for movie, _ in ranked] == [2000]  # the only movie left
+    likes_cartoons = lambda_function.rank_folded_in(FOLD_IN_CATALOGUE["fold_in"], {1: 5.0, 260: 1.0, 1196: 1.5}, 5)
+    likes_space = lambda_function.rank_folded_in(FOLD_IN_CATALOGUE["fold_in"], {1: 1.0, 260: 5.0, 1196: 4.5}, 5)
+    assert likes_cartoons[0][1] > likes_space[0][1]  # the cartoon is predicted higher for the cartoon fan
+
+
+def test_history_table_groups_by_user():
+    assert FOLD_IN_CATALOGUE["history"] == {"42": [[260, 5.0], [1, 1.0]], "7": [[1196, 4.0]]}
+
+
+def test_recommend_for_a_new_person(aws):
+    expect_catalogue(aws[1], FOLD_IN_CATALOGUE)
+    status, result = answer(lambda_function.recommend_handler({"ratings": THREE, "k": 3}))
+    assert status == 200
+    assert result["endpoint"] == "lab2-embedder"
+    assert [(m["movie_id"], m["title"], m["genres"]) for m in result["recommendations"]] == [
+        (2000, "Another Cartoon (2000)", ["Animation"])
+    ]
+    expected = lambda_function.rank_folded_in(FOLD_IN_CATALOGUE["fold_in"], {260: 5.0, 1196: 4.5, 1: 1.0}, 3)
+    assert result["recommendations"][0]["score"] == round(expected[0][1], 3)
+
+
+def test_recommend_for_a_known_user_asks_the_rating_endpoint_for_unrated_movies(aws):
+    runtime_stub, s3_stub = aws
+    expect_catalogue(s3_stub, FOLD_IN_CATALOGUE)
+    request = json.dumps({"instances": [{"in0": [1], "in1": [2]}, {"in0": [1], "in1": [4]}]})  # 1196 and 2000
+    runtime_stub.add_response(
+        "invoke_endpoint",
+        {"Body": body(b'{"predictions": [{"scores": [3.1]}, {"scores": [4.2]}]}'), "ContentType": "application/json"},
+        {
+            "EndpointName": "lab2-rating",
+            "Body": request,
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        },
+    )
+    status, result = answer(lambda_function.recommend_handler({"user_id": 42, "k": 2}))
+    assert status == 200
+    assert result["endpoint"] == "lab2-rating"
+    assert [(m["movie_id"], m["rating"]) for m in result["history"]] == [(260, 5.0), (1, 1.0)]
+    assert [(m["movie_id"], m["score"]) for m in result["recommendations"]] == [(2000, 4.2), (1196, 3.1)]
+
+
+def test_known_user_with_a_deleted_endpoint_gets_502(aws):
+    runtime_stub, s3_stub = aws
+    expect_catalogue(s3_stub, FOLD_IN_CATALOGUE)
+    runtime_stub.add_client_error(
+        "invoke_endpoint", service_error_code="ValidationError", http_status_code=400, service_message="not found."
+    )
+    status, result = answer(lambda_function.recommend_handler({"user_id": 7}))
+    assert (status, result["error"].startswith("endpoint lab2-rating failed:")) == (502, True)
+
+
+@pytest.mark.parametrize(
+    "event, status, message",
+    [
+        ({"ratings": "5 stars"}, 400, '\'ratings\' must be a list of {"movie_id", "rating"} objects, got "5 stars"'),
+        ({"ratings": THREE[:2]}, 400, "rate between 3 and 10 movies, got 2"),
+        ({"ratings": THREE * 4}, 400, "rate between 3 and 10 movies, got 12"),
+        ({"ratings": [*THREE[:2], 260]}, 400, 'each rating must be an object {"movie_id", "rating"}, got 260'),
+        ({"ratings": [*THREE[:2], {"rating": 3}]}, 400, "'movie_id' is missing"),
+        ({"ratings": [*THREE[:2], {"movie_id": "1", "rating": 3}]}, 400, "'movie_id' must be an integer, got \"1\""),
+        (
+            {"ratings": [*THREE[:2], {"movie_id": 1, "rating": 6}]},
+            400,
+            "the rating of movie 1 must be a number from 0.5 to 5, got 6",
+        ),
+        ({"ratings": [*THREE[:2], {"movie_id": 1, "rating": True}]}, 400, "must be a number from 0.5 to 5, got true"),
+        ({"ratings": [*THREE[:2], {"movie_id": 1}]}, 400, "must be a number from 0.5 to 5, got null"),
+        ({"ratings": [*THREE[:2], {"movie_id": 260, "rating": 3}]}, 400, "movie_id 260 is rated twice"),
+        (
+            {"ratings": [*THREE[:2], {"movie_id": 3, "rating": 3}]},
+            404,
+            "unknown movie_id 3: the model was not trained with it",
+        ),
+        (
+            {"ratings": [*THREE[:2], {"movie_id": 5000, "rating": 3}]},
+            404,
+            "movie_id 5000 has too few ratings for a reliable vector",
+        ),
+        ({"user_id": 999}, 404, "unknown user_id 999: the model was not trained with it"),
+        ({"user_id": 4.2}, 400, "'user_id' must be an integer, got 4.2"),
+    ],
+)
+def test_recommend_bad_requests(aws, event, status, message):
+    expect_catalogue(aws[1], FOLD_IN_CATALOGUE)
+    got_status, result = answer(lambda_function.recommend_handler(event))
+    assert got_status == status
+    assert message in result["error"]
+
+
+@pytest.mark.parametrize(
+    "event, status, message",
+    [
+        ({}, 400, "give either 'ratings' (a new person's ratings) or 'user_id' (a known user), not both or neither"),
+        ({"ratings": THREE, "user_id": 7}, 400, "give either 'ratings'"),
+        ({"ratings": THREE, "k": 0}, 400, "'k' must be between 1 and 50, got 0"),
+        ({"ratings": THREE, "k": "ten"}, 400, "'k' must be an integer, got \"ten\""),
+    ],
+)
+def test_recommend_bad_requests_are_refused_before_reading_the_catalogue(aws, event, status, message):
+    got_status, result = answer(lambda_function.recommend_handler(event))
+    assert got_status == status
+    assert message in result["error"]
+
+
+def test_recommend_without_a_fold_in_section_gets_502(aws):
+    expect_catalogue(aws[1])
+    status, result = answer(lambda_function.recommend_handler({"ratings": THREE}))
+    assert (status, result) == (
+        502,
+        {"error": "the catalogue has no fold_in section: the notebook builds it with fold_in_table"},
+    )

@@ -1,0 +1,278 @@
+"""Lab 2's demo: a page where a person rates a few movies and the lab's models recommend to them, on 127.0.0.1.
+
+One small standard-library HTTP server serves ``demo/index.html`` and a JSON API from the same loopback origin (so
+the page needs no CORS). The API answers from the Lambda functions of ``lambda_function.py`` through a ``call(name,
+event)`` function: the notebook's own (in process in local mode, ``lambda.invoke`` in AWS mode), or the one
+:func:`functions_for` builds from a ``run_id`` on the command line. Movie search runs here, on the catalogue.
+
+    GET  /                 the page
+    GET  /api/info         dataset, rating scale, how many movies to rate, the functions behind the API
+    GET  /api/search?q=    up to 20 movies whose title contains q (each with whether it can be rated)
+    POST /api/recommend    {"ratings": [{"movie_id", "rating"}, ...]} or {"user_id"}  -> recommend_handler
+    POST /api/similar      {"movie_id", "k"}                                           -> similar_movies_handler
+
+Every API answer is JSON ``{"status", "function", "milliseconds", "body"}``, the handler's status and body as
+they are; faults of the request itself (unknown path, bad JSON, a foreign Host or Origin) get ``{"error"}``.
+
+Like the emulator it sits next to, the server accepts only what a page on its own loopback origin sends: it binds
+127.0.0.1, answers only requests whose ``Host`` is that address (or ``localhost``) and port, refuses a POST whose
+``Origin`` is another site, reads at most 64 KB of JSON, and never builds a file path from a request. Behind
+Jupyter's proxy (``jupyter-server-proxy`` on a SageMaker notebook instance: ``https://<instance>/proxy/<port>/``)
+the proxy connects to 127.0.0.1 itself; pass its host name in ``allowed_hosts``.
+
+Command line (in this folder; the notebook prints the ``run_id``): ``python demo_server.py --run-id lab2-o2v-...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+PAGE = Path(__file__).resolve().parent / "demo" / "index.html"
+LOOPBACK = "127.0.0.1"
+MAX_BODY = 64 * 1024
+MAX_QUERY = 100
+SEARCH_RESULTS = 20
+ROUTES = {"/api/recommend": "recommend", "/api/similar": "similar"}  # path -> function suffix
+
+Call = Callable[[str, dict], dict]
+_started: list[DemoServer] = []  # every demo this process started, so a cleanup cell finds it without a variable
+
+
+class DemoServer:
+    """A running demo: ``url`` to open, ``stop()`` to end it (also at the end of a ``with`` block; stopping twice is
+    harmless, so the cleanup cell can always call it), ``running`` to check."""
+
+    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread):
+        self._httpd, self._thread = httpd, thread
+        self.port = httpd.server_address[1]
+        self.url = f"http://{LOOPBACK}:{self.port}/"
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        if not self.running:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> DemoServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"DemoServer({self.url})"
+
+
+def search_index(catalogue: dict) -> list[tuple[str, dict]]:
+    """(lower-case title, movie listing) for every movie of the catalogue; ``rateable`` says whether the movie has
+    a vector, which the fold-in needs (the page offers to rate only those)."""
+    rateable = set(catalogue.get("fold_in", {}).get("movie_ids", []))
+    return [(movie["title"].lower(), {**movie, "rateable": movie["id"] in rateable}) for movie in catalogue["movies"]]
+
+
+def _search(index: list[tuple[str, dict]], query: str) -> list[dict]:
+    words = query.lower().split()
+    hits = [movie for title, movie in index if all(word in title for word in words)]
+    hits.sort(key=lambda movie: (not movie["rateable"], len(movie["title"])))
+    return hits[:SEARCH_RESULTS]
+
+
+def _handler_class(call: Call, run_id: str, catalogue: dict, allowed_hosts: frozenset[str]):
+    index = search_index(catalogue)
+    info = {
+        "dataset": catalogue.get("dataset"),
+        "rating_range": catalogue["rating_range"],
+        "ratings_per_person": [3, 10],
+        "functions": {suffix: f"{run_id}-{suffix}" for suffix in ROUTES.values()},
+        "vectors_from": catalogue.get("fold_in", {}).get("endpoint"),
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "Lab2Demo"
+
+        def log_message(self, format, *args):  # keep the notebook's output clean
+            pass
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header(
+                "Content-Security-Policy",
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'",
+            )
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, document: dict) -> None:
+            self._send(status, json.dumps(document).encode(), "application/json")
+
+        def _refuse(self, status: HTTPStatus, message: str) -> None:
+            self._json(status, {"error": message})
+
+        def _host_allowed(self) -> bool:
+            host = (self.headers.get("Host") or "").lower()
+            return host in allowed_hosts
+
+        def do_GET(self):
+            if not self._host_allowed():
+                return self._refuse(HTTPStatus.FORBIDDEN, "this demo answers only on its loopback address")
+            parts = urlsplit(self.path)
+            if parts.path in ("/", "/index.html"):
+                return self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
+            if parts.path == "/api/info":
+                return self._json(HTTPStatus.OK, info)
+            if parts.path == "/api/search":
+                query = parse_qs(parts.query).get("q", [""])[0].strip()
+                if not 1 <= len(query) <= MAX_QUERY:
+                    return self._refuse(HTTPStatus.BAD_REQUEST, f"type 1 to {MAX_QUERY} characters of a title")
+                return self._json(HTTPStatus.OK, {"query": query, "movies": _search(index, query)})
+            self._refuse(HTTPStatus.NOT_FOUND, f"no such page: {parts.path}")
+
+        def do_POST(self):
+            if not self._host_allowed():
+                return self._refuse(HTTPStatus.FORBIDDEN, "this demo answers only on its loopback address")
+            origin = self.headers.get("Origin")
+            if origin is not None and urlsplit(origin).netloc.lower() not in allowed_hosts:
+                return self._refuse(HTTPStatus.FORBIDDEN, f"requests from {origin} are not accepted")
+            suffix = ROUTES.get(urlsplit(self.path).path)
+            if suffix is None:
+                return self._refuse(HTTPStatus.NOT_FOUND, f"no such API: {self.path}")
+            if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+                return self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the request as application/json")
+            try:
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                return self._refuse(HTTPStatus.LENGTH_REQUIRED, "the request needs a Content-Length")
+            if not 0 <= length <= MAX_BODY:
+                return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the request is larger than {MAX_BODY} bytes")
+            try:
+                event = json.loads(self.rfile.read(length))
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                return self._refuse(HTTPStatus.BAD_REQUEST, f"the request is not valid JSON: {error}")
+            if not isinstance(event, dict):
+                return self._refuse(HTTPStatus.BAD_REQUEST, "the request must be a JSON object")
+            function = f"{run_id}-{suffix}"
+            started = time.perf_counter()
+            try:
+                answer = call(function, event)
+                status, body = answer["statusCode"], json.loads(answer["body"])
+            except Exception as error:  # a failed invoke (AWS mode) or a broken answer: readable, never a trace
+                status, body = HTTPStatus.BAD_GATEWAY, {"error": f"function {function} failed: {error}"}
+            milliseconds = round((time.perf_counter() - started) * 1000, 1)
+            self._json(
+                HTTPStatus.OK, {"status": status, "function": function, "milliseconds": milliseconds, "body": body}
+            )
+
+    return Handler
+
+
+def start(call: Call, catalogue: dict, run_id: str, port: int = 0, allowed_hosts: tuple[str, ...] = ()) -> DemoServer:
+    """Serve the demo on 127.0.0.1 (``port`` 0: any free port) in a background thread; return it running.
+
+    Args:
+        call: ``call(function_name, event) -> {"statusCode", "body"}``, as in the notebook's section 9.
+        catalogue: the catalogue the notebook wrote (with its ``fold_in`` and ``history`` sections).
+        run_id: the functions are named ``<run_id>-recommend`` and ``<run_id>-similar``.
+        allowed_hosts: further ``Host`` values to answer, e.g. a proxy's ``"name:443"``.
+    """
+    httpd = ThreadingHTTPServer((LOOPBACK, port), None)
+    bound = httpd.server_address[1]
+    hosts = frozenset({f"{LOOPBACK}:{bound}", f"localhost:{bound}", *(h.lower() for h in allowed_hosts)})
+    httpd.RequestHandlerClass = _handler_class(call, run_id, catalogue, hosts)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.1,), name="lab2-demo", daemon=True)
+    thread.start()
+    demo = DemoServer(httpd, thread)
+    _started.append(demo)
+    return demo
+
+
+def running_servers() -> list[DemoServer]:
+    """The demos this process started that are still serving (for a cleanup cell and its final assert)."""
+    return [demo for demo in _started if demo.running]
+
+
+def stop_all() -> int:
+    """Stop every demo this process started; returns how many were still running."""
+    running = running_servers()
+    for demo in running:
+        demo.stop()
+    return len(running)
+
+
+def functions_for(run_id: str, mode: str, bucket: str) -> tuple[Call, dict]:
+    """``call`` and the catalogue for a finished notebook run, found by its ``run_id`` (the command line's way).
+
+    Local mode configures the handlers as the notebook does (endpoints ``<run_id>-regressor`` and
+    ``<run_id>-classifier``) and calls them in process; AWS mode invokes the deployed functions with boto3.
+    """
+    import boto3
+
+    uri = f"s3://{bucket}/{run_id}/lambda/catalogue.json"
+    catalogue = json.loads(
+        boto3.client("s3").get_object(Bucket=bucket, Key=f"{run_id}/lambda/catalogue.json")["Body"].read()
+    )
+    if mode == "aws":
+        client = boto3.client("lambda")
+
+        def call(name: str, event: dict) -> dict:
+            response = client.invoke(FunctionName=name, Payload=json.dumps(event))
+            answer = json.loads(response["Payload"].read())
+            if "FunctionError" in response:  # the handler raised: Lambda answers with errorType and errorMessage
+                raise RuntimeError(f"{answer.get('errorType')}: {answer.get('errorMessage')}")
+            return answer
+
+        return call, catalogue
+    import lambda_function  # next to this file, as the notebook imports it
+
+    os.environ.update(
+        RATING_ENDPOINT=f"{run_id}-regressor", RECOMMEND_ENDPOINT=f"{run_id}-classifier", CATALOGUE_URI=uri
+    )
+    handlers = {
+        f"{run_id}-recommend": lambda_function.recommend_handler,
+        f"{run_id}-similar": lambda_function.similar_movies_handler,
+    }
+
+    def call(name: str, event: dict) -> dict:
+        return handlers[name](event, None)
+
+    return call, catalogue
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve Lab 2's recommendation demo on 127.0.0.1 until Ctrl-C.")
+    parser.add_argument("--run-id", required=True, help="the run_id the notebook printed (lab2-o2v-...)")
+    parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free port)")
+    parser.add_argument("--allowed-host", action="append", default=[], help="another Host to answer (a proxy's)")
+    args = parser.parse_args(argv)
+    from common import session
+
+    workshop = session.start_session()
+    call, catalogue = functions_for(args.run_id, workshop.mode, workshop.bucket)
+    with start(call, catalogue, args.run_id, args.port, tuple(args.allowed_host)) as demo:
+        print(f"Lab 2 demo ({workshop.mode} mode): open {demo.url} (Ctrl-C stops it)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
