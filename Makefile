@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make run` executes every lab notebook in local mode,
-# `make test` runs the linter and the test suite. Each creates the virtualenv and the Jupyter kernel when missing.
+# `make test` runs the linter and the test suite (and first builds, once, the SDK v2 virtualenv of tests/sdk_v2
+# under build/). Each creates the virtualenv and the Jupyter kernel when missing.
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -26,6 +27,7 @@ run: kernel
 test: kernel
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tests/sdk_v2/build_venv.py
 	$(BIN)/python -m pytest
 
 clean:

@@ -248,6 +248,8 @@ def _check_request(state: EmulatorState, params: dict) -> tuple[int, int]:
             "AlgorithmSpecification.TrainingImage is required: the local SageMaker emulator runs images, not "
             "AlgorithmName resources."
         )
+    if _resource_config(definition) is None:
+        raise ValidationException("TrainingJobDefinition needs ResourceConfig or HyperParameterTuningResourceConfig.")
     config = params["HyperParameterTuningJobConfig"]
     if "HyperParameterTuningJobObjective" not in config:
         raise ValidationException("HyperParameterTuningJobObjective is required for the strategy " + config["Strategy"])
@@ -276,6 +278,18 @@ def _check_request(state: EmulatorState, params: dict) -> tuple[int, int]:
     return budget, parallel
 
 
+def _resource_config(definition: dict) -> dict | None:
+    """``ResourceConfig``, or the one ``HyperParameterTuningResourceConfig`` (what SDK v2 sends) describes."""
+    if "ResourceConfig" in definition:
+        return definition["ResourceConfig"]
+    tuning = definition.get("HyperParameterTuningResourceConfig")
+    if tuning is None:
+        return None
+    first = (tuning.get("InstanceConfigs") or [{}])[0]
+    config = {key: tuning.get(key, first.get(key)) for key in ("InstanceType", "InstanceCount", "VolumeSizeInGB")}
+    return {key: value for key, value in config.items() if value is not None}
+
+
 def _training_request(tuning: TuningJob, index: int, tuned: dict[str, str]) -> dict:
     definition = tuning.params["TrainingJobDefinition"]
     spec = {
@@ -284,6 +298,7 @@ def _training_request(tuning: TuningJob, index: int, tuned: dict[str, str]) -> d
         if key in ("TrainingImage", "TrainingInputMode", "MetricDefinitions")
     }
     request = {key: copy.deepcopy(definition[key]) for key in _COPIED if key in definition}
+    request.setdefault("ResourceConfig", _resource_config(definition))
     request.update(
         TrainingJobName=f"{tuning.name}-{index:03d}-{secrets.token_hex(4)}",
         AlgorithmSpecification=spec,

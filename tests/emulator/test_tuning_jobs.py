@@ -251,3 +251,21 @@ def test_integer_ranges_give_integers_and_auto_picks_log_for_wide_ranges():
     assert ranges[0].scaling == "Logarithmic"
     draws = [RandomSearch(ranges, seed).suggest()["k"] for seed in range(50)]
     assert all(d.isdigit() and 1 <= int(d) <= 1000 for d in draws)
+
+
+def test_sdk_v2_resource_config_is_read_and_one_is_required(sm, data):
+    request = tuning_request("tune-v2", data, RandomSeed=1)
+    definition = request["TrainingJobDefinition"]
+    definition["HyperParameterTuningResourceConfig"] = definition.pop("ResourceConfig")
+    sm.create_hyper_parameter_tuning_job(**request)
+    assert finished_tuning(sm, "tune-v2")["ObjectiveStatusCounters"]["Succeeded"] == 4
+    child = sm.describe_training_job(TrainingJobName=_trials(sm, "tune-v2")[0]["TrainingJobName"])
+    assert child["ResourceConfig"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}
+    del definition["HyperParameterTuningResourceConfig"]
+    request["HyperParameterTuningJobName"] = "tune-none"
+    with pytest.raises(ClientError) as excinfo:
+        sm.create_hyper_parameter_tuning_job(**request)
+    assert error_of(excinfo) == (
+        "ValidationException",
+        "TrainingJobDefinition needs ResourceConfig or HyperParameterTuningResourceConfig.",
+    )
