@@ -183,12 +183,14 @@ def candidate_scores(index: Indexed, test, negatives, user_vectors, item_vectors
 def implicit_vectors(model_name: str, interactions: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.cpu.bpr import BayesianPersonalizedRanking
+    from threadpoolctl import threadpool_limits
 
-    if model_name == "als":
-        model = AlternatingLeastSquares(factors=FACTORS, random_state=SEED)
-    else:  # one thread: BPR's parallel SGD is not reproducible
-        model = BayesianPersonalizedRanking(factors=FACTORS, random_state=SEED, num_threads=1)
-    model.fit(interactions, show_progress=False)
+    with threadpool_limits(1, "blas"):  # implicit parallelises itself; a threaded BLAS underneath only slows it
+        if model_name == "als":
+            model = AlternatingLeastSquares(factors=FACTORS, random_state=SEED)
+        else:  # one thread: BPR's parallel SGD is not reproducible
+            model = BayesianPersonalizedRanking(factors=FACTORS, random_state=SEED, num_threads=1)
+        model.fit(interactions, show_progress=False)
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
 
 
