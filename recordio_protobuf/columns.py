@@ -14,6 +14,7 @@ and the caller falls back to the message-by-message reader, which also words the
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ import numpy as np
 MAGIC = 0xCED7230A
 _LENGTH_MASK = (1 << 29) - 1
 _CHUNK_BYTES = 1 << 22  # bytes gathered per step: bounds the working memory whatever the file's size
+_WALK_MIN_LENGTH = 1024  # records this long (dense rows) are few for their bytes: follow headers, scan no words
+_HEADER = struct.Struct("<II")
 _VALUES = b"values"
 
 
@@ -40,6 +43,8 @@ def _frames(data: memoryview) -> tuple[np.ndarray, np.ndarray] | None:
     if size == 0 or size % 4:
         return None
     words = np.frombuffer(data, dtype="<u4")
+    if size >= 8 and words[0] == MAGIC and words[1] & _LENGTH_MASK >= _WALK_MIN_LENGTH:
+        return _walk(data)
     heads = np.flatnonzero(words == MAGIC)
     if heads.size == 0 or heads[0] != 0:
         return None
@@ -49,6 +54,24 @@ def _frames(data: memoryview) -> tuple[np.ndarray, np.ndarray] | None:
     if (info >> 29).any() or after[-1] != size or not np.array_equal(after[:-1], heads[1:] * 4):
         return None
     return heads * 4 + 8, lengths
+
+
+def _walk(data: memoryview) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_frames` for long records, header to header: a step per record instead of a comparison per word."""
+    starts, lengths, position, size = [], [], 0, len(data)
+    while position < size:
+        if position + 8 > size:
+            return None
+        magic, info = _HEADER.unpack_from(data, position)
+        length = info & _LENGTH_MASK
+        if magic != MAGIC or info >> 29:
+            return None
+        starts.append(position + 8)
+        lengths.append(length)
+        position += 8 + length + (-length % 4)
+    if position != size:
+        return None
+    return np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.int64)
 
 
 def _varint(buffer: bytes, position: int) -> tuple[int, int]:
@@ -191,7 +214,7 @@ def read_columns(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
             values = block[:, layout.values[0] : layout.values[1]].copy().view("<f4")
             labels = block[:, layout.label[0] : layout.label[1]].copy().view("<f4")[:, 0] if layout.label else None
             if layout.keys is None:
-                present = np.flatnonzero(values)  # a dense row's zeros are not entries of a sparse matrix
+                present = np.flatnonzero(values != 0)  # zeros are no entries; a bool mask is ~10x faster to scan
                 counts = np.bincount(present // values.shape[1], minlength=values.shape[0])
                 keys = (present % values.shape[1]).astype(np.uint64)
                 values = values.ravel()[present]

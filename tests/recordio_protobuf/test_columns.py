@@ -65,6 +65,18 @@ def test_dense_rows_read_without_their_zeros():
     np.testing.assert_array_equal(labels, expected_labels)
 
 
+def test_long_dense_rows_are_framed_by_following_their_headers():
+    matrix = _one_hot(50, 600)  # 2,400+ bytes a record: the header walk, not the word scan
+    body = _written(matrix.toarray(), np.arange(50, dtype=np.float32))
+    assert read_columns(body) is not None
+    read, labels = records.read_matrix(body)
+    assert (read != matrix).nnz == 0
+    np.testing.assert_array_equal(labels, np.arange(50, dtype=np.float32))
+    assert read_columns(body[:-4]) is None  # a truncated last record: the record reader reports it
+    with pytest.raises(ValueError):
+        records.read_matrix(body[:-4])
+
+
 def test_unlabelled_and_mixed_records_read_the_same_both_ways():
     sparse, dense = _written(_one_hot(20, 30, seed=1)), _written(_one_hot(20, 30, seed=2).toarray())
     body = sparse + dense
