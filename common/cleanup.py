@@ -469,9 +469,7 @@ def sweep(found: list[Found], timeout: float = TIMEOUT_SECONDS, poll: float = PO
         elif f.kind == "endpoint":
             _delete_endpoint(sm, f.name, timeout, poll)
     endpoints = {f.name for f in found if f.kind == "endpoint"}
-    _wait(
-        lambda: sorted(endpoints & set(_endpoint_statuses(sm, "lab") | _all_endpoints(sm))), "endpoints", timeout, poll
-    )
+    _wait(lambda: sorted(endpoints & set(_all_endpoints(sm))), "endpoints", timeout, poll)
     for f in found:
         if f.kind == "endpoint config":
             _unless_done(
@@ -482,10 +480,7 @@ def sweep(found: list[Found], timeout: float = TIMEOUT_SECONDS, poll: float = PO
         elif f.kind == "model":
             _unless_done(sm.delete_model, partial(_still_to_delete, sm.describe_model, None), ModelName=f.name)
         elif f.kind == "lambda function":
-            try:
-                functions.delete_function(FunctionName=f.name)
-            except functions.exceptions.ResourceNotFoundException:
-                pass
+            _ignore_missing(functions, functions.delete_function, FunctionName=f.name)
         elif f.kind == "s3 prefix":
             bucket, _, prefix = f.name.partition("/")
             delete_resources(prefix.rstrip("/"), bucket, [prefix], timeout, poll)
