@@ -54,6 +54,7 @@ NOTEBOOKS = {
 # (task, notebook, key, row name, transform): the project's recorded results shown beside the peers.
 PROJECT_ROWS = (
     ("rating RMSE", "1a", "rmse_fm_regressor", "FM regressor (Lab 1a)", None),
+    ("rating RMSE", "1a", "rmse_fm_regressor_kept", "FM regressor, kept after tuning (Lab 1a)", None),
     ("rating RMSE", "1a", "rmse_fm_regressor_genres", "FM regressor + genres (Lab 1a)", None),
     ("rating RMSE", "1a", "rmse_user_movie_biases", "user + movie biases (Lab 1a baseline)", None),
     ("rating RMSE", "1b", "test_rmse_mf_biases", "MF + biases (Lab 1b)", None),
