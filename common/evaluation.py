@@ -394,6 +394,26 @@ def predict_bias(
     )
 
 
+def cold_items_mask(train: pd.DataFrame, test: pd.DataFrame, max_ratings: int = 5) -> np.ndarray:
+    """Mark the test rows whose item has at most ``max_ratings`` training ratings: the cold-start slice.
+
+    Why: a model's average error is dominated by popular items; the few-ratings slice is where side information
+    (genres) can help, so the labs report both slices.
+
+    Returns:
+        bool array aligned with the rows of ``test`` (items never seen in training count as 0 ratings).
+
+    Raises:
+        ValueError: a frame lacking ``item_id``, train empty, or max_ratings negative or not an integer.
+    """
+    train = _frame(train, "train", (ITEM,), allow_empty=False)
+    test = _frame(test, "test", (ITEM,), allow_empty=True)
+    if isinstance(max_ratings, bool) or not isinstance(max_ratings, numbers.Integral) or max_ratings < 0:
+        raise ValueError(f"max_ratings must be an integer >= 0, got {max_ratings!r}")
+    counts = test[ITEM].map(train[ITEM].value_counts()).fillna(0).to_numpy()
+    return counts <= max_ratings
+
+
 def popularity_scores(train: pd.DataFrame, items) -> np.ndarray:
     """Score items by their number of training interactions (0 for items never seen).
 

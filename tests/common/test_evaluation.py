@@ -196,6 +196,26 @@ def test_user_mean_falls_back_to_the_global_mean():
     np.testing.assert_array_equal(ev.predict_user_mean(TRAIN, TEST), [3.0, 5.0, 3.0, 1.0])
 
 
+def test_cold_items_mask_counts_training_ratings_per_item():
+    # item 10 has 2 training ratings, 20 and 30 one each, 99 none
+    np.testing.assert_array_equal(ev.cold_items_mask(TRAIN, TEST, max_ratings=1), [True, True, False, True])
+    np.testing.assert_array_equal(ev.cold_items_mask(TRAIN, TEST, max_ratings=0), [False, False, False, True])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: ev.cold_items_mask(TRAIN, TEST, max_ratings=-1), "max_ratings must be an integer >= 0"),
+        (lambda: ev.cold_items_mask(TRAIN, TEST, max_ratings=1.5), "max_ratings must be an integer >= 0"),
+        (lambda: ev.cold_items_mask(TRAIN.iloc[:0], TEST), "train is empty"),
+        (lambda: ev.cold_items_mask(TRAIN, TEST.drop(columns="item_id")), r"test lacks column\(s\) \['item_id'\]"),
+    ],
+)
+def test_cold_items_mask_rejects_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
 def test_item_mean_falls_back_to_the_global_mean():
     np.testing.assert_array_equal(ev.predict_item_mean(TRAIN, TEST), [1.0, 2.0, 4.5, 3.0])
 
