@@ -28,7 +28,7 @@ import threading
 
 from sagemaker_emulator.algorithms.base import TUNING_OBJECTIVE
 from sagemaker_emulator.errors import ResourceLimitExceeded, ValidationException, limit_exceeded
-from sagemaker_emulator.jobs.tuning_search import STRATEGIES, GridSearch, make_search, parse_ranges
+from sagemaker_emulator.jobs.tuning_search import STRATEGIES, GridSearch, Search, make_search, parse_ranges
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import decode_token, encode_token, page
 from sagemaker_emulator.resources.training_jobs import TrainingJob, create_training_job
@@ -343,6 +343,28 @@ def _completion_met(tuning: TuningJob, summaries: list[dict]) -> bool:
     return len(finished) - 1 - best_at >= patience
 
 
+class InOrderFeed:
+    """Tells the search the trials' results in launch order, and only those of trials launched ``parallel`` or more
+    places before the next one, which is proposed once all of those are in. Each proposal then sees the same results
+    whichever training job happened to finish first, so a tuning job with a ``RandomSeed`` proposes the same trials
+    every time (AWS only promises "more consistent" ones); the price is that a freed slot may wait for the oldest
+    running trial."""
+
+    def __init__(self, search: Search, parallel: int):
+        self.search, self.parallel = search, parallel
+        self.told = 0  # the first ``told`` trials' results are in the search
+
+    def learn(self, summaries: list[dict]) -> None:
+        limit = len(summaries) - self.parallel + 1
+        while self.told < limit and summaries[self.told]["ObjectiveStatus"] != "Pending":
+            metric = summaries[self.told].get("FinalHyperParameterTuningJobObjectiveMetric")
+            self.search.report(summaries[self.told]["TunedHyperParameters"], metric["Value"] if metric else None)
+            self.told += 1
+
+    def may_suggest(self, launched: int) -> bool:
+        return self.told >= launched - self.parallel + 1
+
+
 class _Driver:
     """The loop behind one tuning job, in its own thread: launch, watch, learn, conclude."""
 
@@ -353,7 +375,7 @@ class _Driver:
         self.search = make_search(config["Strategy"], ranges, config.get("RandomSeed"), budget, minimize)
         self.state, self.tuning, self.budget, self.parallel = state, tuning, budget, parallel
         self.max_runtime = config["ResourceLimits"].get("MaxRuntimeInSeconds")
-        self.reported: set[str] = set()
+        self.feed = InOrderFeed(self.search, parallel)
         self.exhausted = False
         self.next_trial: dict[str, str] | None = None
 
@@ -369,7 +391,7 @@ class _Driver:
         tuning = self.tuning
         while not self.state.retired.is_set():
             summaries = tuning.summaries()
-            self._learn(summaries)
+            self.feed.learn(summaries)
             running = sum(1 for s in summaries if s["TrainingJobStatus"] in RUNNING)
             if tuning.stop_requested.is_set() or self._out_of_time():
                 _stop_children(tuning)
@@ -382,7 +404,7 @@ class _Driver:
                     return
                 if _completion_met(tuning, summaries):
                     _stop_children(tuning)
-            elif running < self.parallel:
+            elif running < self.parallel and self.feed.may_suggest(len(summaries)):
                 self._launch()
             tuning.stop_requested.wait(POLL_SECONDS)
 
@@ -391,14 +413,6 @@ class _Driver:
 
     def _budget_spent(self, summaries: list[dict]) -> bool:
         return len(summaries) >= self.budget or self.exhausted
-
-    def _learn(self, summaries: list[dict]) -> None:
-        for summary in summaries:
-            if summary["ObjectiveStatus"] == "Pending" or summary["TrainingJobName"] in self.reported:
-                continue
-            self.reported.add(summary["TrainingJobName"])
-            metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric")
-            self.search.report(summary["TunedHyperParameters"], metric["Value"] if metric else None)
 
     def _launch(self) -> None:
         tuning = self.tuning

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, BUCKET, IMAGE, REGION, ROLE, channel, error_of, put_csv, wait_for
 
 from sagemaker_emulator.jobs.tuning_search import RandomSearch, parse_ranges
+from sagemaker_emulator.resources.tuning_jobs import InOrderFeed
 
 ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job"
 
@@ -114,6 +115,52 @@ def test_bayesian_search_improves_on_its_random_start(sm, data):
     best = job["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
     assert best == min(t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for t in trials)
     assert abs(float(job["BestTrainingJob"]["TunedHyperParameters"]["scale"]) - 2) < 0.5
+
+
+def test_a_seeded_bayesian_search_proposes_the_same_trials_however_its_jobs_finish(sm, data):
+    # sleep_seconds is tuned too, so trials finish in an order set by what was proposed and by the machine's load
+    ranges = {
+        "ContinuousParameterRanges": [
+            {"Name": "scale", "MinValue": "0.5", "MaxValue": "4"},
+            {"Name": "sleep_seconds", "MinValue": "0", "MaxValue": "1"},
+        ]
+    }
+    proposed = []
+    for name in ("tune-seeded-a", "tune-seeded-b"):
+        limits = {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 3}
+        request = tuning_request(name, data, "Bayesian", RandomSeed=11, ParameterRanges=ranges, ResourceLimits=limits)
+        sm.create_hyper_parameter_tuning_job(**request)
+        assert finished_tuning(sm, name, timeout=240)["HyperParameterTuningJobStatus"] == "Completed"
+        trials = sorted(_trials(sm, name, MaxResults=100), key=lambda t: t["TrainingJobName"])
+        proposed.append([t["TunedHyperParameters"] for t in trials])
+    assert proposed[0] == proposed[1]
+
+
+class _RecordingSearch:
+    def __init__(self):
+        self.told = []
+
+    def report(self, tuned, objective):
+        self.told.append((tuned["trial"], objective))
+
+
+def _summary(trial: int, finished: bool) -> dict:
+    summary = {"TunedHyperParameters": {"trial": trial}, "ObjectiveStatus": "Succeeded" if finished else "Pending"}
+    if finished:
+        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {"Value": float(trial)}
+    return summary
+
+
+def test_results_reach_the_search_in_launch_order_and_a_slot_waits_for_the_oldest_trial():
+    search = _RecordingSearch()
+    feed = InOrderFeed(search, parallel=2)
+    assert feed.may_suggest(0) and feed.may_suggest(1)
+    feed.learn([_summary(0, False), _summary(1, True)])  # the second trial finished first
+    assert search.told == [] and not feed.may_suggest(2)
+    feed.learn([_summary(0, True), _summary(1, True)])
+    assert search.told == [(0, 0.0)] and feed.may_suggest(2)  # trial 1's result waits for the proposal after next
+    feed.learn([_summary(0, True), _summary(1, True), _summary(2, False)])
+    assert search.told == [(0, 0.0), (1, 1.0)] and feed.may_suggest(3)
 
 
 def test_grid_search_runs_every_combination_once(sm, data):
