@@ -89,6 +89,12 @@ CANDIDATES = {  # the path the search took, each a change to START; early stoppi
         "dropout 0.5, fast, relu, mlp_dim 1024": {"dropout": 0.5, **FAST, "mlp_activation": "relu", "mlp_dim": 1024},
         "dropout 0.6, fast, relu": {"dropout": 0.6, **FAST, "mlp_activation": "relu"},
         "dropout 0.5, fast, relu, mlp_dim 512": {"dropout": 0.5, **FAST, "mlp_activation": "relu", "mlp_dim": 512},
+        "dropout 0.5, fast, relu, hadamard": {
+            "dropout": 0.5,
+            **FAST,
+            "mlp_activation": "relu",
+            "comparator_list": "hadamard",
+        },
     },
     "classifier": {
         "start": {},
@@ -100,6 +106,7 @@ CANDIDATES = {  # the path the search took, each a change to START; early stoppi
         "dropout 0.2, fast, batch 1024": {"dropout": 0.2, **FAST, "mini_batch_size": 1024, "learning_rate": 0.004},
         "dropout 0.2, fast, enc_dim 512": {"dropout": 0.2, **FAST, "enc_dim": 512},
         "dropout 0.2, fast, learning_rate 1e-3": {"dropout": 0.2, **FAST, "learning_rate": 0.001},
+        "dropout 0.2, fast, hadamard": {"dropout": 0.2, **FAST, "comparator_list": "hadamard"},
     },
 }
 CHOSEN = {"regressor": "dropout 0.5, fast, relu", "classifier": "dropout 0.2, fast"}
