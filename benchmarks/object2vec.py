@@ -20,11 +20,13 @@ from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
+import common  # noqa: F401  (numpy alias before mxnet)
+
+# isort: split
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-import common  # noqa: F401  (numpy alias before mxnet)
 from common import data, records, synthetic
 from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.object2vec_data import encode_side
