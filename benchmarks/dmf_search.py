@@ -19,9 +19,7 @@ variant came near MF + biases (the notebook's section 4 says why).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
-from pathlib import Path
 
 import common  # noqa: F401  (numpy alias before mxnet)
 
@@ -29,16 +27,11 @@ import common  # noqa: F401  (numpy alias before mxnet)
 import mxnet as mx
 import numpy as np
 import pandas as pd
+from dmf import DMF, MF, NeuMF, batches, sample_negatives  # benchmarks/dmf.py: the notebook's models and sampler
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 from common import data, evaluation
-
-TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "Lab1 - Introduction to Factorization Machines" / "train.py"
-_spec = importlib.util.spec_from_file_location("dmf_train_script", TRAIN_SCRIPT)
-_train_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_train_script)
-DMF = _train_script.DMF
 
 SEED = 0
 K = 10
@@ -102,42 +95,6 @@ RATING_SETTINGS = {
 }
 
 
-class MF(gluon.HybridBlock):
-    """The notebook's MF with biases (section 3)."""
-
-    def __init__(self, n_users, n_items, factors, mu):
-        super().__init__()
-        self.mu = mu
-        self.P = nn.Embedding(n_users, factors, sparse_grad=True)
-        self.Q = nn.Embedding(n_items, factors, sparse_grad=True)
-        self.b_u = nn.Embedding(n_users, 1, sparse_grad=True)
-        self.b_i = nn.Embedding(n_items, 1, sparse_grad=True)
-
-    def hybrid_forward(self, F, u, i):
-        dot = (self.P(u) * self.Q(i)).sum(axis=1)
-        return self.mu + self.b_u(u).reshape((-1,)) + self.b_i(i).reshape((-1,)) + dot
-
-
-class NeuMF(gluon.HybridBlock):
-    """The notebook's NeuMF (section 7): GMF and MLP branches, one output layer over both."""
-
-    def __init__(self, n_users, n_items, factors, hidden):
-        super().__init__()
-        self.P = nn.Embedding(n_users, factors, sparse_grad=True)
-        self.Q = nn.Embedding(n_items, factors, sparse_grad=True)
-        self.P_mlp = nn.Embedding(n_users, hidden[0] // 2, sparse_grad=True)
-        self.Q_mlp = nn.Embedding(n_items, hidden[0] // 2, sparse_grad=True)
-        self.mlp = nn.HybridSequential()
-        for width in hidden[1:]:
-            self.mlp.add(nn.Dense(width, activation="relu"))
-        self.out = nn.Dense(1)
-
-    def hybrid_forward(self, F, u, i):
-        gmf = self.P(u) * self.Q(i)
-        mlp = self.mlp(F.concat(self.P_mlp(u), self.Q_mlp(i), dim=1))
-        return self.out(F.concat(gmf, mlp, dim=1)).reshape((-1,))
-
-
 class GenreDMF(DMF):
     """The notebook's DMF + genres (section 6): a movie's genre vector is the mean of its genres' embeddings."""
 
@@ -162,13 +119,6 @@ def dropout_dmf(dropout: float, genre_mix=None, genre_factors=0, **architecture)
             net.mlp.add(nn.Dense(width, activation="relu"), nn.Dropout(dropout))
         net.mlp.add(nn.Dense(1))
     return net
-
-
-def batches(arrays, size, rng=None):
-    order = rng.permutation(len(arrays[0])) if rng is not None else np.arange(len(arrays[0]))
-    for start in range(0, len(order), size):
-        rows = order[start : start + size]
-        yield [mx.nd.array(a[rows]) for a in arrays]
 
 
 def predict(net, users, items) -> np.ndarray:
@@ -213,16 +163,6 @@ class Lab:
             frame.rating.to_numpy(np.float32),
         )
 
-    def sample_negatives(self, per_positive, rng):
-        users = np.repeat(self.pos_users, per_positive)
-        items = rng.integers(0, self.n_items, len(users), dtype=np.int32)
-        redraw = np.arange(len(users))
-        while len(redraw):
-            keys = users[redraw].astype(np.int64) * self.n_items + items[redraw]
-            redraw = redraw[self.seen[np.minimum(np.searchsorted(self.seen, keys), len(self.seen) - 1)] == keys]
-            items[redraw] = rng.integers(0, self.n_items, len(redraw))
-        return users, items
-
 
 def ncf_curve(lab: Lab, setting: dict) -> pd.DataFrame:
     """Validation HR@10 / NDCG@10 after each epoch of NeuMF trained as the notebook's ``fit_implicit``."""
@@ -233,7 +173,7 @@ def ncf_curve(lab: Lab, setting: dict) -> pd.DataFrame:
     trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": setting["lr"], "wd": setting["wd"]})
     loss_fn, rng, rows = gluon.loss.SigmoidBinaryCrossEntropyLoss(), np.random.default_rng(SEED), []
     for epoch in range(1, setting["epochs"] + 1):
-        neg_users, neg_items = lab.sample_negatives(setting["negatives"], rng)
+        neg_users, neg_items = sample_negatives(lab.pos_users, setting["negatives"], lab.seen, lab.n_items, rng)
         labels = np.r_[np.ones(len(lab.pos_users)), np.zeros(len(neg_users))].astype(np.float32)
         samples = (np.r_[lab.pos_users, neg_users], np.r_[lab.pos_items, neg_items], labels)
         for u, i, y in batches(samples, setting["batch"], rng):
