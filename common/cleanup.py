@@ -505,7 +505,7 @@ def _ignore_missing(client, call, **params) -> None:
 
 def _workshop_buckets() -> list[str]:
     """The buckets the labs write to: ``WORKSHOP_BUCKET`` if set, and the SDK's default bucket of this account."""
-    from common.session import settings
+    from common.settings import settings
 
     session = boto3.session.Session()
     account = session.client("sts").get_caller_identity()["Account"]
