@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+from common.settings import REPOSITORY
+
 LABS = {"lab1": "Lab1 - Introduction to Factorization Machines", "lab2": "Lab2 - Introduction to Object2Vec"}
 SAVE_MARKER = "#@save"
 
