@@ -1,15 +1,19 @@
 # Two commands on a fresh machine: `make run` executes every lab notebook in local mode,
 # `make test` runs the linter and the test suite (and first builds, once, the SDK v2 virtualenv of tests/sdk_v2
-# under build/). Each creates the virtualenv and the Jupyter kernel when missing.
+# under build/). Each creates the virtualenv and the Jupyter kernel when missing: `make run` installs only what the
+# workshop kernel needs (requirements.txt), `make test` adds the maintainers' tools (requirements-dev.txt).
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 KERNEL := recommendation-workshop
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test env kernel clean
+.PHONY: run test env dev kernel clean
 
 env: $(STAMP)
+
+dev: $(DEV_STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,13 +22,17 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	@touch $@
 
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
 kernel: $(STAMP)
 	@$(BIN)/python scripts/register_kernel.py --name $(KERNEL) --display-name "Recommendation Workshop"
 
 run: kernel
 	$(BIN)/python scripts/run_notebooks.py --kernel $(KERNEL)
 
-test: kernel
+test: kernel dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python tests/sdk_v2/build_venv.py

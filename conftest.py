@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from common.session import notebook_name
+from common.settings import notebook_name
 from sagemaker_emulator import home
 from sagemaker_emulator.actions import ACTIONS_VARIABLE
 

@@ -13,7 +13,9 @@ file runs in the MXNet training container on AWS, in the local emulator, or by h
   line repeats the best ``validation_rmse``, so SageMaker's final metric is the saved model's.
 
 ``model_fn(model_dir)`` loads a trained model back (the name SageMaker's MXNet serving looks for).
-It deliberately does not import the workshop's ``common`` package: the container only has this file.
+It deliberately does not import the workshop's ``common`` package: the container has only the job's source folder,
+this lab's folder, so the model class comes from ``dmf_models.py`` next to this file (the notebook's ``#@save``
+definitions, written once in the notebook).
 """
 
 from __future__ import annotations
@@ -34,32 +36,13 @@ if "bool" not in vars(numpy):
 
 import mxnet as mx  # noqa: E402
 import pandas as pd  # noqa: E402
+from dmf_models import DMF  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
-from mxnet.gluon import nn  # noqa: E402
 
 COLUMNS = ("user", "item", "rating")
 PARAMS_FILE = "model.params"
 ARCHITECTURE_FILE = "model.json"
 EVAL_BATCH = 65536
-
-
-class DMF(gluon.HybridBlock):
-    """rating = global_mean + MLP([P_u ; Q_i]): the dot product of plain MF replaced by a learned network."""
-
-    def __init__(self, num_users, num_items, user_factors, item_factors, hidden, global_mean, **kwargs):
-        super().__init__(**kwargs)
-        self.global_mean = float(global_mean)
-        # sparse_grad: only the rows in a batch get a gradient, so Adam updates those rows, not whole tables
-        self.user_embedding = nn.Embedding(num_users, user_factors, sparse_grad=True)
-        self.item_embedding = nn.Embedding(num_items, item_factors, sparse_grad=True)
-        self.mlp = nn.HybridSequential()
-        for width in hidden:
-            self.mlp.add(nn.Dense(width, activation="relu"))
-        self.mlp.add(nn.Dense(1))
-
-    def hybrid_forward(self, F, users, items):
-        x = F.concat(self.user_embedding(users), self.item_embedding(items), dim=1)
-        return self.mlp(x).reshape((-1,)) + self.global_mean
 
 
 def parse_hidden(text: str) -> list[int]:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from common import data, download, synthetic
-from common.session import settings
+from common.settings import settings
 
 SIZES = {"ml-100k-sized": (943, 1682, 100_000), "ml-20m-sized": (138_493, 26_744, 20_000_263)}
 

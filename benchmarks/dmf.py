@@ -1,7 +1,9 @@
 """Lab 1's deep matrix factorization notebook at two scales: training throughput, and what ml-20m needs.
 
 The models (MF with biases, DMF 16/32 factors with a 64-64 MLP, NeuMF 64 factors with a 64-32-16 MLP, and the
-16-factor NeuMF the notebook used before, all with row-sparse embedding gradients), the batch generator (a numpy permutation per epoch, NDArrays sliced from it) and the training steps are the notebook's.
+16-factor NeuMF the notebook used before, all with row-sparse embedding gradients), the batch generator (a numpy
+permutation per epoch, NDArrays sliced from it) and the negative sampler are the notebook's own, imported from
+``dmf_models.py`` (its ``#@save`` cells); the training steps are the notebook's.
 Data: ``common.synthetic`` ratings the size of ml-100k (943 users x 1,682 movies x 100,000) and of ml-20m (138,493 x
 26,744 x 20,000,263); ml-20m itself is not downloaded.
 
@@ -17,12 +19,10 @@ memory of the process during each.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import resource
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import common  # noqa: F401  (numpy alias before mxnet)
 
@@ -31,73 +31,19 @@ import mxnet as mx
 import numpy as np
 import pandas as pd
 from mxnet import autograd, gluon
-from mxnet.gluon import nn
 
 from common import data, synthetic
+from common.labs import load_lab_module
 
-# DMF is the script-mode job's own model (Lab 1's train.py), loaded from its file: the lab folder's name has spaces.
-TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "Lab1 - Introduction to Factorization Machines" / "train.py"
-_spec = importlib.util.spec_from_file_location("dmf_train_script", TRAIN_SCRIPT)
-_train_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_train_script)
-DMF = _train_script.DMF
+# The notebook's models, batches and negative sampler, from the module its #@save cells are written to.
+models = load_lab_module("lab1", "dmf_models")
+DMF, MF, NeuMF, batches, sample_negatives = models.DMF, models.MF, models.NeuMF, models.batches, models.sample_negatives
 
 SIZES = {"ml-100k-sized": (943, 1682, 100_000), "ml-20m-sized": (138_493, 26_744, 20_000_263)}
 RATING_BATCH, NCF_BATCH, NEGATIVES = 1024, 4096, 4
 LARGE_BATCH = 25_000  # the original workshop's batch size for ml-20m
 NCF_LARGE_BATCH = 65_536  # the notebook's suggestion for NeuMF on ml-20m
 WARMUP = 20
-
-
-class MF(gluon.HybridBlock):
-    def __init__(self, n_users, n_items, factors, mu):
-        super().__init__()
-        self.mu = mu
-        self.P = nn.Embedding(n_users, factors, sparse_grad=True)
-        self.Q = nn.Embedding(n_items, factors, sparse_grad=True)
-        self.b_u = nn.Embedding(n_users, 1, sparse_grad=True)
-        self.b_i = nn.Embedding(n_items, 1, sparse_grad=True)
-
-    def hybrid_forward(self, F, u, i):
-        dot = (self.P(u) * self.Q(i)).sum(axis=1)
-        return self.mu + self.b_u(u).reshape((-1,)) + self.b_i(i).reshape((-1,)) + dot
-
-
-class NeuMF(gluon.HybridBlock):
-    def __init__(self, n_users, n_items, factors, hidden):
-        super().__init__()
-        self.P = nn.Embedding(n_users, factors, sparse_grad=True)
-        self.Q = nn.Embedding(n_items, factors, sparse_grad=True)
-        self.P_mlp = nn.Embedding(n_users, hidden[0] // 2, sparse_grad=True)
-        self.Q_mlp = nn.Embedding(n_items, hidden[0] // 2, sparse_grad=True)
-        self.mlp = nn.HybridSequential()
-        for width in hidden[1:]:
-            self.mlp.add(nn.Dense(width, activation="relu"))
-        self.out = nn.Dense(1)
-
-    def hybrid_forward(self, F, u, i):
-        gmf = self.P(u) * self.Q(i)
-        mlp = self.mlp(F.concat(self.P_mlp(u), self.Q_mlp(i), dim=1))
-        return self.out(F.concat(gmf, mlp, dim=1)).reshape((-1,))
-
-
-def batches(arrays, size, rng=None):
-    order = rng.permutation(len(arrays[0])) if rng is not None else np.arange(len(arrays[0]))
-    for start in range(0, len(order), size):
-        rows = order[start : start + size]
-        yield [mx.nd.array(a[rows]) for a in arrays]
-
-
-def sample_negatives(users, per_positive, seen, n_items, rng):
-    """The notebook's sampler: uniform draws, collisions with known (user, movie) keys redrawn."""
-    users = np.repeat(users, per_positive)
-    items = rng.integers(0, n_items, len(users), dtype=np.int32)
-    redraw = np.arange(len(users))
-    while len(redraw):
-        keys = users[redraw].astype(np.int64) * n_items + items[redraw]
-        redraw = redraw[seen[np.minimum(np.searchsorted(seen, keys), len(seen) - 1)] == keys]
-        items[redraw] = rng.integers(0, n_items, len(redraw))
-    return users, items
 
 
 def rss_mb() -> float:

@@ -27,11 +27,16 @@ import common  # noqa: F401  (numpy alias before mxnet)
 import mxnet as mx
 import numpy as np
 import pandas as pd
-from dmf import DMF, MF, NeuMF, batches, sample_negatives  # benchmarks/dmf.py: the notebook's models and sampler
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 from common import data, evaluation
+from common.labs import load_lab_module
+
+# The notebook's models, batches, predict and negative sampler (its #@save cells, written to dmf_models.py).
+models = load_lab_module("lab1", "dmf_models")
+DMF, GenreDMF, MF, NeuMF = models.DMF, models.GenreDMF, models.MF, models.NeuMF
+batches, predict, sample_negatives = models.batches, models.predict, models.sample_negatives
 
 SEED = 0
 K = 10
@@ -95,21 +100,6 @@ RATING_SETTINGS = {
 }
 
 
-class GenreDMF(DMF):
-    """The notebook's DMF + genres (section 6): a movie's genre vector is the mean of its genres' embeddings."""
-
-    def __init__(self, genre_mix, genre_factors, **dmf_args):
-        super().__init__(**dmf_args)
-        self.genre_mix = nn.Embedding(*genre_mix.shape, weight_initializer=mx.init.Constant(genre_mix))
-        self.genre_mix.weight.grad_req = "null"
-        self.genre_embedding = nn.Dense(genre_factors, use_bias=False)
-
-    def hybrid_forward(self, F, users, items):
-        genres = self.genre_embedding(self.genre_mix(items))
-        x = F.concat(self.user_embedding(users), self.item_embedding(items), genres, dim=1)
-        return self.mlp(x).reshape((-1,)) + self.global_mean
-
-
 def dropout_dmf(dropout: float, genre_mix=None, genre_factors=0, **architecture) -> DMF:
     """DMF (with genres when ``genre_factors``) whose MLP has dropout after each hidden layer (exercise 1)."""
     net = GenreDMF(genre_mix, genre_factors, **architecture) if genre_factors else DMF(**architecture)
@@ -119,10 +109,6 @@ def dropout_dmf(dropout: float, genre_mix=None, genre_factors=0, **architecture)
             net.mlp.add(nn.Dense(width, activation="relu"), nn.Dropout(dropout))
         net.mlp.add(nn.Dense(1))
     return net
-
-
-def predict(net, users, items) -> np.ndarray:
-    return np.concatenate([net(u, i).asnumpy() for u, i in batches((users, items), 65536)])
 
 
 class Lab:

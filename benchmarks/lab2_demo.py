@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import os
 import statistics
@@ -29,13 +28,6 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "Lab2 - Introduction to Object2Vec"
 RUN_ID, BUCKET = "lab2-bench", "lab2-bench"
-
-
-def load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def timed(port: int, method: str, path: str, body: dict | None = None) -> tuple[float, dict]:
@@ -92,8 +84,9 @@ def main() -> None:
     sys.path[:0] = [str(ROOT), str(LAB)]
     import sagemaker_emulator
     from common import data
+    from common.labs import load_file, load_lab_module
 
-    screenshot = load(ROOT / "images" / "demo_screenshot.py", "demo_screenshot")
+    screenshot = load_file(ROOT / "images" / "demo_screenshot.py", "demo_screenshot")
     emulator = sagemaker_emulator.start()
     try:
         os.environ.update(
@@ -121,7 +114,7 @@ def main() -> None:
             f"train + deploy + catalogue: {time.perf_counter() - started:.0f} s; catalogue {size:.2f} MB "
             f"({len(catalogue['fold_in']['movie_ids'])} movie vectors of {len(catalogue['fold_in']['vectors'][0])})"
         )
-        demo_server = load(LAB / "demo_server.py", "lab2_demo_server")
+        demo_server = load_lab_module("lab2", "demo_server")
         import lambda_function  # the Lab 2 folder is on sys.path, as in the notebook
 
         call, _ = demo_server.functions_for(RUN_ID, "local", BUCKET)

@@ -40,7 +40,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from common import data, evaluation
-from common.session import settings
+from common.settings import settings
 
 DATASETS = ("ml-latest-small", "synthetic", "ml-100k")
 SEED = 0

@@ -27,7 +27,7 @@ import pandas as pd
 
 from common import download, synthetic
 from common.download import DatasetUnavailable, MemberCheck
-from common.session import settings
+from common.settings import settings
 
 __all__ = [
     "DATASETS",
@@ -183,7 +183,7 @@ class Dataset:
 def fetch_dataset(name: str | None = None) -> Path:
     """Download (or find in the cache) and verify a MovieLens archive; return its path.
 
-    The cache, mirror and default name come from ``common.session.settings()``.
+    The cache, mirror and default name come from ``common.settings.settings()``.
 
     Raises:
         ValueError: unknown name, or ``synthetic`` (generated in memory, nothing to fetch).

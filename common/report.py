@@ -12,7 +12,7 @@ import math
 import numbers
 from pathlib import Path
 
-from common.session import settings
+from common.settings import settings
 
 WALL_TIME_KEY = "wall_time_s"
 

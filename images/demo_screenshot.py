@@ -54,12 +54,9 @@ SCREENSHOT_RATINGS = {  # five movies a person might know, and their stars
 
 def lab2_module(name: str):
     """A module of the Lab 2 folder (``lambda_function``, ``demo_server``), imported from its file."""
-    import importlib.util
+    from common.labs import load_lab_module
 
-    spec = importlib.util.spec_from_file_location(f"lab2_{name}", LAB / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_lab_module("lab2", name)
 
 
 def _wait(read, done, timeout: float = 300.0):

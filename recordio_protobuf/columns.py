@@ -14,17 +14,16 @@ and the caller falls back to the message-by-message reader, which also words the
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 
-MAGIC = 0xCED7230A
-_LENGTH_MASK = (1 << 29) - 1
+from recordio_protobuf.framing import HEADER, LENGTH_MASK, MAGIC
+from recordio_protobuf.schema import VALUES_KEY
+
 _CHUNK_BYTES = 1 << 22  # bytes gathered per step: bounds the working memory whatever the file's size
 _WALK_MIN_LENGTH = 1024  # records this long (dense rows) are few for their bytes: follow headers, scan no words
-_HEADER = struct.Struct("<II")
-_VALUES = b"values"
+_VALUES = VALUES_KEY.encode()
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,13 @@ def _frames(data: memoryview) -> tuple[np.ndarray, np.ndarray] | None:
     if size == 0 or size % 4:
         return None
     words = np.frombuffer(data, dtype="<u4")
-    if size >= 8 and words[0] == MAGIC and words[1] & _LENGTH_MASK >= _WALK_MIN_LENGTH:
+    if size >= 8 and words[0] == MAGIC and words[1] & LENGTH_MASK >= _WALK_MIN_LENGTH:
         return _walk(data)
     heads = np.flatnonzero(words == MAGIC)
     if heads.size == 0 or heads[0] != 0:
         return None
     info = words[np.minimum(heads + 1, words.size - 1)]
-    lengths = (info & _LENGTH_MASK).astype(np.int64)
+    lengths = (info & LENGTH_MASK).astype(np.int64)
     after = heads * 4 + 8 + lengths + (-lengths % 4)
     if (info >> 29).any() or after[-1] != size or not np.array_equal(after[:-1], heads[1:] * 4):
         return None
@@ -62,8 +61,8 @@ def _walk(data: memoryview) -> tuple[np.ndarray, np.ndarray] | None:
     while position < size:
         if position + 8 > size:
             return None
-        magic, info = _HEADER.unpack_from(data, position)
-        length = info & _LENGTH_MASK
+        magic, info = HEADER.unpack_from(data, position)
+        length = info & LENGTH_MASK
         if magic != MAGIC or info >> 29:
             return None
         starts.append(position + 8)

@@ -21,7 +21,7 @@ from nbconvert import HTMLExporter
 from tqdm import tqdm
 
 from common.report import WALL_TIME_KEY, collect, format_table, metrics_file, write_metric
-from common.session import notebook_name
+from common.settings import notebook_name
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_GLOB = "Lab*/**/*.ipynb"

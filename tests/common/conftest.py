@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from common.download import MemberCheck
-from common.session import settings
+from common.settings import settings
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 SHARED_MIRROR = Path(__file__).resolve().parents[3] / "shared" / "movielens"

@@ -12,7 +12,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from common import cleanup
+from common import resource_kinds
 from common.cleanup import delete_resources, leftovers
 from sagemaker_emulator.resources import endpoints
 
@@ -114,10 +114,10 @@ def _refused(**params):
 
 def test_a_refusal_is_ignored_only_when_the_status_shows_the_work_was_done():
     asked = []
-    cleanup._unless_done(_refused, lambda **params: asked.append(params) or False, TrainingJobName="j")
+    resource_kinds.unless_done(_refused, lambda **params: asked.append(params) or False, TrainingJobName="j")
     assert asked == [{"TrainingJobName": "j"}]
     with pytest.raises(ClientError):
-        cleanup._unless_done(_refused, lambda **params: True, TrainingJobName="j")
+        resource_kinds.unless_done(_refused, lambda **params: True, TrainingJobName="j")
 
 
 def test_prefixes_that_would_match_too_much_are_refused(aws):

@@ -1,10 +1,9 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from common import report, session
+from common import report
 
 
 @pytest.fixture
@@ -19,15 +18,6 @@ def test_record_writes_the_notebooks_file_at_once(metrics_dir):
     report.record("users", np.int64(610))
     report.record("rmse", 0.25)
     assert json.loads((metrics_dir / "lab-x.json").read_text()) == {"rmse": 0.25, "users": 610}
-
-
-def test_without_settings_results_go_to_build_metrics_under_the_notebooks_jupyter_name(monkeypatch):
-    monkeypatch.delenv("WORKSHOP_METRICS_DIR", raising=False)
-    monkeypatch.delenv("WORKSHOP_NOTEBOOK", raising=False)
-    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/workshop/Lab1 - X/1a - Factorization Machines.ipynb")
-    current = session.settings()
-    assert current.metrics_dir == Path(session.__file__).resolve().parents[1] / "build" / "metrics"
-    assert current.notebook == "1a-factorization-machines"
 
 
 @pytest.mark.parametrize("value", [[1, 2], None, {"a": 1}])
@@ -56,7 +46,3 @@ def test_table_lists_every_notebook_with_wall_time_first(metrics_dir):
 
 def test_table_says_when_there_is_nothing():
     assert report.format_table({}) == "No notebook recorded any metrics."
-
-
-def test_notebook_names_are_file_stems_in_lower_case():
-    assert session.notebook_name("Lab1 - X/Factorization Machines.ipynb") == "factorization-machines"

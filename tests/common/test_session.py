@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from common import session
+from common.settings import settings
 
 ACCOUNT = "123456789012"
 
@@ -33,22 +34,22 @@ def env(tmp_path, monkeypatch):
 
 def test_mode_variable_decides(env):
     env["WORKSHOP_MODE"] = "AWS"
-    assert session.choose_mode(session.settings()) == "aws"
+    assert session.choose_mode(settings()) == "aws"
     env["WORKSHOP_MODE"] = "cloud"
     with pytest.raises(ValueError, match="WORKSHOP_MODE must be 'aws' or 'local', not 'cloud'."):
-        session.choose_mode(session.settings())
+        session.choose_mode(settings())
 
 
 def test_credentials_and_region_mean_aws_outside_ci(env):
     env.update(AWS_ACCESS_KEY_ID="AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY="secret", AWS_DEFAULT_REGION="eu-west-1")
-    assert session.choose_mode(session.settings()) == "aws"
+    assert session.choose_mode(settings()) == "aws"
     env["CI"] = "true"
-    assert session.choose_mode(session.settings()) == "local"
+    assert session.choose_mode(settings()) == "local"
 
 
 def test_no_credentials_means_local(env):
     env["AWS_DEFAULT_REGION"] = "eu-west-1"
-    assert session.choose_mode(session.settings()) == "local"
+    assert session.choose_mode(settings()) == "local"
 
 
 def test_local_mode_points_the_kernel_at_the_emulator(env, emulator, capsys):

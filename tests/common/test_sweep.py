@@ -1,18 +1,20 @@
-"""The room-wide sweep (``python -m common.cleanup --all``) against the emulator: it finds what interrupted
-notebooks of earlier kernels left (by the labN- prefix or the workshop:lab tag), lists it without touching it, and
-with --yes stops and deletes it in order, leaving everything else alone."""
+"""The room-wide sweep (``python -m common.sweep --all``, or ``python -m common.cleanup --all``) against the
+emulator: it finds what interrupted notebooks of earlier kernels left (by the labN- prefix or the workshop:lab tag),
+lists it without touching it, and with --yes stops and deletes it in order, leaving everything else alone."""
 
 from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tarfile
 import zipfile
 
 import boto3
 import pytest
 
-from common import cleanup, costs
+from common import costs, resource_kinds, sweep
 
 ACCOUNT = "123456789012"
 BUCKET = f"sagemaker-us-east-1-{ACCOUNT}"
@@ -106,9 +108,9 @@ def _kinds(found) -> dict[str, list[str]]:
 
 def test_the_dry_run_lists_every_lab_resource_with_its_cost_and_changes_nothing(aws, capsys):
     _left_by_an_interrupted_lab(aws)
-    assert cleanup.main(["--all"]) == 0
+    assert sweep.main(["--all"]) == 0
     printed = capsys.readouterr().out
-    found = _kinds(cleanup.find_lab_resources([BUCKET]))
+    found = _kinds(sweep.find_lab_resources([BUCKET]))
     assert found["training job"] == [f"{RUN}-classifier"]
     assert found["endpoint"] == [f"{RUN}-regressor"]
     assert found["endpoint config"] == [f"{RUN}-regressor"]
@@ -124,9 +126,9 @@ def test_the_dry_run_lists_every_lab_resource_with_its_cost_and_changes_nothing(
 
 def test_yes_stops_and_deletes_in_order_and_keeps_what_is_not_a_labs(aws, capsys):
     _left_by_an_interrupted_lab(aws)
-    assert cleanup.main(["--all", "--yes"]) == 0
+    assert sweep.main(["--all", "--yes"]) == 0
     assert "0 left" in capsys.readouterr().out
-    assert not cleanup.find_lab_resources([BUCKET])
+    assert not sweep.find_lab_resources([BUCKET])
     assert aws.describe_training_job(TrainingJobName=f"{RUN}-classifier")["TrainingJobStatus"] == "Stopped"
     assert [m["ModelName"] for m in aws.list_models()["Models"]] == ["someone-elses"]
     assert boto3.client("s3").get_object(Bucket=BUCKET, Key="keep/notes.txt")["Body"].read() == b"mine"
@@ -146,12 +148,18 @@ def test_an_endpoint_still_creating_is_waited_for_then_deleted(aws, monkeypatch)
         return {**answer, "EndpointStatus": next(statuses, answer["EndpointStatus"])}
 
     monkeypatch.setattr(aws, "describe_endpoint", creating_at_first)
-    cleanup._delete_endpoint(aws, f"{RUN}-regressor", timeout=30, poll=0.05)
+    sweep._delete(aws, resource_kinds.BY_LABEL["endpoint"], f"{RUN}-regressor", timeout=30, poll=0.05)
     assert next(statuses, "used up") == "used up"
-    left = cleanup._described(describe, EndpointName=f"{RUN}-regressor")
+    left = resource_kinds.described(describe, EndpointName=f"{RUN}-regressor")
     assert left is None or left["EndpointStatus"] == "Deleting"
 
 
 def test_the_sweep_needs_all_spelled_out(capsys):
     with pytest.raises(SystemExit):
-        cleanup.main([])
+        sweep.main([])
+
+
+def test_the_documented_cleanup_command_runs_the_sweep():
+    done = subprocess.run([sys.executable, "-m", "common.cleanup"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "the following arguments are required: --all" in done.stderr

@@ -9,7 +9,6 @@ required (``.ci/run`` installs them); Selenium Manager must never run, so it is 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import boto3
 import numpy as np
 import pandas as pd
 import pytest
+
+from common.labs import load_file, load_lab_module
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "Lab2 - Introduction to Object2Vec"
@@ -40,14 +41,7 @@ TINY = {
 }
 
 
-def load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-screenshot = load(ROOT / "images" / "demo_screenshot.py", "demo_screenshot")
+screenshot = load_file(ROOT / "images" / "demo_screenshot.py", "demo_screenshot")
 
 
 def planted_ratings(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -93,7 +87,7 @@ def deployed(running_emulator):
 
 @pytest.fixture(scope="module")
 def demo(deployed):
-    demo_server = load(LAB / "demo_server.py", "lab2_demo_server_browser")
+    demo_server = load_lab_module("lab2", "demo_server", "lab2_demo_server_browser")
     with pytest.MonkeyPatch.context() as patch:
         call, catalogue = demo_server.functions_for(RUN_ID, "local", BUCKET)  # the command line's way, local mode
         patch.setattr(demo_server, "functions_for", None)
@@ -220,7 +214,7 @@ def test_fold_in_agrees_with_the_model_for_known_users(deployed):
 
     notebook = {
         "catalogue": catalogue,
-        "lambda_function": load(LAB / "lambda_function.py", "lab2_lambda_function_check"),
+        "lambda_function": load_lab_module("lab2", "lambda_function", "lab2_lambda_function_check"),
         "per_user": ratings.groupby("user_id").size(),
         "invoke": invoke,
         "embedder_endpoint": f"{RUN_ID}-regressor",

@@ -1,11 +1,12 @@
 """Lab 2's demo server (demo_server.py): routes, search, and what it refuses, with a stand-in for the functions."""
 
 import http.client
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from common.labs import load_lab_module
 
 LAB = Path(__file__).resolve().parents[2] / "Lab2 - Introduction to Object2Vec"
 CATALOGUE = {
@@ -21,14 +22,7 @@ CATALOGUE = {
 }
 
 
-def load_server():
-    spec = importlib.util.spec_from_file_location("lab2_demo_server", LAB / "demo_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo_server = load_server()
+demo_server = load_lab_module("lab2", "demo_server")
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Lab 1's script-mode entry point (train.py), run as SageMaker would: a process with an SM_* environment."""
 
-import importlib.util
 import json
 import os
 import re
@@ -13,19 +12,13 @@ import pandas as pd
 import pytest
 
 import common  # noqa: F401  (numpy.bool before mxnet, which train.py imports)
+from common.labs import lab_folder, load_lab_module
 
-SCRIPT = Path(__file__).resolve().parents[2] / "Lab1 - Introduction to Factorization Machines" / "train.py"
+SCRIPT = lab_folder("lab1") / "train.py"
 METRIC_LINE = re.compile(r"^epoch=(\d+) train_rmse=(\d+\.\d+) validation_rmse=(\d+\.\d+)", re.MULTILINE)
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("dmf_train", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_script = load_script()
+train_script = load_lab_module("lab1", "train")
 
 
 def write_ratings(folder: Path, n: int, seed: int, users: int = 30, items: int = 40) -> pd.DataFrame:

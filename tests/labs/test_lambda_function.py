@@ -1,9 +1,7 @@
 """Lab 2's Lambda handlers (lambda_function.py): good and bad events, with stubbed SageMaker Runtime and S3 clients."""
 
-import importlib.util
 import io
 import json
-from pathlib import Path
 
 import boto3
 import numpy as np
@@ -11,7 +9,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-SCRIPT = Path(__file__).resolve().parents[2] / "Lab2 - Introduction to Object2Vec" / "lambda_function.py"
+from common.labs import load_lab_module
+
 CATALOGUE_URI = "s3://workshop-bucket/lab2/lambda/catalogue.json"
 CATALOGUE = {
     "dataset": "hand-made",
@@ -31,14 +30,7 @@ CATALOGUE = {
 }
 
 
-def load_module():
-    spec = importlib.util.spec_from_file_location("lab2_lambda_function", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-lambda_function = load_module()
+lambda_function = load_lab_module("lab2", "lambda_function")
 
 
 def body(payload: bytes) -> StreamingBody:

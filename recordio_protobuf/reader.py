@@ -1,0 +1,174 @@
+"""Read RecordIO-protobuf: :func:`read_records` message by message, :func:`read_matrix` a whole training channel."""
+
+from __future__ import annotations
+
+import array
+import io
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+import scipy.sparse
+from google.protobuf import message
+
+from recordio_protobuf.columns import read_columns
+from recordio_protobuf.framing import iter_frames
+from recordio_protobuf.schema import VALUES_KEY, Record
+
+
+def _parse(record, payload: bytes, index: int, offset: int) -> None:
+    try:
+        record.ParseFromString(payload)
+    except message.DecodeError as error:
+        raise ValueError(f"record {index} (byte offset {offset}) is not an aialgs.data.Record: {error}") from None
+
+
+def read_records(fileobj: BinaryIO) -> Iterator:
+    """Parse each payload of a RecordIO stream into a ``Record``.
+
+    Raises:
+        ValueError: a framing error (see ``iter_payloads``) or a payload that is not a Record.
+    """
+    for index, (offset, payload) in enumerate(iter_frames(fileobj)):
+        record = Record()
+        _parse(record, payload, index, offset)
+        yield record
+
+
+_TENSOR_TYPES = {"float64_tensor": "Float64Tensor", "int32_tensor": "Int32Tensor", "bytes": "Bytes", None: "empty"}
+
+
+def _refuse_value(value, field_name: str, index: int):
+    """Raise the error for a ``features``/``label`` entry "values" that is missing or not a Float32Tensor."""
+    if value is None:
+        raise ValueError(f"record {index} has no {field_name}[{VALUES_KEY!r}]")
+    found = _TENSOR_TYPES[value.WhichOneof("value")]
+    raise ValueError(
+        f"record {index}: {field_name}[{VALUES_KEY!r}] is {found}; only Float32Tensor is accepted "
+        "(cast the data to float32 before writing it)"
+    )
+
+
+def _checked_width(index: int, n_values: int, n_keys: int, shape: list) -> int:
+    """Width of a tensor that has keys or a shape, after checking they agree with its values."""
+    if len(shape) > 1:
+        raise ValueError(f"record {index} has shape {shape}; only vectors (a 1-D shape) are supported")
+    if n_keys:
+        if not shape:
+            raise ValueError(
+                f"record {index} is sparse ({n_keys} keys) but has no shape; a sparse tensor must give "
+                "shape=[feature_dim]"
+            )
+        if n_keys != n_values:
+            raise ValueError(f"record {index} has {n_keys} keys but {n_values} values")
+    elif n_values not in (0, shape[0]):
+        raise ValueError(f"record {index} is dense with {n_values} values but has shape {shape}")
+    return shape[0]
+
+
+def read_matrix(fileobj_or_bytes, feature_dim: int | None = None) -> tuple:
+    """Read every record's ``features["values"]`` into one CSR matrix and ``label["values"]`` into a vector.
+
+    Dense and sparse records may be mixed. A sparse tensor (one with keys) must carry ``shape=[width]``.
+    Regular files (every file a program writes) are decoded column-wise (``columns.read_columns``), in which
+    case a dense row's zeros are left out of the matrix; anything else is parsed record by record.
+
+    Args:
+        fileobj_or_bytes: a binary file object or the bytes of a RecordIO-protobuf stream.
+        feature_dim: the expected number of columns; by default the width of the first record.
+
+    Returns:
+        ``(matrix, labels)``: a float32 ``scipy.sparse.csr_matrix`` with one row per record, and a float32
+        vector of labels, or None when no record has a label.
+
+    Raises:
+        ValueError: a framing or parsing error, a tensor other than Float32Tensor, a record without
+            ``features["values"]``, a sparse tensor without shape, keys and values of different lengths, a
+            width other than ``feature_dim`` (or the first record's), a key out of range, a label that is not
+            one value, or labels on only some records.
+    """
+    if feature_dim is not None and (
+        isinstance(feature_dim, bool) or not isinstance(feature_dim, (int, np.integer)) or feature_dim < 1
+    ):
+        raise ValueError(f"feature_dim must be a positive integer or None, got {feature_dim!r}")
+    if isinstance(fileobj_or_bytes, bytes):
+        data = fileobj_or_bytes
+    elif isinstance(fileobj_or_bytes, (bytearray, memoryview)):
+        data = bytes(fileobj_or_bytes)
+    else:
+        data = fileobj_or_bytes.read()
+    columns = read_columns(data)
+    if columns is not None:
+        values, keys, counts, labels, width = columns
+        if (feature_dim is None or feature_dim == width) and not (keys >= width).any():
+            indptr = np.concatenate(([0], np.cumsum(counts)))
+            index_dtype = np.int32 if max(width, indptr[-1]) < np.iinfo(np.int32).max else np.int64
+            matrix = scipy.sparse.csr_matrix(
+                (values, keys.astype(index_dtype), indptr.astype(index_dtype)), shape=(counts.size, width)
+            )
+            return matrix, labels
+    stream = io.BytesIO(data)
+
+    # Compact typed buffers (not lists of Python numbers): 20M records must fit in memory.
+    values, keys, labels = array.array("f"), array.array("Q"), array.array("f")
+    counts, widths, sparse_rows = array.array("q"), array.array("q"), array.array("q")
+    first_unlabelled = None
+    record = Record()
+    for index, (offset, payload) in enumerate(iter_frames(stream)):
+        _parse(record, payload, index, offset)
+        value = record.features.get(VALUES_KEY)
+        if value is None or not value.HasField("float32_tensor"):
+            _refuse_value(value, "features", index)
+        tensor = value.float32_tensor
+        tensor_values, tensor_keys, shape = tensor.values, tensor.keys, tensor.shape
+        n_values = len(tensor_values)
+        if tensor_keys or shape:
+            widths.append(_checked_width(index, n_values, len(tensor_keys), list(shape)))
+            if tensor_keys:
+                keys.extend(tensor_keys)
+                sparse_rows.append(index)
+        else:
+            widths.append(n_values)
+        values.extend(tensor_values)
+        counts.append(n_values)
+        label = record.label.get(VALUES_KEY)
+        if label is not None:
+            if not label.HasField("float32_tensor"):
+                _refuse_value(label, "label", index)
+            label = label.float32_tensor.values
+            if len(label) != 1:
+                raise ValueError(f"record {index} has a label of {len(label)} values; expected one")
+            labels.append(label[0])
+        elif first_unlabelled is None:
+            first_unlabelled = index
+
+    n_rows = len(counts)
+    widths = np.frombuffer(widths, dtype=np.int64)
+    width = feature_dim if feature_dim is not None else int(widths[0]) if n_rows else 0
+    wrong = np.flatnonzero(widths != width)
+    if wrong.size:
+        expected = f"feature_dim={width}" if feature_dim is not None else f"record 0 has {width} features"
+        raise ValueError(f"{expected} but record {wrong[0]} has {widths[wrong[0]]} features")
+    if labels and first_unlabelled is not None:
+        raise ValueError(f"record {first_unlabelled} has no label[{VALUES_KEY!r}] but {len(labels)} other records do")
+
+    counts = np.frombuffer(counts, dtype=np.int64)
+    indptr = np.concatenate(([0], np.cumsum(counts)))
+    index_dtype = np.int32 if max(width, indptr[-1]) < np.iinfo(np.int32).max else np.int64
+    keys = np.frombuffer(keys, dtype=np.uint64)
+    sparse_rows = np.frombuffer(sparse_rows, dtype=np.int64)
+    out_of_range = np.flatnonzero(keys >= width)
+    if out_of_range.size:
+        row = sparse_rows[np.searchsorted(np.cumsum(counts[sparse_rows]), out_of_range[0], "right")]
+        raise ValueError(f"record {row} has key {keys[out_of_range[0]]} out of range for {width} features")
+    if sparse_rows.size == n_rows:
+        indices = keys.astype(index_dtype)
+    else:  # dense rows: a value's column is its position in the row
+        indices = (np.arange(indptr[-1]) - np.repeat(indptr[:-1], counts)).astype(index_dtype)
+        is_sparse = np.zeros(n_rows, dtype=bool)
+        is_sparse[sparse_rows] = True
+        indices[np.repeat(is_sparse, counts)] = keys
+    matrix = scipy.sparse.csr_matrix(
+        (np.frombuffer(values, dtype=np.float32), indices, indptr.astype(index_dtype)), shape=(n_rows, width)
+    )
+    return matrix, np.frombuffer(labels, dtype=np.float32) if labels else None
