@@ -1,7 +1,8 @@
 """Settings for notebooks run as tests (nbval): local mode, results filed under build/metrics, and an emulator of
 the test run's own (home under build/, fresh state, stopped at the end) rather than the user's. That emulator records
 every AWS action the notebooks perform (build/actions/notebooks.jsonl), and the policy guard
-(tests/aws/test_policy_guard.py) runs after the last notebook to check the committed policy grants them all."""
+(tests/aws/test_policy_guard.py) runs after the last notebook to check the committed policy grants them all; the
+check of the text's expected figures (tests/docs/test_expected_figures.py) runs then too, on their recorded results."""
 
 import os
 import shutil
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parent
 EMULATOR_HOME = ROOT / "build" / "emulator"
 ACTIONS_FILE = ROOT / "build" / "actions" / "notebooks.jsonl"
 GUARD = "policy_guard"  # the marker of the test that needs the notebooks' recorded actions
+FIGURES = "after_notebooks"  # the marker of the test that needs every notebook's recorded results
 ACTIONS_KEY = pytest.StashKey[str]()
 
 
@@ -29,18 +31,21 @@ def pytest_configure(config):
     config.stash[ACTIONS_KEY] = os.environ.get(ACTIONS_VARIABLE) or str(ACTIONS_FILE)
     Path(config.stash[ACTIONS_KEY]).unlink(missing_ok=True)
     config.addinivalue_line("markers", f"{GUARD}: checks the actions the notebooks of this run performed")
+    config.addinivalue_line("markers", f"{FIGURES}: checks the results every lab notebook recorded in this run")
 
 
 def pytest_collection_modifyitems(config, items):
     """The policy guard runs last, after every notebook; without notebooks in the run it has nothing to check and
-    is deselected (a run of tests/ alone)."""
-    guards = [item for item in items if item.get_closest_marker(GUARD)]
-    others = [item for item in items if not item.get_closest_marker(GUARD)]
-    if any(item.path.suffix == ".ipynb" for item in others):
-        items[:] = others + guards
-    elif guards:
-        config.hook.pytest_deselected(items=guards)
-        items[:] = others
+    is deselected (a run of tests/ alone). The figures check runs last too, and only when every lab notebook ran:
+    the text quotes all of them."""
+    last = [item for item in items if item.get_closest_marker(GUARD) or item.get_closest_marker(FIGURES)]
+    others = [item for item in items if item not in last]
+    notebooks = {item.path for item in others if item.path.suffix == ".ipynb"}
+    every_notebook = notebooks == set(ROOT.glob("Lab*/*.ipynb"))
+    keep = [i for i in last if (every_notebook if i.get_closest_marker(FIGURES) else notebooks)]
+    if len(keep) < len(last):
+        config.hook.pytest_deselected(items=[item for item in last if item not in keep])
+    items[:] = others + keep
 
 
 def pytest_unconfigure(config):

@@ -137,11 +137,46 @@ def test_the_table_totals_its_lines_and_names_its_source():
     sm, _ = _stubbed(
         training=[(f"{RUN}-a", "ml.c5.xlarge", 1, 3600), (f"{RUN}-b", "ml.m5.xlarge", 1, 3600)],
     )
-    table = costs.cost_table(RUN, sm, NOW)
+    table = costs.cost_table(RUN, sm=sm, now=NOW)
     assert list(table["kind"]) == ["training job", "training job", "total"]
     total = costs.PRICES["training"]["ml.c5.xlarge"] + costs.PRICES["training"]["ml.m5.xlarge"]
-    assert table["USD"].iloc[-1] == pytest.approx(total)
+    assert table["AWS USD"].iloc[-1] == pytest.approx(total) == table.attrs["aws_usd"]
     assert costs.PRICES_DATE in table.attrs["note"] and "aws.amazon.com" in table.attrs["note"]
+    assert "ESTIMATE" not in table.attrs["note"]
+
+
+def test_a_local_run_is_priced_as_the_same_steps_on_aws():
+    hour = dt.timedelta(hours=1)
+    sm, _ = _stubbed(
+        training=[(f"{RUN}-fm", "ml.c5.xlarge", 1, 20)],
+        endpoints=[(f"{RUN}-ep", "ml.m5.large", 1, NOW - dt.timedelta(seconds=30))],
+        transforms=[(f"{RUN}-top", "ml.m5.large", NOW - hour, NOW - hour + dt.timedelta(seconds=4))],
+    )
+    table = costs.cost_table(RUN, mode="local", endpoint_minutes=10, sm=sm, now=NOW).set_index("kind")
+    download = costs.AWS_DOWNLOAD_SECONDS
+    assert table.loc["training job", "seconds here"] == 20
+    assert table.loc["training job", "AWS seconds"] == 20 + download
+    assert table.loc["endpoint", "seconds here"] == 30 and table.loc["endpoint", "AWS seconds"] == 600
+    assert table.loc["transform job", "AWS seconds"] == 4 + download
+    expected = (
+        costs.PRICES["training"]["ml.c5.xlarge"] * (20 + download)
+        + costs.PRICES["hosting"]["ml.m5.large"] * 600
+        + costs.PRICES["transform"]["ml.m5.large"] * (4 + download)
+    ) / 3600
+    assert table.loc["total", "AWS USD"] == pytest.approx(expected, abs=1e-3)
+    note = table.attrs["note"]
+    assert "ESTIMATE" in note and "assumed" in note and "10 min" in note and costs.PRICES_DATE in note
+
+
+def test_a_local_endpoint_needs_its_minutes_at_the_agendas_pace():
+    sm, _ = _stubbed(endpoints=[(f"{RUN}-ep", "ml.m5.large", 1, NOW)])
+    with pytest.raises(ValueError, match="endpoint_minutes"):
+        costs.cost_table(RUN, mode="local", sm=sm, now=NOW)
+
+
+def test_an_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="'aws' or 'local'"):
+        costs.cost_table(RUN, mode="cloud")
 
 
 def test_an_instance_type_missing_from_the_table_is_shown_without_a_price():
