@@ -36,7 +36,6 @@ from xml.sax.saxutils import escape
 import botocore.session
 from werkzeug.wrappers import Request, Response
 
-from sagemaker_emulator.actions import ActionRecorder
 from sagemaker_emulator.auth import AuthFailure, Credentials, SignedRequest, Verifier
 from sagemaker_emulator.errors import (
     InternalFailure,
@@ -46,11 +45,12 @@ from sagemaker_emulator.errors import (
     UnknownOperationException,
     ValidationException,
 )
-from sagemaker_emulator.iam_policy import NoSuchRole, evaluate
+from sagemaker_emulator.iam.actions import ActionRecorder
+from sagemaker_emulator.iam.evaluation import NoSuchRole, evaluate
 from sagemaker_emulator.invocations import invoke_endpoint
-from sagemaker_emulator.moto_store import changes_state
 from sagemaker_emulator.operations import operations
 from sagemaker_emulator.state import EmulatorState
+from sagemaker_emulator.store.moto_store import changes_state
 from sagemaker_emulator.validation import validate
 
 LOG = logging.getLogger(__name__)

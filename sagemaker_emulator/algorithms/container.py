@@ -34,9 +34,9 @@ from pathlib import Path
 
 from sagemaker_emulator.algorithms.base import AlgorithmError, Channel, ClientError, log, parse_hyperparameters
 from sagemaker_emulator.algorithms.framework import MXNET_OUT_OF_MEMORY, ScriptOutOfMemory
+from sagemaker_emulator.algorithms.layout import JobLayout
 from sagemaker_emulator.algorithms.registry import is_framework, load_plugin
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.jobs.layout import JobLayout
 
 EXIT_CLIENT_ERROR = 1
 EXIT_ALGORITHM_ERROR = 2
@@ -190,7 +190,7 @@ def train(
 
 
 def serve(image: str, model_dir: Path, port_file: Path, failure: Path | None) -> int:
-    from sagemaker_emulator.model_server import serve_forever
+    from sagemaker_emulator.algorithms.model_server import serve_forever
 
     log(f"Loading the model from {model_dir} for {image}")
     try:

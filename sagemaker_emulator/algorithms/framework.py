@@ -43,8 +43,8 @@ import tempfile
 from pathlib import Path
 
 from sagemaker_emulator.algorithms.base import AlgorithmError, ClientError, log
+from sagemaker_emulator.algorithms.layout import JobLayout
 from sagemaker_emulator.algorithms.registry import image_repository
-from sagemaker_emulator.jobs.layout import JobLayout
 
 CONTAINER_ROOT = "/opt/ml"
 DRIVERS_CHANNEL = "sm_drivers"

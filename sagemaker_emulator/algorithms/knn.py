@@ -59,7 +59,7 @@ from sagemaker_emulator.algorithms.base import (
     Text,
     log,
 )
-from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout
 
 CLASSIFIER = "classifier"
 REGRESSOR = "regressor"

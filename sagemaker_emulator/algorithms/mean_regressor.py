@@ -30,7 +30,7 @@ from sagemaker_emulator.algorithms.base import (
     PayloadError,
     log,
 )
-from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout
 
 CSV = "text/csv"
 JSON = "application/json"

@@ -18,10 +18,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sagemaker_emulator.state import Services
+from typing import Protocol
 
 CONTAINER_MODULE = "sagemaker_emulator.algorithms.container"
 
@@ -32,6 +29,14 @@ CONTAINER_MODULE = "sagemaker_emulator.algorithms.container"
 INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS")
 
 
+class Host(Protocol):
+    """What a child needs from the emulator (``state.Services`` is one): its URL, its key pair, its supervisor."""
+
+    url: str
+    credentials: object  # ``auth.Credentials``: ``as_environment()`` gives the container its key pair
+    supervisor: Supervisor
+
+
 def container_environment() -> dict[str, str]:
     """The host variables a child process keeps; the job's ``Environment`` and the sealed variables go on top."""
     env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
@@ -39,7 +44,7 @@ def container_environment() -> dict[str, str]:
     return env
 
 
-def sealed_environment(services: Services, region: str, home: Path) -> dict[str, str]:
+def sealed_environment(services: Host, region: str, home: Path) -> dict[str, str]:
     """The AWS a container sees: this emulator's endpoint and session key, its job's region, a private HOME.
 
     On SageMaker a container's AWS calls go to the job's region with the execution role's credentials; here
@@ -160,7 +165,7 @@ class ChildProcess:
     """
 
     def __init__(
-        self, args: list[str], cwd: Path, env: dict[str, str] | None, *, services: Services, region: str, home: Path
+        self, args: list[str], cwd: Path, env: dict[str, str] | None, *, services: Host, region: str, home: Path
     ):
         child_env = {**container_environment(), **(env or {}), **sealed_environment(services, region, home)}
         child_env["PYTHONUNBUFFERED"] = "1"

@@ -22,9 +22,9 @@ import threading
 import uuid
 
 from sagemaker_emulator.algorithms.container import out_of_memory_reason
+from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout, create_layout
 from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.jobs import s3
-from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout, create_layout
 from sagemaker_emulator.jobs.logs import TRAINING_GROUP, LogShipper
 from sagemaker_emulator.jobs.metrics import MetricCollector
 from sagemaker_emulator.jobs.process import ChildProcess, container_command, memory_limit
@@ -32,7 +32,6 @@ from sagemaker_emulator.state import EmulatorState
 
 LOG = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.05
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 _CHANNEL_KEYS = ("ContentType", "RecordWrapperType", "CompressionType", "ShuffleConfig")
 
@@ -195,13 +194,13 @@ class TrainingRun:
         logs.follow(child.stdout)
         job.note(MESSAGES["Training"], self._now())
         try:
-            while child.wait(POLL_SECONDS) is None:
+            while child.wait(self.services.timings.training_poll_seconds) is None:
                 if self.state.retired.is_set() or job.stop_requested.is_set():
                     break
                 if self._runtime_exceeded():
                     self.max_runtime_hit = True
                     break
-            code = child.terminate(self.services.stop_grace_seconds)
+            code = child.terminate(self.services.timings.stop_grace_seconds)
         finally:
             logs.close()
         self.job.final_metrics = self.metrics.final()

@@ -21,8 +21,8 @@ import uuid
 from collections.abc import Iterator
 
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.hosting import HostingError, launch
 from sagemaker_emulator.jobs import s3
+from sagemaker_emulator.jobs.inference import HostingError, launch
 from sagemaker_emulator.jobs.logs import TRANSFORM_GROUP, LogShipper, instance_id
 from sagemaker_emulator.state import EmulatorState
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from sagemaker_emulator.errors import ValidationException, limit_exceeded
-from sagemaker_emulator.hosting import HostingError
 from sagemaker_emulator.jobs.hosting import Deployment, Variant, VariantPlan
+from sagemaker_emulator.jobs.inference import HostingError
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource

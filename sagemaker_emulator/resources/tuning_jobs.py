@@ -36,7 +36,6 @@ from sagemaker_emulator.state import EmulatorState, Resource
 
 LOG = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.2
 RUNNING = ("InProgress", "Stopping")
 MAX_TRAINING_JOBS = 500  # AWS's quota of training jobs per tuning job
 INTERRUPTED = (
@@ -406,7 +405,7 @@ class _Driver:
                     _stop_children(tuning)
             elif running < self.parallel and self.feed.may_suggest(len(summaries)):
                 self._launch()
-            tuning.stop_requested.wait(POLL_SECONDS)
+            tuning.stop_requested.wait(self.state.services.timings.tuning_poll_seconds)
 
     def _out_of_time(self) -> bool:
         return self.max_runtime is not None and self.state.now() - self.tuning.creation_time > self.max_runtime

@@ -7,6 +7,7 @@ from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, IMAGE, REGION, ROLE, error_of
 
 from sagemaker_emulator.auth import Credentials
+from sagemaker_emulator.jobs.process import Supervisor
 from sagemaker_emulator.resources.models import create_model, list_models
 from sagemaker_emulator.state import EmulatorState, Limits, Services
 
@@ -95,7 +96,10 @@ def test_list_filters_before_cutting_the_page(sm):
 def test_list_time_filters(tmp_path):
     clock = Ticking()
     state = EmulatorState(
-        REGION, Services(clock, tmp_path, Limits(), client=None, credentials=Credentials.generate(), url="")
+        REGION,
+        Services(
+            clock, tmp_path, Limits(), client=None, credentials=Credentials.generate(), url="", supervisor=Supervisor()
+        ),
     )
     for name in ("old", "mid", "new"):
         create_model(state, {"ModelName": name, "PrimaryContainer": {"Image": IMAGE}})
@@ -111,7 +115,16 @@ def test_bad_next_token(sm):
 
 def test_injected_clock_stamps_creation_time(tmp_path):
     state = EmulatorState(
-        REGION, Services(Ticking(), tmp_path, Limits(), client=None, credentials=Credentials.generate(), url="")
+        REGION,
+        Services(
+            Ticking(),
+            tmp_path,
+            Limits(),
+            client=None,
+            credentials=Credentials.generate(),
+            url="",
+            supervisor=Supervisor(),
+        ),
     )
     create_model(state, {"ModelName": "m", "PrimaryContainer": {"Image": IMAGE}})
     assert state.models.get("m").to_wire()["CreationTime"] == 100.0

@@ -19,8 +19,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, wait_for
 
-from sagemaker_emulator import moto_store
-from sagemaker_emulator.moto_store import MotoStore, StoreCorrupt, changes_state
+from sagemaker_emulator.store import moto_store
+from sagemaker_emulator.store.moto_store import MotoStore, StoreCorrupt, changes_state
 
 TRUST = {
     "Version": "2012-10-17",

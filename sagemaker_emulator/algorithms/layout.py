@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sagemaker_emulator.paths import confined
+from sagemaker_emulator.algorithms.paths import confined
 
 CURRENT_HOST = "algo-1"
 
@@ -52,7 +52,7 @@ class JobLayout:
         """``input/data/<name>``; botocore's ChannelName pattern admits ``.`` and ``..``, which are refused.
 
         Raises:
-            JobInputError: the name is not a plain folder name (see :mod:`sagemaker_emulator.paths`).
+            JobInputError: the name is not a plain folder name (see :mod:`sagemaker_emulator.algorithms.paths`).
         """
         return confined(self.data_dir, name, f'The channel name "{name}"')
 
