@@ -28,9 +28,9 @@ from werkzeug.serving import make_server
 from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.iam.actions import INTERNAL_HEADER, ActionRecorder
 from sagemaker_emulator.iam.evaluation import role_policies
+from sagemaker_emulator.jobs.endpoints import stop_all as stop_endpoints
 from sagemaker_emulator.jobs.process import Supervisor
 from sagemaker_emulator.loopback import is_loopback
-from sagemaker_emulator.resources.endpoints import stop_all as stop_endpoints
 from sagemaker_emulator.server import EmulatorApp
 from sagemaker_emulator.state import Clock, EmulatorState, Limits, Services, SystemClock, Timings
 from sagemaker_emulator.store import persistence

@@ -16,10 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Generic, Protocol, TypeVar
 
+from sagemaker_emulator.algorithms.failures import INTERNAL_ERROR, failure_reason
 from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.errors import ResourceInUse, ResourceNotFound, ServiceError, ValidationException
 
 ACCOUNT_ID = "123456789012"  # moto's default account, which dummy credentials map to
+RUNNING = ("InProgress", "Stopping")  # a job's statuses while its work goes on (and counts against a quota)
+LIVE = ("InService", "Updating")  # an endpoint's statuses while it answers invocations
+
+
+def interrupted(noun: str) -> str:
+    """The FailureReason of a ``noun`` (a training job, ...) that was running when its emulator stopped."""
+    return failure_reason(
+        INTERNAL_ERROR,
+        f"The local SageMaker emulator stopped while this {noun} was running, so the {noun} was interrupted; its "
+        f"data and partial output are gone. Start a new {noun}.",
+    )
 
 
 class Clock(Protocol):

@@ -1,8 +1,8 @@
 """Hosting an endpoint: a model server per production variant, kept healthy as SageMaker keeps its instances.
 
-The runner behind ``resources/endpoints.py`` (the Endpoint resource and its control-plane operations); like every
-runner it never imports a resource module, so what the endpoint must learn comes back through the callback given
-to :meth:`Deployment.watch`. ``sagemaker_emulator/hosting.py`` runs one container; this module runs a fleet.
+The runner behind an endpoint's lifecycle (``jobs/endpoints.py``); like every runner it never imports a resource
+module, so what the endpoint must learn comes back through the callback given to :meth:`Deployment.watch`.
+``jobs/inference.py`` runs one container; this module runs a fleet.
 
 Health: SageMaker replaces an instance that fails its health checks and the endpoint stays ``InService``.
 - One monitor thread per deployment calls each model server's ``GET /ping`` every

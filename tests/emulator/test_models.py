@@ -107,6 +107,31 @@ def test_list_time_filters(tmp_path):
     assert [m["ModelName"] for m in answer["Models"]] == ["mid"]
 
 
+def test_a_page_resumes_after_its_last_item_even_once_that_item_is_gone(sm):
+    for name in ("a-1", "b-2", "c-3", "d-4"):
+        _create(sm, name)
+    first = sm.list_models(MaxResults=2)
+    for model in first["Models"]:
+        sm.delete_model(ModelName=model["ModelName"])
+    second = sm.list_models(MaxResults=2, NextToken=first["NextToken"])
+    assert [m["ModelName"] for m in second["Models"]] == ["b-2", "a-1"]
+
+
+def test_a_token_reused_with_other_filters_is_refused(sm):
+    for name in ("keep-1", "keep-2", "keep-3"):
+        _create(sm, name)
+    first = sm.list_models(NameContains="keep", MaxResults=2)
+    with pytest.raises(ClientError) as excinfo:
+        sm.list_models(NameContains="kee", MaxResults=2, NextToken=first["NextToken"])
+    assert error_of(excinfo) == (
+        "ValidationException",
+        "The pagination token was issued for a request with other parameters; repeat that request's parameters "
+        "with it, or start again without NextToken.",
+    )
+    second = sm.list_models(NameContains="keep", MaxResults=5, NextToken=first["NextToken"])
+    assert [m["ModelName"] for m in second["Models"]] == ["keep-1"]
+
+
 def test_bad_next_token(sm):
     with pytest.raises(ClientError) as excinfo:
         sm.list_models(NextToken="garbage!")
