@@ -7,7 +7,7 @@
 - ``status`` says whether it runs, where, and what it holds; ``stop`` stops it and everything it started.
 - ``policy RECORD`` turns the actions a recording emulator noted (``SAGEMAKER_EMULATOR_ACTIONS``) into a
   least-privilege IAM policy (``--out``), and writes it into a CloudFormation template too (``--template``).
-Only loopback hosts are accepted. Its state persists in its home folder (``--home``; see ``home.py``).
+Only loopback hosts are accepted. Its state persists in its home folder (``--home``; see ``store/home.py``).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from sagemaker_emulator.algorithms.failures import (
 )
 from sagemaker_emulator.algorithms.framework import MXNET_OUT_OF_MEMORY, ScriptOutOfMemory
 from sagemaker_emulator.algorithms.layout import JobLayout
+from sagemaker_emulator.algorithms.media import parse_media_type
 from sagemaker_emulator.algorithms.registry import is_framework, load_plugin
 from sagemaker_emulator.errors import JobInputError
 
@@ -58,10 +59,6 @@ class Stopped(BaseException):
 
 def _on_sigterm(signum, frame):
     raise Stopped()
-
-
-def media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def check_channels(declared: dict[str, Channel], given: dict[str, dict]) -> None:
@@ -87,7 +84,7 @@ def check_channels(declared: dict[str, Channel], given: dict[str, dict]) -> None
     for name, config in given.items():
         accepted = declared[name].content_types
         content_type = config.get("ContentType")
-        if accepted and content_type and media_type(content_type) not in accepted:
+        if accepted and content_type and parse_media_type(content_type)[0] not in accepted:
             raise ClientError(
                 f"Unable to initialize the algorithm. Channel '{name}' has content type '{content_type}'; this "
                 f"algorithm reads {', '.join(accepted)} (caused by ValidationError)"

@@ -20,13 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from sagemaker_emulator.algorithms.registry import PLUGINS_VARIABLE
+
 CONTAINER_MODULE = "sagemaker_emulator.algorithms.container"
 
 
 # A container starts from a clean environment, as on SageMaker: none of the host's variables (WORKSHOP_*,
 # credentials, AWS_PROFILE, endpoint settings, the kernel's settings) reach a job or its log. Only what running
 # Python here needs passes through; HOME and every AWS_* variable come from sealed_environment instead.
-INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS")
+INHERITED_VARIABLES = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "OMP_NUM_THREADS",
+    PLUGINS_VARIABLE,  # plug-ins registered outside the package (the tests' mean-regressor): see algorithms/registry
+)
 
 
 class Host(Protocol):
