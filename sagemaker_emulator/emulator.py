@@ -146,8 +146,11 @@ class Emulator:
         self._stopped = False
         self._moto_store = self._state_store = None
         if state_dir is not None:
-            self._moto_store = MotoStore(Path(state_dir) / "moto", self.internal_client, interval=1.0)
-            self._state_store = StateStore(Path(state_dir))
+            saves = self.services.timings
+            self._moto_store = MotoStore(
+                Path(state_dir) / "moto", self.internal_client, interval=saves.moto_save_seconds
+            )
+            self._state_store = StateStore(Path(state_dir), interval=saves.state_save_seconds)
             app.on_moto_change = self._moto_store.mark_dirty
 
     def start(self) -> Emulator:

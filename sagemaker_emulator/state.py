@@ -168,7 +168,8 @@ class Limits:
 class Timings:
     """How long the emulator waits, and how often it looks: every timing knob of the background work in one place."""
 
-    stop_grace_seconds: float = 10.0  # SIGTERM to SIGKILL when a job or model server is stopped (AWS allows 120 s)
+    stop_grace_seconds: float = 10.0  # SIGTERM to SIGKILL when a training job is stopped (AWS allows 120 s)
+    model_stop_grace_seconds: float = 5.0  # the same for a model server that is no longer needed
     invocation_timeout_seconds: float = 60.0  # a model server's answer to one invocation (AWS's 60 s)
     model_ready_timeout_seconds: float = 300.0  # a model server's start, up to its port file
     health_check_interval_seconds: float = 5.0  # how often each endpoint's monitor pings its model servers
@@ -178,6 +179,8 @@ class Timings:
     instance_failure_window_seconds: float = 600.0
     training_poll_seconds: float = 0.05  # how often a training run checks for a stop while its container runs
     tuning_poll_seconds: float = 0.2  # how often a tuning driver looks at its training jobs
+    state_save_seconds: float = 0.5  # how often the SageMaker records are saved when they changed (with a home)
+    moto_save_seconds: float = 1.0  # how often moto's S3, Logs and IAM are saved when a request changed them
 
 
 class ChildSupervisor(Protocol):

@@ -165,8 +165,11 @@ class ModelServer:
     def alive(self) -> bool:
         return self.child.returncode is None
 
-    def stop(self, grace_seconds: float = 5.0) -> None:
-        """End the container (SIGTERM, SIGKILL after ``grace_seconds``), ship its last log lines, remove its folder."""
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """End the container (SIGTERM, SIGKILL after ``grace_seconds``, by default ``model_stop_grace_seconds``),
+        ship its last log lines, remove its folder."""
+        if grace_seconds is None:
+            grace_seconds = self.services.timings.model_stop_grace_seconds
         self.child.terminate(grace_seconds=grace_seconds)
         self.logs.close()
         shutil.rmtree(self.folder, ignore_errors=True)

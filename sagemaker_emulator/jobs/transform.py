@@ -151,10 +151,10 @@ class TransformRun:
     def _transform(self, server) -> None:
         params = self.job.params
         source = params["TransformInput"]["DataSource"]["S3DataSource"]
-        split_type = params["TransformInput"].get("SplitType", "None")
+        split_type = params["TransformInput"]["SplitType"]
         content_type = params["TransformInput"].get("ContentType")
-        strategy = params.get("BatchStrategy", "MultiRecord")
-        max_bytes = params.get("MaxPayloadInMB", 6) * MIB
+        strategy = params["BatchStrategy"]
+        max_bytes = params["MaxPayloadInMB"] * MIB
         output = params["TransformOutput"]
         client = self.services.client("s3", self.state.region)
         for item in s3.list_source(client, source, self.state.region):
@@ -171,4 +171,4 @@ class TransformRun:
                     )
                 answers.append(reply.body)
             target = s3.join_uri(output["S3OutputPath"], item.relative + ".out")
-            s3.put_bytes(client, assemble(answers, output.get("AssembleWith", "None")), target, output.get("Accept"))
+            s3.put_bytes(client, assemble(answers, output["AssembleWith"]), target, output.get("Accept"))

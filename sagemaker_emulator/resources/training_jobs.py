@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import threading
 
+from sagemaker_emulator.algorithms.layout import DEFAULT_INSTANCE_TYPE
 from sagemaker_emulator.errors import ValidationException, limit_exceeded
 from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.training import MESSAGES, start_training
@@ -20,7 +21,6 @@ from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import RUNNING, EmulatorState, Resource, interrupted
 
-DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 INTERRUPTED = interrupted("training job")
 
 
