@@ -1,7 +1,8 @@
 """Hyperparameter tuning jobs: Create/Describe/List/StopHyperParameterTuningJob, ListTrainingJobsForHyperParameterTuningJob.
 
-A tuning job runs training jobs (ordinary ones, listed and described like any other) with hyperparameters from
-its strategy (``jobs/tuning_search.py``), at most ``MaxParallelTrainingJobs`` at a time and
+A tuning job runs training jobs (ordinary ones, listed and described like any other, launched by its driver in
+``jobs/tuning.py`` through CreateTrainingJob as a request runs it) with hyperparameters from its strategy
+(``jobs/tuning_search.py``), at most ``MaxParallelTrainingJobs`` at a time and
 ``MaxNumberOfTrainingJobs`` in all, and reads each one's objective from its final metrics. As on AWS
 (API_CreateHyperParameterTuningJob, API_HyperParameterTrainingJobSummary):
 
