@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from common.settings import notebook_name
-from sagemaker_emulator import home
-from sagemaker_emulator.actions import ACTIONS_VARIABLE
+from sagemaker_emulator.iam.actions import ACTIONS_VARIABLE
+from sagemaker_emulator.store import home
 
 ROOT = Path(__file__).resolve().parent
 EMULATOR_HOME = ROOT / "build" / "emulator"

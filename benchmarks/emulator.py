@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 
 import boto3
 import numpy as np
@@ -29,11 +31,15 @@ from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 
 import sagemaker_emulator
+from sagemaker_emulator.algorithms.registry import PLUGINS_VARIABLE
 from sagemaker_emulator.auth import Credentials, SignedRequest, Verifier
 
 REGION = "us-east-1"
 BUCKET = "benchmark"
-IMAGE = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/mean-regressor:1"
+IMAGE = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/mean-regressor:1"  # the tests' algorithm, registered below
+os.environ[PLUGINS_VARIABLE] = (
+    f"mean-regressor={Path(__file__).parents[1] / 'tests' / 'emulator' / 'mean_regressor.py'}"
+)
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
 

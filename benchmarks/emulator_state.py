@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import sagemaker_emulator
-from sagemaker_emulator.moto_store import MotoStore
+from sagemaker_emulator.store.moto_store import MotoStore
 
 REGION = "us-east-1"
 BUCKET = "benchmark-state"

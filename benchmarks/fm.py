@@ -30,7 +30,7 @@ import common  # noqa: F401  (numpy alias before mxnet)
 from common import data, records, synthetic
 from sagemaker_emulator.algorithms import factorization_machines as fm
 from sagemaker_emulator.algorithms.base import parse_hyperparameters
-from sagemaker_emulator.jobs.layout import create_layout
+from sagemaker_emulator.algorithms.layout import create_layout
 
 SIZES = {"ml-100k-sized": (943, 1682, 100_000), "ml-20m-sized": (138_493, 26_744, 20_000_000)}
 THROUGHPUT_KNOBS = {"num_factors": 64, "mini_batch_size": 1000, "epochs": 1}

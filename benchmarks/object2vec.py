@@ -29,10 +29,10 @@ from mxnet import gluon
 
 from common import data, records, synthetic
 from sagemaker_emulator.algorithms import object2vec
+from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.object2vec_data import encode_side
 from sagemaker_emulator.algorithms.object2vec_network import build_network
 from sagemaker_emulator.algorithms.object2vec_training import Pairs, make_trainer, train_epoch
-from sagemaker_emulator.jobs.layout import create_layout
 
 ENCODER_SETUP = {  # a mid-sized text-like task: 20k-token vocabulary, sequences of 1-40 tokens
     "enc0_vocab_size": "20000",

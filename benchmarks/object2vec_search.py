@@ -31,7 +31,7 @@ import pandas as pd
 import common  # noqa: F401  (numpy alias before mxnet)
 from common import data, evaluation, records
 from sagemaker_emulator.algorithms import object2vec
-from sagemaker_emulator.jobs.layout import create_layout
+from sagemaker_emulator.algorithms.layout import create_layout
 
 SEED = 0
 LIKED = 4.0

@@ -26,7 +26,7 @@ import recordio_protobuf as records
 from common.records import write_jsonlines_pairs
 from sagemaker_emulator.algorithms import factorization_machines as fm
 from sagemaker_emulator.algorithms.base import parse_hyperparameters
-from sagemaker_emulator.jobs.layout import create_layout
+from sagemaker_emulator.algorithms.layout import create_layout
 
 N_USERS, N_ITEMS = 138_493, 26_744  # ml-20m
 FULL_ROWS = 20_000_000

@@ -92,7 +92,7 @@ def start_session() -> WorkshopSession:
 
 def stop_local_emulator() -> None:
     """Stop the user's emulator (and every job and model server it runs), if it is running."""
-    from sagemaker_emulator import home
+    from sagemaker_emulator.store import home
 
     home.stop()
     _KERNEL.url = None
@@ -125,8 +125,8 @@ def check_endpoints_are_loopback(region: str) -> None:
 def _emulator(current: Settings) -> tuple[str, dict[str, str]]:
     """The emulator's URL and the key variables to sign with: ``WORKSHOP_EMULATOR_URL`` with the key pair its
     ``serve`` printed (exported in this environment), else the user's own emulator, started if need be."""
-    from sagemaker_emulator import home
     from sagemaker_emulator.loopback import is_loopback_url
+    from sagemaker_emulator.store import home
 
     if current.emulator_url:
         url = current.emulator_url.rstrip("/")
@@ -176,7 +176,7 @@ def _write_sdk_config(bucket: str, role_arn: str) -> Path:
     import shutil
     import tempfile
 
-    from sagemaker_emulator import home
+    from sagemaker_emulator.store import home
 
     for stale in Path(tempfile.gettempdir()).glob("workshop-sagemaker-config-*"):
         shutil.rmtree(stale, ignore_errors=True)

@@ -7,7 +7,7 @@
 - ``status`` says whether it runs, where, and what it holds; ``stop`` stops it and everything it started.
 - ``policy RECORD`` turns the actions a recording emulator noted (``SAGEMAKER_EMULATOR_ACTIONS``) into a
   least-privilege IAM policy (``--out``), and writes it into a CloudFormation template too (``--template``).
-Only loopback hosts are accepted. Its state persists in its home folder (``--home``; see ``home.py``).
+Only loopback hosts are accepted. Its state persists in its home folder (``--home``; see ``store/home.py``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import sys
 import threading
 from pathlib import Path
 
-from sagemaker_emulator import home as homes
-from sagemaker_emulator.actions import ACTIONS_VARIABLE
 from sagemaker_emulator.auth import Credentials
+from sagemaker_emulator.iam.actions import ACTIONS_VARIABLE
 from sagemaker_emulator.loopback import is_loopback
+from sagemaker_emulator.store import home as homes
 
 DEFAULT_PORT = 5123
 DEFAULT_REGION = "us-east-1"
@@ -119,8 +119,8 @@ def stop(home: Path) -> int:
 def policy(args: argparse.Namespace) -> int:
     import json
 
-    from sagemaker_emulator.actions import read_actions
-    from sagemaker_emulator.policy import build, write_template
+    from sagemaker_emulator.iam.actions import read_actions
+    from sagemaker_emulator.iam.policy import build, write_template
 
     inputs = json.loads(args.extra.read_text()) if args.extra else {}
     entries = [e for e in read_actions(args.record) if e["action"] not in inputs.get("local_only", [])]

@@ -10,6 +10,7 @@ moto keeps its backends in process-wide globals, so two emulators in one process
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -24,16 +25,17 @@ from moto.moto_server import werkzeug_app
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from sagemaker_emulator import persistence
-from sagemaker_emulator.actions import INTERNAL_HEADER, ActionRecorder
 from sagemaker_emulator.auth import Credentials
-from sagemaker_emulator.iam_policy import role_policies
+from sagemaker_emulator.iam.actions import INTERNAL_HEADER, ActionRecorder
+from sagemaker_emulator.iam.evaluation import role_policies
+from sagemaker_emulator.jobs.endpoints import stop_all as stop_endpoints
+from sagemaker_emulator.jobs.process import Supervisor
 from sagemaker_emulator.loopback import is_loopback
-from sagemaker_emulator.moto_store import MotoStore
-from sagemaker_emulator.persistence import StateStore
-from sagemaker_emulator.resources.endpoints import stop_all as stop_endpoints
 from sagemaker_emulator.server import EmulatorApp
-from sagemaker_emulator.state import Clock, EmulatorState, Limits, Services, SystemClock
+from sagemaker_emulator.state import Clock, EmulatorState, Limits, Services, SystemClock, Timings
+from sagemaker_emulator.store import persistence
+from sagemaker_emulator.store.moto_store import MotoStore
+from sagemaker_emulator.store.persistence import StateStore
 
 LOG = logging.getLogger(__name__)
 
@@ -83,7 +85,11 @@ class _QuietHandler(MotoRequestHandler):
 
 
 class Emulator:
-    """A local SageMaker on ``host:port`` (loopback only); ``port=0`` picks a free port."""
+    """A local SageMaker on ``host:port`` (loopback only); ``port=0`` picks a free port.
+
+    The assembly: it builds the state's collaborators (clock, clients, the child :class:`Supervisor`) and knobs
+    (``limits``, ``timings``; ``stop_grace_seconds`` overrides the one timing callers most often change).
+    """
 
     def __init__(
         self,
@@ -93,7 +99,8 @@ class Emulator:
         workdir: Path | None = None,
         clock: Clock | None = None,
         limits: Limits | None = None,
-        stop_grace_seconds: float = 10.0,
+        timings: Timings | None = None,
+        stop_grace_seconds: float | None = None,
         credentials: Credentials | None = None,
         idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS,
         state_dir: Path | None = None,
@@ -130,14 +137,20 @@ class Emulator:
             client=self.client,
             credentials=self.credentials,
             url=self.url,
-            stop_grace_seconds=stop_grace_seconds,
+            supervisor=Supervisor(),
+            timings=timings or Timings(),
         )
+        if stop_grace_seconds is not None:
+            self.services.timings = dataclasses.replace(self.services.timings, stop_grace_seconds=stop_grace_seconds)
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._moto_store = self._state_store = None
         if state_dir is not None:
-            self._moto_store = MotoStore(Path(state_dir) / "moto", self.internal_client, interval=1.0)
-            self._state_store = StateStore(Path(state_dir))
+            saves = self.services.timings
+            self._moto_store = MotoStore(
+                Path(state_dir) / "moto", self.internal_client, interval=saves.moto_save_seconds
+            )
+            self._state_store = StateStore(Path(state_dir), interval=saves.state_save_seconds)
             app.on_moto_change = self._moto_store.mark_dirty
 
     def start(self) -> Emulator:

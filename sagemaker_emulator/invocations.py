@@ -24,8 +24,8 @@ import urllib3
 from sagemaker_emulator.errors import ModelError, RuntimeValidationError
 from sagemaker_emulator.jobs.hosting import Deployment, Variant
 from sagemaker_emulator.jobs.logs import endpoint_group
-from sagemaker_emulator.resources.endpoints import LIVE, Endpoint
-from sagemaker_emulator.state import EmulatorState
+from sagemaker_emulator.resources.endpoints import Endpoint
+from sagemaker_emulator.state import LIVE, EmulatorState
 
 
 class ServiceUnavailable(RuntimeValidationError):

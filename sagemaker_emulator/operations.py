@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from functools import cache
+
+import botocore.session
+
+from sagemaker_emulator.validation import validate
 
 Handler = Callable[[object, dict], dict]
 
@@ -34,6 +39,22 @@ def operation(name: str) -> Callable[[Handler], Handler]:
         return handler
 
     return register
+
+
+@cache
+def service_model():
+    """botocore's model of the SageMaker API, which every request is validated against."""
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+def call(state, name: str, params: dict) -> dict:
+    """Run operation ``name`` as a request runs it: ``params`` validated against its input shape, then the handler.
+
+    The server answers every SageMaker request through here; a tuning job launches its training jobs through here
+    too, so they are checked like the ones a caller creates.
+    """
+    validate(service_model().operation_model(name).input_shape, params)
+    return operations()[name](state, params)
 
 
 def operations() -> dict[str, Handler]:

@@ -8,7 +8,7 @@ variables (``AWS_ENDPOINT_URL_SAGEMAKER``, ``..._SAGEMAKER_RUNTIME``) may name t
   validated against botocore's input shape before the handler runs.
 - SageMaker Runtime: ``POST /endpoints/<name>/invocations`` (REST, raw body, ``Content-Type``/``Accept``).
 - ``iam:SimulatePrincipalPolicy``, which moto lacks and SDK v3 calls to validate roles: evaluated against the role's
-  inline and attached policies (``iam_policy``), so a role lacking a permission is refused here as on AWS.
+  inline and attached policies (``iam/simulate.py``), so a role lacking a permission is refused here as on AWS.
 - Everything else (S3, STS, IAM, CloudWatch Logs): moto's WSGI application.
 Before any of that, every request passes the gate (:meth:`EmulatorApp._refusal`), because the emulator runs code on
 request and a web page or another local user must not be able to drive it:
@@ -36,7 +36,6 @@ from xml.sax.saxutils import escape
 import botocore.session
 from werkzeug.wrappers import Request, Response
 
-from sagemaker_emulator.actions import ActionRecorder
 from sagemaker_emulator.auth import AuthFailure, Credentials, SignedRequest, Verifier
 from sagemaker_emulator.errors import (
     InternalFailure,
@@ -46,11 +45,12 @@ from sagemaker_emulator.errors import (
     UnknownOperationException,
     ValidationException,
 )
-from sagemaker_emulator.iam_policy import NoSuchRole, evaluate
+from sagemaker_emulator.iam.actions import ActionRecorder
+from sagemaker_emulator.iam.simulate import simulate_principal_policy
 from sagemaker_emulator.invocations import invoke_endpoint
-from sagemaker_emulator.moto_store import changes_state
-from sagemaker_emulator.operations import operations
+from sagemaker_emulator.operations import call, operations, service_model
 from sagemaker_emulator.state import EmulatorState
+from sagemaker_emulator.store.moto_store import changes_state
 from sagemaker_emulator.validation import validate
 
 LOG = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class EmulatorApp:
         self.recorder: ActionRecorder | None = None  # notes each signed request's IAM action, when recording
         self.handlers = operations()
         session = botocore.session.get_session()
-        self.sagemaker_model = session.get_service_model("sagemaker")
+        self.sagemaker_model = service_model()
         self.runtime_shape = (
             session.get_service_model("sagemaker-runtime").operation_model("InvokeEndpoint").input_shape
         )
@@ -262,7 +262,8 @@ class EmulatorApp:
         if service == "iam" and method == "POST":
             form = parse_qs(_buffer_body(environ).decode("utf-8", "replace"))
             if form.get("Action") == ["SimulatePrincipalPolicy"]:
-                return self._simulate_principal_policy(form)(environ, start_response)
+                status, xml = simulate_principal_policy(form, self.role_policies)
+                return Response(xml, status=status, content_type="text/xml")(environ, start_response)
             operation = (form.get("Action") or [""])[0]
         elif service == "logs":
             operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
@@ -270,29 +271,6 @@ class EmulatorApp:
         if self.on_moto_change is not None and changes_state(service, method, operation):
             self.on_moto_change(service)  # after moto answered, so a save that follows sees the change
         return result
-
-    def _simulate_principal_policy(self, form: dict) -> Response:
-        """Each action on each resource (``*`` when none is given) judged by the role's own policies."""
-        source = (form.get("PolicySourceArn") or [""])[0]
-        actions = _members(form, "ActionNames")
-        if not source or not actions:
-            return _iam_error(400, "ValidationError", "PolicySourceArn and ActionNames are required.")
-        try:
-            policies = self.role_policies(source)
-        except NoSuchRole as error:
-            return _iam_error(404, "NoSuchEntity", str(error))
-        resources = _members(form, "ResourceArns") or ["*"]
-        results = "".join(
-            _evaluation_result(evaluate(policies, action, resource)) for action in actions for resource in resources
-        )
-        xml = (
-            '<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
-            "<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated>"
-            f"<EvaluationResults>{results}</EvaluationResults></SimulatePrincipalPolicyResult>"
-            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-            "</SimulatePrincipalPolicyResponse>"
-        )
-        return Response(xml, status=200, content_type="text/xml")
 
     def _sagemaker(self, request: Request, region: str) -> Response:
         invocation = _INVOCATIONS.match(request.path)
@@ -311,8 +289,7 @@ class EmulatorApp:
             return _json(failure.status, failure.body(), failure.code)
 
     def _call(self, name: str, raw: bytes, region: str) -> dict:
-        handler = self.handlers.get(name)
-        if handler is None:
+        if name not in self.handlers:
             known = name in self.sagemaker_model.operation_names
             raise UnknownOperationException(
                 f"Operation {name} is {'not supported by the local SageMaker emulator' if known else 'unknown'}; "
@@ -322,8 +299,7 @@ class EmulatorApp:
             params = json.loads(raw) if raw.strip() else {}
         except ValueError as error:
             raise SerializationException(f"The request body is not valid JSON: {error}") from None
-        validate(self.sagemaker_model.operation_model(name).input_shape, params)
-        return handler(self.state_for(region), params)
+        return call(self.state_for(region), name, params)
 
     def _invoke(self, request: Request, name: str, region: str) -> Response:
         params: dict = {"EndpointName": name, "Body": request.get_data()}
@@ -362,30 +338,3 @@ def _buffer_body(environ: dict) -> bytes:
     body = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(body)
     return body
-
-
-def _members(form: dict, name: str) -> list[str]:
-    keys = sorted((k for k in form if k.startswith(f"{name}.member.")), key=lambda k: int(k.rsplit(".", 1)[1]))
-    return [form[k][0] for k in keys]
-
-
-def _iam_error(status: int, code: str, message: str) -> Response:
-    xml = (
-        '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>'
-        f"<Code>{code}</Code><Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
-        "</ErrorResponse>"
-    )
-    return Response(xml, status=status, content_type="text/xml")
-
-
-def _evaluation_result(decision) -> str:
-    matched = "".join(f"<member><SourcePolicyId>{escape(p)}</SourcePolicyId></member>" for p in decision.matched)
-    missing = "".join(f"<member>{escape(key)}</member>" for key in decision.missing_context)
-    return (
-        "<member>"
-        f"<EvalActionName>{escape(decision.action)}</EvalActionName>"
-        f"<EvalResourceName>{escape(decision.resource)}</EvalResourceName>"
-        f"<EvalDecision>{decision.decision}</EvalDecision>"
-        f"<MatchedStatements>{matched}</MatchedStatements><MissingContextValues>{missing}</MissingContextValues>"
-        "</member>"
-    )

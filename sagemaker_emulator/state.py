@@ -16,11 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Generic, Protocol, TypeVar
 
+from sagemaker_emulator.algorithms.failures import INTERNAL_ERROR, failure_reason
 from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.errors import ResourceInUse, ResourceNotFound, ServiceError, ValidationException
-from sagemaker_emulator.jobs.process import Supervisor
 
 ACCOUNT_ID = "123456789012"  # moto's default account, which dummy credentials map to
+RUNNING = ("InProgress", "Stopping")  # a job's statuses while its work goes on (and counts against a quota)
+LIVE = ("InService", "Updating")  # an endpoint's statuses while it answers invocations
+
+
+def interrupted(noun: str) -> str:
+    """The FailureReason of a ``noun`` (a training job, ...) that was running when its emulator stopped."""
+    return failure_reason(
+        INTERNAL_ERROR,
+        f"The local SageMaker emulator stopped while this {noun} was running, so the {noun} was interrupted; its "
+        f"data and partial output are gone. Start a new {noun}.",
+    )
 
 
 class Clock(Protocol):
@@ -153,9 +164,43 @@ class Limits:
     training_memory_bytes: int | None = None  # every training job's memory limit; None: process.memory_limit's rule
 
 
+@dataclass(frozen=True)
+class Timings:
+    """How long the emulator waits, and how often it looks: every timing knob of the background work in one place."""
+
+    stop_grace_seconds: float = 10.0  # SIGTERM to SIGKILL when a training job is stopped (AWS allows 120 s)
+    model_stop_grace_seconds: float = 5.0  # the same for a model server that is no longer needed
+    invocation_timeout_seconds: float = 60.0  # a model server's answer to one invocation (AWS's 60 s)
+    model_ready_timeout_seconds: float = 300.0  # a model server's start, up to its port file
+    health_check_interval_seconds: float = 5.0  # how often each endpoint's monitor pings its model servers
+    health_check_timeout_seconds: float = 2.0  # a /ping slower than this counts as missed
+    health_check_misses: int = 3  # missed pings in a row before a live model server is replaced
+    max_instance_failures: int = 3  # this many failures of one variant within the window turn its endpoint Failed
+    instance_failure_window_seconds: float = 600.0
+    training_poll_seconds: float = 0.05  # how often a training run checks for a stop while its container runs
+    tuning_poll_seconds: float = 0.2  # how often a tuning driver looks at its training jobs
+    state_save_seconds: float = 0.5  # how often the SageMaker records are saved when they changed (with a home)
+    moto_save_seconds: float = 1.0  # how often moto's S3, Logs and IAM are saved when a request changed them
+
+
+class ChildSupervisor(Protocol):
+    """What owns the emulator's child processes (``jobs.process.Supervisor``, built by the emulator)."""
+
+    def adopt(self, child) -> None: ...
+
+    def release(self, child) -> None: ...
+
+    def live(self) -> list: ...
+
+    def stop_all(self) -> None: ...
+
+
 @dataclass
 class Services:
-    """What the handlers and job runners share: clock, limits, scratch space and AWS clients for moto."""
+    """What the handlers and job runners depend on: clock, scratch space, AWS clients for moto, the child supervisor.
+
+    ``limits`` and ``timings`` are the two frozen tables of knobs; everything else here is a collaborator.
+    """
 
     clock: Clock
     workdir: Path
@@ -163,14 +208,8 @@ class Services:
     client: Callable[[str, str], object]  # (service, region) -> boto3 client bound to this emulator
     credentials: Credentials  # the key pair every request must be signed with; containers get it too
     url: str  # where containers reach the emulator (their AWS_ENDPOINT_URL)
-    supervisor: Supervisor = field(default_factory=Supervisor)
-    stop_grace_seconds: float = 10.0
-    invocation_timeout_seconds: float = 60.0
-    health_check_interval_seconds: float = 5.0  # how often each endpoint's monitor pings its model servers
-    health_check_timeout_seconds: float = 2.0  # a /ping slower than this counts as missed
-    health_check_misses: int = 3  # missed pings in a row before a live model server is replaced
-    max_instance_failures: int = 3  # this many failures of one variant within the window turn its endpoint Failed
-    instance_failure_window_seconds: float = 600.0
+    supervisor: ChildSupervisor
+    timings: Timings = field(default_factory=Timings)
 
 
 class EmulatorState:

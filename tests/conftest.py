@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 import sagemaker_emulator
+from sagemaker_emulator.algorithms.registry import PLUGINS_VARIABLE
+
+# The test algorithm, registered for every emulator (and container) the tests start, in this process or a child.
+os.environ[PLUGINS_VARIABLE] = f"mean-regressor={Path(__file__).parent / 'emulator' / 'mean_regressor.py'}"
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ and on failure writes ``output/failure`` (``ClientError: ...`` for the caller's 
 for the algorithm's). SIGTERM (StopTrainingJob, MaxRuntimeInSeconds) ends training; whatever the algorithm has
 saved in ``model/`` by then is still uploaded. ``--report`` receives the plug-in's metric definitions.
 ``--memory-limit`` caps the container's memory (:func:`limit_memory`); running out of it (a ``MemoryError``) fails
-the job with SageMaker's out-of-memory reason (:func:`out_of_memory_reason`), ``--memory-note`` saying which limit.
+the job with SageMaker's out-of-memory reason (``failures.out_of_memory_reason``), ``--memory-note`` saying which limit.
 A framework image (script mode, ``framework.py``) instead runs the job's ``ContainerEntrypoint`` and
 ``ContainerArguments`` (``--entrypoint``, ``--arguments``), as ``docker run --entrypoint`` would; its hyperparameters
 and channels are the script's business, so they are not checked here.
@@ -33,18 +33,23 @@ import traceback
 from pathlib import Path
 
 from sagemaker_emulator.algorithms.base import AlgorithmError, Channel, ClientError, log, parse_hyperparameters
+from sagemaker_emulator.algorithms.failures import (
+    ALGORITHM_ERROR,
+    CLIENT_ERROR,
+    failure_reason,
+    out_of_memory_reason,
+)
 from sagemaker_emulator.algorithms.framework import MXNET_OUT_OF_MEMORY, ScriptOutOfMemory
+from sagemaker_emulator.algorithms.layout import JobLayout
+from sagemaker_emulator.algorithms.media import parse_media_type
 from sagemaker_emulator.algorithms.registry import is_framework, load_plugin
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.jobs.layout import JobLayout
 
 EXIT_CLIENT_ERROR = 1
 EXIT_ALGORITHM_ERROR = 2
 EXIT_STOPPED = 143  # 128 + SIGTERM, what a container stopped by SageMaker reports
 EXIT_OUT_OF_MEMORY = 137  # 128 + SIGKILL, what a container killed for its memory reports
 
-# SageMaker's FailureReason (after "ClientError: ") for a job whose container ran out of memory
-OUT_OF_MEMORY = "Please use an instance type with more memory, or reduce the size of job data processed on an instance."
 NO_MEMORY_LIMIT = "this machine's memory"
 
 
@@ -54,10 +59,6 @@ class Stopped(BaseException):
 
 def _on_sigterm(signum, frame):
     raise Stopped()
-
-
-def media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def check_channels(declared: dict[str, Channel], given: dict[str, dict]) -> None:
@@ -83,7 +84,7 @@ def check_channels(declared: dict[str, Channel], given: dict[str, dict]) -> None
     for name, config in given.items():
         accepted = declared[name].content_types
         content_type = config.get("ContentType")
-        if accepted and content_type and media_type(content_type) not in accepted:
+        if accepted and content_type and parse_media_type(content_type)[0] not in accepted:
             raise ClientError(
                 f"Unable to initialize the algorithm. Channel '{name}' has content type '{content_type}'; this "
                 f"algorithm reads {', '.join(accepted)} (caused by ValidationError)"
@@ -96,14 +97,6 @@ def metric_definitions(plugin) -> list[dict]:
     if isinstance(declared, dict):
         return [{"Name": name, "Regex": regex} for name, regex in declared.items()]
     return list(declared)
-
-
-def out_of_memory_reason(limit_note: str, detail: str) -> str:
-    """A FailureReason for running out of memory: SageMaker's words, then the limit here and what happened."""
-    return (
-        f"ClientError: {OUT_OF_MEMORY} The training container ran out of memory under its limit of {limit_note}: "
-        f"{detail}"
-    )
 
 
 def limit_memory(limit: int, note: str) -> None:
@@ -170,10 +163,10 @@ def train(
         log("Received SIGTERM: training stopped.")
         return EXIT_STOPPED
     except (ClientError, JobInputError) as error:  # JobInputError: a channel or file name the layout refused
-        _fail(layout, f"ClientError: {error}")
+        _fail(layout, failure_reason(CLIENT_ERROR, str(error)))
         return EXIT_CLIENT_ERROR
     except AlgorithmError as error:
-        _fail(layout, f"AlgorithmError: {error}")
+        _fail(layout, failure_reason(ALGORITHM_ERROR, str(error)))
         return EXIT_ALGORITHM_ERROR
     except ScriptOutOfMemory as error:
         _fail(layout, out_of_memory_reason(memory_note, str(error)))
@@ -184,13 +177,13 @@ def train(
             what = f"MemoryError: {error}" if isinstance(error, MemoryError) else MXNET_OUT_OF_MEMORY
             _fail(layout, out_of_memory_reason(memory_note, what))
             return EXIT_OUT_OF_MEMORY
-        _fail(layout, f"AlgorithmError: {type(error).__name__}: {error}")
+        _fail(layout, failure_reason(ALGORITHM_ERROR, f"{type(error).__name__}: {error}"))
         return EXIT_ALGORITHM_ERROR
     return 0
 
 
 def serve(image: str, model_dir: Path, port_file: Path, failure: Path | None) -> int:
-    from sagemaker_emulator.model_server import serve_forever
+    from sagemaker_emulator.algorithms.model_server import serve_forever
 
     log(f"Loading the model from {model_dir} for {image}")
     try:

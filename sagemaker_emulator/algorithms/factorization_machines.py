@@ -52,7 +52,8 @@ from sagemaker_emulator.algorithms.base import (
     Text,
     log,
 )
-from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.algorithms.media import parse_media_type
 
 CLASSIFIER = "binary_classifier"
 REGRESSOR = "regressor"
@@ -195,7 +196,7 @@ def _initializer(group: str, config: dict[str, Any]) -> Callable[[tuple[int, ...
 def _read_channel(layout: JobLayout, channel: str, config: dict[str, Any]) -> tuple[sp.csr_matrix, np.ndarray]:
     """All files of a channel as one matrix and its labels, or a ClientError naming what is wrong."""
     content_type = layout.input_data_config()[channel].get("ContentType") or payloads.RECORDIO
-    if payloads.parse_media_type(content_type)[0] != payloads.RECORDIO:
+    if parse_media_type(content_type)[0] != payloads.RECORDIO:
         raise ClientError(
             f"Channel '{channel}' has content type '{content_type}': factorization-machines reads only "
             f"{payloads.RECORDIO} (Float32 tensors)"

@@ -43,15 +43,16 @@ import tempfile
 from pathlib import Path
 
 from sagemaker_emulator.algorithms.base import AlgorithmError, ClientError, log
+from sagemaker_emulator.algorithms.failures import ALGORITHM_ERROR, room
+from sagemaker_emulator.algorithms.layout import JobLayout
 from sagemaker_emulator.algorithms.registry import image_repository
-from sagemaker_emulator.jobs.layout import JobLayout
 
 CONTAINER_ROOT = "/opt/ml"
 DRIVERS_CHANNEL = "sm_drivers"
 TAIL_LINES = 5
 TAIL_CHARS = 400
 OUTPUT_LINES = 200  # how much output is kept to find the script's error in
-REASON_CHARS = 1024 - len("AlgorithmError: ")
+REASON_CHARS = room(ALGORITHM_ERROR)
 STOP_GRACE_SECONDS = 5.0
 
 # image repository → the distribution that stands in for the image's framework

@@ -59,7 +59,8 @@ from sagemaker_emulator.algorithms.base import (
     Text,
     log,
 )
-from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.algorithms.media import parse_media_type
 
 CLASSIFIER = "classifier"
 REGRESSOR = "regressor"
@@ -281,7 +282,7 @@ def _check_configuration(config: dict[str, Any]) -> Reduction | None:
 def _read_chunks(layout: JobLayout, channel: str, config: dict[str, Any]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(dense float32 features, labels) chunks of at most mini_batch_size rows, from every file of a channel."""
     content_type = layout.input_data_config()[channel].get("ContentType") or payloads.RECORDIO
-    mime, params = payloads.parse_media_type(content_type)
+    mime, params = parse_media_type(content_type)
     if mime not in (payloads.RECORDIO, payloads.CSV):
         raise ClientError(
             f"Channel '{channel}' has content type '{content_type}': knn reads {payloads.RECORDIO} or {payloads.CSV}"

@@ -26,10 +26,10 @@ from sagemaker_emulator.algorithms.base import (
     log,
     parse_hyperparameters,
 )
+from sagemaker_emulator.algorithms.layout import JobLayout
 from sagemaker_emulator.algorithms.object2vec_network import COMPARATORS
 from sagemaker_emulator.algorithms.object2vec_serving import load_predictor
 from sagemaker_emulator.algorithms.object2vec_training import run_training
-from sagemaker_emulator.jobs.layout import JobLayout
 
 JSONLINES = "application/jsonlines"
 ENCODER_KEYS = (

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sagemaker_emulator.algorithms.base import PayloadError, Predictor
+from sagemaker_emulator.algorithms.media import accepted, parse_media_type
 from sagemaker_emulator.algorithms.object2vec_data import RecordError, decode_lines, encode_side
 from sagemaker_emulator.algorithms.object2vec_network import load_model
 from sagemaker_emulator.algorithms.object2vec_training import embed, predict
@@ -25,17 +26,9 @@ JSONLINES = "application/jsonlines"
 UNEVALUABLE = "unable to evaluate payload provided"
 
 
-def _media_type(header: str) -> tuple[str, dict[str, str]]:
-    """``type/subtype`` (lower case) and its parameters, from a ContentType or Accept value."""
-    kind, *parameters = header.split(";")
-    pairs = (parameter.partition("=") for parameter in parameters)
-    return kind.strip().lower(), {key.strip().lower(): value.strip() for key, _, value in pairs}
-
-
 def _response_type(accept: str) -> str:
     """The first of JSON / JSON Lines the Accept header allows (JSON when it allows anything)."""
-    for choice in (accept or "").split(","):
-        kind = _media_type(choice)[0]
+    for kind, _ in accepted(accept):
         if kind in ("", "*/*", "application/*", JSON):
             return JSON
         if kind == JSONLINES:
@@ -97,7 +90,7 @@ def load_predictor(model_dir: Path) -> Predictor:
             raise PayloadError(f"{UNEVALUABLE}: {error}") from None
 
     def predictor(body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-        kind, parameters = _media_type(content_type or "")
+        kind, parameters = parse_media_type(content_type)
         if kind not in (JSON, JSONLINES):
             raise PayloadError(f"content-type {content_type} not supported; use {JSON} or {JSONLINES}", status=415)
         response_type = _response_type(accept)

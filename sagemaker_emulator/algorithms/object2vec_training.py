@@ -20,6 +20,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from sagemaker_emulator.algorithms.base import ClientError, log
+from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout
 from sagemaker_emulator.algorithms.object2vec_data import (
     RecordError,
     Side,
@@ -29,9 +30,8 @@ from sagemaker_emulator.algorithms.object2vec_data import (
     read_pretrained_embeddings,
 )
 from sagemaker_emulator.algorithms.object2vec_network import Object2VecNetwork, build_network, load_model, save_model
+from sagemaker_emulator.algorithms.paths import confined
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
-from sagemaker_emulator.paths import confined
 
 SEED = 0
 EVALUATION_BATCH = 4096

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from recordio_protobuf import read_matrix, write_label_records
 from sagemaker_emulator.algorithms.base import PayloadError
+from sagemaker_emulator.algorithms.media import accepted, parse_media_type
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
@@ -33,17 +34,6 @@ RECORDIO = "application/x-recordio-protobuf"
 CSV = "text/csv"
 
 _BAD_PAYLOAD = "Unable to evaluate payload provided"
-
-
-def parse_media_type(header: str | None) -> tuple[str, dict[str, str]]:
-    """Split ``type/subtype; key=value`` into the lower-cased media type and its parameters."""
-    parts = (header or "").split(";")
-    params = {}
-    for part in parts[1:]:
-        key, _, value = part.partition("=")
-        if key.strip():
-            params[key.strip().lower()] = value.strip().strip('"')
-    return parts[0].strip().lower(), params
 
 
 def negotiate_accept(header: str | None, supported: tuple[str, ...]) -> tuple[str, dict[str, str]]:
@@ -54,8 +44,7 @@ def negotiate_accept(header: str | None, supported: tuple[str, ...]) -> tuple[st
     """
     if not header or not header.strip():
         return supported[0], {}
-    for candidate in header.split(","):
-        mime, params = parse_media_type(candidate)
+    for mime, params in accepted(header):
         if mime in ("*/*", "application/*"):
             return supported[0], params
         if mime in supported:

@@ -1,20 +1,20 @@
 """Hosting an endpoint: a model server per production variant, kept healthy as SageMaker keeps its instances.
 
-The runner behind ``resources/endpoints.py`` (the Endpoint resource and its control-plane operations); like every
-runner it never imports a resource module, so what the endpoint must learn comes back through the callback given
-to :meth:`Deployment.watch`. ``sagemaker_emulator/hosting.py`` runs one container; this module runs a fleet.
+The runner behind an endpoint's lifecycle (``jobs/endpoints.py``); like every runner it never imports a resource
+module, so what the endpoint must learn comes back through the callback given to :meth:`Deployment.watch`.
+``jobs/inference.py`` runs one container; this module runs a fleet.
 
 Health: SageMaker replaces an instance that fails its health checks and the endpoint stays ``InService``.
 - One monitor thread per deployment calls each model server's ``GET /ping`` every
-  ``Services.health_check_interval_seconds`` (5 s by default: a loopback ping costs nothing). A server whose
-  process has exited, or that misses ``Services.health_check_misses`` (3) pings in a row (no 200 within
+  ``Timings.health_check_interval_seconds`` (5 s by default: a loopback ping costs nothing). A server whose
+  process has exited, or that misses ``Timings.health_check_misses`` (3) pings in a row (no 200 within
   ``health_check_timeout_seconds``, 2 s), so that one slow answer under load is not taken for a hang, is killed
   and replaced: the model is downloaded again and a new container starts, under a new instance id and log stream.
   The failed instance's stream ends with a line saying why; the new stream starts with the one it replaces.
 - While a variant has no live server, invocations routed to it are refused at once (``invocations.py`` answers
   ``ServiceUnavailable``) and call :meth:`Deployment.check_soon`, so the first request after a crash starts the
   replacement without waiting for the next tick.
-- A model that keeps crashing: the ``Services.max_instance_failures``-th (3) failure of one variant within
+- A model that keeps crashing: the ``Timings.max_instance_failures``-th (3) failure of one variant within
   ``instance_failure_window_seconds`` (600 s) ends the deployment and calls ``on_failure(reason)``, and the
   endpoint turns ``Failed``. A failure is an instance that died or went silent, or a replacement that did not
   start. Three, because one crash can be a fluke (a memory spike) and two a coincidence, while a model failing
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sagemaker_emulator.hosting import HostingError, ModelServer, launch
+from sagemaker_emulator.jobs.inference import HostingError, ModelServer, launch
 from sagemaker_emulator.jobs.logs import LogShipper, endpoint_group, instance_id
 from sagemaker_emulator.state import Services
 
@@ -147,7 +147,7 @@ class Deployment:
 
     def _watch(self) -> None:
         while not self._stopping.is_set() and self.failure is None:
-            self._wake.wait(self.services.health_check_interval_seconds)
+            self._wake.wait(self.services.timings.health_check_interval_seconds)
             self._wake.clear()
             for variant in self.variants:
                 if self._stopping.is_set() or self.failure is not None:
@@ -176,12 +176,12 @@ class Deployment:
         code = server.child.returncode
         if code is not None:
             return _exit_text(code)
-        timeout = self.services.health_check_timeout_seconds
+        timeout = self.services.timings.health_check_timeout_seconds
         if server.ping(timeout):
             variant.missed_pings = 0
             return None
         variant.missed_pings += 1
-        if variant.missed_pings < self.services.health_check_misses:
+        if variant.missed_pings < self.services.timings.health_check_misses:
             return None
         return f"it did not answer {variant.missed_pings} GET /ping health checks in a row within {timeout:g} s each"
 
@@ -205,9 +205,9 @@ class Deployment:
     def _fail(self, variant: Variant, logs: LogShipper, what: str) -> None:
         """Count a failure of ``variant``; log it, and give up on the deployment at the crash-loop threshold."""
         now = self.services.clock.now()
-        window = self.services.instance_failure_window_seconds
+        window = self.services.timings.instance_failure_window_seconds
         variant.failures = [moment for moment in variant.failures if now - moment < window] + [now]
-        if len(variant.failures) < self.services.max_instance_failures:
+        if len(variant.failures) < self.services.timings.max_instance_failures:
             _note(logs, f"{what} Replacing it.")
             return
         self.failure = (

@@ -18,10 +18,9 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from sagemaker_emulator.state import Services
+from sagemaker_emulator.algorithms.registry import PLUGINS_VARIABLE
 
 CONTAINER_MODULE = "sagemaker_emulator.algorithms.container"
 
@@ -29,7 +28,24 @@ CONTAINER_MODULE = "sagemaker_emulator.algorithms.container"
 # A container starts from a clean environment, as on SageMaker: none of the host's variables (WORKSHOP_*,
 # credentials, AWS_PROFILE, endpoint settings, the kernel's settings) reach a job or its log. Only what running
 # Python here needs passes through; HOME and every AWS_* variable come from sealed_environment instead.
-INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS")
+INHERITED_VARIABLES = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "OMP_NUM_THREADS",
+    PLUGINS_VARIABLE,  # plug-ins registered outside the package (the tests' mean-regressor): see algorithms/registry
+)
+
+
+class Host(Protocol):
+    """What a child needs from the emulator (``state.Services`` is one): its URL, its key pair, its supervisor."""
+
+    url: str
+    credentials: object  # ``auth.Credentials``: ``as_environment()`` gives the container its key pair
+    supervisor: Supervisor
 
 
 def container_environment() -> dict[str, str]:
@@ -39,7 +55,7 @@ def container_environment() -> dict[str, str]:
     return env
 
 
-def sealed_environment(services: Services, region: str, home: Path) -> dict[str, str]:
+def sealed_environment(services: Host, region: str, home: Path) -> dict[str, str]:
     """The AWS a container sees: this emulator's endpoint and session key, its job's region, a private HOME.
 
     On SageMaker a container's AWS calls go to the job's region with the execution role's credentials; here
@@ -160,7 +176,7 @@ class ChildProcess:
     """
 
     def __init__(
-        self, args: list[str], cwd: Path, env: dict[str, str] | None, *, services: Services, region: str, home: Path
+        self, args: list[str], cwd: Path, env: dict[str, str] | None, *, services: Host, region: str, home: Path
     ):
         child_env = {**container_environment(), **(env or {}), **sealed_environment(services, region, home)}
         child_env["PYTHONUNBUFFERED"] = "1"

@@ -5,7 +5,7 @@
   ``.../input/code`` and runs it from ``/opt/ml/input/data/code``), else relative to the prefix's parent folder
   (``s3://b/data/train.csv`` becomes ``train.csv``). Keys ending in ``/`` (folder markers) are skipped.
 - ``ManifestFile``: a JSON list, ``[{"prefix": "s3://b/p/"}, "relative/key", ...]``; each entry lands at itself.
-Where an object lands is checked by :func:`sagemaker_emulator.paths.confined` before anything is written: a key
+Where an object lands is checked by :func:`sagemaker_emulator.algorithms.paths.confined` before anything is written: a key
 that would leave its folder (``..``, ``prefix//abs``, over-long names) fails the job. Faults in what the caller
 gave (an empty prefix, a missing object, such a key) raise :class:`~sagemaker_emulator.errors.JobInputError`.
 Batch transform only names S3 output objects after relative keys, so it takes them as they are, as AWS does.
@@ -20,8 +20,8 @@ from pathlib import Path, PurePosixPath
 
 from botocore.exceptions import ClientError as BotoClientError
 
+from sagemaker_emulator.algorithms.paths import confined
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.paths import confined
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def download(client, objects: list[S3Object], folder: Path) -> None:
     """Every object at its relative path in ``folder``; all paths are checked before the first is written.
 
     Raises:
-        JobInputError: a path that would leave ``folder`` (see :mod:`sagemaker_emulator.paths`), or two keys that
+        JobInputError: a path that would leave ``folder`` (see :mod:`sagemaker_emulator.algorithms.paths`), or two keys that
             need the same path as a file and as a folder (``p/a`` and ``p/a/b``).
     """
     targets = [confined(folder, item.relative, f'The S3 object "{item.uri}"') for item in objects]

@@ -20,11 +20,19 @@ import shutil
 import signal
 import threading
 import uuid
+from typing import Protocol
 
-from sagemaker_emulator.algorithms.container import out_of_memory_reason
+from sagemaker_emulator.algorithms.failures import (
+    ALGORITHM_ERROR,
+    CLIENT_ERROR,
+    INTERNAL_ERROR,
+    capped,
+    failure_reason,
+    out_of_memory_reason,
+)
+from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout, create_layout
 from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.jobs import s3
-from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout, create_layout
 from sagemaker_emulator.jobs.logs import TRAINING_GROUP, LogShipper
 from sagemaker_emulator.jobs.metrics import MetricCollector
 from sagemaker_emulator.jobs.process import ChildProcess, container_command, memory_limit
@@ -32,8 +40,6 @@ from sagemaker_emulator.state import EmulatorState
 
 LOG = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.05
-DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 _CHANNEL_KEYS = ("ContentType", "RecordWrapperType", "CompressionType", "ShuffleConfig")
 
 # What each secondary status says (AWS's StatusMessage wording). The runner says what a step is doing; the
@@ -50,7 +56,34 @@ MESSAGES = {
 }
 
 
-def start_training(state: EmulatorState, job) -> threading.Thread:
+class Training(Protocol):
+    """What the runner reads and changes of its training job (``resources/training_jobs.py``)."""
+
+    name: str
+    arn: str
+    params: dict
+    lock: threading.RLock
+    stop_requested: threading.Event
+    start_time: float | None
+    final_metrics: list[dict]
+    max_runtime_exceeded: bool
+
+    @property
+    def image(self) -> str: ...
+
+    @property
+    def artifact_uri(self) -> str: ...
+
+    def enter(self, status: str, now: float, message: str | None = None) -> None: ...
+
+    def note(self, message: str, now: float) -> None: ...
+
+    def request_stop(self, now: float) -> bool: ...
+
+    def finish(self, status: str, reason: str | None = None) -> bool: ...
+
+
+def start_training(state: EmulatorState, job: Training) -> threading.Thread:
     thread = threading.Thread(target=TrainingRun(state, job).run, name=f"training:{job.name}", daemon=True)
     thread.start()
     return thread
@@ -61,7 +94,7 @@ class _Ended(Exception):
 
 
 class TrainingRun:
-    def __init__(self, state: EmulatorState, job):
+    def __init__(self, state: EmulatorState, job: Training):
         self.state = state
         self.job = job
         self.services = state.services
@@ -71,9 +104,8 @@ class TrainingRun:
         self.metrics = MetricCollector(state.now, self.custom_metrics)
         self.report = self.folder / "container-report.json"
         self._builtin_loaded = False
-        self.max_runtime_hit = False
         self.memory = memory_limit(
-            job.params["ResourceConfig"].get("InstanceType", DEFAULT_INSTANCE_TYPE),
+            job.params["ResourceConfig"]["InstanceType"],
             self.services.limits.training_memory_bytes,
         )
 
@@ -83,10 +115,11 @@ class TrainingRun:
         except _Ended:
             self._end_stopped()
         except JobInputError as error:
-            self._fail(f"ClientError: {error}")
+            self._fail(failure_reason(CLIENT_ERROR, str(error)))
         except Exception as error:
             LOG.exception("training job %s: emulator fault", self.job.name)
-            self._fail(f"InternalServerError: We encountered an internal error. ({type(error).__name__}: {error})")
+            internal = f"We encountered an internal error. ({type(error).__name__}: {error})"
+            self._fail(failure_reason(INTERNAL_ERROR, internal))
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -97,7 +130,7 @@ class TrainingRun:
         if self.state.retired.is_set() or self.job.stop_requested.is_set():
             raise _Ended()
         if self._runtime_exceeded():
-            self.max_runtime_hit = True
+            self.job.max_runtime_exceeded = True
             raise _Ended()
 
     def _runtime_exceeded(self) -> bool:
@@ -126,7 +159,7 @@ class TrainingRun:
             self.folder / "opt_ml",
             {key: str(value) for key, value in job.params["HyperParameters"].items()},
             channels,
-            job.params["ResourceConfig"].get("InstanceType", DEFAULT_INSTANCE_TYPE),
+            job.params["ResourceConfig"]["InstanceType"],
         )
         s3_client = self.services.client("s3", self.state.region)
         for channel in job.params.get("InputDataConfig", []):
@@ -195,13 +228,13 @@ class TrainingRun:
         logs.follow(child.stdout)
         job.note(MESSAGES["Training"], self._now())
         try:
-            while child.wait(POLL_SECONDS) is None:
+            while child.wait(self.services.timings.training_poll_seconds) is None:
                 if self.state.retired.is_set() or job.stop_requested.is_set():
                     break
                 if self._runtime_exceeded():
-                    self.max_runtime_hit = True
+                    job.max_runtime_exceeded = True
                     break
-            code = child.terminate(self.services.stop_grace_seconds)
+            code = child.terminate(self.services.timings.stop_grace_seconds)
         finally:
             logs.close()
         self.job.final_metrics = self.metrics.final()
@@ -209,7 +242,7 @@ class TrainingRun:
 
     def _conclude(self, code: int) -> None:
         job, layout = self.job, self.layout
-        if self.max_runtime_hit or job.stop_requested.is_set() or self.state.retired.is_set():
+        if job.max_runtime_exceeded or job.stop_requested.is_set() or self.state.retired.is_set():
             self._end_stopped()
             return
         if code == -signal.SIGKILL:  # the emulator's own SIGKILL only follows a stop, handled above
@@ -223,18 +256,18 @@ class TrainingRun:
             return
         if layout.failure_file.exists() or code != 0:
             reason = (
-                layout.failure_file.read_text().strip()
+                capped(layout.failure_file.read_text().strip())
                 if layout.failure_file.exists()
-                else (
-                    f"AlgorithmError: the algorithm process exited with code {code}; see the job's log stream in "
-                    f"{TRAINING_GROUP}"
+                else failure_reason(
+                    ALGORITHM_ERROR,
+                    f"the algorithm process exited with code {code}; see the job's log stream in {TRAINING_GROUP}",
                 )
             )
             self._fail(reason)
             return
         job.enter("Uploading", self._now())
         self._upload()
-        job.finish("Completed", "Completed", self._now())
+        job.finish("Completed")
 
     def _upload(self, only_if_saved: bool = False) -> None:
         layout = self.layout
@@ -251,21 +284,15 @@ class TrainingRun:
         job = self.job
         if self.state.retired.is_set():
             return
-        if self.max_runtime_hit:
-            with job.lock:
-                if job.advance("Stopping", self._now()):
-                    job.enter("Stopping", self._now())
+        if job.max_runtime_exceeded:
+            job.request_stop(self._now())
         try:
             self._upload(only_if_saved=True)
         except Exception:
             LOG.warning("training job %s: could not upload what was saved before the stop", job.name, exc_info=True)
-        secondary = "MaxRuntimeExceeded" if self.max_runtime_hit else "Stopped"
-        job.finish("Stopped", secondary, self._now())
+        job.finish("Stopped")
 
     def _fail(self, reason: str) -> None:
         if self.state.retired.is_set():
             return
-        reason = reason[:1024]
-        with self.job.lock:
-            if self.job.finish("Failed", "Failed", self._now(), reason):
-                self.job.failure_reason = reason
+        self.job.finish("Failed", reason)

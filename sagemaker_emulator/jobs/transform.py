@@ -19,10 +19,12 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Protocol
 
+from sagemaker_emulator.algorithms.failures import CLIENT_ERROR, INTERNAL_ERROR, failure_reason
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.hosting import HostingError, launch
 from sagemaker_emulator.jobs import s3
+from sagemaker_emulator.jobs.inference import HostingError, launch
 from sagemaker_emulator.jobs.logs import TRANSFORM_GROUP, LogShipper, instance_id
 from sagemaker_emulator.state import EmulatorState
 
@@ -80,7 +82,19 @@ def assemble(answers: list[bytes], assemble_with: str) -> bytes:
     return b"".join(answers)
 
 
-def start_transform(state: EmulatorState, job) -> threading.Thread:
+class Transform(Protocol):
+    """What the runner reads and changes of its transform job (``resources/transform_jobs.py``)."""
+
+    name: str
+    params: dict
+    container: dict
+    stop_requested: threading.Event
+    start_time: float | None
+
+    def finish(self, status: str, reason: str | None = None) -> bool: ...
+
+
+def start_transform(state: EmulatorState, job: Transform) -> threading.Thread:
     thread = threading.Thread(target=TransformRun(state, job).run, name=f"transform:{job.name}", daemon=True)
     thread.start()
     return thread
@@ -91,7 +105,7 @@ class _Stopped(Exception):
 
 
 class TransformRun:
-    def __init__(self, state: EmulatorState, job):
+    def __init__(self, state: EmulatorState, job: Transform):
         self.state = state
         self.job = job
         self.services = state.services
@@ -110,14 +124,15 @@ class TransformRun:
             job.start_time = self.state.now()
             server = launch(self.services, self.state.region, job.container, self.folder, logs, "AllTraffic")
             self._transform(server)
-            job.finish("Completed", self.state.now())
+            job.finish("Completed")
         except _Stopped:
-            job.finish("Stopped", self.state.now())
+            job.finish("Stopped")
         except (JobInputError, HostingError) as error:
-            self._fail(f"ClientError: {error}")
+            self._fail(failure_reason(CLIENT_ERROR, str(error)))
         except Exception as error:
             LOG.exception("transform job %s: emulator fault", job.name)
-            self._fail(f"InternalServerError: We encountered an internal error. ({type(error).__name__}: {error})")
+            internal = f"We encountered an internal error. ({type(error).__name__}: {error})"
+            self._fail(failure_reason(INTERNAL_ERROR, internal))
         finally:
             if server is not None:
                 server.stop()
@@ -127,7 +142,7 @@ class TransformRun:
 
     def _fail(self, reason: str) -> None:
         if not self.state.retired.is_set():
-            self.job.finish("Failed", self.state.now(), reason[:1024])
+            self.job.finish("Failed", reason)
 
     def _check(self) -> None:
         if self.job.stop_requested.is_set() or self.state.retired.is_set():
@@ -136,10 +151,10 @@ class TransformRun:
     def _transform(self, server) -> None:
         params = self.job.params
         source = params["TransformInput"]["DataSource"]["S3DataSource"]
-        split_type = params["TransformInput"].get("SplitType", "None")
+        split_type = params["TransformInput"]["SplitType"]
         content_type = params["TransformInput"].get("ContentType")
-        strategy = params.get("BatchStrategy", "MultiRecord")
-        max_bytes = params.get("MaxPayloadInMB", 6) * MIB
+        strategy = params["BatchStrategy"]
+        max_bytes = params["MaxPayloadInMB"] * MIB
         output = params["TransformOutput"]
         client = self.services.client("s3", self.state.region)
         for item in s3.list_source(client, source, self.state.region):
@@ -156,4 +171,4 @@ class TransformRun:
                     )
                 answers.append(reply.body)
             target = s3.join_uri(output["S3OutputPath"], item.relative + ".out")
-            s3.put_bytes(client, assemble(answers, output.get("AssembleWith", "None")), target, output.get("Accept"))
+            s3.put_bytes(client, assemble(answers, output["AssembleWith"]), target, output.get("Accept"))

@@ -1,7 +1,8 @@
 """Endpoints: Create/Describe/Delete/List/UpdateEndpoint and UpdateEndpointWeightsAndCapacities (hosting's control plane).
 
 Each production variant runs one model server. Starting, health-checking, replacing and stopping them is the
-runner's work (``jobs/hosting.py``: a :class:`Deployment` per configuration); InvokeEndpoint is the data plane's
+runners' work (``jobs/endpoints.py``, each request's slow part in a thread; ``jobs/hosting.py``, a
+:class:`Deployment` per configuration); InvokeEndpoint is the data plane's
 (``invocations.py``). Status table (AWS's): ``Creating → InService | Failed``, ``InService → Updating →
 InService``, and any of them ``→ Deleting`` (then gone). A model server that dies or stops answering ``/ping`` is
 replaced while the endpoint stays ``InService``; a model that keeps crashing turns it ``InService → Failed`` with
@@ -15,21 +16,14 @@ crashes for good meanwhile, the update decides: its success replaces it, its fai
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
 from dataclasses import asdict
 
 from sagemaker_emulator.errors import ValidationException, limit_exceeded
-from sagemaker_emulator.hosting import HostingError
+from sagemaker_emulator.jobs import endpoints as lifecycle
 from sagemaker_emulator.jobs.hosting import Deployment, Variant, VariantPlan
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource
-
-LOG = logging.getLogger(__name__)
-
-LIVE = ("InService", "Updating")
 
 
 def _variant_wire(variant: Variant) -> dict:
@@ -78,7 +72,7 @@ class Endpoint(Resource):
         if self.status == "Updating":
             self.status = "InService"
         if self.status in ("Creating", "InService"):
-            _background(_rehost, state, self)
+            lifecycle.rehost(state, self)
 
     def to_wire(self) -> dict:
         with self.lock:
@@ -130,105 +124,6 @@ def _check_limit(state: EmulatorState, plans: list[VariantPlan]) -> None:
         raise limit_exceeded(f"{plans[0].instance_type} for endpoint usage", limit, used, len(plans))
 
 
-def _failure_text(error: Exception) -> str:
-    if isinstance(error, HostingError):
-        return str(error)
-    LOG.exception("endpoint deployment failed")
-    return f"InternalServerError: {type(error).__name__}: {error}"
-
-
-def _serve(state: EmulatorState, endpoint: Endpoint, deployment: Deployment) -> None:
-    """Put ``deployment`` in service (the caller holds the endpoint's lock) and have the runner watch its health."""
-    endpoint.deployment = deployment
-    deployment.watch(_on_failure(state, endpoint, deployment))
-
-
-def _on_failure(state: EmulatorState, endpoint: Endpoint, deployment: Deployment) -> Callable[[str], None]:
-    """What the runner calls when ``deployment``'s model keeps crashing: an endpoint in service turns Failed.
-
-    During an update the update decides instead (see the module docstring).
-    """
-
-    def failed(reason: str) -> None:
-        with endpoint.lock:
-            if endpoint.deployment is deployment and endpoint.status == "InService":
-                endpoint.advance("Failed", state.now())
-                endpoint.failure_reason = reason
-
-    return failed
-
-
-def _rehost(state: EmulatorState, endpoint: Endpoint) -> None:
-    plans = [VariantPlan(**plan) for plan in endpoint.plans]
-    try:
-        deployment = Deployment.launch(state.services, state.region, endpoint.name, plans)
-    except Exception as error:
-        with endpoint.lock:
-            if endpoint.advance("Failed", state.now()):
-                endpoint.failure_reason = (
-                    f"The endpoint could not be hosted again after a restart: {_failure_text(error)}"
-                )
-        return
-    with endpoint.lock:
-        if endpoint.status == "Creating":
-            endpoint.advance("InService", state.now())
-        if endpoint.status in LIVE and endpoint.deployment is None and not state.retired.is_set():
-            _serve(state, endpoint, deployment)
-            return
-    deployment.stop()
-
-
-def _create(state: EmulatorState, endpoint: Endpoint, plans: list[VariantPlan]) -> None:
-    try:
-        deployment = Deployment.launch(state.services, state.region, endpoint.name, plans)
-    except Exception as error:
-        with endpoint.lock:
-            if endpoint.advance("Failed", state.now()):
-                endpoint.failure_reason = _failure_text(error)
-        return
-    with endpoint.lock:
-        if endpoint.advance("InService", state.now()) and not state.retired.is_set():
-            _serve(state, endpoint, deployment)
-            return
-    deployment.stop()
-
-
-def _update(state: EmulatorState, endpoint: Endpoint, config_name: str, plans: list[VariantPlan]) -> None:
-    try:
-        deployment = Deployment.launch(state.services, state.region, endpoint.name, plans)
-    except Exception as error:
-        with endpoint.lock:
-            crashed = endpoint.deployment.failure
-            if crashed is not None and endpoint.advance("Failed", state.now()):
-                endpoint.failure_reason = crashed
-            elif crashed is None and endpoint.advance("InService", state.now()):
-                endpoint.failure_reason = f"Updating the endpoint to {config_name} failed: {_failure_text(error)}"
-        return
-    with endpoint.lock:
-        if endpoint.advance("InService", state.now()):
-            old = endpoint.deployment
-            _serve(state, endpoint, deployment)
-            endpoint.config_name = config_name
-            endpoint.plans = [asdict(plan) for plan in plans]
-            endpoint.failure_reason = None
-        else:
-            old = deployment
-    old.stop()
-
-
-def _delete(state: EmulatorState, endpoint: Endpoint) -> None:
-    with endpoint.lock:
-        deployment = endpoint.deployment
-    if deployment is not None:
-        deployment.stop()
-    if state.endpoints.find(endpoint.name) is endpoint:
-        state.endpoints.remove(endpoint.name)
-
-
-def _background(target, *args) -> None:
-    threading.Thread(target=target, args=args, name=f"{target.__name__}:{args[1].name}", daemon=True).start()
-
-
 @operation("CreateEndpoint")
 def create_endpoint(state: EmulatorState, params: dict) -> dict:
     plans = _plans(state, params["EndpointConfigName"])
@@ -236,7 +131,7 @@ def create_endpoint(state: EmulatorState, params: dict) -> dict:
     endpoint = Endpoint(state, params)
     endpoint.plans = [asdict(plan) for plan in plans]
     state.endpoints.add(endpoint)
-    _background(_create, state, endpoint, plans)
+    lifecycle.create(state, endpoint, plans)
     return {"EndpointArn": endpoint.arn}
 
 
@@ -251,7 +146,7 @@ def delete_endpoint(state: EmulatorState, params: dict) -> dict:
     with endpoint.lock:
         if not endpoint.advance("Deleting", state.now()):
             raise ValidationException(f'Cannot delete endpoint "{endpoint.arn}" while it is being deleted.')
-    _background(_delete, state, endpoint)
+    lifecycle.delete(state, endpoint)
     return {}
 
 
@@ -264,33 +159,13 @@ def update_endpoint(state: EmulatorState, params: dict) -> dict:
             raise ValidationException(f'Cannot update in-progress endpoint "{endpoint.arn}".')
         if not endpoint.advance("Updating", state.now()):
             raise ValidationException(f'Cannot update endpoint "{endpoint.arn}" in status {endpoint.status}.')
-    _background(_update, state, endpoint, params["EndpointConfigName"], plans)
+    lifecycle.update(state, endpoint, params["EndpointConfigName"], plans)
     return {"EndpointArn": endpoint.arn}
 
 
 @operation("ListEndpoints")
 def list_endpoints(state: EmulatorState, params: dict) -> dict:
     return page(state.endpoints, params, "Endpoints", Endpoint.summary)
-
-
-def stop_all(state: EmulatorState) -> None:
-    """End every endpoint's model servers and health monitors (the emulator is resetting or stopping)."""
-    for endpoint in state.endpoints:
-        with endpoint.lock:
-            deployment = endpoint.deployment
-        if deployment is not None:
-            deployment.stop()
-
-
-def _reweigh(state: EmulatorState, endpoint: Endpoint, desired: dict[str, dict]) -> None:
-    """Apply new weights and instance counts to the variants in service; the endpoint is back ``InService``."""
-    with endpoint.lock:
-        for variant in endpoint.deployment.variants:
-            change = desired.get(variant.plan.name, {})
-            variant.plan.weight = float(change.get("DesiredWeight", variant.plan.weight))
-            variant.plan.instance_count = int(change.get("DesiredInstanceCount", variant.plan.instance_count))
-        endpoint.plans = [asdict(variant.plan) for variant in endpoint.deployment.variants]
-        endpoint.advance("InService", state.now())
 
 
 @operation("UpdateEndpointWeightsAndCapacities")
@@ -316,5 +191,5 @@ def update_endpoint_weights_and_capacities(state: EmulatorState, params: dict) -
                 f"(variants: {sorted(serving)})."
             )
         endpoint.advance("Updating", state.now())
-    _background(_reweigh, state, endpoint, desired)
+    lifecycle.reweigh(state, endpoint, desired)
     return {"EndpointArn": endpoint.arn}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sagemaker_emulator.errors import ValidationException
 from sagemaker_emulator.operations import operation
-from sagemaker_emulator.resources.listing import decode_token, encode_token
+from sagemaker_emulator.resources.listing import paginate
 from sagemaker_emulator.state import EmulatorState, Resource
 
 MAX_TAGS = 50
@@ -42,11 +42,8 @@ def delete_tags(state: EmulatorState, params: dict) -> dict:
 @operation("ListTags")
 def list_tags(state: EmulatorState, params: dict) -> dict:
     resource = _resource(state, params["ResourceArn"])
-    start = decode_token(params.get("NextToken"))
-    size = params.get("MaxResults", MAX_TAGS)
     with resource.lock:
-        tags = list(resource.tags)
-    answer: dict = {"Tags": tags[start : start + size]}
-    if start + size < len(tags):
-        answer["NextToken"] = encode_token(start + size)
-    return answer
+        tags = list(enumerate(resource.tags))
+    return paginate(
+        tags, params, "Tags", lambda tag: [tag[0], tag[1]["Key"]], default_max=MAX_TAGS, render=lambda tag: tag[1]
+    )

@@ -13,17 +13,15 @@ from __future__ import annotations
 import copy
 import threading
 
+from sagemaker_emulator.algorithms.layout import DEFAULT_INSTANCE_TYPE
 from sagemaker_emulator.errors import ValidationException, limit_exceeded
 from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.training import MESSAGES, start_training
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
-from sagemaker_emulator.state import EmulatorState, Resource
+from sagemaker_emulator.state import RUNNING, EmulatorState, Resource, interrupted
 
-INTERRUPTED = (
-    "InternalServerError: The local SageMaker emulator stopped while this job was running, so the job was "
-    "interrupted; its data and partial output are gone. Start a new training job."
-)
+INTERRUPTED = interrupted("training job")
 
 
 class TrainingJob(Resource):
@@ -49,19 +47,24 @@ class TrainingJob(Resource):
         self.params.setdefault("HyperParameters", {})
         self.params["AlgorithmSpecification"].setdefault("TrainingInputMode", "File")
         self.params["OutputDataConfig"].setdefault("CompressionType", "GZIP")
+        self.params["ResourceConfig"].setdefault("InstanceType", DEFAULT_INSTANCE_TYPE)
         self.secondary: list[dict] = []
         self.failure_reason: str | None = None
         self.final_metrics: list[dict] = []
         self.start_time: float | None = None
         self.end_time: float | None = None
         self.stop_requested = threading.Event()
+        self.max_runtime_exceeded = False  # set by the runner when MaxRuntimeInSeconds stops the job
+        self.clock = state.clock
         self.enter("Starting", now)
 
     def after_restore(self, state: EmulatorState) -> None:
         """A job cannot go on after its emulator stopped: one that was running is failed, as a lost host fails it."""
         self.stop_requested = threading.Event()
-        if self.status in ("InProgress", "Stopping") and self.finish("Failed", "Failed", state.now(), INTERRUPTED):
-            self.failure_reason = INTERRUPTED
+        self.max_runtime_exceeded = False
+        self.clock = state.clock
+        if self.status in RUNNING:
+            self.finish("Failed", INTERRUPTED)
 
     @property
     def secondary_status(self) -> str:
@@ -90,15 +93,31 @@ class TrainingJob(Resource):
             self.secondary[-1]["StatusMessage"] = message
             self.last_modified_time = now
 
-    def finish(self, status: str, secondary: str, now: float, message: str | None = None) -> bool:
-        """Reach a final status and its secondary status; False if the job could not move there."""
+    def finish(self, status: str, reason: str | None = None) -> bool:
+        """Reach a final status, and the secondary status that says why; False if the job could not move there.
+
+        ``reason`` (a failure's) is the FailureReason and the last secondary status's message.
+        """
+        now = self.clock.now()
+        secondary = "MaxRuntimeExceeded" if status == "Stopped" and self.max_runtime_exceeded else status
         with self.lock:
             if not self.advance(status, now):
                 return False
-            self.enter(secondary, now, message)
+            self.enter(secondary, now, reason)
             self.secondary[-1]["EndTime"] = now
             self.end_time = now
+            if reason is not None:
+                self.failure_reason = reason
             return True
+
+    def request_stop(self, now: float) -> bool:
+        """StopTrainingJob's effect: ``Stopping``, and the runner told; False if the job is not running."""
+        with self.lock:
+            if not self.advance("Stopping", now):
+                return False
+            self.enter("Stopping", now)
+        self.stop_requested.set()
+        return True
 
     def _seconds(self) -> int | None:
         if self.start_time is None or self.end_time is None:
@@ -178,9 +197,9 @@ def _check_request(state: EmulatorState, params: dict) -> None:
     limits = state.services.limits
     count = resources.get("InstanceCount", 1)
     if count > limits.instances_per_training_job:
-        kind = resources.get("InstanceType", "ml.m5.xlarge")
+        kind = resources.get("InstanceType", DEFAULT_INSTANCE_TYPE)
         raise limit_exceeded(f"{kind} for training job usage", limits.instances_per_training_job, 0, count)
-    running = sum(1 for job in state.training_jobs if job.status in ("InProgress", "Stopping"))
+    running = sum(1 for job in state.training_jobs if job.status in RUNNING)
     if running >= limits.running_training_jobs:
         raise limit_exceeded("Number of instances across all training jobs", limits.running_training_jobs, running, 1)
 
@@ -206,9 +225,6 @@ def list_training_jobs(state: EmulatorState, params: dict) -> dict:
 @operation("StopTrainingJob")
 def stop_training_job(state: EmulatorState, params: dict) -> dict:
     job = state.training_jobs.get(params["TrainingJobName"])
-    with job.lock:
-        if not job.advance("Stopping", state.now()):
-            raise ValidationException(f"The request was rejected because the training job is in status {job.status}.")
-        job.enter("Stopping", state.now())
-    job.stop_requested.set()
+    if not job.request_stop(state.now()):
+        raise ValidationException(f"The request was rejected because the training job is in status {job.status}.")
     return {}

@@ -13,15 +13,10 @@ from sagemaker_emulator.errors import ValidationException, limit_exceeded
 from sagemaker_emulator.jobs.transform import start_transform
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
-from sagemaker_emulator.state import EmulatorState, Resource
+from sagemaker_emulator.state import RUNNING, EmulatorState, Resource, interrupted
 
 MAX_PAYLOAD_MB = 100
-
-
-INTERRUPTED = (
-    "InternalServerError: The local SageMaker emulator stopped while this job was running, so the job was "
-    "interrupted. Start a new transform job."
-)
+INTERRUPTED = interrupted("transform job")
 
 
 class TransformJob(Resource):
@@ -54,14 +49,18 @@ class TransformJob(Resource):
         self.start_time: float | None = None
         self.end_time: float | None = None
         self.stop_requested = threading.Event()
+        self.clock = state.clock
 
     def after_restore(self, state: EmulatorState) -> None:
         """A job cannot go on after its emulator stopped: one that was running is failed, as a lost host fails it."""
         self.stop_requested = threading.Event()
-        if self.status in ("InProgress", "Stopping"):
-            self.finish("Failed", state.now(), INTERRUPTED)
+        self.clock = state.clock
+        if self.status in RUNNING:
+            self.finish("Failed", INTERRUPTED)
 
-    def finish(self, status: str, now: float, reason: str | None = None) -> bool:
+    def finish(self, status: str, reason: str | None = None) -> bool:
+        """Reach a final status (with a failure's ``reason``); False if the job could not move there."""
+        now = self.clock.now()
         with self.lock:
             if not self.advance(status, now):
                 return False
@@ -120,7 +119,7 @@ def _check_request(state: EmulatorState, params: dict) -> None:
         raise ValidationException(f"MaxPayloadInMB must be at most {MAX_PAYLOAD_MB}, got {payload}.")
     if "S3DataSource" not in params["TransformInput"]["DataSource"]:
         raise ValidationException("TransformInput.DataSource.S3DataSource is required.")
-    running = sum(1 for job in state.transform_jobs if job.status in ("InProgress", "Stopping"))
+    running = sum(1 for job in state.transform_jobs if job.status in RUNNING)
     limit = state.services.limits.running_transform_jobs
     if running >= limit:
         raise limit_exceeded("Number of instances across all transform jobs", limit, running, 1)

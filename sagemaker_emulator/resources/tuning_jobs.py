@@ -1,7 +1,8 @@
 """Hyperparameter tuning jobs: Create/Describe/List/StopHyperParameterTuningJob, ListTrainingJobsForHyperParameterTuningJob.
 
-A tuning job runs training jobs (ordinary ones, listed and described like any other) with hyperparameters from
-its strategy (``jobs/tuning_search.py``), at most ``MaxParallelTrainingJobs`` at a time and
+A tuning job runs training jobs (ordinary ones, listed and described like any other, launched by its driver in
+``jobs/tuning.py`` through CreateTrainingJob as a request runs it) with hyperparameters from its strategy
+(``jobs/tuning_search.py``), at most ``MaxParallelTrainingJobs`` at a time and
 ``MaxNumberOfTrainingJobs`` in all, and reads each one's objective from its final metrics. As on AWS
 (API_CreateHyperParameterTuningJob, API_HyperParameterTrainingJobSummary):
 
@@ -21,28 +22,22 @@ start, ``Autotune``, several ``TrainingJobDefinitions``, and completion on conve
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import secrets
 import threading
+from functools import partial
 
 from sagemaker_emulator.algorithms.base import TUNING_OBJECTIVE
-from sagemaker_emulator.errors import ResourceLimitExceeded, ValidationException, limit_exceeded
-from sagemaker_emulator.jobs.tuning_search import STRATEGIES, GridSearch, Search, make_search, parse_ranges
-from sagemaker_emulator.operations import operation
-from sagemaker_emulator.resources.listing import decode_token, encode_token, page
-from sagemaker_emulator.resources.training_jobs import TrainingJob, create_training_job
-from sagemaker_emulator.state import EmulatorState, Resource
+from sagemaker_emulator.errors import ValidationException, limit_exceeded
+from sagemaker_emulator.jobs.tuning import start_tuning
+from sagemaker_emulator.jobs.tuning_search import STRATEGIES, GridSearch, make_search, parse_ranges
+from sagemaker_emulator.operations import call, operation
+from sagemaker_emulator.resources.listing import page, paginate
+from sagemaker_emulator.resources.training_jobs import TrainingJob
+from sagemaker_emulator.state import RUNNING, EmulatorState, Resource, interrupted
 
-LOG = logging.getLogger(__name__)
-
-POLL_SECONDS = 0.2
-RUNNING = ("InProgress", "Stopping")
 MAX_TRAINING_JOBS = 500  # AWS's quota of training jobs per tuning job
-INTERRUPTED = (
-    "InternalServerError: The local SageMaker emulator stopped while this tuning job was running, so the tuning "
-    "job was interrupted. Start a new hyperparameter tuning job."
-)
+INTERRUPTED = interrupted("hyperparameter tuning job")
 _COPIED = (
     "RoleArn",
     "InputDataConfig",
@@ -207,6 +202,21 @@ class TuningJob(Resource):
             entry["HyperParameterTuningEndTime"] = self.end_time
         return entry
 
+    def trial_request(self, tuned: dict[str, str]) -> dict:
+        """The CreateTrainingJob request of the next trial: the definition, ``tuned`` on top of the static values."""
+        return _training_request(self, len(self.trials) + 1, tuned)
+
+    def add_trial(self, name: str, tuned: dict[str, str]) -> None:
+        with self.lock:
+            self.trials.append({"name": name, "tuned": tuned, "created": self.state.now()})
+            self.last_modified_time = self.state.now()
+
+    def stop_trials(self) -> None:
+        """Ask every running training job of this tuning job to stop (StopTrainingJob's effect)."""
+        for _, job in self.jobs():
+            if job is not None:
+                job.request_stop(self.state.now())
+
     def finish(self, status: str, reason: str | None = None) -> bool:
         with self.lock:
             if not self.advance(status, self.state.now()):
@@ -314,146 +324,19 @@ def _training_request(tuning: TuningJob, index: int, tuned: dict[str, str]) -> d
     return request
 
 
-def _stop_children(tuning: TuningJob) -> None:
-    for _, job in tuning.jobs():
-        if job is not None:
-            with job.lock:
-                stopping = job.advance("Stopping", tuning.state.now())
-                if stopping:
-                    job.enter("Stopping", tuning.state.now())
-            if stopping:
-                job.stop_requested.set()
-
-
-def _completion_met(tuning: TuningJob, summaries: list[dict]) -> bool:
-    """``TuningJobCompletionCriteria``: the target objective reached, or the best not improved for N jobs."""
-    criteria = tuning.params["HyperParameterTuningJobConfig"].get("TuningJobCompletionCriteria", {})
-    best = tuning.best(summaries)
-    minimize = tuning.objective["Type"] == "Minimize"
-    if best is not None and "TargetObjectiveMetricValue" in criteria:
-        value = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
-        target = criteria["TargetObjectiveMetricValue"]
-        if (minimize and value <= target) or (not minimize and value >= target):
-            return True
-    patience = criteria.get("BestObjectiveNotImproving", {}).get("MaxNumberOfTrainingJobsNotImproving")
-    if best is None or not patience:
-        return False
-    finished = [s for s in summaries if s["ObjectiveStatus"] != "Pending"]
-    best_at = next(i for i, s in enumerate(finished) if s["TrainingJobName"] == best["TrainingJobName"])
-    return len(finished) - 1 - best_at >= patience
-
-
-class InOrderFeed:
-    """Tells the search the trials' results in launch order, and only those of trials launched ``parallel`` or more
-    places before the next one, which is proposed once all of those are in. Each proposal then sees the same results
-    whichever training job happened to finish first, so a tuning job with a ``RandomSeed`` proposes the same trials
-    every time (AWS only promises "more consistent" ones); the price is that a freed slot may wait for the oldest
-    running trial."""
-
-    def __init__(self, search: Search, parallel: int):
-        self.search, self.parallel = search, parallel
-        self.told = 0  # the first ``told`` trials' results are in the search
-
-    def learn(self, summaries: list[dict]) -> None:
-        limit = len(summaries) - self.parallel + 1
-        while self.told < limit and summaries[self.told]["ObjectiveStatus"] != "Pending":
-            metric = summaries[self.told].get("FinalHyperParameterTuningJobObjectiveMetric")
-            self.search.report(summaries[self.told]["TunedHyperParameters"], metric["Value"] if metric else None)
-            self.told += 1
-
-    def may_suggest(self, launched: int) -> bool:
-        return self.told >= launched - self.parallel + 1
-
-
-class _Driver:
-    """The loop behind one tuning job, in its own thread: launch, watch, learn, conclude."""
-
-    def __init__(self, state: EmulatorState, tuning: TuningJob, budget: int, parallel: int):
-        config = tuning.params["HyperParameterTuningJobConfig"]
-        ranges = parse_ranges(config.get("ParameterRanges", {}))
-        minimize = tuning.objective["Type"] == "Minimize"
-        self.search = make_search(config["Strategy"], ranges, config.get("RandomSeed"), budget, minimize)
-        self.state, self.tuning, self.budget, self.parallel = state, tuning, budget, parallel
-        self.max_runtime = config["ResourceLimits"].get("MaxRuntimeInSeconds")
-        self.feed = InOrderFeed(self.search, parallel)
-        self.exhausted = False
-        self.next_trial: dict[str, str] | None = None
-
-    def run(self) -> None:
-        try:
-            self._loop()
-        except Exception as error:  # a bug must not leave the tuning job InProgress for ever
-            LOG.exception("tuning job %s failed", self.tuning.name)
-            _stop_children(self.tuning)
-            self.tuning.finish("Failed", f"InternalServerError: {type(error).__name__}: {error}")
-
-    def _loop(self) -> None:
-        tuning = self.tuning
-        while not self.state.retired.is_set():
-            summaries = tuning.summaries()
-            self.feed.learn(summaries)
-            running = sum(1 for s in summaries if s["TrainingJobStatus"] in RUNNING)
-            if tuning.stop_requested.is_set() or self._out_of_time():
-                _stop_children(tuning)
-                if running == 0:
-                    self._conclude(summaries, stopped=tuning.stop_requested.is_set())
-                    return
-            elif self._budget_spent(summaries) or _completion_met(tuning, summaries):
-                if running == 0:
-                    self._conclude(summaries, stopped=False)
-                    return
-                if _completion_met(tuning, summaries):
-                    _stop_children(tuning)
-            elif running < self.parallel and self.feed.may_suggest(len(summaries)):
-                self._launch()
-            tuning.stop_requested.wait(POLL_SECONDS)
-
-    def _out_of_time(self) -> bool:
-        return self.max_runtime is not None and self.state.now() - self.tuning.creation_time > self.max_runtime
-
-    def _budget_spent(self, summaries: list[dict]) -> bool:
-        return len(summaries) >= self.budget or self.exhausted
-
-    def _launch(self) -> None:
-        tuning = self.tuning
-        if self.next_trial is None:
-            self.next_trial = self.search.suggest()
-            if self.next_trial is None:
-                self.exhausted = True
-                return
-        request = _training_request(tuning, len(tuning.trials) + 1, self.next_trial)
-        try:
-            create_training_job(self.state, request)
-        except ResourceLimitExceeded:  # other training jobs hold the quota: try again on the next round
-            return
-        with tuning.lock:
-            tuning.trials.append(
-                {"name": request["TrainingJobName"], "tuned": self.next_trial, "created": self.state.now()}
-            )
-            tuning.last_modified_time = self.state.now()
-        self.next_trial = None
-
-    def _conclude(self, summaries: list[dict], stopped: bool) -> None:
-        tuning = self.tuning
-        if stopped:
-            tuning.finish("Stopped")
-        elif tuning.best(summaries) is not None:
-            tuning.finish("Completed")
-        else:
-            metric = tuning.objective["MetricName"]
-            first = next((s.get("FailureReason") for s in summaries if s.get("FailureReason")), None)
-            reason = f"No training job reported the objective metric {metric}."
-            if first:
-                reason += f" The first failure: {first}"
-            tuning.finish("Failed", reason)
-
-
 @operation("CreateHyperParameterTuningJob")
 def create_tuning_job(state: EmulatorState, params: dict) -> dict:
     budget, parallel = _check_request(state, params)
     tuning = state.tuning_jobs.add(TuningJob(state, params))
-    driver = _Driver(state, tuning, budget, parallel)
-    threading.Thread(target=driver.run, name=f"tuning:{tuning.name}", daemon=True).start()
+    config = tuning.params["HyperParameterTuningJobConfig"]
+    search = make_search(
+        config["Strategy"],
+        parse_ranges(config.get("ParameterRanges", {})),
+        config.get("RandomSeed"),
+        budget,
+        tuning.objective["Type"] == "Minimize",
+    )
+    start_tuning(state, tuning, search, budget, parallel, partial(call, state, "CreateTrainingJob"))
     return {"HyperParameterTuningJobArn": tuning.arn}
 
 
@@ -492,13 +375,17 @@ def list_training_jobs_for_tuning_job(state: EmulatorState, params: dict) -> dic
     sort_by = params.get("SortBy", "Name")
     if sort_by == "FinalObjectiveMetricValue":
         summaries = [s for s in summaries if s["ObjectiveStatus"] == "Succeeded"]
-    summaries.sort(key=_TRIAL_SORT_KEYS[sort_by], reverse=params.get("SortOrder", "Ascending") == "Descending")
-    start = decode_token(params.get("NextToken"))
-    size = params.get("MaxResults", 10)
-    answer: dict = {"TrainingJobSummaries": summaries[start : start + size]}
-    if start + size < len(summaries):
-        answer["NextToken"] = encode_token(start + size)
-    return answer
+    primary = _TRIAL_SORT_KEYS[sort_by]
+    descending = params.get("SortOrder", "Ascending") == "Descending"
+    summaries.sort(key=lambda s: (s["CreationTime"], s["TrainingJobName"]))
+    summaries.sort(key=primary, reverse=descending)
+    return paginate(
+        summaries,
+        params,
+        "TrainingJobSummaries",
+        lambda s: [primary(s), s["CreationTime"], s["TrainingJobName"]],
+        descending,
+    )
 
 
 @operation("StopHyperParameterTuningJob")

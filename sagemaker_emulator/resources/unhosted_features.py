@@ -14,11 +14,11 @@ from sagemaker_emulator.state import EmulatorState
 
 @operation("ListMonitoringSchedules")
 def list_monitoring_schedules(state: EmulatorState, params: dict) -> dict:
-    decode_token(params.get("NextToken"))
+    decode_token(params.get("NextToken"), params)
     return {"MonitoringScheduleSummaries": []}
 
 
 @operation("ListInferenceComponents")
 def list_inference_components(state: EmulatorState, params: dict) -> dict:
-    decode_token(params.get("NextToken"))
+    decode_token(params.get("NextToken"), params)
     return {"InferenceComponents": []}

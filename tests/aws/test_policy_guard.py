@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_emulator.actions import ACCOUNT, ACTIONS_VARIABLE, read_actions
-from sagemaker_emulator.policy import fill, missing
+from sagemaker_emulator.iam.actions import ACCOUNT, ACTIONS_VARIABLE, read_actions
+from sagemaker_emulator.iam.policy import fill, missing
 
 AWS = Path(__file__).resolve().parents[2] / "aws"
 REGION = "us-east-1"

@@ -12,7 +12,7 @@ import pytest
 from cfnlint.api import lint_file
 from cfnlint.decode import decode
 
-from sagemaker_emulator.policy import template_block, template_policy
+from sagemaker_emulator.iam.policy import template_block, template_policy
 
 AWS = Path(__file__).resolve().parents[2] / "aws"
 TEMPLATE = AWS / "workshop.yaml"

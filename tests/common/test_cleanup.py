@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from common import resource_kinds
 from common.cleanup import delete_resources, leftovers
-from sagemaker_emulator.resources import endpoints
+from sagemaker_emulator.jobs import endpoints
 
 BUCKET = "cleanup-tests"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/mean-regressor:1"

@@ -7,7 +7,7 @@ import json
 import pytest
 from emulator_helpers import BUCKET, REGION, client
 
-from sagemaker_emulator.actions import ActionRecorder, action_of, read_actions
+from sagemaker_emulator.iam.actions import ActionRecorder, action_of, read_actions
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/recorded"
 

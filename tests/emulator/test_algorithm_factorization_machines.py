@@ -15,7 +15,7 @@ import recordio_protobuf as records
 import sagemaker_emulator  # noqa: F401  (numpy.bool alias before mxnet)
 from sagemaker_emulator.algorithms import factorization_machines as fm
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError, parse_hyperparameters
-from sagemaker_emulator.jobs.layout import create_layout
+from sagemaker_emulator.algorithms.layout import create_layout
 
 RECORDIO = "application/x-recordio-protobuf"
 GOOD = {  # what the tests train with: converges on the planted data in well under a second

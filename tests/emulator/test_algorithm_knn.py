@@ -10,7 +10,7 @@ import pytest
 import recordio_protobuf as records
 from sagemaker_emulator.algorithms import knn
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError, parse_hyperparameters
-from sagemaker_emulator.jobs.layout import create_layout
+from sagemaker_emulator.algorithms.layout import create_layout
 
 RECORDIO = "application/x-recordio-protobuf"
 JSON_VERBOSE = "application/json; verbose=true"

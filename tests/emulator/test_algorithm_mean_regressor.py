@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
+import mean_regressor
 import pytest
 
-from sagemaker_emulator.algorithms import mean_regressor
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError, parse_hyperparameters
 from sagemaker_emulator.algorithms.container import check_channels
-from sagemaker_emulator.jobs.layout import create_layout
+from sagemaker_emulator.algorithms.layout import create_layout
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 
 from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError
+from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.object2vec_data import encode_side
 from sagemaker_emulator.algorithms.object2vec_network import load_model
 from sagemaker_emulator.algorithms.object2vec_training import Pairs, epoch_pairs, plan_batches
-from sagemaker_emulator.jobs.layout import create_layout
 
 JSON, JSONL = "application/json", "application/jsonlines"
 SMALL = {

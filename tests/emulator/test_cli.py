@@ -13,7 +13,7 @@ import boto3
 import pytest
 from emulator_helpers import REGION
 
-from sagemaker_emulator import home as homes
+from sagemaker_emulator.store import home as homes
 
 
 def _cli(*args: str, **options) -> subprocess.CompletedProcess:

@@ -29,8 +29,8 @@ from emulator_helpers import (
     wait_for,
 )
 
+from sagemaker_emulator.algorithms.paths import NAME_MAX, confined
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.paths import NAME_MAX, confined
 
 CLIMB = "../" * 40
 RULE = f"Every segment between slashes must be a file name (not empty, . or .., at most {NAME_MAX} bytes)."

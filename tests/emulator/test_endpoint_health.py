@@ -3,6 +3,7 @@ unhealthy instance (the endpoint stays InService), and a model that keeps crashi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -26,9 +27,13 @@ UNAVAILABLE = (
 @pytest.fixture
 def fast_health(emulator, monkeypatch):
     """Health checks ten times a second, a silent server replaced after two missed pings."""
-    monkeypatch.setattr(emulator.services, "health_check_interval_seconds", 0.1)
-    monkeypatch.setattr(emulator.services, "health_check_timeout_seconds", 0.5)
-    monkeypatch.setattr(emulator.services, "health_check_misses", 2)
+    fast = dataclasses.replace(
+        emulator.services.timings,
+        health_check_interval_seconds=0.1,
+        health_check_timeout_seconds=0.5,
+        health_check_misses=2,
+    )
+    monkeypatch.setattr(emulator.services, "timings", fast)
 
 
 class SteppedClock:
@@ -143,7 +148,8 @@ def test_model_server_that_stops_answering_ping_is_replaced(sm, s3, runtime, log
 
 
 def test_requests_during_a_replacement_get_service_unavailable(sm, s3, runtime, emulator, monkeypatch, tmp_path):
-    monkeypatch.setattr(emulator.services, "health_check_interval_seconds", 3600.0)  # only a request wakes it
+    slow = dataclasses.replace(emulator.services.timings, health_check_interval_seconds=3600.0)
+    monkeypatch.setattr(emulator.services, "timings", slow)  # only a request wakes it
     _deploy_restarting(sm, s3, tmp_path / "started", "hang")  # the replacement never gets ready: the gap lasts
     old = _server(emulator)
     os.kill(old.child.popen.pid, signal.SIGKILL)
@@ -188,7 +194,9 @@ def test_model_that_crashes_on_every_restart_fails_the_endpoint(sm, s3, runtime,
 def test_failures_count_within_the_window_only(sm, s3, runtime, emulator, fast_health, monkeypatch):
     clock = SteppedClock()
     monkeypatch.setattr(emulator.services, "clock", clock)
-    monkeypatch.setattr(emulator.services, "max_instance_failures", 2)
+    monkeypatch.setattr(
+        emulator.services, "timings", dataclasses.replace(emulator.services.timings, max_instance_failures=2)
+    )
     deploy(sm, "ep", model_artifact(s3, "models/ep.tar.gz"))
     os.kill(_server(emulator).child.popen.pid, signal.SIGKILL)
     assert _healed(sm, runtime)[1] == {"InService"}

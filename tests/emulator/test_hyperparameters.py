@@ -7,13 +7,11 @@ refusal into the job's ``FailureReason`` (the same code path for every plug-in; 
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 from emulator_helpers import REGION, channel, finished_training, put_csv, training_request
 
 from sagemaker_emulator.algorithms import base
-from sagemaker_emulator.algorithms.registry import PLUGINS, builtin, module_name
+from sagemaker_emulator.algorithms.registry import builtin, load_plugin, registered
 
 _NOT_ACCEPTED = ("", "not valid ~!", "-1", "0", "abc", "[1, 2", "{}")
 
@@ -63,12 +61,12 @@ def _required(specs: dict) -> dict[str, str]:
 
 def test_every_registered_plugin_is_found():
     assert "mean-regressor" in _plugins()
-    assert set(_plugins()) <= set(PLUGINS)
+    assert set(_plugins()) <= set(registered())
 
 
 @pytest.mark.parametrize("repository", _plugins())
 def test_a_bad_value_for_each_hyperparameter_is_refused(repository):
-    specs = importlib.import_module(module_name(repository)).HYPERPARAMETERS
+    specs = load_plugin(repository).HYPERPARAMETERS
     checked = 0
     for name, spec in specs.items():
         for bad in _bad_values(spec):
@@ -87,7 +85,7 @@ def test_a_bad_value_for_each_hyperparameter_is_refused(repository):
 
 def test_a_bad_value_fails_the_training_job(sm, s3):
     repository = "mean-regressor"
-    specs = importlib.import_module(module_name(repository)).HYPERPARAMETERS
+    specs = load_plugin(repository).HYPERPARAMETERS
     name, spec = next((n, s) for n, s in specs.items() if _bad_values(s))
     bad = _bad_values(spec)[0]
     image = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/{repository}:1"

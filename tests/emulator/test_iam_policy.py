@@ -1,10 +1,10 @@
-"""sagemaker_emulator.iam_policy: the evaluation rules SimulatePrincipalPolicy answers by."""
+"""sagemaker_emulator.iam.evaluation: the evaluation rules SimulatePrincipalPolicy answers by."""
 
 from __future__ import annotations
 
 import pytest
 
-from sagemaker_emulator.iam_policy import evaluate, matches
+from sagemaker_emulator.iam.evaluation import evaluate, matches
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, IMAGE, REGION, ROLE, error_of
 
 from sagemaker_emulator.auth import Credentials
+from sagemaker_emulator.jobs.process import Supervisor
 from sagemaker_emulator.resources.models import create_model, list_models
 from sagemaker_emulator.state import EmulatorState, Limits, Services
 
@@ -95,12 +96,40 @@ def test_list_filters_before_cutting_the_page(sm):
 def test_list_time_filters(tmp_path):
     clock = Ticking()
     state = EmulatorState(
-        REGION, Services(clock, tmp_path, Limits(), client=None, credentials=Credentials.generate(), url="")
+        REGION,
+        Services(
+            clock, tmp_path, Limits(), client=None, credentials=Credentials.generate(), url="", supervisor=Supervisor()
+        ),
     )
     for name in ("old", "mid", "new"):
         create_model(state, {"ModelName": name, "PrimaryContainer": {"Image": IMAGE}})
     answer = list_models(state, {"CreationTimeAfter": 100.5, "CreationTimeBefore": "1970-01-01T00:01:42Z"})
     assert [m["ModelName"] for m in answer["Models"]] == ["mid"]
+
+
+def test_a_page_resumes_after_its_last_item_even_once_that_item_is_gone(sm):
+    for name in ("a-1", "b-2", "c-3", "d-4"):
+        _create(sm, name)
+    first = sm.list_models(MaxResults=2)
+    for model in first["Models"]:
+        sm.delete_model(ModelName=model["ModelName"])
+    second = sm.list_models(MaxResults=2, NextToken=first["NextToken"])
+    assert [m["ModelName"] for m in second["Models"]] == ["b-2", "a-1"]
+
+
+def test_a_token_reused_with_other_filters_is_refused(sm):
+    for name in ("keep-1", "keep-2", "keep-3"):
+        _create(sm, name)
+    first = sm.list_models(NameContains="keep", MaxResults=2)
+    with pytest.raises(ClientError) as excinfo:
+        sm.list_models(NameContains="kee", MaxResults=2, NextToken=first["NextToken"])
+    assert error_of(excinfo) == (
+        "ValidationException",
+        "The pagination token was issued for a request with other parameters; repeat that request's parameters "
+        "with it, or start again without NextToken.",
+    )
+    second = sm.list_models(NameContains="keep", MaxResults=5, NextToken=first["NextToken"])
+    assert [m["ModelName"] for m in second["Models"]] == ["keep-1"]
 
 
 def test_bad_next_token(sm):
@@ -111,7 +140,16 @@ def test_bad_next_token(sm):
 
 def test_injected_clock_stamps_creation_time(tmp_path):
     state = EmulatorState(
-        REGION, Services(Ticking(), tmp_path, Limits(), client=None, credentials=Credentials.generate(), url="")
+        REGION,
+        Services(
+            Ticking(),
+            tmp_path,
+            Limits(),
+            client=None,
+            credentials=Credentials.generate(),
+            url="",
+            supervisor=Supervisor(),
+        ),
     )
     create_model(state, {"ModelName": "m", "PrimaryContainer": {"Image": IMAGE}})
     assert state.models.get("m").to_wire()["CreationTime"] == 100.0

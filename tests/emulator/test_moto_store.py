@@ -19,8 +19,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, wait_for
 
-from sagemaker_emulator import moto_store
-from sagemaker_emulator.moto_store import MotoStore, StoreCorrupt, changes_state
+from sagemaker_emulator.store import blobs, moto_store
+from sagemaker_emulator.store.blobs import StoreCorrupt
+from sagemaker_emulator.store.moto_store import MotoStore, changes_state
 
 TRUST = {
     "Version": "2012-10-17",
@@ -364,15 +365,16 @@ def test_an_interrupted_save_leaves_the_previous_state(emulator, open_store, mon
             raise error("interrupted")
         return replace(source, target)
 
-    monkeypatch.setattr(moto_store.os, "replace", interrupted)
+    monkeypatch.setattr(blobs.os, "replace", interrupted)
     with pytest.raises(error):
         store.save()
     monkeypatch.undo()
-    assert len(disk_files(store.folder) - moto_store._files(store._index)) in leftovers
+    assert len(disk_files(store.folder) - moto_store._files(store._blobs.index)) in leftovers
     store.close(save=False)
     emulator.reset()
     store = open_store()
-    assert disk_files(store.folder) == moto_store._files(store._index)  # the interrupted save's leftovers are gone
+    named = moto_store._files(store._blobs.index)
+    assert disk_files(store.folder) == named  # the interrupted save's leftovers are gone
     store.restore()
 
     assert {key: s3.get_object(Bucket="data", Key=key)["Body"].read() for key in ("a", "b")} == {"a": b"a1", "b": b"b1"}

@@ -27,8 +27,8 @@ from emulator_helpers import (
     wait_for,
 )
 
-from sagemaker_emulator import home as homes
 from sagemaker_emulator.resources.training_jobs import INTERRUPTED
+from sagemaker_emulator.store import home as homes
 
 
 class Served:

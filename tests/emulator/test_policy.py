@@ -1,4 +1,4 @@
-"""sagemaker_emulator.policy and ``python -m sagemaker_emulator policy``: recorded actions to a least-privilege
+"""sagemaker_emulator.iam.policy and ``python -m sagemaker_emulator policy``: recorded actions to a least-privilege
 policy (scoped to the bucket, the lab* names, the region and account), the template kept in step, and the guard."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from sagemaker_emulator.__main__ import main
-from sagemaker_emulator.iam_policy import evaluate
-from sagemaker_emulator.policy import BEGIN, END, build, fill, generalise, missing, template_policy
+from sagemaker_emulator.iam.evaluation import evaluate
+from sagemaker_emulator.iam.policy import BEGIN, END, build, fill, generalise, missing, template_policy
 
 BUCKET = "sagemaker-us-east-1-123456789012"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerWorkshopRole"

@@ -18,8 +18,8 @@ import pytest
 from emulator_helpers import BUCKET, REGION, ROLE, channel, finished_training, put_csv, training_request, wait_for
 
 from sagemaker_emulator.algorithms.framework import FRAMEWORKS, container_path, failure_reason
+from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.registry import FRAMEWORK, PLUGINS
-from sagemaker_emulator.jobs.layout import create_layout
 from sagemaker_emulator.jobs.s3 import relative_key
 
 INSTANCE_TYPE = "ml.c5.xlarge"  # a GPU type (ml.p3.2xlarge) gives the -gpu- image; the emulator runs both alike

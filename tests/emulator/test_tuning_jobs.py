@@ -12,8 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, BUCKET, IMAGE, REGION, ROLE, channel, error_of, put_csv, wait_for
 
+from sagemaker_emulator.jobs.tuning import InOrderFeed
 from sagemaker_emulator.jobs.tuning_search import RandomSearch, parse_ranges
-from sagemaker_emulator.resources.tuning_jobs import InOrderFeed
 
 ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job"
 

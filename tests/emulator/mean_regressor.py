@@ -1,5 +1,8 @@
 """``mean-regressor``: a deliberately tiny algorithm that exercises the whole plug-in contract in tests.
 
+Not shipped in the emulator's registry: ``tests/conftest.py`` registers it through ``SAGEMAKER_EMULATOR_PLUGINS``
+(``algorithms/registry.py``), which every emulator and container the tests start inherits.
+
 It predicts one constant, the mean (or median) of the training labels times ``scale``. CSV rows carry the
 label first, as for SageMaker's built-in algorithms. After saving its model it can sleep ``sleep_seconds`` (to
 test StopTrainingJob, MaxRuntimeInSeconds and concurrent jobs); a test channel is scored by MSE and logged as
@@ -30,7 +33,8 @@ from sagemaker_emulator.algorithms.base import (
     PayloadError,
     log,
 )
-from sagemaker_emulator.jobs.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.algorithms.media import parse_media_type
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -94,7 +98,7 @@ def train(layout: JobLayout, hyperparameters: dict) -> None:
 
 
 def _count_rows(body: bytes, content_type: str) -> int:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = parse_media_type(content_type)[0]
     try:
         if media == CSV:
             return np.loadtxt(io.BytesIO(body), delimiter=",", ndmin=2).shape[0]
@@ -108,7 +112,7 @@ def _count_rows(body: bytes, content_type: str) -> int:
 
 
 def _render(value: float, rows: int, accept: str) -> tuple[bytes, str]:
-    media = accept.split(";", 1)[0].strip().lower()
+    media = parse_media_type(accept)[0]
     if media in (JSON, "*/*"):
         return json.dumps({"predictions": [{"score": value}] * rows}).encode(), JSON
     if media == JSONLINES:

@@ -13,9 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sagemaker_emulator.paths import confined
+from sagemaker_emulator.algorithms.paths import confined
 
 CURRENT_HOST = "algo-1"
+DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"  # a training job's, when its ResourceConfig names none
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class JobLayout:
         """``input/data/<name>``; botocore's ChannelName pattern admits ``.`` and ``..``, which are refused.
 
         Raises:
-            JobInputError: the name is not a plain folder name (see :mod:`sagemaker_emulator.paths`).
+            JobInputError: the name is not a plain folder name (see :mod:`sagemaker_emulator.algorithms.paths`).
         """
         return confined(self.data_dir, name, f'The channel name "{name}"')
 
@@ -77,7 +78,7 @@ def create_layout(
     root: Path,
     hyperparameters: dict[str, str],
     input_data_config: dict[str, dict],
-    instance_type: str = "ml.m5.xlarge",
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
 ) -> JobLayout:
     """Write the config files and empty folders of a job tree; channel data is copied in by the caller.
 

@@ -7,7 +7,7 @@ so a whole document is a few KB to a few hundred; S3 objects and logs are moto's
 
 On start the records come back as resources, and what cannot survive a restart is settled as AWS would settle
 a lost host: a training or transform job that was running is ``Failed`` with a reason that says why, and an
-endpoint that was serving is started again from the variants it ran (``hosting``), keeping its status.
+endpoint that was serving is started again from the variants it ran (``jobs/endpoints.py``), keeping its status.
 """
 
 from __future__ import annotations

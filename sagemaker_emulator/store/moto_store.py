@@ -1,5 +1,8 @@
 """moto's S3, CloudWatch Logs and IAM state kept in a folder, so that a restarted emulator gets it back.
 
+The three adapters (S3, Logs, IAM: what to read and how to recreate it) over a crash-safe :class:`BlobFolder`
+(``store/blobs.py``), and :class:`MotoStore`, which saves in the background whatever requests changed.
+
 moto holds everything in memory, while the emulator outlives notebook kernels and may be restarted: the datasets and
 model artifacts in S3, the logs of finished jobs and endpoints and the SageMaker role must survive. The state is read
 and written through the emulator's public AWS APIs (``client(service, region)``), except for two things no AWS API
@@ -17,12 +20,9 @@ since those are chosen by whoever calls the API)::
     tmp/                                files being written
     .lock                               held (flock) by the one MotoStore using the folder
 
-Crash safety: each file is written under ``tmp/``, fsynced and moved into place with ``os.replace``; a file the index
-names is never rewritten (a changed object gets a new ``rev``); the index is replaced last, and files it no longer
-names are deleted only after that. A save interrupted at any point leaves the previous index and all its files, and
-the next MotoStore deletes the interrupted save's leftovers. An index that cannot be read is not from an interrupted
-save but from damage done outside: opening the folder raises :class:`StoreCorrupt` rather than starting empty, since
-the next save would then erase what is left.
+Crash safety is the blob folder's (a changed object gets a new ``rev``; the index is replaced last; an index that
+cannot be read raises ``blobs.StoreCorrupt`` rather than starting empty, since the next save would erase what is
+left).
 
 Incremental: an object is fetched only if its (ETag, size, LastModified) differs from the index, a stream only if its
 (sequence token, last ingestion, last event, stored bytes) does; IAM is small and rewritten only if its content
@@ -33,14 +33,10 @@ recreates objects and events, so LastModified and ingestion times are those of t
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import re
-import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -50,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from sagemaker_emulator.store.blobs import BlobFolder, blob_name
 
 LOG = logging.getLogger(__name__)
 
@@ -61,11 +59,8 @@ OBJECT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "Conte
 STREAM_STAMP = ("uploadSequenceToken", "lastIngestionTime", "lastEventTimestamp", "storedBytes")
 READ_VERBS = ("Describe", "Get", "List", "Filter", "Test", "Simulate", "Generate", "StartQuery", "StopQuery")
 GONE = {"NoSuchBucket", "NoSuchKey", "ResourceNotFoundException", "NoSuchEntity"}
+WAY_OUT = "move the folder aside to start with empty S3, Logs and IAM, or put back a backup of it"
 _FILE = re.compile(r"(s3|logs)/[0-9a-f]{2}/[0-9a-f]{64}-[0-9a-f]{16}(\.json)?|iam/[0-9a-f]{64}\.json")
-
-
-class StoreCorrupt(ValueError):
-    """The folder's index cannot be read, or names a file that is not there."""
 
 
 def changes_state(service: str, method: str, operation: str = "") -> bool:
@@ -129,18 +124,9 @@ class MotoStore:
         if interval <= 0 or workers < 1:
             raise ValueError(f"interval must be > 0 and workers >= 1; got interval={interval}, workers={workers}")
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.folder / ".lock", "a")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise RuntimeError(f"{self.folder} is in use by another emulator; give this one another folder") from None
-        try:
-            self._index = _read_index(self.folder)
-        except Exception:
-            self._lock_file.close()
-            raise
+        self._blobs = BlobFolder(
+            self.folder, SERVICES, {service: {} for service in SERVICES}, _files, _FILE, FORMAT, WAY_OUT
+        )
         self._client = client
         self._interval = interval
         self._workers = workers
@@ -152,9 +138,7 @@ class MotoStore:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._written: list[str] = []
-        self._unrestored = any(self._index.values())
-        self._sweep()
+        self._unrestored = any(self._blobs.index.values())
 
     def start(self) -> MotoStore:
         """Save in a background thread, at most every ``interval`` seconds and only after :meth:`mark_dirty`."""
@@ -185,7 +169,7 @@ class MotoStore:
                 self.save()
         finally:
             self._closed = True
-            self._lock_file.close()
+            self._blobs.close()
 
     def save(self, services: Iterable[str] = SERVICES) -> SaveReport:
         """Write what changed in ``services`` since the last save, then the index; returns what was written."""
@@ -197,15 +181,17 @@ class MotoStore:
             self._check_open()
             started = time.perf_counter()
             report = SaveReport()
-            self._written = []
+            previous = self._blobs.index
+            self._blobs.begin()
             try:
-                index = dict(self._index)
+                index = dict(previous)
                 for service in services:
-                    index[service] = getattr(self, f"_save_{service}")(self._index[service], report)
-                if index != self._index:
-                    self._commit(index, report)
+                    index[service] = getattr(self, f"_save_{service}")(previous[service], report)
+                if index != previous:
+                    report.files_removed = self._blobs.commit(index)
+                    report.index_written = True
             except Exception:
-                self._discard(self._written)
+                self._blobs.abandon()
                 raise
             report.seconds = time.perf_counter() - started
             return report
@@ -220,11 +206,12 @@ class MotoStore:
             self._check_open(restoring=True)
             started = time.perf_counter()
             summary = RestoreSummary()
-            index = dict(self._index)
-            index["iam"] = self._restore_iam(self._index["iam"], summary)
-            index["s3"] = self._restore_s3(self._index["s3"], summary)
-            index["logs"] = self._restore_logs(self._index["logs"], summary)
-            self._index = index  # new stamps (LastModified, ingestion times) of the same files: nothing to write
+            saved = self._blobs.index
+            index = dict(saved)
+            index["iam"] = self._restore_iam(saved["iam"], summary)
+            index["s3"] = self._restore_s3(saved["s3"], summary)
+            index["logs"] = self._restore_logs(saved["logs"], summary)
+            self._blobs.index = index  # new stamps (LastModified, ingestion times) of the same files: nothing to write
             self._unrestored = False
             summary.seconds = time.perf_counter() - started
             return summary
@@ -271,8 +258,8 @@ class MotoStore:
             if _gone(error):
                 return None
             raise
-        file = _blob_name("s3", bucket, key)
-        self._write(file, response["Body"].iter_chunks(CHUNK))
+        file = blob_name("s3", bucket, key)
+        self._blobs.write(file, response["Body"].iter_chunks(CHUNK))
         entry = {"file": file, "stamp": [response["ETag"], response["ContentLength"], stamp[2]]}
         entry.update({header: response[header] for header in OBJECT_HEADERS if response.get(header)})
         entry["Metadata"] = response.get("Metadata", {})
@@ -311,7 +298,7 @@ class MotoStore:
     def _upload(self, region: str, bucket: str, key: str, entry: dict) -> None:
         extra = {header: entry[header] for header in OBJECT_HEADERS if header in entry}
         s3 = self._client("s3", region)
-        with self._open(entry["file"]) as body:
+        with self._blobs.open(entry["file"]) as body:
             s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=entry["Metadata"], **extra)
 
     # CloudWatch Logs
@@ -345,9 +332,9 @@ class MotoStore:
                 entry = previous.get(name)
                 if entry is None or entry["stamp"] != stamp:
                     events = _read_events(logs, group, name)
-                    file = _blob_name("logs", region, group, name) + ".json" if events else None
+                    file = blob_name("logs", region, group, name) + ".json" if events else None
                     if file is not None:
-                        self._write(file, [json.dumps(events).encode()])
+                        self._blobs.write(file, [json.dumps(events).encode()])
                         report.streams_written += 1
                     entry = {"file": file, "stamp": stamp, "events": len(events)}
                 streams[name] = entry
@@ -365,7 +352,7 @@ class MotoStore:
                 for stream, entry in saved_group["streams"].items():
                     logs.create_log_stream(logGroupName=group, logStreamName=stream)
                     if entry["file"] is not None:
-                        with self._open(entry["file"]) as file:
+                        with self._blobs.open(entry["file"]) as file:
                             events = json.load(file)
                         _moto_append_log_events(self._account_id(), region, group, stream, events)
                     summary.log_streams += 1
@@ -403,14 +390,14 @@ class MotoStore:
         content = json.dumps({"policies": policies, "roles": roles}, sort_keys=True).encode()
         file = f"iam/{hashlib.sha256(content).hexdigest()}.json"
         if file != previous.get("file"):
-            self._write(file, [content])
+            self._blobs.write(file, [content])
             report.iam_written = True
         return {"file": file, "roles": len(roles), "policies": len(policies)}
 
     def _restore_iam(self, saved: dict, summary: RestoreSummary) -> dict:
         if not saved:
             return saved
-        with self._open(saved["file"]) as file:
+        with self._blobs.open(saved["file"]) as file:
             content = json.load(file)
         iam = self._client("iam", HOME_REGION)
         for policy in content["policies"]:
@@ -426,52 +413,6 @@ class MotoStore:
         summary.roles, summary.policies = len(content["roles"]), len(content["policies"])
         return saved
 
-    # files
-
-    def _write(self, name: str, chunks: Iterable[bytes]) -> None:
-        """Write ``folder/name`` whole or not at all: a fsynced temporary file, then ``os.replace``."""
-        target = self.folder / name
-        handle, temporary = tempfile.mkstemp(dir=self.folder / "tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                for chunk in chunks:
-                    file.write(chunk)
-                file.flush()
-                os.fsync(file.fileno())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        self._written.append(name)
-
-    def _commit(self, index: dict, report: SaveReport) -> None:
-        """Make ``index`` the saved state, then delete the files only the old index named."""
-        for directory in {(self.folder / name).parent for name in self._written}:
-            _fsync_directory(directory)
-        self._write("index.json", [json.dumps({"format": FORMAT, **index}).encode()])
-        self._written = []  # the new index names them: no longer this save's to discard
-        old, self._index = _files(self._index) - _files(index), index
-        report.index_written = True
-        _fsync_directory(self.folder)
-        report.files_removed = self._discard(old)
-
-    def _discard(self, names: list[str] | set[str]) -> int:
-        for name in names:
-            (self.folder / name).unlink(missing_ok=True)
-        return len(names)
-
-    def _sweep(self) -> None:
-        """Delete what an interrupted save left: temporary files, and files the index does not name."""
-        (self.folder / "tmp").mkdir(exist_ok=True)
-        for leftover in (self.folder / "tmp").iterdir():
-            leftover.unlink()
-        named = _files(self._index)
-        for kind in ("s3", "logs", "iam"):
-            for path in (self.folder / kind).rglob("*"):
-                if path.is_file() and path.relative_to(self.folder).as_posix() not in named:
-                    path.unlink()
-
     def _check_open(self, restoring: bool = False) -> None:
         if self._closed:
             raise RuntimeError(f"This MotoStore of {self.folder} is closed.")
@@ -480,12 +421,6 @@ class MotoStore:
                 f"{self.folder} holds saved state that was not restored: call restore() first (saving now would "
                 "replace it with moto's current state)."
             )
-
-    def _open(self, name: str):
-        try:
-            return open(self.folder / name, "rb")
-        except FileNotFoundError:
-            raise StoreCorrupt(f"{self.folder / 'index.json'} names {name}, which is missing.") from None
 
     def _account_id(self) -> str:
         if self._account is None:
@@ -511,29 +446,6 @@ class MotoStore:
                 self._wake.set()
 
 
-def _read_index(folder: Path) -> dict:
-    path = folder / "index.json"
-    if not path.exists():
-        return {"s3": {}, "logs": {}, "iam": {}}
-    way_out = "move the folder aside to start with empty S3, Logs and IAM, or put back a backup of it"
-    try:
-        index = json.loads(path.read_bytes())
-        version = index.pop("format")
-        if version != FORMAT:
-            raise StoreCorrupt(f"{path} has format {version!r}; this emulator reads format {FORMAT}: {way_out}.")
-        if set(index) != set(SERVICES):
-            raise KeyError(", ".join(sorted(set(SERVICES) ^ set(index))))
-        bad = [name for name in _files(index) if not _FILE.fullmatch(name)]
-    except StoreCorrupt:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        reason = f"{type(error).__name__}: {error}"
-        raise StoreCorrupt(f"{path} is not a readable store index ({reason}): {way_out}.") from None
-    if bad:
-        raise StoreCorrupt(f"{path} names files outside the store's layout ({bad[0]!r}): {way_out}.")
-    return index
-
-
 def _files(index: dict) -> set[str]:
     """Every file an index names."""
     names = {entry["file"] for bucket in index["s3"].values() for entry in bucket["objects"].values()}
@@ -551,20 +463,6 @@ def _files(index: dict) -> set[str]:
 
 def _count(number: int, noun: str, plural: str = "") -> str:
     return f"{number} {noun if number == 1 else plural or noun + 's'}"
-
-
-def _blob_name(kind: str, *parts: str) -> str:
-    digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{kind}/{digest[:2]}/{digest}-{secrets.token_hex(8)}"
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make renames into ``path`` durable before the index that relies on them."""
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
 
 
 def _gone(error: ClientError) -> bool:

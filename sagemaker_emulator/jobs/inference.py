@@ -22,8 +22,6 @@ from sagemaker_emulator.jobs.logs import LogShipper
 from sagemaker_emulator.jobs.process import ChildProcess, container_command
 from sagemaker_emulator.state import Services
 
-READY_TIMEOUT_SECONDS = 300.0
-
 
 class HostingError(Exception):
     """A model that cannot be served; the message is the resource's ``FailureReason``."""
@@ -39,10 +37,10 @@ class Reply:
 def fetch_model(client, model_data_url: str | None, folder: Path) -> Path:
     """Download and unpack a model artifact into ``folder/model`` (left empty when there is no artifact).
 
-    Members are confined by :func:`sagemaker_emulator.paths.archive_filter`: tarfile's ``data`` filter alone can be
+    Members are confined by :func:`sagemaker_emulator.algorithms.paths.archive_filter`: tarfile's ``data`` filter alone can be
     bypassed before Python 3.11.13 / 3.12.11 (CVE-2025-4517).
     """
-    from sagemaker_emulator.paths import archive_filter
+    from sagemaker_emulator.algorithms.paths import archive_filter
 
     model_dir = folder / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +119,8 @@ class ModelServer:
         self._pool = urllib3.HTTPConnectionPool("127.0.0.1", self.port, maxsize=16, block=False, retries=False)
 
     def _wait_ready(self) -> int:
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        limit = self.services.timings.model_ready_timeout_seconds
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             if self.cancel is not None and self.cancel.is_set():
                 raise HostingError(f"The model server of production variant {self.variant} was stopped while starting.")
@@ -135,7 +134,7 @@ class ModelServer:
                     f"Please check CloudWatch logs for this endpoint. ({detail})"
                 )
             time.sleep(0.02)
-        raise HostingError(f"The model server did not become ready within {READY_TIMEOUT_SECONDS:.0f} seconds.")
+        raise HostingError(f"The model server did not become ready within {limit:.0f} seconds.")
 
     def invoke(
         self, body: bytes, content_type: str | None, accept: str | None, custom_attributes: str | None = None
@@ -150,7 +149,7 @@ class ModelServer:
             "/invocations",
             body=body,
             headers=headers,
-            timeout=urllib3.Timeout(connect=5.0, read=self.services.invocation_timeout_seconds),
+            timeout=urllib3.Timeout(connect=5.0, read=self.services.timings.invocation_timeout_seconds),
         )
         return Reply(response.status, response.data, response.headers.get("Content-Type", "application/octet-stream"))
 
@@ -166,8 +165,11 @@ class ModelServer:
     def alive(self) -> bool:
         return self.child.returncode is None
 
-    def stop(self, grace_seconds: float = 5.0) -> None:
-        """End the container (SIGTERM, SIGKILL after ``grace_seconds``), ship its last log lines, remove its folder."""
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """End the container (SIGTERM, SIGKILL after ``grace_seconds``, by default ``model_stop_grace_seconds``),
+        ship its last log lines, remove its folder."""
+        if grace_seconds is None:
+            grace_seconds = self.services.timings.model_stop_grace_seconds
         self.child.terminate(grace_seconds=grace_seconds)
         self.logs.close()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -17,8 +17,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from sagemaker_emulator.actions import ACCOUNT
-from sagemaker_emulator.iam_policy import evaluate
+from sagemaker_emulator.iam.actions import ACCOUNT
+from sagemaker_emulator.iam.evaluation import evaluate
 
 BEGIN, END = "# BEGIN generated policy", "# END generated policy"
 _NAMED = re.compile(r"^(?P<head>arn:aws:(?:sagemaker|lambda):[^:]*:[^:]*:[a-z-]+[/:])(?P<name>.+)$")
