@@ -131,6 +131,13 @@ def _fail(layout: JobLayout, reason: str) -> None:
     layout.failure_file.write_text(reason)
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` so that a reader never sees it half written: the emulator reads it while this process runs."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def train(
     image: str,
     root: Path,
@@ -147,7 +154,7 @@ def train(
     try:
         plugin = load_plugin(image)
         if report is not None:
-            report.write_text(json.dumps({"metric_definitions": metric_definitions(plugin)}))
+            _write_whole(report, json.dumps({"metric_definitions": metric_definitions(plugin)}))
         if is_framework(image):
             plugin.run(layout, image, entrypoint, arguments)
             return 0

@@ -20,6 +20,7 @@ import shutil
 import signal
 import threading
 import uuid
+from pathlib import Path
 from typing import Protocol
 
 from sagemaker_emulator.algorithms.failures import (
@@ -91,6 +92,14 @@ def start_training(state: EmulatorState, job: Training) -> threading.Thread:
 
 class _Ended(Exception):
     """The job left InProgress while it was being prepared (stopped, or the emulator reset)."""
+
+
+def reported_metric_definitions(report: Path) -> list[dict] | None:
+    """The metric definitions in a container's report; None while it is missing or not yet whole."""
+    try:
+        return json.loads(report.read_text()).get("metric_definitions", [])
+    except (OSError, ValueError):
+        return None
 
 
 class TrainingRun:
@@ -177,17 +186,21 @@ class TrainingRun:
         self._conclude(code)
 
     def _on_line(self, line: str) -> None:
-        if not self._builtin_loaded and self.report.exists():
-            self._builtin_loaded = True
-            try:
-                builtin = json.loads(self.report.read_text()).get("metric_definitions", [])
-            except ValueError:
-                builtin = []
-            self.metrics.add(builtin)
-            if builtin and not self.custom_metrics:
-                with self.job.lock:
-                    self.job.params["AlgorithmSpecification"]["MetricDefinitions"] = builtin
+        if not self._builtin_loaded:
+            self._load_builtin_metrics()
         self.metrics.feed(line)
+
+    def _load_builtin_metrics(self) -> None:
+        """Until the container's report can be read, each line tries again, so no metric line of the algorithm is
+        read without the plug-in's definitions (the report is written whole before the algorithm prints)."""
+        builtin = reported_metric_definitions(self.report)
+        if builtin is None:
+            return
+        self._builtin_loaded = True
+        self.metrics.add(builtin)
+        if builtin and not self.custom_metrics:
+            with self.job.lock:
+                self.job.params["AlgorithmSpecification"]["MetricDefinitions"] = builtin
 
     def _train(self) -> int:
         job = self.job
