@@ -1,7 +1,8 @@
 # Two commands on a fresh machine: `make run` executes every lab notebook in local mode,
 # `make test` runs the linter and the test suite (and first builds, once, the SDK v2 virtualenv of tests/sdk_v2
 # under build/). Each creates the virtualenv and the Jupyter kernel when missing.
-PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+# The interpreter .venv is built with: PYTHON=... to choose one, else the first suitable (scripts/find_python).
+PYTHON ?=
 VENV := .venv
 BIN := $(VENV)/bin
 KERNEL := recommendation-workshop
@@ -12,13 +13,14 @@ STAMP := $(VENV)/.installed
 env: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { python=$$(scripts/find_python $(PYTHON)) && echo "Creating $(VENV) with $$python" && $$python -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	@touch $@
 
 kernel: $(STAMP)
+	@$(BIN)/python -c 'import os, sys; print(f"Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)}) runs the workshop, in $(VENV)")'
 	@$(BIN)/python scripts/register_kernel.py --name $(KERNEL) --display-name "Recommendation Workshop"
 
 run: kernel
