@@ -16,6 +16,9 @@ from sagemaker_emulator.actions import ACTIONS_VARIABLE
 ROOT = Path(__file__).resolve().parent
 EMULATOR_HOME = ROOT / "build" / "emulator"
 ACTIONS_FILE = ROOT / "build" / "actions" / "notebooks.jsonl"
+# nbval waits this long for each output message of a cell once the cell has finished (its own default, 5 s, fails
+# a notebook on a busy machine while a tuner's live display is still flushing its stream of clear_output messages).
+NBVAL_OUTPUT_TIMEOUT_SECONDS = 300
 GUARD = "policy_guard"  # the marker of the test that needs the notebooks' recorded actions
 ACTIONS_KEY = pytest.StashKey[str]()
 
@@ -29,6 +32,12 @@ def pytest_configure(config):
     config.stash[ACTIONS_KEY] = os.environ.get(ACTIONS_VARIABLE) or str(ACTIONS_FILE)
     Path(config.stash[ACTIONS_KEY]).unlink(missing_ok=True)
     config.addinivalue_line("markers", f"{GUARD}: checks the actions the notebooks of this run performed")
+
+
+def pytest_itemcollected(item):
+    """Every notebook cell nbval collects waits for its output as long as a loaded machine may need."""
+    if hasattr(item, "output_timeout"):
+        item.output_timeout = NBVAL_OUTPUT_TIMEOUT_SECONDS
 
 
 def pytest_collection_modifyitems(config, items):
