@@ -170,8 +170,11 @@ def deploy_lab2(
     return catalogue
 
 
-def chrome(width: int = 1400, height: int = 1000):
-    """Headless Chromium from Debian's packages, driven by its chromedriver: never Selenium Manager, no download."""
+def chrome(width: int = 1400, height: int = 1000, offline: bool = False):
+    """Headless Chromium from Debian's packages, driven by its chromedriver: never Selenium Manager, no download.
+
+    ``offline`` resolves no host name, so a page that needs the network shows it.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -183,6 +186,7 @@ def chrome(width: int = 1400, height: int = 1000):
         "--disable-dev-shm-usage",
         "--disable-gpu",
         f"--window-size={width},{height}",
+        *(["--host-resolver-rules=MAP * ~NOTFOUND"] if offline else []),
     ):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
