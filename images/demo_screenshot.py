@@ -215,17 +215,28 @@ class DemoPage:
         self.wait.until(lambda d: self.items("search-results") or self._id("search-error").text)
         return self.items("search-results")
 
-    def rate(self, title: str, stars: float) -> None:
-        """Search for ``title`` and rate that exact title."""
-        from selenium.webdriver.support.ui import Select
-
+    def result(self, title: str):
+        """Search for ``title`` and return its entry among the results (an element with its select and buttons)."""
         self.search(title.split(" (")[0])
         for item in self._id("search-results").find_elements("tag name", "li"):
             if item.find_element("css selector", "button.link").text == title:
-                Select(item.find_element("tag name", "select")).select_by_value(str(float(stars)).removesuffix(".0"))
-                item.find_element("css selector", f'button[aria-label="Rate {title}"]').click()
-                return
+                return item
         raise LookupError(f"{title!r} is not among the search results")
+
+    def rate(self, title: str, stars: float) -> None:
+        """Search for ``title`` and rate that exact title.
+
+        Raises:
+            ValueError: the page does not offer to rate it; the message is the page's reason.
+        """
+        from selenium.webdriver.support.ui import Select
+
+        item = self.result(title)
+        button = item.find_element("css selector", f'button[aria-label="Rate {title}"]')
+        if not button.is_enabled():
+            raise ValueError(f"{title!r} {item.find_element('css selector', '.reason').text}")
+        Select(item.find_element("tag name", "select")).select_by_value(str(float(stars)).removesuffix(".0"))
+        button.click()
 
     def recommend(self) -> list[str]:
         self._id("recommend").click()
