@@ -17,9 +17,9 @@ import pytest
 from test_confinement import _hostile_archives, _member
 
 from sagemaker_emulator import archives
-from sagemaker_emulator.home import HOME_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
+HOME_VARIABLE = "SAGEMAKER_EMULATOR_HOME"  # where an emulator keeps its state: the inner run gets one of its own
 DEBIAN_PYTHON = Path("/usr/bin/python3.11")  # Debian 12's, 3.11.2: no tarfile filters
 ENDPOINT_TEST = "tests/emulator/test_confinement.py::test_a_model_archive_in_tar_conventions_is_served"
 EXTRACTIONS = ["checked", *(["data filter"] if archives.HAS_DATA_FILTER else [])]
