@@ -19,7 +19,8 @@ from test_confinement import _hostile_archives, _member
 from sagemaker_emulator import archives
 
 ROOT = Path(__file__).resolve().parents[2]
-HOME_VARIABLE = "SAGEMAKER_EMULATOR_HOME"  # where an emulator keeps its state: the inner run gets one of its own
+# The inner run gets an emulator home and an actions record of its own (the emulator's public variables).
+HOME_VARIABLE, ACTIONS_VARIABLE = "SAGEMAKER_EMULATOR_HOME", "SAGEMAKER_EMULATOR_ACTIONS"
 DEBIAN_PYTHON = Path("/usr/bin/python3.11")  # Debian 12's, 3.11.2: no tarfile filters
 ENDPOINT_TEST = "tests/emulator/test_confinement.py::test_a_model_archive_in_tar_conventions_is_served"
 EXTRACTIONS = ["checked", *(["data filter"] if archives.HAS_DATA_FILTER else [])]
@@ -154,7 +155,12 @@ def _python_with_our_packages(python: Path, folder: Path) -> Path:
 def test_extraction_and_an_endpoint_work_under_debian_python(tmp_path):
     """Debian 12's python3.11 runs this file's tests and one endpoint, with this venv's packages (no install)."""
     python = _python_with_our_packages(DEBIAN_PYTHON, tmp_path / "venv")
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), HOME_VARIABLE: str(tmp_path / "emulator")}
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        HOME_VARIABLE: str(tmp_path / "emulator"),
+        ACTIONS_VARIABLE: str(tmp_path / "actions.jsonl"),
+    }
     command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not debian_python"]
     result = subprocess.run(
         [*command, "tests/emulator/test_archives.py", ENDPOINT_TEST],
