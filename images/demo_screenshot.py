@@ -3,8 +3,8 @@
 Writes ``demo.png`` next to this script from a real local run: it starts an emulator of its own, trains one
 Object2Vec model on ml-latest-small (Lab 2's embedder: its quick settings, comparator ``hadamard``), deploys it,
 writes the catalogue as the notebook does, serves the demo page in process, and has headless Chromium (Debian's
-``chromium`` and ``chromium-driver``) rate five movies, ask for ten recommendations and open one movie's
-neighbours. Everything it made is gone when it ends. Takes about two minutes on 2 cores.
+``chromium`` and ``chromium-driver``) rate five movies, ask for ten recommendations, open one movie's neighbours
+and search a title whose sequels have too few ratings to be rated (greyed out, with the reason). Everything it made is gone when it ends. Takes about two minutes on 2 cores.
 
 The browser tests (tests/labs/test_demo_browser.py) run the same pipeline on tiny data.
 """
@@ -285,7 +285,7 @@ def main() -> None:
                 page = DemoPage(driver, demo.url)
                 for title, stars in SCREENSHOT_RATINGS.items():
                     page.rate(title, stars)
-                page.search("toy story")
+                page.search("lion king")  # two sequels with 2 ratings each: greyed out, with the reason
                 page.recommend()
                 page.neighbours("recommendations", 0)
                 driver.execute_script("window.scrollTo(0, 0)")
