@@ -13,7 +13,9 @@ the MathJax that jupyter-server-mathjax ships, copied once to build/mathjax besi
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import re
 import shutil
 import sys
 import time
@@ -50,8 +52,20 @@ def readable(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
+def _escaped_dollars_kept(markdown: str) -> str:
+    """``markdown`` with each ``\\$`` outside code spans doubled: nbconvert's Markdown drops the backslash of a
+    ``\\$`` (an amount of money, as Jupyter shows it), and MathJax would then read text between two amounts as math;
+    with the backslash kept, MathJax shows a plain ``$``."""
+    parts = re.split(r"(`+[^`]*`+)", markdown)
+    return "".join(part if part.startswith("`") else part.replace("\\$", "\\\\$") for part in parts)
+
+
 def write_handout(notebook: nbformat.NotebookNode, target: Path, build: Path) -> None:
     """``target`` as HTML whose formulas MathJax typesets from ``build/mathjax``, with no network."""
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _escaped_dollars_kept(cell.source)
     mathjax = build / "mathjax"
     if not (mathjax / "config" / "local" / "workshop.js").exists():
         shutil.copytree(MATHJAX, mathjax, dirs_exist_ok=True)

@@ -1,4 +1,5 @@
-"""make run's executed copies are for reading: progress bars in their final state, formulas typeset offline."""
+"""make run's executed copies are for reading: progress bars in their final state, formulas typeset offline and
+amounts of money (``\\$0.20``) left as text."""
 
 from __future__ import annotations
 
@@ -40,7 +41,12 @@ def test_a_handout_typesets_its_formulas_without_the_network(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    notebook = new_notebook(cells=[new_markdown_cell(r"The model: $\hat{y} = w_0 + \sum_i w_i x_i$.")])
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell(r"The model: $\hat{y} = w_0 + \sum_i w_i x_i$."),
+            new_markdown_cell(r"An endpoint costs \$0.115 an hour, a job \$0.20 to \$0.30; `\$HOME` stays as typed."),
+        ]
+    )
     target = tmp_path / "Lab1" / "handout.html"
     target.parent.mkdir()
     run_notebooks.write_handout(notebook, target, tmp_path)
@@ -48,7 +54,9 @@ def test_a_handout_typesets_its_formulas_without_the_network(tmp_path):
     try:
         driver.get(target.as_uri())
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".MathJax"))
-        assert "$" not in driver.find_element(By.CSS_SELECTOR, ".jp-RenderedMarkdown").text
+        formula, money = (cell.text for cell in driver.find_elements(By.CSS_SELECTOR, ".jp-RenderedMarkdown"))
+        assert "$" not in formula
+        assert money == r"An endpoint costs $0.115 an hour, a job $0.20 to $0.30; \$HOME stays as typed."
         assert driver.execute_script("return MathJax.Hub.outputJax['jax/mml'][0].fontInUse") == "STIX-Web"
     finally:
         driver.quit()
