@@ -49,6 +49,7 @@ MAX_QUERY = 100
 SEARCH_RESULTS = 20
 ROUTES = {"/api/recommend": "recommend", "/api/similar": "similar"}  # path -> function suffix
 ENDPOINT = "{run_id}-regressor"  # the one endpoint the demo's functions call (ratings and the fold-in's vectors)
+CATALOGUE_KEY = "{run_id}/lambda/catalogue.json"  # in the workshop's bucket, as the notebook's section 9 writes it
 MOVIE_ID = re.compile(r"\bmovie_id (\d+)")  # how the functions name a movie in their errors
 WORKSHOP_PYTHON = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"  # what `make` builds
 
@@ -57,7 +58,7 @@ _started: list[DemoServer] = []  # every demo this process started, so a cleanup
 
 
 class DemoUnavailable(Exception):
-    """The run cannot be demonstrated (unknown ``run_id``, or its endpoints deleted); the message says what to do."""
+    """The run cannot be demonstrated (unknown ``run_id``, or its endpoint deleted); the message says what to do."""
 
 
 class DemoServer:
@@ -246,10 +247,11 @@ def check_run(run_id: str, bucket: str) -> dict:
     """
     import boto3
 
-    uri = f"s3://{bucket}/{run_id}/lambda/catalogue.json"
+    key = CATALOGUE_KEY.format(run_id=run_id)
+    uri = f"s3://{bucket}/{key}"
     s3 = boto3.client("s3")
     try:
-        catalogue = json.loads(s3.get_object(Bucket=bucket, Key=f"{run_id}/lambda/catalogue.json")["Body"].read())
+        catalogue = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except s3.exceptions.NoSuchKey:
         raise DemoUnavailable(
             f"No Lab 2 run {run_id!r} here: {uri} does not exist. Use the run_id that Lab 2's notebook printed in its "
@@ -297,9 +299,9 @@ def functions_for(run_id: str, mode: str, bucket: str) -> tuple[Call, dict]:
     import lambda_function  # next to this file, as the notebook imports it
 
     os.environ.update(
-        RATING_ENDPOINT=f"{run_id}-regressor",
+        RATING_ENDPOINT=ENDPOINT.format(run_id=run_id),
         RECOMMEND_ENDPOINT=f"{run_id}-classifier",
-        CATALOGUE_URI=f"s3://{bucket}/{run_id}/lambda/catalogue.json",
+        CATALOGUE_URI=f"s3://{bucket}/{CATALOGUE_KEY.format(run_id=run_id)}",
     )
     handlers = {
         f"{run_id}-recommend": lambda_function.recommend_handler,
