@@ -2,7 +2,8 @@
 # `make test` runs the linter and the test suite (and first builds, once, the SDK v2 virtualenv of tests/sdk_v2
 # under build/). Each creates the virtualenv and the Jupyter kernel when missing: `make run` installs only what the
 # workshop kernel needs (requirements.txt), `make test` adds the maintainers' tools (requirements-dev.txt).
-PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+# The interpreter .venv is built with: PYTHON=... to choose one, else the first suitable (scripts/find_python).
+PYTHON ?=
 VENV := .venv
 BIN := $(VENV)/bin
 KERNEL := recommendation-workshop
@@ -16,7 +17,7 @@ env: $(STAMP)
 dev: $(DEV_STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { python=$$(scripts/find_python $(PYTHON)) && echo "Creating $(VENV) with $$python" && $$python -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
@@ -27,6 +28,7 @@ $(DEV_STAMP): requirements-dev.txt $(STAMP)
 	@touch $@
 
 kernel: $(STAMP)
+	@$(BIN)/python -c 'import os, sys; print(f"Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)}) runs the workshop, in $(VENV)")'
 	@$(BIN)/python scripts/register_kernel.py --name $(KERNEL) --display-name "Recommendation Workshop"
 
 run: kernel

@@ -17,6 +17,9 @@ from sagemaker_emulator.store import home
 ROOT = Path(__file__).resolve().parent
 EMULATOR_HOME = ROOT / "build" / "emulator"
 ACTIONS_FILE = ROOT / "build" / "actions" / "notebooks.jsonl"
+# nbval waits this long for each output message of a cell once the cell has finished (its own default, 5 s, fails
+# a notebook on a busy machine while a tuner's live display is still flushing its stream of clear_output messages).
+NBVAL_OUTPUT_TIMEOUT_SECONDS = 300
 GUARD = "policy_guard"  # the marker of the test that needs the notebooks' recorded actions
 FIGURES = "after_notebooks"  # the marker of the test that needs every notebook's recorded results
 ACTIONS_KEY = pytest.StashKey[str]()
@@ -32,6 +35,12 @@ def pytest_configure(config):
     Path(config.stash[ACTIONS_KEY]).unlink(missing_ok=True)
     config.addinivalue_line("markers", f"{GUARD}: checks the actions the notebooks of this run performed")
     config.addinivalue_line("markers", f"{FIGURES}: checks the results every lab notebook recorded in this run")
+
+
+def pytest_itemcollected(item):
+    """Every notebook cell nbval collects waits for its output as long as a loaded machine may need."""
+    if hasattr(item, "output_timeout"):
+        item.output_timeout = NBVAL_OUTPUT_TIMEOUT_SECONDS
 
 
 def pytest_collection_modifyitems(config, items):

@@ -21,6 +21,10 @@ Jupyter's proxy (``jupyter-server-proxy`` on a SageMaker notebook instance: ``ht
 the proxy connects to 127.0.0.1 itself; pass its host name in ``allowed_hosts``.
 
 Command line (in this folder; the notebook prints the ``run_id``): ``python demo_server.py --run-id lab2-o2v-...``.
+Any Python starts it: one without the workshop's packages hands over to the workshop's virtualenv (``.venv`` at the
+repository's root, which ``make`` builds) or says in one line which to use. The demo needs what the notebook's
+section 9 left running (the catalogue in S3, the regressor's endpoint); the cleanup section deletes them, and a
+``run_id`` whose endpoint is gone is refused at once with what to do.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -42,9 +48,17 @@ MAX_BODY = 64 * 1024
 MAX_QUERY = 100
 SEARCH_RESULTS = 20
 ROUTES = {"/api/recommend": "recommend", "/api/similar": "similar"}  # path -> function suffix
+ENDPOINT = "{run_id}-regressor"  # the one endpoint the demo's functions call (ratings and the fold-in's vectors)
+CATALOGUE_KEY = "{run_id}/lambda/catalogue.json"  # in the workshop's bucket, as the notebook's section 9 writes it
+MOVIE_ID = re.compile(r"\bmovie_id (\d+)")  # how the functions name a movie in their errors
+WORKSHOP_PYTHON = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"  # what `make` builds
 
 Call = Callable[[str, dict], dict]
 _started: list[DemoServer] = []  # every demo this process started, so a cleanup cell finds it without a variable
+
+
+class DemoUnavailable(Exception):
+    """The run cannot be demonstrated (unknown ``run_id``, or its endpoint deleted); the message says what to do."""
 
 
 class DemoServer:
@@ -91,8 +105,14 @@ def _search(index: list[tuple[str, dict]], query: str) -> list[dict]:
     return hits[:SEARCH_RESULTS]
 
 
+def name_movies(message: str, titles: dict[int, str]) -> str:
+    """A function's error with each ``movie_id <n>`` it mentions replaced by the movie's title, for a person."""
+    return MOVIE_ID.sub(lambda match: f"“{titles[int(match[1])]}”" if int(match[1]) in titles else match[0], message)
+
+
 def _handler_class(call: Call, run_id: str, catalogue: dict, allowed_hosts: frozenset[str]):
     index = search_index(catalogue)
+    titles = {movie["id"]: movie["title"] for movie in catalogue["movies"]}
     info = {
         "dataset": catalogue.get("dataset"),
         "rating_range": catalogue["rating_range"],
@@ -175,6 +195,8 @@ def _handler_class(call: Call, run_id: str, catalogue: dict, allowed_hosts: froz
                 status, body = answer["statusCode"], json.loads(answer["body"])
             except Exception as error:  # a failed invoke (AWS mode) or a broken answer: readable, never a trace
                 status, body = HTTPStatus.BAD_GATEWAY, {"error": f"function {function} failed: {error}"}
+            if isinstance(body, dict) and isinstance(body.get("error"), str):
+                body = {**body, "error": name_movies(body["error"], titles)}
             milliseconds = round((time.perf_counter() - started) * 1000, 1)
             self._json(
                 HTTPStatus.OK, {"status": status, "function": function, "milliseconds": milliseconds, "body": body}
@@ -217,18 +239,52 @@ def stop_all() -> int:
     return len(running)
 
 
+def check_run(run_id: str, bucket: str) -> dict:
+    """The catalogue of the notebook run ``run_id``, once its endpoint is in service (clients of this process).
+
+    Raises:
+        DemoUnavailable: no catalogue under the ``run_id``, or its endpoint missing or not in service.
+    """
+    import boto3
+
+    key = CATALOGUE_KEY.format(run_id=run_id)
+    uri = f"s3://{bucket}/{key}"
+    s3 = boto3.client("s3")
+    try:
+        catalogue = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        raise DemoUnavailable(
+            f"No Lab 2 run {run_id!r} here: {uri} does not exist. Use the run_id that Lab 2's notebook printed in its "
+            "parameters cell, after running the notebook up to section 9 (its cleanup deletes what the demo needs)."
+        ) from None
+    sagemaker, name = boto3.client("sagemaker"), ENDPOINT.format(run_id=run_id)
+    try:
+        status = sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
+    except sagemaker.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] != "ValidationException":  # AWS's code for an endpoint not found
+            raise
+        status = "deleted"
+    if status != "InService":
+        raise DemoUnavailable(
+            f"The endpoint {name} is {status}: the demo needs the endpoint of Lab 2's run {run_id!r}, which the "
+            "notebook's cleanup deletes. Run the notebook again up to section 9 and start the demo with the "
+            "run_id it prints (or start it from the notebook's section 9)."
+        )
+    return catalogue
+
+
 def functions_for(run_id: str, mode: str, bucket: str) -> tuple[Call, dict]:
     """``call`` and the catalogue for a finished notebook run, found by its ``run_id`` (the command line's way).
 
     Local mode configures the handlers as the notebook does (endpoints ``<run_id>-regressor`` and
     ``<run_id>-classifier``) and calls them in process; AWS mode invokes the deployed functions with boto3.
+
+    Raises:
+        DemoUnavailable: see :func:`check_run`.
     """
     import boto3
 
-    uri = f"s3://{bucket}/{run_id}/lambda/catalogue.json"
-    catalogue = json.loads(
-        boto3.client("s3").get_object(Bucket=bucket, Key=f"{run_id}/lambda/catalogue.json")["Body"].read()
-    )
+    catalogue = check_run(run_id, bucket)
     if mode == "aws":
         client = boto3.client("lambda")
 
@@ -243,7 +299,9 @@ def functions_for(run_id: str, mode: str, bucket: str) -> tuple[Call, dict]:
     import lambda_function  # next to this file, as the notebook imports it
 
     os.environ.update(
-        RATING_ENDPOINT=f"{run_id}-regressor", RECOMMEND_ENDPOINT=f"{run_id}-classifier", CATALOGUE_URI=uri
+        RATING_ENDPOINT=ENDPOINT.format(run_id=run_id),
+        RECOMMEND_ENDPOINT=f"{run_id}-classifier",
+        CATALOGUE_URI=f"s3://{bucket}/{CATALOGUE_KEY.format(run_id=run_id)}",
     )
     handlers = {
         f"{run_id}-recommend": lambda_function.recommend_handler,
@@ -256,18 +314,48 @@ def functions_for(run_id: str, mode: str, bucket: str) -> tuple[Call, dict]:
     return call, catalogue
 
 
+def use_workshop_python(argv: list[str]) -> None:
+    """Go on in this interpreter if it has the workshop's packages, else hand over to the workshop's virtualenv.
+
+    Raises:
+        SystemExit: neither has them; the one-line message says which Python to use.
+    """
+    try:
+        import boto3  # noqa: F401
+
+        import common  # noqa: F401
+    except ImportError as error:
+        if WORKSHOP_PYTHON.exists() and Path(sys.prefix).resolve() != WORKSHOP_PYTHON.parents[1].resolve():
+            os.execv(WORKSHOP_PYTHON, [str(WORKSHOP_PYTHON), str(Path(__file__).resolve()), *argv])
+        raise SystemExit(
+            f"demo_server.py needs the workshop's packages, which {sys.executable} lacks ({error}): run `make env` "
+            "at the repository's root, then `../.venv/bin/python demo_server.py --run-id <run_id>` in this folder."
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve Lab 2's recommendation demo on 127.0.0.1 until Ctrl-C.")
+    parser = argparse.ArgumentParser(
+        description="Serve Lab 2's recommendation demo on 127.0.0.1 until Ctrl-C. It needs the endpoint that the "
+        "notebook's section 9 left running; its cleanup section deletes it."
+    )
     parser.add_argument("--run-id", required=True, help="the run_id the notebook printed (lab2-o2v-...)")
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free port)")
     parser.add_argument("--allowed-host", action="append", default=[], help="another Host to answer (a proxy's)")
     args = parser.parse_args(argv)
+    use_workshop_python(sys.argv[1:] if argv is None else argv)
     from common import session
 
-    workshop = session.start_session()
-    call, catalogue = functions_for(args.run_id, workshop.mode, workshop.bucket)
+    workshop = session.start_session(sdk=False)
+    try:
+        call, catalogue = functions_for(args.run_id, workshop.mode, workshop.bucket)
+    except DemoUnavailable as error:
+        raise SystemExit(str(error)) from None
     with start(call, catalogue, args.run_id, args.port, tuple(args.allowed_host)) as demo:
-        print(f"Lab 2 demo ({workshop.mode} mode): open {demo.url} (Ctrl-C stops it)", flush=True)
+        print(
+            f"Lab 2 demo ({workshop.mode} mode): open {demo.url} (Ctrl-C stops it). It calls the endpoint "
+            f"{ENDPOINT.format(run_id=args.run_id)}, which the notebook's cleanup deletes.",
+            flush=True,
+        )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

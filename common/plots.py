@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
@@ -72,5 +73,48 @@ def plot_curves(
     ax.set(title=title, xlabel="epoch", ylabel=ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(handles=lines)
+    if right is None:
+        ax.legend(handles=lines)
+    else:  # "best" placement sees only the left axis's lines and could cover the right one's: put it below
+        ax.legend(handles=lines, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(lines), frameon=False)
+    return ax
+
+
+def _readable_on(colour) -> str:
+    """Black or white, whichever contrasts more with ``colour`` (WCAG 2 relative luminance and contrast ratio)."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in colour[:3]]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"
+
+
+def plot_confusion(confusion: pd.DataFrame, title: str, labels: list[str] | None = None, ax=None):
+    """A confusion matrix as shaded cells, each count written in black or white, whichever reads better on its shade.
+
+    Args:
+        confusion: counts, true classes as rows and predicted classes as columns (``pd.crosstab(true, predicted)``);
+            the index and column names label the axes.
+        title: the plot's title.
+        labels: the classes' names in row order; None: the index values.
+        ax: draw into this matplotlib Axes; a new figure when None.
+
+    Returns:
+        The Axes drawn into.
+
+    Raises:
+        ValueError: ``confusion`` is empty or not square, or ``labels`` has another length.
+    """
+    rows, columns = confusion.shape
+    if rows == 0 or rows != columns:
+        raise ValueError(f"plot_confusion needs a square table of counts, got {rows} rows and {columns} columns")
+    labels = [str(value) for value in confusion.index] if labels is None else labels
+    if len(labels) != rows:
+        raise ValueError(f"plot_confusion: {len(labels)} labels for {rows} classes")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.6, 3))
+    image = ax.imshow(confusion.to_numpy(), cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion.to_numpy()):
+        ax.text(j, i, f"{count:,}", ha="center", va="center", color=_readable_on(image.cmap(image.norm(count))))
+    ticks = list(range(rows))
+    ax.set(xticks=ticks, yticks=ticks, xticklabels=labels, yticklabels=labels, title=title)
+    ax.set(xlabel=confusion.columns.name or "predicted", ylabel=confusion.index.name or "true")
     return ax

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import textwrap
 from pathlib import Path
 
 from common.settings import settings
@@ -80,15 +81,23 @@ def _show(value) -> str:
     return str(value)
 
 
-def format_table(results: dict[str, dict]) -> str:
-    """One plain-text table: a row per notebook and metric, wall time first."""
-    rows = [("notebook", "metric", "value")]
-    for notebook, values in results.items():
-        ordered = sorted(values.items(), key=lambda kv: (kv[0] != WALL_TIME_KEY, kv[0]))
-        rows += [(notebook, name, _show(value)) for name, value in ordered]
-    if len(rows) == 1:
+def format_table(results: dict[str, dict], width: int = 118) -> str:
+    """A compact plain-text summary: per notebook, a line with its wall time, then its metrics as name=value pairs
+    wrapped to ``width`` (a table of one row per metric would run to a hundred lines)."""
+    if not any(results.values()):
         return "No notebook recorded any metrics."
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    blocks = []
+    for notebook, values in results.items():
+        wall = values.get(WALL_TIME_KEY)
+        pairs = [f"{name}={_show(value)}" for name, value in sorted(values.items()) if name != WALL_TIME_KEY]
+        heading = f"{notebook}: " + (f"{_show(wall)} s" if wall is not None else "no wall time")
+        body = textwrap.fill(
+            "  ".join(pairs),
+            width,
+            initial_indent="  ",
+            subsequent_indent="  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        blocks.append(heading + ("\n" + body if pairs else ""))
+    return "\n".join(blocks)

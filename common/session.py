@@ -39,7 +39,7 @@ class WorkshopSession:
     region: str
     role_arn: str
     bucket: str
-    sagemaker_session: object  # sagemaker.core.helper.session_helper.Session
+    sagemaker_session: object  # sagemaker.core.helper.session_helper.Session; None for start_session(sdk=False)
     emulator_url: str | None = None
 
 
@@ -70,7 +70,7 @@ def choose_mode(current: Settings) -> str:
     return "aws" if session.get_credentials() is not None and session.region_name else "local"
 
 
-def start_session() -> WorkshopSession:
+def start_session(sdk: bool = True) -> WorkshopSession:
     """Decide the mode, prepare it and print one line saying which mode is active.
 
     Local mode: use the user's emulator on 127.0.0.1, starting it in the background if it is not running (it
@@ -80,14 +80,18 @@ def start_session() -> WorkshopSession:
     AWS mode: find the execution role (``WORKSHOP_ROLE_ARN``, else the notebook's own role) and the bucket
     (``WORKSHOP_BUCKET``, else ``sagemaker-<region>-<account>``, created with public access blocked).
 
+    Args:
+        sdk: build the SageMaker SDK's session (``sagemaker_session``, None otherwise): importing the SDK takes
+            seconds, which a tool that needs only boto3 (Lab 2's demo server) should not wait for.
+
     Raises:
         RuntimeError: local mode would reach a non-loopback endpoint, or AWS mode lacks a region or a role.
     """
     current = settings()
     os.environ.setdefault(ROLE_CHECK_VARIABLE, "false")
     if choose_mode(current) == "local":
-        return _start_local(current)
-    return _start_aws(current)
+        return _start_local(current, sdk)
+    return _start_aws(current, sdk)
 
 
 def stop_local_emulator() -> None:
@@ -241,7 +245,7 @@ def _sdk_session(boto_session, bucket: str):
     return Session(boto_session=boto_session, default_bucket=bucket)
 
 
-def _start_local(current: Settings) -> WorkshopSession:
+def _start_local(current: Settings, sdk: bool) -> WorkshopSession:
     import json
 
     import boto3
@@ -276,7 +280,7 @@ def _start_local(current: Settings) -> WorkshopSession:
         f"Local mode: SageMaker emulator at {url} (loopback only, no AWS account is used); "
         f"region {region}, bucket {bucket}."
     )
-    return WorkshopSession("local", region, role_arn, bucket, _sdk_session(session, bucket), url)
+    return WorkshopSession("local", region, role_arn, bucket, _sdk_session(session, bucket) if sdk else None, url)
 
 
 def _grant_workshop_policy(iam, role_arn: str, bucket: str, region: str, account: str) -> None:
@@ -327,7 +331,7 @@ def _find_role(boto_session) -> str:
     return f"arn:{partition}:iam::{identity['Account']}:role/{name}"  # no iam:GetRole: a role without a path
 
 
-def _start_aws(current: Settings) -> WorkshopSession:
+def _start_aws(current: Settings, sdk: bool) -> WorkshopSession:
     import boto3
 
     session = boto3.session.Session()
@@ -342,4 +346,4 @@ def _start_aws(current: Settings) -> WorkshopSession:
         f"AWS mode: account {account}, region {region}, role {role_arn}, bucket {bucket}. What you create is "
         "billed to this account; the cleanup cells delete it."
     )
-    return WorkshopSession("aws", region, role_arn, bucket, _sdk_session(session, bucket))
+    return WorkshopSession("aws", region, role_arn, bucket, _sdk_session(session, bucket) if sdk else None)

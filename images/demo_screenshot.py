@@ -3,8 +3,8 @@
 Writes ``demo.png`` next to this script from a real local run: it starts an emulator of its own, trains one
 Object2Vec model on ml-latest-small (Lab 2's embedder: its quick settings, comparator ``hadamard``), deploys it,
 writes the catalogue as the notebook does, serves the demo page in process, and has headless Chromium (Debian's
-``chromium`` and ``chromium-driver``) rate five movies, ask for ten recommendations and open one movie's
-neighbours. Everything it made is gone when it ends. Takes about two minutes on 2 cores.
+``chromium`` and ``chromium-driver``) rate five movies, ask for ten recommendations, open one movie's neighbours
+and search a title whose sequels have too few ratings to be rated (greyed out, with the reason). Everything it made is gone when it ends. Takes about two minutes on 2 cores.
 
 The browser tests (tests/labs/test_demo_browser.py) run the same pipeline on tiny data.
 """
@@ -167,8 +167,11 @@ def deploy_lab2(
     return catalogue
 
 
-def chrome(width: int = 1400, height: int = 1000):
-    """Headless Chromium from Debian's packages, driven by its chromedriver: never Selenium Manager, no download."""
+def chrome(width: int = 1400, height: int = 1000, offline: bool = False):
+    """Headless Chromium from Debian's packages, driven by its chromedriver: never Selenium Manager, no download.
+
+    ``offline`` resolves no host name, so a page that needs the network shows it.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -180,6 +183,7 @@ def chrome(width: int = 1400, height: int = 1000):
         "--disable-dev-shm-usage",
         "--disable-gpu",
         f"--window-size={width},{height}",
+        *(["--host-resolver-rules=MAP * ~NOTFOUND"] if offline else []),
     ):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -208,17 +212,28 @@ class DemoPage:
         self.wait.until(lambda d: self.items("search-results") or self._id("search-error").text)
         return self.items("search-results")
 
-    def rate(self, title: str, stars: float) -> None:
-        """Search for ``title`` and rate that exact title."""
-        from selenium.webdriver.support.ui import Select
-
+    def result(self, title: str):
+        """Search for ``title`` and return its entry among the results (an element with its select and buttons)."""
         self.search(title.split(" (")[0])
         for item in self._id("search-results").find_elements("tag name", "li"):
             if item.find_element("css selector", "button.link").text == title:
-                Select(item.find_element("tag name", "select")).select_by_value(str(float(stars)).removesuffix(".0"))
-                item.find_element("css selector", f'button[aria-label="Rate {title}"]').click()
-                return
+                return item
         raise LookupError(f"{title!r} is not among the search results")
+
+    def rate(self, title: str, stars: float) -> None:
+        """Search for ``title`` and rate that exact title.
+
+        Raises:
+            ValueError: the page does not offer to rate it; the message is the page's reason.
+        """
+        from selenium.webdriver.support.ui import Select
+
+        item = self.result(title)
+        button = item.find_element("css selector", f'button[aria-label="Rate {title}"]')
+        if not button.is_enabled():
+            raise ValueError(f"{title!r} {item.find_element('css selector', '.reason').text}")
+        Select(item.find_element("tag name", "select")).select_by_value(str(float(stars)).removesuffix(".0"))
+        button.click()
 
     def recommend(self) -> list[str]:
         self._id("recommend").click()
@@ -267,7 +282,7 @@ def main() -> None:
                 page = DemoPage(driver, demo.url)
                 for title, stars in SCREENSHOT_RATINGS.items():
                     page.rate(title, stars)
-                page.search("toy story")
+                page.search("lion king")  # two sequels with 2 ratings each: greyed out, with the reason
                 page.recommend()
                 page.neighbours("recommendations", 0)
                 driver.execute_script("window.scrollTo(0, 0)")

@@ -4,20 +4,29 @@ Each notebook runs in its own folder with a fresh kernel, as an attendee would r
 progress bar counting its code cells. Its results land in build/metrics/<notebook>.json (``common.report``), with
 its wall time; the executed copy is saved as .ipynb and as .html (for an instructor to hand out); the run ends
 with one table of every notebook's metrics. Exit status 1 when any notebook failed.
+
+The copies are made for reading: a progress bar, which a live notebook redraws in place, is kept in its final state
+only (its updates would otherwise stack up, one line each), and the handouts typeset their formulas offline, with
+the MathJax that jupyter-server-mathjax ships, copied once to build/mathjax beside them.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
 
+import jupyter_server_mathjax
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 from tqdm import tqdm
 
 from common.report import WALL_TIME_KEY, collect, format_table, metrics_file, write_metric
@@ -25,10 +34,47 @@ from common.settings import notebook_name
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_GLOB = "Lab*/**/*.ipynb"
+MATHJAX = Path(jupyter_server_mathjax.__file__).parent / "static"  # MathJax 2.7, as nbconvert's template expects
+# The configuration that package ships, the Safe extension, and ours: the only fonts it ships are STIX-Web.
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe,local/workshop"
+MATHJAX_LOCAL = """MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], webFont: "STIX-Web", imageFont: null}});
+MathJax.Ajax.loadComplete("[MathJax]/config/local/workshop.js");
+"""
 
 
 def find_notebooks(root: Path) -> list[Path]:
     return sorted(p for p in root.glob(LAB_GLOB) if ".ipynb_checkpoints" not in p.parts)
+
+
+def readable(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Join each cell's consecutive stream outputs and keep, of every line redrawn with ``\\r``, its last state."""
+    CoalesceStreamsPreprocessor().preprocess(notebook, {})
+    return notebook
+
+
+def _escaped_dollars_kept(markdown: str) -> str:
+    """``markdown`` with each ``\\$`` outside code spans doubled: nbconvert's Markdown drops the backslash of a
+    ``\\$`` (an amount of money, as Jupyter shows it), and MathJax would then read text between two amounts as math;
+    with the backslash kept, MathJax shows a plain ``$``."""
+    parts = re.split(r"(`+[^`]*`+)", markdown)
+    return "".join(part if part.startswith("`") else part.replace("\\$", "\\\\$") for part in parts)
+
+
+def write_handout(notebook: nbformat.NotebookNode, target: Path, build: Path) -> None:
+    """``target`` as HTML whose formulas MathJax typesets from ``build/mathjax``, with no network."""
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _escaped_dollars_kept(cell.source)
+    mathjax = build / "mathjax"
+    if not (mathjax / "config" / "local" / "workshop.js").exists():
+        shutil.copytree(MATHJAX, mathjax, dirs_exist_ok=True)
+        (mathjax / "config" / "local").mkdir(exist_ok=True)
+        (mathjax / "config" / "local" / "workshop.js").write_text(MATHJAX_LOCAL, encoding="utf-8")
+    url = Path(os.path.relpath(mathjax, target.parent)).as_posix()
+    exporter = HTMLExporter(mathjax_url=f"{url}/MathJax.js?config={MATHJAX_CONFIG}")
+    body, _ = exporter.from_notebook_node(notebook)
+    target.write_text(body, encoding="utf-8")
 
 
 def execute(path: Path, build: Path, kernel: str, timeout: int) -> tuple[bool, float]:
@@ -61,9 +107,9 @@ def execute(path: Path, build: Path, kernel: str, timeout: int) -> tuple[bool, f
     wall = time.monotonic() - start
     target = build / path.relative_to(ROOT)
     target.parent.mkdir(parents=True, exist_ok=True)
+    readable(notebook)
     nbformat.write(notebook, target)
-    body, _ = HTMLExporter().from_notebook_node(notebook)
-    target.with_suffix(".html").write_text(body, encoding="utf-8")
+    write_handout(notebook, target.with_suffix(".html"), build)
     write_metric(metrics_file(build / "metrics", name), WALL_TIME_KEY, round(wall, 1))
     return failure is None, wall
 

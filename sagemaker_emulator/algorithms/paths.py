@@ -13,16 +13,12 @@ Anything else raises ``JobInputError`` naming it (the job fails with ``ClientErr
 
 Backslashes, spaces and other characters are kept as they are: on POSIX they are ordinary file-name characters.
 
-Model archives follow tar's conventions instead (``./model.json`` is common, so ``.`` and empty segments are
-kept): member names and link targets must be relative and free of ``..``. Links then only ever point down, so no
-chain of links can climb out, which tarfile's ``data`` filter alone does not guarantee before Python 3.11.13 and
-3.12.11 (CVE-2025-4517: its ``realpath`` check stops following links once a path exceeds PATH_MAX).
+Model archives follow tar's conventions instead: see :mod:`sagemaker_emulator.algorithms.archives`.
 """
 
 from __future__ import annotations
 
 import os
-import tarfile
 from pathlib import Path
 
 from sagemaker_emulator.errors import JobInputError
@@ -67,20 +63,3 @@ def confined(root: Path, relative: str, what: str) -> Path:
             f"slashes must be a file name (not empty, . or .., at most {NAME_MAX} bytes)."
         )
     return target
-
-
-def archive_filter(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo:
-    """A ``tarfile`` extraction filter: absolute or ``..`` names and link targets refused, then the ``data`` filter.
-
-    Raises:
-        JobInputError: naming the member.
-    """
-    paths = {"name": member.name}
-    if member.issym() or member.islnk():
-        paths["link target"] = member.linkname
-    for kind, path in paths.items():
-        if path.startswith("/") or ".." in path.split("/"):
-            raise JobInputError(
-                f'The archive member "{member.name}" has the {kind} "{path}", which is absolute or contains "..".'
-            )
-    return tarfile.data_filter(member, destination)

@@ -37,10 +37,9 @@ class Reply:
 def fetch_model(client, model_data_url: str | None, folder: Path) -> Path:
     """Download and unpack a model artifact into ``folder/model`` (left empty when there is no artifact).
 
-    Members are confined by :func:`sagemaker_emulator.algorithms.paths.archive_filter`: tarfile's ``data`` filter alone can be
-    bypassed before Python 3.11.13 / 3.12.11 (CVE-2025-4517).
+    Members are confined by :func:`sagemaker_emulator.algorithms.archives.extract`, on every Python from 3.11.0.
     """
-    from sagemaker_emulator.algorithms.paths import archive_filter
+    from sagemaker_emulator.algorithms import archives
 
     model_dir = folder / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -56,9 +55,8 @@ def fetch_model(client, model_data_url: str | None, folder: Path) -> Path:
             "located at the URL and that the role passed to CreateModel has permissions to download the model."
         ) from None
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(model_dir, filter=archive_filter)
-    except (tarfile.TarError, OSError, EOFError, JobInputError) as error:
+        archives.extract(archive, model_dir)
+    except (tarfile.TarError, OSError, EOFError) as error:
         raise HostingError(
             f'Failed to extract model data archive from URL "{model_data_url}". Please ensure that the object '
             f"located at the URL is a valid tar.gz archive. ({error})"

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from common.plots import plot_curves  # noqa: E402
+from common.plots import plot_confusion, plot_curves  # noqa: E402
 
 
 def test_plot_curves_draws_each_column_and_marks_the_best_validation_epoch():
@@ -42,6 +42,8 @@ def test_a_score_on_its_own_axis_marks_its_maximum_on_whole_epochs():
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert legend == ["train log loss", "validation HR@10", "best epoch (2)"]
     ax.figure.canvas.draw()
+    box, plot = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert box.y1 <= plot.y0  # below the plot, so it covers neither curve
     assert all(float(tick).is_integer() for tick in ax.get_xticks())
     plt.close(ax.figure)
 
@@ -49,3 +51,28 @@ def test_a_score_on_its_own_axis_marks_its_maximum_on_whole_epochs():
 def test_a_missing_column_is_named():
     with pytest.raises(ValueError, match="no column 'validation HR@10'"):
         plot_curves(pd.DataFrame({"loss": [0.7]}, index=[1]), "NeuMF", right="validation HR@10")
+
+
+def test_plot_confusion_writes_each_count_in_the_colour_that_reads_on_its_shade():
+    confusion = pd.crosstab(
+        pd.Series([0] * 1635 + [0] * 977 + [1] * 794 + [1] * 2694, name="true"),
+        pd.Series([0] * 1635 + [1] * 977 + [0] * 794 + [1] * 2694, name="predicted"),
+    )
+    ax = plot_confusion(confusion, "FM classifier", labels=["not liked", "liked"])
+    image = ax.get_images()[0]
+    for text in ax.texts:
+        count = int(text.get_text().replace(",", ""))
+        red, green, blue, _ = image.cmap(image.norm(count))
+        shade = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (red, green, blue)]
+        background = 0.2126 * shade[0] + 0.7152 * shade[1] + 0.0722 * shade[2]
+        ink = 0.0 if text.get_color() == "black" else 1.0
+        lighter, darker = max(background, ink), min(background, ink)
+        assert (lighter + 0.05) / (darker + 0.05) >= 4.5, text.get_text()  # WCAG AA for normal text
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["not liked", "liked"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
+    plt.close(ax.figure)
+
+
+def test_plot_confusion_refuses_a_table_that_is_not_square():
+    with pytest.raises(ValueError, match="square table of counts, got 2 rows and 1 columns"):
+        plot_confusion(pd.DataFrame({"a": [1, 2]}), "bad")

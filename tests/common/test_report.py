@@ -31,17 +31,26 @@ def test_record_refuses_an_empty_name(metrics_dir):
         report.record("", 1.0)
 
 
-def test_table_lists_every_notebook_with_wall_time_first(metrics_dir):
+def test_table_gives_each_notebook_its_wall_time_then_its_metrics(metrics_dir):
     report.write_metric(report.metrics_file(metrics_dir, "lab-a"), "rmse", 0.912345)
     report.write_metric(report.metrics_file(metrics_dir, "lab-a"), report.WALL_TIME_KEY, 61.0)
-    report.write_metric(report.metrics_file(metrics_dir, "lab-b"), "accuracy", 0.7)
-    lines = report.format_table(report.collect(metrics_dir)).splitlines()
-    assert lines[0].split() == ["notebook", "metric", "value"]
-    assert [line.split() for line in lines[2:]] == [
-        ["lab-a", "wall_time_s", "61"],
-        ["lab-a", "rmse", "0.9123"],
-        ["lab-b", "accuracy", "0.7"],
+    report.write_metric(report.metrics_file(metrics_dir, "lab-b"), "accuracy", -0.7)
+    assert report.format_table(report.collect(metrics_dir)).splitlines() == [
+        "lab-a: 61 s",
+        "  rmse=0.9123",
+        "lab-b: no wall time",
+        "  accuracy=-0.7",
     ]
+
+
+def test_table_wraps_many_metrics_between_pairs(metrics_dir):
+    for i in range(30):
+        report.write_metric(report.metrics_file(metrics_dir, "lab"), f"metric_{i:02d}", i / 7)
+    lines = report.format_table(report.collect(metrics_dir), width=80).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert len(lines) < 30 / 3
+    pairs = " ".join(lines[1:]).split()
+    assert pairs == [f"metric_{i:02d}={i / 7:.4g}" for i in range(30)]
 
 
 def test_table_says_when_there_is_nothing():

@@ -74,6 +74,15 @@ def test_local_mode_points_the_kernel_at_the_emulator(env, emulator, capsys):
     assert (again.bucket, again.role_arn) == (ws.bucket, ws.role_arn)
 
 
+def test_a_session_without_the_sdk_has_the_same_set_up_and_no_sdk_session(env, emulator):
+    """What a boto3-only tool (Lab 2's demo server) asks for: importing the SDK would cost it seconds."""
+    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url, **emulator.credentials.as_environment())
+    light = session.start_session(sdk=False)
+    assert light.sagemaker_session is None
+    assert (light.mode, light.bucket, light.emulator_url) == ("local", f"sagemaker-us-east-1-{ACCOUNT}", emulator.url)
+    boto3.client("s3").head_bucket(Bucket=light.bucket)
+
+
 def test_local_mode_shares_one_background_emulator_that_outlives_the_kernel(env):
     env["WORKSHOP_MODE"] = "local"
     try:

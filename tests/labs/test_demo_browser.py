@@ -10,6 +10,7 @@ required (``.ci/run`` installs them); Selenium Manager must never run, so it is 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import boto3
@@ -159,16 +160,18 @@ def test_too_few_ratings_is_explained(page):
     assert page.text("recommend-error") == "rate between 3 and 10 movies, got 2"
 
 
-def test_a_movie_the_model_cannot_place_is_explained(page):
-    for title in ("Cartoon Story 1 (1990)", "Cartoon Story 2 (1991)", "Rarely Rated Story (2001)"):
+def test_a_movie_the_model_cannot_place_is_greyed_out_with_the_reason_and_named_by_title(page):
+    title = "Rarely Rated Story (2001)"
+    item = page.result(title)
+    assert not item.find_element("tag name", "select").is_enabled()
+    assert "unrateable" in item.get_attribute("class").split()
+    reason = "cannot be rated: too few ratings in the data for the model to place it"
+    with pytest.raises(ValueError, match=re.escape(f"{title!r} {reason}")):
         page.rate(title, 4)
-    assert page.recommend() == []
-    assert page.text("recommend-error") == (
-        "movie_id 999 has too few ratings for a reliable vector: rate another movie"
-    )
+    assert page.text("ratings-hint") == "0 rated; rate 3 to 10 movies."
     page.search("rarely")
     assert page.neighbours("search-results", 0) == []
-    assert page.text("neighbours-error") == "movie_id 999 has too few ratings for a reliable embedding"
+    assert page.text("neighbours-error") == f"“{title}” has too few ratings for a reliable embedding"
 
 
 def test_an_unknown_user_and_a_bad_id_are_explained(page):
@@ -236,3 +239,13 @@ def test_a_deleted_endpoint_is_explained_not_traced(page, deployed):
     message = page.text("user-error")
     assert message.startswith(f"endpoint {RUN_ID}-regressor failed: An error occurred")
     assert "Traceback" not in message and "File " not in message
+
+
+def test_a_run_id_without_its_endpoints_is_refused_with_what_to_do(deployed):
+    """After the test above deleted the regressor, as the notebook's cleanup does."""
+    demo_server = load(LAB / "demo_server.py", "lab2_demo_server_checks")
+    deleted = f"^The endpoint {RUN_ID}-regressor is (Deleting|deleted): the demo needs the endpoint of Lab 2's run"
+    with pytest.raises(demo_server.DemoUnavailable, match=deleted):  # deleted, or on its way: either is refused
+        demo_server.check_run(RUN_ID, BUCKET)
+    with pytest.raises(demo_server.DemoUnavailable, match=f"^No Lab 2 run 'lab2-nope' here: s3://{BUCKET}/lab2-nope/"):
+        demo_server.check_run("lab2-nope", BUCKET)

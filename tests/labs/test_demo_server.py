@@ -2,6 +2,8 @@
 
 import http.client
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,11 +169,121 @@ def test_stop_all_finds_every_running_demo():
     assert demo_server.running_servers() == [] and demo_server.stop_all() == 0
 
 
+def _stubbed_clients(monkeypatch) -> dict:
+    import boto3
+
+    keys = {"region_name": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    clients = {service: boto3.client(service, **keys) for service in ("s3", "sagemaker", "lambda")}
+    monkeypatch.setattr(boto3, "client", lambda service: clients[service])
+    return clients
+
+
+def _endpoint(name: str, status: str = "InService") -> dict:
+    from datetime import datetime
+
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"
+    now = datetime(2026, 12, 6)
+    return {
+        "EndpointName": name,
+        "EndpointArn": arn,
+        "EndpointConfigName": name,
+        "EndpointStatus": status,
+        "CreationTime": now,
+        "LastModifiedTime": now,
+    }
+
+
+def test_an_unknown_run_id_says_which_run_id_to_use(monkeypatch):
+    from botocore.stub import Stubber
+
+    clients = _stubbed_clients(monkeypatch)
+    with Stubber(clients["s3"]) as s3:
+        s3.add_client_error("get_object", "NoSuchKey", "The specified key does not exist.", 404)
+        with pytest.raises(demo_server.DemoUnavailable) as caught:
+            demo_server.functions_for("lab2-typo", "local", "b")
+    assert str(caught.value) == (
+        "No Lab 2 run 'lab2-typo' here: s3://b/lab2-typo/lambda/catalogue.json does not exist. Use the run_id that "
+        "Lab 2's notebook printed in its parameters cell, after running the notebook up to section 9 (its cleanup "
+        "deletes what the demo needs)."
+    )
+
+
+@pytest.mark.parametrize("status", ["Creating", "Failed"])
+def test_a_run_whose_endpoint_is_not_in_service_is_refused(monkeypatch, status):
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    clients = _stubbed_clients(monkeypatch)
+    payload = json.dumps(CATALOGUE).encode()
+    with Stubber(clients["s3"]) as s3, Stubber(clients["sagemaker"]) as sagemaker:
+        s3.add_response("get_object", {"Body": StreamingBody(io.BytesIO(payload), len(payload))})
+        sagemaker.add_response("describe_endpoint", _endpoint("lab2-x-regressor", status))
+        with pytest.raises(demo_server.DemoUnavailable, match=f"^The endpoint lab2-x-regressor is {status}: the demo"):
+            demo_server.check_run("lab2-x", "b")
+
+
+def test_the_command_line_answers_an_unavailable_run_in_one_message(monkeypatch):
+    from common import session
+
+    def unavailable(run_id, mode, bucket):
+        raise demo_server.DemoUnavailable(f"No Lab 2 run {run_id!r} here")
+
+    workshop = session.WorkshopSession("local", "us-east-1", "arn:role", "b", None)
+    monkeypatch.setattr(session, "start_session", lambda sdk: workshop)
+    monkeypatch.setattr(demo_server, "functions_for", unavailable)
+    with pytest.raises(SystemExit) as caught:
+        demo_server.main(["--run-id", "lab2-typo"])
+    assert caught.value.code == "No Lab 2 run 'lab2-typo' here"
+
+
+def test_a_function_error_names_movies_by_title():
+    def refuse(name, event):
+        return {"statusCode": 400, "body": json.dumps({"error": "movie_id 3 has too few ratings; movie_id 99 too"})}
+
+    with demo_server.start(refuse, CATALOGUE, "lab2-x") as server:
+        _, _, content = request(server, "POST", "/api/similar", {"movie_id": 3})
+    assert json.loads(content)["body"] == {"error": "“Rarely Rated Toy (2001)” has too few ratings; movie_id 99 too"}
+
+
+def _script_copy(tmp_path: Path, with_venv: bool) -> Path:
+    """demo_server.py in a copy of the repository's layout, with a stand-in for the workshop's virtualenv."""
+    lab = tmp_path / "Lab2"
+    lab.mkdir()
+    (lab / "demo_server.py").write_text((LAB / "demo_server.py").read_text())
+    if with_venv:
+        python = tmp_path / ".venv" / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text('#!/bin/sh\necho "workshop python: $*"\n')
+        python.chmod(0o755)
+    return lab / "demo_server.py"
+
+
+def test_a_python_without_the_packages_hands_over_to_the_workshop_venv(tmp_path):
+    script = _script_copy(tmp_path, with_venv=True)
+    command = [sys.executable, "-S", str(script), "--run-id", "lab2-x", "--port", "0"]  # -S: no site-packages
+    result = subprocess.run(command, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert (result.returncode, result.stdout) == (0, f"workshop python: {script} --run-id lab2-x --port 0\n")
+
+
+def test_without_the_workshop_venv_one_line_says_which_python_to_use(tmp_path):
+    script = _script_copy(tmp_path, with_venv=False)
+    command = [sys.executable, "-S", str(script), "--run-id", "lab2-x"]
+    result = subprocess.run(command, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"demo_server.py needs the workshop's packages, which {sys.executable} lacks (")
+    assert result.stderr.endswith(
+        "run `make env` at the repository's root, then `../.venv/bin/python demo_server.py --run-id <run_id>` in "
+        "this folder.\n"
+    )
+    assert result.stderr.count("\n") == 1
+
+
 def test_aws_mode_invokes_the_deployed_functions(monkeypatch):
     """The command line's AWS mode: the catalogue from S3, then lambda.invoke of ``<run_id>-<function>``."""
     import io
 
-    import boto3
     from botocore.response import StreamingBody
     from botocore.stub import Stubber
 
@@ -179,13 +291,16 @@ def test_aws_mode_invokes_the_deployed_functions(monkeypatch):
         payload = json.dumps(document).encode()
         return StreamingBody(io.BytesIO(payload), len(payload))
 
-    keys = {"region_name": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
-    clients = {"s3": boto3.client("s3", **keys), "lambda": boto3.client("lambda", **keys)}
-    monkeypatch.setattr(boto3, "client", lambda service: clients[service])
-    with Stubber(clients["s3"]) as s3, Stubber(clients["lambda"]) as aws_lambda:
+    clients = _stubbed_clients(monkeypatch)
+    with (
+        Stubber(clients["s3"]) as s3,
+        Stubber(clients["sagemaker"]) as sagemaker,
+        Stubber(clients["lambda"]) as aws_lambda,
+    ):
         s3.add_response(
             "get_object", {"Body": streamed(CATALOGUE)}, {"Bucket": "b", "Key": "lab2-x/lambda/catalogue.json"}
         )
+        sagemaker.add_response("describe_endpoint", _endpoint("lab2-x-regressor"), {"EndpointName": "lab2-x-regressor"})
         answer = {"statusCode": 200, "body": json.dumps({"similar": []})}
         aws_lambda.add_response(
             "invoke",
