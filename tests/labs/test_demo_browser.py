@@ -243,7 +243,7 @@ def test_a_deleted_endpoint_is_explained_not_traced(page, deployed):
 
 def test_a_run_id_without_its_endpoints_is_refused_with_what_to_do(deployed):
     """After the test above deleted the regressor, as the notebook's cleanup does."""
-    demo_server = load(LAB / "demo_server.py", "lab2_demo_server_checks")
+    demo_server = load_lab_module("lab2", "demo_server", "lab2_demo_server_checks")
     deleted = f"^The endpoint {RUN_ID}-regressor is (Deleting|deleted): the demo needs the endpoint of Lab 2's run"
     with pytest.raises(demo_server.DemoUnavailable, match=deleted):  # deleted, or on its way: either is refused
         demo_server.check_run(RUN_ID, BUCKET)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from common.labs import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 # The collecting run gets an emulator home and an actions record of its own (the emulator's public variables).
@@ -19,9 +20,7 @@ def pytest_collection_finish(session):
 
 
 def test_every_collected_notebook_cell_waits_the_conftest_timeout(tmp_path):
-    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
-    root_conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(root_conftest)
+    root_conftest = load_file(ROOT / "conftest.py", "root_conftest")
     (tmp_path / "timeout_reporter.py").write_text(REPORTER)
     environment = {
         **os.environ,

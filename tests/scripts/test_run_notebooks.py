@@ -3,24 +3,18 @@ amounts of money (``\\$0.20``) left as text."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from common.labs import load_file
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_notebooks = load(ROOT / "scripts" / "run_notebooks.py", "run_notebooks")
-screenshot = load(ROOT / "images" / "demo_screenshot.py", "demo_screenshot")
+run_notebooks = load_file(ROOT / "scripts" / "run_notebooks.py", "run_notebooks")
+screenshot = load_file(ROOT / "images" / "demo_screenshot.py", "demo_screenshot")
 
 
 def _stream(text: str, name: str = "stdout") -> nbformat.NotebookNode:
