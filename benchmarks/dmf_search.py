@@ -289,23 +289,16 @@ def ncf_curve(lab: Lab, setting: dict, carving: str = "validation", epochs: dict
     return train_implicit(net, part, setting, setting["lr"], n, look=not final), trained
 
 
-def per_user(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's hit (0/1) and gain at K, column 0 the held-out movie; ties count against it, as in evaluation."""
-    rank = 1 + (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
-    hit = rank <= K
-    return hit.astype(float), np.where(hit, 1 / np.log2(rank + 1), 0.0)
-
-
 def scored(net, part: Implicit, epoch: int) -> dict:
+    """HR@10 and NDCG@10 on the carving's candidates, each with its standard error over users."""
     users, items = part.candidates
-    hits, gains = per_user(predict(net, users.ravel(), items.ravel()).reshape(users.shape))
-    n = len(hits) ** 0.5
+    scores = predict(net, users.ravel(), items.ravel()).reshape(users.shape)
     return {
         "epoch": epoch,
-        "HR": hits.mean(),
-        "se": hits.std(ddof=1) / n,
-        "NDCG": gains.mean(),
-        "se ": gains.std(ddof=1) / n,
+        "HR": evaluation.hit_rate_at_k(scores, K),
+        "se": evaluation.hit_rate_standard_error(scores, K),
+        "NDCG": evaluation.ndcg_at_k(scores, K),
+        "se ": evaluation.ndcg_standard_error(scores, K),
     }
 
 
