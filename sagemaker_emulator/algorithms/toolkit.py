@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -43,6 +45,8 @@ OWN = frozenset(
     }
 )
 LOG_LEVEL_INFO = 20
+# properties of the toolkit's Environment that to_env_vars leaves out (channels go as SM_CHANNELS/SM_CHANNEL_<NAME>)
+NOT_VARIABLES = frozenset({"channel_input_dirs", "distribution_hosts", "is_master", "job_name", "master_hostname"})
 REQUIREMENTS = "requirements.txt"
 
 
@@ -88,47 +92,67 @@ def _variable(value) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def local_gpus() -> int:
+    """How many GPUs ``nvidia-smi`` lists here (0 without it), as the toolkit counts the instance's."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0
+    try:
+        listed = subprocess.run([smi, "--list-gpus"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in listed.stdout.splitlines() if line.strip())
+
+
 def environment(layout: JobLayout, own: dict, user: dict, program: str) -> dict[str, str]:
-    """The ``SM_*`` variables the toolkit gives the program, with ``layout.root`` standing in for ``/opt/ml``."""
+    """The ``SM_*`` variables the toolkit gives the program, with ``layout.root`` standing in for ``/opt/ml``.
+
+    ``SM_TRAINING_ENV`` holds the toolkit's ``Environment`` properties; the other variables are its
+    ``to_env_vars`` names (``SM_HPS``, ``SM_CHANNEL_<NAME>``, ``SM_HP_<NAME>``, ...).
+    """
     resource = layout.resource_config()
     channels = {name: str(layout.channel_dir(name)) for name in layout.input_data_config()}
-    host, instance_type = resource["current_host"], resource.get("current_instance_type", "local")
+    hosts, host = resource["hosts"], resource["current_host"]
+    instance_type = resource.get("current_instance_type", "local")
     group = resource.get("current_group_name", "homogeneousCluster")
-    settings = {
-        "hosts": resource["hosts"],
-        "network_interface_name": resource.get("network_interface_name", "eth0"),
-        "hps": user,
-        "user_entry_point": program,
-        "framework_params": {k: v for k, v in own.items() if k not in OWN},
-        "resource_config": resource,
-        "input_data_config": layout.input_data_config(),
-        "output_data_dir": str(layout.output_data_dir),
-        "channels": sorted(channels),
+    properties = {
+        "additional_framework_parameters": {k: v for k, v in own.items() if k not in OWN},
+        "channel_input_dirs": channels,
         "current_host": host,
-        "current_instance_type": instance_type,
         "current_instance_group": group,
-        "current_instance_group_hosts": resource["hosts"],
-        "instance_groups": [group],
-        "instance_groups_dict": {
-            group: {"instance_group_name": group, "instance_type": instance_type, "hosts": resource["hosts"]}
-        },
+        "current_instance_group_hosts": hosts,
+        "current_instance_type": instance_type,
+        "distribution_hosts": [],
         "distribution_instance_groups": [],
-        "is_hetero": False,
-        "module_name": program.removesuffix(".py"),
-        "log_level": own.get("sagemaker_container_log_level", LOG_LEVEL_INFO),
         "framework_module": os.environ.get("SAGEMAKER_TRAINING_MODULE"),
-        "input_dir": str(layout.root / "input"),
+        "hosts": hosts,
+        "hyperparameters": user,
         "input_config_dir": str(layout.config_dir),
-        "output_dir": str(layout.output_dir),
-        "num_cpus": os.cpu_count() or 1,
-        "num_gpus": 0,
-        "num_neurons": 0,
+        "input_data_config": layout.input_data_config(),
+        "input_dir": str(layout.root / "input"),
+        "instance_groups": [group],
+        "instance_groups_dict": {group: {"instance_group_name": group, "instance_type": instance_type, "hosts": hosts}},
+        "is_hetero": False,
+        "is_master": host == hosts[0],
+        "job_name": os.environ.get("TRAINING_JOB_NAME"),
+        "log_level": own.get("sagemaker_container_log_level", LOG_LEVEL_INFO),
+        "master_hostname": hosts[0],
         "model_dir": str(layout.model_dir),
         "module_dir": _text(own.get(SUBMIT_DIRECTORY, code_dir(layout))),
-        "user_args": user_arguments(user),
+        "module_name": program.removesuffix(".py"),
+        "network_interface_name": resource.get("network_interface_name", "eth0"),
+        "num_cpus": os.cpu_count() or 1,
+        "num_gpus": local_gpus(),
+        "num_neurons": 0,
+        "output_data_dir": str(layout.output_data_dir),
+        "output_dir": str(layout.output_dir),
         "output_intermediate_dir": str(layout.output_dir / "intermediate"),
+        "resource_config": resource,
+        "user_entry_point": program,
     }
-    settings["training_env"] = {key: value for key, value in settings.items() if key != "user_args"}
+    renamed = {"hyperparameters": "hps", "additional_framework_parameters": "framework_params"}
+    settings = {renamed.get(key, key): value for key, value in properties.items() if key not in NOT_VARIABLES}
+    settings.update(channels=sorted(channels), training_env=properties, user_args=user_arguments(user))
     settings.update({f"channel_{name}": path for name, path in channels.items()})
     settings.update({f"hp_{name}": value for name, value in user.items()})
     variables = {f"SM_{key.upper()}": _variable(value) for key, value in settings.items()}

@@ -13,11 +13,13 @@ import logging
 import re
 import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
 from emulator_helpers import BUCKET, REGION, ROLE, channel, finished_training, put_csv, training_request, wait_for
 
+from sagemaker_emulator.algorithms import toolkit
 from sagemaker_emulator.algorithms.framework import FRAMEWORKS, container_path, failure_reason
 from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.registry import FRAMEWORK, PLUGINS
@@ -266,6 +268,100 @@ def test_a_framework_image_needs_an_entry_point(sm, s3):
     )
 
 
+def _put_sourcedir(s3, key: str, files: dict[str, bytes]) -> str:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, body in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(body)
+            tar.addfile(member, io.BytesIO(body))
+    s3.put_object(Bucket=BUCKET, Key=key, Body=archive.getvalue())
+    return f"s3://{BUCKET}/{key}"
+
+
+def _wheel(name: str, module: str) -> bytes:
+    """A minimal pure-Python wheel holding ``<name>.py``, so pip installs it offline."""
+    buffer = io.BytesIO()
+    info = f"{name}-0.1.dist-info"
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        wheel.writestr(f"{name}.py", module)
+        wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        wheel.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        wheel.writestr(f"{info}/RECORD", "")
+    return buffer.getvalue()
+
+
+def test_the_toolkit_runs_sagemaker_program_with_its_arguments_environment_and_requirements(sm, s3):
+    """What SDK v2's framework estimators send: JSON-encoded hyperparameters, the code as a sourcedir.tar.gz."""
+    script = b"""
+import json, os, pathlib, sys
+import tinydep
+pathlib.Path(os.environ["SM_MODEL_DIR"], "seen.json").write_text(json.dumps({
+    "argv": sys.argv[1:], "dep": tinydep.VALUE, "dep_in_job": os.environ["PYTHONPATH"].split(os.pathsep)[0] in tinydep.__file__,
+    "hps": json.loads(os.environ["SM_HPS"]), "hp_layers": os.environ["SM_HP_LAYERS"],
+    "train": os.listdir(os.environ["SM_CHANNEL_TRAIN"]), "env": json.loads(os.environ["SM_TRAINING_ENV"])["hyperparameters"],
+}))
+"""
+    wheel = "tinydep-0.1-py3-none-any.whl"
+    source = _put_sourcedir(
+        s3,
+        "toolkit/sourcedir.tar.gz",
+        {"train.py": script, "requirements.txt": f"./{wheel}\n".encode(), wheel: _wheel("tinydep", "VALUE = 7\n")},
+    )
+    hyperparameters = {
+        "sagemaker_program": '"train.py"',
+        "sagemaker_submit_directory": json.dumps(source),
+        "sagemaker_container_log_level": "20",
+        "sagemaker_region": f'"{REGION}"',
+        "_tuning_objective_metric": "loss",
+        "layers": "[64, 32]",
+        "lr": "0.1",
+        "k": '"knn"',
+    }
+    request = training_request(
+        "toolkit-run",
+        [channel("train", put_csv(s3, "toolkit/a.csv", "1\n"))],
+        image=MXNET,
+        HyperParameters=hyperparameters,
+    )
+    sm.create_training_job(**request)
+    job = finished_training(sm, "toolkit-run")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    seen = json.loads(_tar_members(s3, job["ModelArtifacts"]["S3ModelArtifacts"])["seen.json"])
+    assert seen == {
+        "argv": ["-k", "knn", "--layers", "[64, 32]", "--lr", "0.1"],
+        "dep": 7,
+        "dep_in_job": True,
+        "hps": {"k": "knn", "layers": [64, 32], "lr": 0.1},
+        "hp_layers": "[64,32]",
+        "train": ["a.csv"],
+        "env": {"k": "knn", "layers": [64, 32], "lr": 0.1},
+    }
+
+
+def test_the_toolkits_hyperparameters_split_and_become_arguments():
+    own, user = toolkit.split(
+        {
+            "sagemaker_program": '"train.py"',
+            "sagemaker_mpi_enabled": "true",
+            "_tuning_objective_metric": "loss",
+            "x": "1",
+        }
+    )
+    assert own == {"sagemaker_program": "train.py", "sagemaker_mpi_enabled": True, "_tuning_objective_metric": "loss"}
+    assert user == {"x": 1}
+    assert toolkit.user_arguments({"b": {"z": 1, "a": 2}, "alpha": None, "a": True}) == [
+        "-a",
+        "True",
+        "--alpha",
+        "",
+        "-b",
+        "a=2,z=1",
+    ]
+
+
 @pytest.mark.parametrize(
     "hyperparameters, reason",
     [
@@ -284,13 +380,7 @@ def test_a_framework_image_needs_an_entry_point(sm, s3):
     ],
 )
 def test_a_toolkit_job_without_its_program_fails_with_a_client_error(sm, s3, hyperparameters, reason):
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        script = b"print('hi')\n"
-        member = tarfile.TarInfo("train.py")
-        member.size = len(script)
-        tar.addfile(member, io.BytesIO(script))
-    s3.put_object(Bucket=BUCKET, Key="toolkit/src.tar.gz", Body=archive.getvalue())
+    _put_sourcedir(s3, "toolkit/src.tar.gz", {"train.py": b"print('hi')\n"})
     request = training_request(
         "toolkit-fault", [channel("train", put_csv(s3, "t/a.csv", "1\n"))], image=MXNET, HyperParameters=hyperparameters
     )
