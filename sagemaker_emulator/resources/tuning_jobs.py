@@ -204,10 +204,13 @@ class TuningJob(Resource):
         definition["StaticHyperParameters"][TUNING_OBJECTIVE] = self.objective["MetricName"]
         spec = definition["AlgorithmSpecification"]
         if not spec.get("MetricDefinitions"):
+            spec["MetricDefinitions"] = []
             first = next((job for _, job in self.jobs() if job is not None), None)
-            spec["MetricDefinitions"] = (
-                copy.deepcopy(first.params["AlgorithmSpecification"].get("MetricDefinitions", [])) if first else []
-            )
+            if first is not None:
+                with first.lock:
+                    spec["MetricDefinitions"] = copy.deepcopy(
+                        first.params["AlgorithmSpecification"].get("MetricDefinitions", [])
+                    )
         return definition
 
     def objective_regex(self, trial: str) -> str | None:
