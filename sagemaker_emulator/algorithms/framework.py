@@ -101,7 +101,8 @@ def command(layout: JobLayout, entrypoint: list[str], arguments: list[str]) -> l
     """The container's command with ``/opt/ml`` moved to the job folder.
 
     Raises:
-        ClientError: no entry point (a framework image given nothing to run), or the emulator's work folder has a path that would need shell quoting, which the SDK's driver lacks.
+        ClientError: no entry point (a framework image given nothing to run), or the emulator's work folder has
+            a path that would need shell quoting, which the SDK's driver lacks.
     """
     if not entrypoint:
         raise ClientError(

@@ -204,7 +204,9 @@ EPOCHS_SCRIPT = """
     for epoch in range(1, args.epochs + 1):
         print(f"epoch={epoch} loss={args.start / epoch:.4f}", flush=True)
         time.sleep(args.pause)
-    seen = {"args": vars(args), "hps": json.loads(os.environ["SM_HPS"]), "channels": json.loads(os.environ["SM_CHANNELS"])}
+    seen = {
+        "args": vars(args), "hps": json.loads(os.environ["SM_HPS"]), "channels": json.loads(os.environ["SM_CHANNELS"])
+    }
     pathlib.Path(os.environ["SM_MODEL_DIR"], "seen.json").write_text(json.dumps(seen))
 """
 
@@ -298,10 +300,12 @@ def test_the_toolkit_runs_sagemaker_program_with_its_arguments_environment_and_r
     script = b"""
 import json, os, pathlib, sys
 import tinydep
+packages = os.environ["PYTHONPATH"].split(os.pathsep)[0]
 pathlib.Path(os.environ["SM_MODEL_DIR"], "seen.json").write_text(json.dumps({
-    "argv": sys.argv[1:], "dep": tinydep.VALUE, "dep_in_job": os.environ["PYTHONPATH"].split(os.pathsep)[0] in tinydep.__file__,
+    "argv": sys.argv[1:], "dep": tinydep.VALUE, "dep_in_job": tinydep.__file__.startswith(packages),
     "hps": json.loads(os.environ["SM_HPS"]), "hp_layers": os.environ["SM_HP_LAYERS"],
-    "train": os.listdir(os.environ["SM_CHANNEL_TRAIN"]), "env": json.loads(os.environ["SM_TRAINING_ENV"])["hyperparameters"],
+    "train": os.listdir(os.environ["SM_CHANNEL_TRAIN"]),
+    "env": json.loads(os.environ["SM_TRAINING_ENV"])["hyperparameters"],
 }))
 """
     wheel = "tinydep-0.1-py3-none-any.whl"
