@@ -24,8 +24,9 @@ executes that same command in a subprocess, so any job launched this way runs as
 - The script inherits the container's environment (``os.environ``), sealed by the emulator: its boto3 reaches
   the emulator with the emulator's key, never the user's AWS account (``jobs/process.py``).
 
-SDK v2's script mode (no entry point; ``sagemaker_program`` and ``sagemaker_submit_directory`` hyperparameters,
-run by the sagemaker-training toolkit inside the image) is not emulated; such a job fails with a ClientError.
+A job with no entry point but a ``sagemaker_program`` hyperparameter (SDK v2's framework estimators, SDK v3's
+``HyperparameterTuner``) is run as the image's training toolkit runs it (``toolkit.py``), with the same shims,
+environment and failure handling.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sagemaker_emulator.algorithms import toolkit
 from sagemaker_emulator.algorithms.base import AlgorithmError, ClientError, log
 from sagemaker_emulator.algorithms.failures import ALGORITHM_ERROR, room
 from sagemaker_emulator.algorithms.layout import JobLayout
@@ -99,21 +101,15 @@ def command(layout: JobLayout, entrypoint: list[str], arguments: list[str]) -> l
     """The container's command with ``/opt/ml`` moved to the job folder.
 
     Raises:
-        ClientError: no entry point (an SDK v2 script-mode job, or a framework image given nothing to run), or
-            the emulator's work folder has a path that would need shell quoting, which the SDK's driver lacks.
+        ClientError: no entry point (a framework image given nothing to run), or the emulator's work folder has
+            a path that would need shell quoting, which the SDK's driver lacks.
     """
     if not entrypoint:
-        if "sagemaker_program" in layout.hyperparameters():
-            raise ClientError(
-                "This job uses SDK v2's script mode (hyperparameters 'sagemaker_program' / "
-                "'sagemaker_submit_directory', run by the training toolkit inside the image), which the local "
-                "SageMaker emulator does not run. Launch the script with SDK v3: "
-                "ModelTrainer(training_image=..., source_code=SourceCode(source_dir=..., entry_script=...))."
-            )
         raise ClientError(
-            "A framework image runs the job's own code, but AlgorithmSpecification.ContainerEntrypoint is empty. "
-            "Launch the script with ModelTrainer(training_image=..., source_code=SourceCode(source_dir=..., "
-            "entry_script=...)), which sets it."
+            "A framework image runs the job's own code, but AlgorithmSpecification.ContainerEntrypoint is empty "
+            f"and no '{toolkit.PROGRAM}' hyperparameter names a script. Launch the script with "
+            "ModelTrainer(training_image=..., source_code=SourceCode(source_dir=..., entry_script=...)), which "
+            "sets the entry point, or with an SDK v2 framework estimator's entry_point."
         )
     if not _SHELL_SAFE_PATH.fullmatch(str(layout.root)):
         raise ClientError(
@@ -227,21 +223,31 @@ def out_of_memory(layout: JobLayout, code: int, output: list[str]) -> str | None
 def run(layout: JobLayout, image: str, entrypoint: list[str], arguments: list[str]) -> None:
     """Run the job's container command; its output goes to stdout (the job's log) as it comes.
 
+    Without an entry point, a job that names ``sagemaker_program`` runs as the image's training toolkit runs it
+    (:func:`toolkit.command`), with its packages in a folder of its own that is removed afterwards.
+
     Raises:
-        ClientError: the job gives no entry point (see :func:`command`).
+        ClientError: the job gives no entry point and names no program (see :func:`command`), or the toolkit
+            cannot fetch or find its program.
         AlgorithmError: the command exited non-zero; the message is the job's FailureReason without its prefix.
         ScriptOutOfMemory: the command ran out of memory (:func:`out_of_memory`); the message says how.
     """
-    args = command(layout, entrypoint, arguments)
-    rewrite_drivers(layout)
-    log(_framework_note(image))
     output: collections.deque[str] = collections.deque(maxlen=OUTPUT_LINES)
-    with tempfile.TemporaryDirectory(prefix="sagemaker-emulator-bin-") as shims:
+    with (
+        tempfile.TemporaryDirectory(prefix="sagemaker-emulator-bin-") as shims,
+        tempfile.TemporaryDirectory(prefix="sagemaker-emulator-packages-") as packages,
+    ):
+        if not entrypoint and toolkit.uses_toolkit(layout.hyperparameters()):
+            args, cwd, extra = toolkit.command(layout, Path(packages))
+        else:
+            args, cwd, extra = command(layout, entrypoint, arguments), layout.root, {}
+        rewrite_drivers(layout)
+        log(_framework_note(image))
         _python_shims(Path(shims))
-        env = dict(os.environ, PATH=os.pathsep.join([shims, os.environ.get("PATH", os.defpath)]))
+        env = dict(os.environ, **extra, PATH=os.pathsep.join([shims, os.environ.get("PATH", os.defpath)]))
         process = subprocess.Popen(
             args,
-            cwd=layout.root,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

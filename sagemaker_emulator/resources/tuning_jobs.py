@@ -11,12 +11,17 @@ A tuning job runs training jobs (ordinary ones, listed and described like any ot
   and its ARN (``TuningJobArn``), and gets the objective's name as the hyperparameter ``_tuning_objective_metric``;
 - statuses: ``InProgress → Completed | Failed | Stopping``, ``Stopping → Stopped``. The job completes when its
   budget is spent (or ``TuningJobCompletionCriteria`` is met, or ``MaxRuntimeInSeconds`` runs out, which stops the
-  running training jobs); it fails when no training job produced the objective.
+  running training jobs); it fails when no training job produced the objective;
+- ``TrainingJobEarlyStoppingType: Auto`` stops a trial whose objective at an epoch is worse than the median of the
+  earlier trials' running averages at that epoch (AWS's automatic-model-tuning-early-stopping page; the rule is
+  in ``jobs/tuning.py``); the trial ends ``Stopped``;
+- DescribeHyperParameterTuningJob shows ``_tuning_objective_metric`` among the static hyperparameters, all three
+  lists of ``ParameterRanges`` and ``MetricDefinitions``, which SDK v2's ``HyperparameterTuner.attach`` reads.
 
 The training jobs count against the emulator's training quota: ``MaxParallelTrainingJobs`` above it is refused,
 and a training job that finds the quota used by others waits for room. Not emulated, each refused with a
-ValidationException naming it: the ``Hyperband`` strategy, ``TrainingJobEarlyStoppingType`` ``Auto``, warm
-start, ``Autotune``, several ``TrainingJobDefinitions``, and completion on convergence.
+ValidationException naming it: the ``Hyperband`` strategy, warm start, ``Autotune``, several
+``TrainingJobDefinitions``, and completion on convergence.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from sagemaker_emulator.resources.listing import page, paginate
 from sagemaker_emulator.resources.training_jobs import TrainingJob
 from sagemaker_emulator.state import RUNNING, EmulatorState, Resource, interrupted
 
+RANGE_KINDS = ("IntegerParameterRanges", "ContinuousParameterRanges", "CategoricalParameterRanges")
 MAX_TRAINING_JOBS = 500  # AWS's quota of training jobs per tuning job
 INTERRUPTED = interrupted("hyperparameter tuning job")
 _COPIED = (
@@ -165,8 +171,8 @@ class TuningJob(Resource):
             wire = {
                 "HyperParameterTuningJobName": self.name,
                 "HyperParameterTuningJobArn": self.arn,
-                "HyperParameterTuningJobConfig": copy.deepcopy(self.params["HyperParameterTuningJobConfig"]),
-                "TrainingJobDefinition": copy.deepcopy(self.params["TrainingJobDefinition"]),
+                "HyperParameterTuningJobConfig": self._config_wire(),
+                "TrainingJobDefinition": self._definition_wire(),
                 "HyperParameterTuningJobStatus": self.status,
                 "CreationTime": self.creation_time,
                 "LastModifiedTime": self.last_modified_time,
@@ -182,6 +188,47 @@ class TuningJob(Resource):
             if self.failure_reason:
                 wire["FailureReason"] = self.failure_reason
             return wire
+
+    def _config_wire(self) -> dict:
+        """The config as AWS describes it: every kind of ``ParameterRanges`` listed, empty or not."""
+        config = copy.deepcopy(self.params["HyperParameterTuningJobConfig"])
+        ranges = config.setdefault("ParameterRanges", {})
+        for kind in RANGE_KINDS:
+            ranges.setdefault(kind, [])
+        return config
+
+    def _definition_wire(self) -> dict:
+        """The definition as AWS describes it: the objective among the static hyperparameters, metric definitions
+        listed (a built-in algorithm's as its first trial ran it)."""
+        definition = copy.deepcopy(self.params["TrainingJobDefinition"])
+        definition["StaticHyperParameters"][TUNING_OBJECTIVE] = self.objective["MetricName"]
+        spec = definition["AlgorithmSpecification"]
+        if not spec.get("MetricDefinitions"):
+            spec["MetricDefinitions"] = []
+            first = next((job for _, job in self.jobs() if job is not None), None)
+            if first is not None:
+                with first.lock:
+                    spec["MetricDefinitions"] = copy.deepcopy(
+                        first.params["AlgorithmSpecification"].get("MetricDefinitions", [])
+                    )
+        return definition
+
+    def objective_regex(self, trial: str) -> str | None:
+        """The regex that finds the objective in a trial's log (its own metric definitions), or None."""
+        job = self.state.training_jobs.find(trial)
+        if job is None:
+            return None
+        with job.lock:
+            definitions = job.params["AlgorithmSpecification"].get("MetricDefinitions", [])
+            return next((d["Regex"] for d in definitions if d["Name"] == self.objective["MetricName"]), None)
+
+    def stop_trial(self, trial: str, message: str) -> bool:
+        """Stop one running trial (StopTrainingJob's effect), with ``message`` as its Stopping status message."""
+        job = self.state.training_jobs.find(trial)
+        if job is None or not job.request_stop(self.state.now()):
+            return False
+        job.note(message, self.state.now())
+        return True
 
     def summary(self) -> dict:
         summaries = self.summaries()
@@ -230,7 +277,6 @@ def _refuse_unemulated(params: dict) -> None:
     config = params["HyperParameterTuningJobConfig"]
     unemulated = {
         "Strategy Hyperband": config["Strategy"] == "Hyperband",
-        "TrainingJobEarlyStoppingType Auto": config.get("TrainingJobEarlyStoppingType") == "Auto",
         "WarmStartConfig": "WarmStartConfig" in params,
         "Autotune": "Autotune" in params,
         "TrainingJobDefinitions (several training job definitions)": "TrainingJobDefinitions" in params,
@@ -242,8 +288,8 @@ def _refuse_unemulated(params: dict) -> None:
     for feature, used in unemulated.items():
         if used:
             raise ValidationException(
-                f"{feature} is not supported by the local SageMaker emulator (strategies: {', '.join(STRATEGIES)}; "
-                "early stopping: Off); run this tuning job on AWS."
+                f"{feature} is not supported by the local SageMaker emulator (strategies: {', '.join(STRATEGIES)}); "
+                "run this tuning job on AWS."
             )
 
 

@@ -46,13 +46,19 @@ def _train(sm, name: str, data: dict, **hyperparameters) -> None:
 
 def _tune(sm, data: dict) -> None:
     channels = [channel("train", data["train"]), channel("test", data["train"])]
-    sm.create_hyper_parameter_tuning_job(**tuning_request("shape-tuning", channels))
+    sm.create_hyper_parameter_tuning_job(
+        **tuning_request("shape-tuning", channels, TrainingJobEarlyStoppingType="Auto")
+    )
     sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="shape-tuning")
     done = wait_for(
         lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="shape-tuning"),
         lambda job: job["HyperParameterTuningJobStatus"] == "Completed",
     )
     assert "BestTrainingJob" in done
+    definition = done["TrainingJobDefinition"]  # what SDK v2's HyperparameterTuner.attach reads
+    assert definition["StaticHyperParameters"]["_tuning_objective_metric"] == "test:mse"
+    assert definition["AlgorithmSpecification"]["MetricDefinitions"]
+    assert len(done["HyperParameterTuningJobConfig"]["ParameterRanges"]) == 3
     sm.create_hyper_parameter_tuning_job(**tuning_request("shape-tuning-stop", channels))
     sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="shape-tuning-stop")
     sm.list_hyper_parameter_tuning_jobs()

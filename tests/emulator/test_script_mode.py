@@ -10,13 +10,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
 from emulator_helpers import BUCKET, REGION, ROLE, channel, finished_training, put_csv, training_request, wait_for
 
+from sagemaker_emulator.algorithms import toolkit
 from sagemaker_emulator.algorithms.framework import FRAMEWORKS, container_path, failure_reason
 from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.registry import FRAMEWORK, PLUGINS
@@ -190,21 +193,71 @@ def test_stopping_ends_the_script_and_uploads_what_it_saved(sdk, s3, sm, logs, t
     wait_for(lambda: _alive(pid), lambda alive: not alive, timeout=10)
 
 
-def test_sdk_v2_script_mode_is_refused_by_name(sm, s3):
-    request = training_request(
-        "v2-script",
-        [channel("training", put_csv(s3, "v2/train.csv", "1,2\n"))],
-        image=MXNET,
-        HyperParameters={"sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"s3://b/sourcedir.tar.gz"'},
+EPOCHS_SCRIPT = """
+    import argparse, json, os, pathlib, time
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--start", type=float)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--pause", type=float)
+    args = parser.parse_args()
+    for epoch in range(1, args.epochs + 1):
+        print(f"epoch={epoch} loss={args.start / epoch:.4f}", flush=True)
+        time.sleep(args.pause)
+    seen = {
+        "args": vars(args), "hps": json.loads(os.environ["SM_HPS"]), "channels": json.loads(os.environ["SM_CHANNELS"])
+    }
+    pathlib.Path(os.environ["SM_MODEL_DIR"], "seen.json").write_text(json.dumps(seen))
+"""
+
+
+def test_sdk_v3_tuner_runs_a_script_and_stops_the_clearly_worse_trial_early(sdk, s3, sm, tmp_path):
+    """AWS's v3 tuning example's shape: HyperparameterTuner over a ModelTrainer with SourceCode, early stopping Auto.
+
+    Grid order: losses start/epoch for start 1, 0.9, then 8. The third is worse at its first epoch than the median
+    of the earlier trials' running averages, so it is stopped; the first two run all their epochs.
+    """
+    from sagemaker.core.parameter import CategoricalParameter
+    from sagemaker.train.tuner import HyperparameterTuner
+
+    trainer = _trainer(_source(tmp_path, EPOCHS_SCRIPT), {"epochs": 25, "pause": 0.2})
+    tuner = HyperparameterTuner(
+        model_trainer=trainer,
+        objective_metric_name="train:loss",
+        metric_definitions=[{"Name": "train:loss", "Regex": r"loss=([0-9.]+)"}],
+        objective_type="Minimize",
+        hyperparameter_ranges={"start": CategoricalParameter(["1", "0.9", "8"])},
+        strategy="Grid",
+        max_jobs=3,
+        max_parallel_jobs=1,
+        early_stopping_type="Auto",
     )
-    sm.create_training_job(**request)
-    job = finished_training(sm, "v2-script")
-    assert job["FailureReason"] == (
-        "ClientError: This job uses SDK v2's script mode (hyperparameters 'sagemaker_program' / "
-        "'sagemaker_submit_directory', run by the training toolkit inside the image), which the local SageMaker "
-        "emulator does not run. Launch the script with SDK v3: ModelTrainer(training_image=..., "
-        "source_code=SourceCode(source_dir=..., entry_script=...))."
+    tuner.tune(inputs=_train_channel(s3), job_name="script-tuning", wait=True)
+
+    assert tuner.describe().hyper_parameter_tuning_job_status == "Completed"
+    trials = sorted(tuner.analytics().dataframe().to_dict("records"), key=lambda t: t["TrainingJobName"])
+    assert [(t["start"], t["TrainingJobStatus"]) for t in trials] == [
+        (1.0, "Completed"),
+        (0.9, "Completed"),
+        (8.0, "Stopped"),
+    ]
+    assert tuner.best_training_job() == trials[1]["TrainingJobName"]
+    done = sm.describe_training_job(TrainingJobName=trials[0]["TrainingJobName"])
+    seen = json.loads(_tar_members(s3, done["ModelArtifacts"]["S3ModelArtifacts"])["seen.json"])
+    assert seen == {
+        "args": {"start": 1.0, "epochs": 25, "pause": 0.2},
+        "hps": {"start": 1, "epochs": 25, "pause": 0.2},
+        "channels": ["sm_drivers", "train"],
+    }
+    stopped = sm.describe_training_job(TrainingJobName=trials[2]["TrainingJobName"])
+    stopping = next(t for t in stopped["SecondaryStatusTransitions"] if t["Status"] == "Stopping")
+    assert re.fullmatch(
+        r"Stopped early by hyperparameter tuning job script-tuning \(TrainingJobEarlyStoppingType Auto\): "
+        r"train:loss at epoch \d+ was [0-9.]+, above [0-9.]+, the median of 2 earlier training jobs' running "
+        r"averages at that epoch\.",
+        stopping["StatusMessage"],
     )
+    assert stopped["FinalMetricDataList"][0]["Value"] > trials[0]["FinalObjectiveValue"]
 
 
 def test_a_framework_image_needs_an_entry_point(sm, s3):
@@ -213,8 +266,130 @@ def test_a_framework_image_needs_an_entry_point(sm, s3):
     job = finished_training(sm, "no-entry")
     assert job["FailureReason"].startswith(
         "ClientError: A framework image runs the job's own code, but AlgorithmSpecification.ContainerEntrypoint "
-        "is empty."
+        "is empty and no 'sagemaker_program' hyperparameter names a script."
     )
+
+
+def _put_sourcedir(s3, key: str, files: dict[str, bytes]) -> str:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, body in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(body)
+            tar.addfile(member, io.BytesIO(body))
+    s3.put_object(Bucket=BUCKET, Key=key, Body=archive.getvalue())
+    return f"s3://{BUCKET}/{key}"
+
+
+def _wheel(name: str, module: str) -> bytes:
+    """A minimal pure-Python wheel holding ``<name>.py``, so pip installs it offline."""
+    buffer = io.BytesIO()
+    info = f"{name}-0.1.dist-info"
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        wheel.writestr(f"{name}.py", module)
+        wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        wheel.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        wheel.writestr(f"{info}/RECORD", "")
+    return buffer.getvalue()
+
+
+def test_the_toolkit_runs_sagemaker_program_with_its_arguments_environment_and_requirements(sm, s3):
+    """What SDK v2's framework estimators send: JSON-encoded hyperparameters, the code as a sourcedir.tar.gz."""
+    script = b"""
+import json, os, pathlib, sys
+import tinydep
+packages = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+pathlib.Path(os.environ["SM_MODEL_DIR"], "seen.json").write_text(json.dumps({
+    "argv": sys.argv[1:], "dep": tinydep.VALUE, "dep_in_job": tinydep.__file__.startswith(packages),
+    "hps": json.loads(os.environ["SM_HPS"]), "hp_layers": os.environ["SM_HP_LAYERS"],
+    "train": os.listdir(os.environ["SM_CHANNEL_TRAIN"]),
+    "env": json.loads(os.environ["SM_TRAINING_ENV"])["hyperparameters"],
+}))
+"""
+    wheel = "tinydep-0.1-py3-none-any.whl"
+    source = _put_sourcedir(
+        s3,
+        "toolkit/sourcedir.tar.gz",
+        {"train.py": script, "requirements.txt": f"./{wheel}\n".encode(), wheel: _wheel("tinydep", "VALUE = 7\n")},
+    )
+    hyperparameters = {
+        "sagemaker_program": '"train.py"',
+        "sagemaker_submit_directory": json.dumps(source),
+        "sagemaker_container_log_level": "20",
+        "sagemaker_region": f'"{REGION}"',
+        "_tuning_objective_metric": "loss",
+        "layers": "[64, 32]",
+        "lr": "0.1",
+        "k": '"knn"',
+    }
+    request = training_request(
+        "toolkit-run",
+        [channel("train", put_csv(s3, "toolkit/a.csv", "1\n"))],
+        image=MXNET,
+        HyperParameters=hyperparameters,
+    )
+    sm.create_training_job(**request)
+    job = finished_training(sm, "toolkit-run")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    seen = json.loads(_tar_members(s3, job["ModelArtifacts"]["S3ModelArtifacts"])["seen.json"])
+    assert seen == {
+        "argv": ["-k", "knn", "--layers", "[64, 32]", "--lr", "0.1"],
+        "dep": 7,
+        "dep_in_job": True,
+        "hps": {"k": "knn", "layers": [64, 32], "lr": 0.1},
+        "hp_layers": "[64,32]",
+        "train": ["a.csv"],
+        "env": {"k": "knn", "layers": [64, 32], "lr": 0.1},
+    }
+
+
+def test_the_toolkits_hyperparameters_split_and_become_arguments():
+    own, user = toolkit.split(
+        {
+            "sagemaker_program": '"train.py"',
+            "sagemaker_mpi_enabled": "true",
+            "_tuning_objective_metric": "loss",
+            "x": "1",
+        }
+    )
+    assert own == {"sagemaker_program": "train.py", "sagemaker_mpi_enabled": True, "_tuning_objective_metric": "loss"}
+    assert user == {"x": 1}
+    assert toolkit.user_arguments({"b": {"z": 1, "a": 2}, "alpha": None, "a": True}) == [
+        "-a",
+        "True",
+        "--alpha",
+        "",
+        "-b",
+        "a=2,z=1",
+    ]
+
+
+@pytest.mark.parametrize(
+    "hyperparameters, reason",
+    [
+        (
+            {"sagemaker_program": '"train.py"', "sagemaker_submit_directory": '"/home/me/src"'},
+            "sagemaker_submit_directory must be an S3 URI of a sourcedir.tar.gz, got '/home/me/src'.",
+        ),
+        (
+            {"sagemaker_program": '"train.py"'},
+            "sagemaker_program is 'train.py' but sagemaker_submit_directory is missing: the code has no source.",
+        ),
+        (
+            {"sagemaker_program": '"main.py"', "sagemaker_submit_directory": f'"s3://{BUCKET}/toolkit/src.tar.gz"'},
+            f"sagemaker_program 'main.py' is not in sagemaker_submit_directory s3://{BUCKET}/toolkit/src.tar.gz.",
+        ),
+    ],
+)
+def test_a_toolkit_job_without_its_program_fails_with_a_client_error(sm, s3, hyperparameters, reason):
+    _put_sourcedir(s3, "toolkit/src.tar.gz", {"train.py": b"print('hi')\n"})
+    request = training_request(
+        "toolkit-fault", [channel("train", put_csv(s3, "t/a.csv", "1\n"))], image=MXNET, HyperParameters=hyperparameters
+    )
+    sm.create_training_job(**request)
+    assert finished_training(sm, "toolkit-fault")["FailureReason"] == f"ClientError: {reason}"
 
 
 def test_a_builtin_image_refuses_an_entry_point(sm, s3):

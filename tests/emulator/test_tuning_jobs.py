@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, BUCKET, IMAGE, REGION, ROLE, channel, error_of, put_csv, wait_for
 
-from sagemaker_emulator.jobs.tuning import InOrderFeed
+from sagemaker_emulator.jobs.tuning import InOrderFeed, MedianStopping
 from sagemaker_emulator.jobs.tuning_search import RandomSearch, parse_ranges
 
 ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job"
@@ -232,7 +232,6 @@ def _continuous(low: str, high: str, scaling: str = "Linear") -> dict:
     "strategy, config, static, message",
     [
         ("Hyperband", {}, {}, "Strategy Hyperband is not supported by the local SageMaker emulator"),
-        ("Random", {"TrainingJobEarlyStoppingType": "Auto"}, {}, "TrainingJobEarlyStoppingType Auto is not supported"),
         ("Random", {"ParameterRanges": _continuous("0", "1", "Logarithmic")}, {}, "Logarithmic scaling of scale needs"),
         ("Random", {"ParameterRanges": _continuous("0.5", "1", "ReverseLogarithmic")}, {}, "ReverseLogarithmic"),
         ("Random", {"ParameterRanges": _continuous("x", "1")}, {}, "has a bound that is not a number: 'x'"),
@@ -316,3 +315,75 @@ def test_sdk_v2_resource_config_is_read_and_one_is_required(sm, data):
         "ValidationException",
         "TrainingJobDefinition needs ResourceConfig or HyperParameterTuningResourceConfig.",
     )
+
+
+def test_describe_names_the_objective_among_the_static_hyperparameters_as_aws_does(sm, data):
+    sm.create_hyper_parameter_tuning_job(**tuning_request("tune-static", data, StaticHyperParameters={"bias": "0"}))
+    job = finished_tuning(sm, "tune-static")
+    assert job["TrainingJobDefinition"]["StaticHyperParameters"] == {
+        "bias": "0",
+        "_tuning_objective_metric": "test:mse",
+    }
+    assert job["HyperParameterTuningJobConfig"]["ParameterRanges"] == {
+        "IntegerParameterRanges": [],
+        "ContinuousParameterRanges": [{"Name": "scale", "MinValue": "0.5", "MaxValue": "4"}],
+        "CategoricalParameterRanges": [],
+    }
+    definitions = job["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
+    assert [d["Name"] for d in definitions] == ["train:mse", "test:mse"]  # the algorithm's, as its trials ran it
+
+
+class FakeTuning:
+    """The part of a tuning job the median stopping rule sees: its objective, and the trials it stops."""
+
+    name = "tune-median"
+
+    def __init__(self, kind: str):
+        self.objective = {"Type": kind, "MetricName": "loss"}
+        self.stopped: dict[str, str] = {}
+
+    def stop_trial(self, trial: str, message: str) -> bool:
+        self.stopped[trial] = message
+        return True
+
+
+class FakeLogs:
+    """Each trial's objective values so far, as TrialLogs reads them from the log streams."""
+
+    def __init__(self, series: dict[str, list[float]]):
+        self.series = series
+
+    def read(self, trial: str) -> list[float]:
+        return self.series.setdefault(trial, [])
+
+
+def _summaries(statuses: dict[str, str]) -> list[dict]:
+    return [{"TrainingJobName": name, "TrainingJobStatus": status} for name, status in statuses.items()]
+
+
+def test_median_stopping_stops_a_trial_worse_than_the_earlier_running_averages_and_says_why():
+    tuning = FakeTuning("Minimize")
+    logs = FakeLogs({"a": [1.0, 0.5, 0.3], "b": [0.9, 0.45, 0.3], "c": [0.8, 0.6], "d": [0.85, 0.9]})
+    MedianStopping(tuning, logs).check(
+        _summaries({"a": "Completed", "b": "Completed", "c": "InProgress", "d": "InProgress"})
+    )
+    # c at epoch 2: 0.6, under the median of a's, b's running averages (0.75, 0.675); d at epoch 1: 0.85, under
+    # 0.9 (of 1, 0.9, 0.8); d at epoch 2: 0.9, above the median of a's, b's and c's (0.75, 0.675, 0.7): stopped
+    assert tuning.stopped == {
+        "d": "Stopped early by hyperparameter tuning job tune-median (TrainingJobEarlyStoppingType Auto): loss at "
+        "epoch 2 was 0.9, above 0.7, the median of 3 earlier training jobs' running averages at that epoch."
+    }
+
+
+def test_median_stopping_judges_each_epoch_once_and_never_the_first_trial():
+    tuning = FakeTuning("Maximize")
+    logs = FakeLogs({"a": [0.1], "b": [0.5]})
+    rule = MedianStopping(tuning, logs)
+    rule.check(_summaries({"a": "InProgress", "b": "InProgress"}))
+    logs.series["a"] += [0.05, 0.01]  # a is the first trial: no earlier trial, never judged
+    logs.series["b"] += [0.6]  # above a's running average (0.075) when maximising: not stopped
+    rule.check(_summaries({"a": "InProgress", "b": "InProgress"}))
+    assert tuning.stopped == {}
+    logs.series["c"] = [0.01]  # below the median of a's and b's first epochs (0.1, 0.5) when maximising
+    rule.check(_summaries({"a": "Completed", "b": "InProgress", "c": "InProgress"}))
+    assert list(tuning.stopped) == ["c"] and "below 0.3" in tuning.stopped["c"]

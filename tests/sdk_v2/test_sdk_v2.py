@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import boto3
 import pytest
-from build_venv import is_built, python
+from build_venv import is_built
+from build_venv import python as v2_python
 
 pytestmark = pytest.mark.sdk_v2
 
@@ -54,9 +56,14 @@ def v2_environment(emulator, tmp_path) -> dict:
     }
 
 
-def _run(script: str, environment: dict) -> str:
+def _run(script: str, environment: dict, python: Path | None = None) -> str:
+    """The script's output; it runs with the SDK v2 virtualenv's Python unless ``python`` is given."""
     done = subprocess.run(
-        [str(python()), str(SCRIPTS / script)], env=environment, capture_output=True, text=True, timeout=900
+        [str(python or v2_python()), str(SCRIPTS / script)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, f"{script} failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
     return done.stdout
@@ -69,7 +76,15 @@ def _run(script: str, environment: dict) -> str:
         ("knn.py", "SDK v2 knn: OK"),
         ("object2vec.py", "SDK v2 object2vec: OK"),
         ("tuner.py", "SDK v2 tuner: OK"),
+        ("sklearn_script.py", "SDK v2 sklearn script: OK"),
     ],
 )
 def test_sdk_v2_user_code_runs_unchanged(v2_environment, script, done):
     assert done in _run(script, v2_environment)
+
+
+def test_sdk_v2_attaches_to_a_tuning_job_that_sdk_v3_made(v2_environment):
+    """A notebook tunes with SDK v3; after a kernel restart, SDK v2 code resumes the tuner by name."""
+    v3_environment = {**v2_environment, "SAGEMAKER_VALIDATE_ROLE": "false"}  # as common.session sets it
+    assert "SDK v3 tuner: OK" in _run("v3_tuner.py", v3_environment, python=Path(sys.executable))
+    assert "SDK v2 attach: OK" in _run("attach.py", v2_environment)
