@@ -22,9 +22,9 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from sagemaker_emulator.algorithms import archives
 from sagemaker_emulator.algorithms.base import ClientError
 from sagemaker_emulator.algorithms.layout import JobLayout
-from sagemaker_emulator.algorithms.paths import archive_filter
 
 PROGRAM = "sagemaker_program"
 SUBMIT_DIRECTORY = "sagemaker_submit_directory"
@@ -186,11 +186,12 @@ def fetch_code(layout: JobLayout, uri: str) -> Path:
     archive = layout.root / "sourcedir.tar.gz"
     try:
         boto3.client("s3").download_file(bucket, key, str(archive))
-        with tarfile.open(archive) as tar:
-            tar.extractall(folder, filter=archive_filter)
+        archives.extract(archive, folder)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
         raise ClientError(f"Could not download {SUBMIT_DIRECTORY} {uri}: {error}") from None
-    except tarfile.TarError as error:
+    except archives.UnsafeArchiveError as error:
+        raise ClientError(f"{SUBMIT_DIRECTORY} {uri} holds a member outside its folder: {error}") from None
+    except (tarfile.TarError, EOFError) as error:
         raise ClientError(f"{SUBMIT_DIRECTORY} {uri} is not a tar archive: {error}") from None
     finally:
         archive.unlink(missing_ok=True)

@@ -392,6 +392,23 @@ def test_a_toolkit_job_without_its_program_fails_with_a_client_error(sm, s3, hyp
     assert finished_training(sm, "toolkit-fault")["FailureReason"] == f"ClientError: {reason}"
 
 
+def test_a_sourcedir_with_a_member_outside_its_folder_fails_the_job_and_writes_nothing_outside(sm, s3, tmp_path):
+    """A hostile sourcedir.tar.gz: its ``../`` member is refused before the script could run."""
+    escape = f"../../../../../../../../..{tmp_path}/escaped.py"
+    source = _put_sourcedir(s3, "toolkit/hostile.tar.gz", {"train.py": b"print('hi')\n", escape: b"owned = True\n"})
+    hyperparameters = {"sagemaker_program": '"train.py"', "sagemaker_submit_directory": json.dumps(source)}
+    request = training_request(
+        "toolkit-hostile",
+        [channel("train", put_csv(s3, "t/a.csv", "1\n"))],
+        image=MXNET,
+        HyperParameters=hyperparameters,
+    )
+    sm.create_training_job(**request)
+    reason = finished_training(sm, "toolkit-hostile")["FailureReason"]
+    assert reason.startswith(f"ClientError: sagemaker_submit_directory {source} holds a member outside its folder")
+    assert not (tmp_path / "escaped.py").exists()
+
+
 def test_a_builtin_image_refuses_an_entry_point(sm, s3):
     request = training_request("builtin-entry", [channel("train", put_csv(s3, "b/a.csv", "1,2\n"))])
     request["AlgorithmSpecification"].update(ContainerEntrypoint=["/bin/bash"], ContainerArguments=["-c", "true"])
