@@ -7,6 +7,9 @@
   positive is ranked among itself and sampled negatives (99 in the labs); ``hit_rate_at_k`` and ``ndcg_at_k``
   score the positive's rank. Ties count against the positive (pessimistic), so a model that gives every
   item the same score ranks each positive last instead of first.
+- Standard errors of those figures, so a comparison can say whether a difference is beyond the noise of the
+  test draw: per rating for RMSE (``rmse_standard_error``, delta method), per user for HR@k and NDCG@k
+  (``hit_rate_standard_error``, ``ndcg_standard_error``).
 - Baselines over rating frames with columns ``user_id``, ``item_id``, ``rating``: global, per-user and
   per-item means, user+item biases, item popularity, majority class.
 """
@@ -118,6 +121,30 @@ def mae(y_true, y_pred) -> float:
     """
     truth, prediction = _pair(y_true, y_pred)
     return float(np.mean(np.abs(truth - prediction)))
+
+
+def _standard_error_of_mean(values: np.ndarray, unit: str) -> float:
+    """sd / sqrt(n) with the sample sd (ddof=1): the standard error of a mean of independent draws."""
+    if values.size < 2:
+        raise ValueError(f"a standard error needs at least 2 {unit}s, got {values.size}")
+    return float(np.std(values, ddof=1) / np.sqrt(values.size))
+
+
+def rmse_standard_error(y_true, y_pred) -> float:
+    """Standard error of ``rmse`` over the test ratings, by the delta method (ratings taken as independent).
+
+    se(MSE) = sd_i((y_i - p_i)^2) / sqrt(n);  RMSE = sqrt(MSE), so se(RMSE) ~ se(MSE) / (2 RMSE); 0 when RMSE = 0
+
+    Why: two models' RMSEs that differ by less than about two of these are within the noise of the test draw.
+
+    Raises:
+        ValueError: as ``mse``; fewer than 2 ratings.
+    """
+    truth, prediction = _pair(y_true, y_pred)
+    squares = (truth - prediction) ** 2
+    se_mse = _standard_error_of_mean(squares, "rating")
+    root = np.sqrt(squares.mean())
+    return float(se_mse / (2 * root)) if root > 0 else 0.0
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -288,6 +315,28 @@ def ndcg_at_k(scores, k: int, *, negative_scores=None) -> float:
     """
     ranks, k = _ranks_within_k(scores, negative_scores, k)
     return float(np.mean(np.where(ranks <= k, 1 / np.log2(ranks + 1), 0.0)))
+
+
+def hit_rate_standard_error(scores, k: int, *, negative_scores=None) -> float:
+    """Standard error of ``hit_rate_at_k`` over users (each user's hit, 0 or 1, one independent draw).
+
+    se = sd_u([rank_u <= k]) / sqrt(n_users)
+
+    Args and Raises: as ``hit_rate_at_k``; also fewer than 2 users.
+    """
+    ranks, k = _ranks_within_k(scores, negative_scores, k)
+    return _standard_error_of_mean((ranks <= k).astype(np.float64), "user")
+
+
+def ndcg_standard_error(scores, k: int, *, negative_scores=None) -> float:
+    """Standard error of ``ndcg_at_k`` over users (each user's gain one independent draw).
+
+    se = sd_u([rank_u <= k] / log2(rank_u + 1)) / sqrt(n_users)
+
+    Args and Raises: as ``hit_rate_standard_error``.
+    """
+    ranks, k = _ranks_within_k(scores, negative_scores, k)
+    return _standard_error_of_mean(np.where(ranks <= k, 1 / np.log2(ranks + 1), 0.0), "user")
 
 
 # --------------------------------------------------------------------------------------------------------

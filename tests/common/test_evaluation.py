@@ -2,6 +2,7 @@
 worked example computed by hand in the test; each baseline by a hand-made frame; and the error paths."""
 
 import math
+import statistics
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,31 @@ def test_regression_metrics_worked_example():
 def test_regression_metric_errors(metric, y_true, y_pred, message):
     with pytest.raises(ValueError, match=message):
         metric(y_true, y_pred)
+
+
+def test_rmse_standard_error_worked_example():
+    # squared errors 0.25, 0, 4: se(MSE) = stdev / sqrt(3); se(RMSE) = se(MSE) / (2 RMSE)
+    squares = [0.25, 0.0, 4.0]
+    se_mse = statistics.stdev(squares) / math.sqrt(3)
+    expected = se_mse / (2 * math.sqrt(4.25 / 3))
+    assert ev.rmse_standard_error(Y_TRUE, [2.5, 5.0, 4.0]) == pytest.approx(expected)
+    assert ev.rmse_standard_error(Y_TRUE, Y_TRUE) == 0.0
+
+
+def test_rmse_standard_error_matches_the_spread_of_resampled_test_sets():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(1, 6, 4000).astype(float)
+    prediction = truth + rng.normal(0.0, 0.9, truth.size)
+    draws = rng.integers(0, truth.size, (300, truth.size))
+    bootstrap = np.std([ev.rmse(truth[rows], prediction[rows]) for rows in draws])
+    assert ev.rmse_standard_error(truth, prediction) == pytest.approx(bootstrap, rel=0.15)
+
+
+def test_rmse_standard_error_errors():
+    with pytest.raises(ValueError, match="a standard error needs at least 2 ratings, got 1"):
+        ev.rmse_standard_error([3.0], [2.0])
+    with pytest.raises(ValueError, match="y_true has 3 values but y_pred has 2"):
+        ev.rmse_standard_error(Y_TRUE, [1.0, 2.0])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -159,9 +185,22 @@ def test_ndcg_worked_example():
     assert ev.ndcg_at_k(RANKED, 1) == 0.25
 
 
+def test_ranking_standard_errors_worked_example():
+    # ranks 1, 3, 2, 5 at k = 3: hits 1, 1, 1, 0 and gains 1, 1/log2(4), 1/log2(3), 0, one draw per user
+    assert ev.hit_rate_standard_error(RANKED, 3) == pytest.approx(statistics.stdev([1, 1, 1, 0]) / 2)
+    gains = [1, 0.5, 1 / math.log2(3), 0]
+    assert ev.ndcg_standard_error(RANKED, 3) == pytest.approx(statistics.stdev(gains) / 2)
+    assert ev.ndcg_standard_error(RANKED[:, 0], 3, negative_scores=RANKED[:, 1:]) == pytest.approx(
+        statistics.stdev(gains) / 2
+    )
+    assert ev.hit_rate_standard_error(RANKED, 5) == 0.0  # every user a hit: no spread
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
+        (lambda: ev.hit_rate_standard_error(RANKED[:1], 3), "a standard error needs at least 2 users, got 1"),
+        (lambda: ev.ndcg_standard_error(RANKED, 6), r"k=6 exceeds the 5 candidates per user"),
         (lambda: ev.hit_rate_at_k(RANKED, 0), "k must be an integer >= 1, got 0"),
         (lambda: ev.ndcg_at_k(RANKED, 2.0), r"k must be an integer >= 1, got 2.0"),
         (lambda: ev.hit_rate_at_k(RANKED, 6), r"k=6 exceeds the 5 candidates per user"),
