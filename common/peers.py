@@ -6,7 +6,7 @@ tuned peer for its dataset and metric, and states its own result against it::
 
     rows = peers.load()
     best = peers.best(rows, "ml-latest-small", "HR@10")
-    best.model, best.value, best.standard_error, best.settings, best.tuning["budget"]
+    best.model, best.value, best.standard_error, best.settings, peers.how_tuned(best)
     peers.comparison("implicit FM", hr, evaluation.hit_rate_standard_error(scores, 10), best)
 
 The comparison counts standard errors of the difference as if the two figures were independent,
@@ -100,6 +100,16 @@ def values(peers: list[Peer], dataset: str, metric: str) -> dict[str, float]:
         ValueError: as ``select``.
     """
     return {peer.model: peer.value for peer in select(peers, dataset, metric)}
+
+
+def how_tuned(peer: Peer) -> str:
+    """The chosen settings and how they were chosen, for a sentence or a table cell."""
+    settings = ", ".join(
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}" for name, value in peer.settings.items()
+    )
+    if not peer.tuning.get("budget"):
+        return f"{settings or 'no settings'} ({peer.tuning.get('method', 'not tuned')})"
+    return f"{settings}, chosen among {peer.tuning['budget']} settings on {peer.tuning['validation']}"
 
 
 def _figure(value, name: str) -> float:

@@ -62,6 +62,13 @@ def test_values_are_best_first(peers_file):
     assert peers.values(rows, "synthetic", "HR@10") == {"ALS": 0.70, "popularity": 0.60}
 
 
+def test_how_tuned_names_the_settings_and_the_budget(peers_file):
+    best = peers.best(peers.load(peers_file), "synthetic", "RMSE")
+    assert peers.how_tuned(best) == "factors=8, chosen among 16 settings on split_holdout(train, seed=1)"
+    untuned = peers.Peer(**{**vars(best), "settings": {}, "tuning": {"method": "nothing to tune", "budget": 0}})
+    assert peers.how_tuned(untuned) == "no settings (nothing to tune)"
+
+
 def test_comparison_counts_standard_errors_of_the_difference(peers_file):
     best = peers.best(peers.load(peers_file), "synthetic", "HR@10")
     # gap 0.75 - 0.70 = 0.05; spread sqrt(0.02^2 + 0.015^2) = 0.025: 2.0 standard errors
