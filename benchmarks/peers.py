@@ -1,66 +1,90 @@
-"""The labs' models side by side with the libraries a learner would reach for instead, on the notebooks' own splits.
+"""The labs' models side by side with the libraries a learner would reach for instead, each peer tuned as ours were.
 
 Rating RMSE on ``common.data.split_holdout(ds, seed=0)`` (Lab 1's rating split): scikit-surprise SVD and SVD++,
-myfm's Bayesian factorization machine (rank 10, 200 Gibbs iterations; also with the movie's genres as extra
-features), cornac MF. Top-10 on ``common.data.leave_one_out(ratings, n_negatives=99, seed=0)`` (each user's latest
-movie ranked among 99 unrated ones; HR@10 and NDCG@10 from ``common.evaluation``): implicit ALS and BPR and cornac
-BPR, 64 factors each, every rating an interaction; and popularity. Rankers score exactly the 100 candidates of each
-user; a movie the model never saw in training scores below every movie it knows. Every peer has a fixed seed.
+myfm's Bayesian factorization machine (also with the movie's genres as extra features), cornac MF. Top-10 on
+``common.data.leave_one_out(ratings, n_negatives=99, seed=0)`` (each user's latest movie ranked among 99 unrated
+ones; HR@10 and NDCG@10 from ``common.evaluation``): implicit ALS and BPR and cornac BPR, every rating an
+interaction; and popularity. Rankers score exactly the 100 candidates of each user; a movie the model never saw in
+training scores below every movie it knows.
 
-The project's rows are not retrained here: they are what a notebook run recorded in ``build/metrics/*.json``
-(``1a-factorization-machines.json``, ``1b-deep-matrix-factorization-with-mxnet.json``, ``2-object2vec.json``), so
-they are only comparable when that run used the same dataset; their seconds column is empty (the notebooks time
-whole runs, printed under the table). ml-100k needs its archive cached or in ``WORKSHOP_DATA_MIRROR``; otherwise it
-is skipped with a message, never downloaded.
+Each peer's settings are chosen on the validation split Lab 1's searches carve from the training data
+(``split_holdout(train, seed=1)``; ``leave_one_out(train, n_negatives=99, seed=1)``), by validation RMSE or HR@10 +
+NDCG@10, among ``peers_search.BUDGET`` settings (budget and ranges in ``benchmarks/peers_search.py``); the test split
+is then scored once. Standard errors: per rating for RMSE (delta method), per user for HR@10 and NDCG@10
+(``common.evaluation``). Every fit is seeded and single-threaded, so a rerun gives the same figures.
+
+The results go to ``benchmarks/peers.json`` (the rows of the datasets run replace theirs; the others stay), the one
+source the notebooks and the README read them from (``common.peers``). The table beside them also shows the
+project's rows recorded by a notebook run in ``build/metrics/*.json`` (``1a-factorization-machines.json``,
+``1b-deep-matrix-factorization-with-mxnet.json``, ``2-object2vec.json``), comparable only when that run used the
+same dataset; they are not written to the JSON file. ml-100k needs its archive cached or in
+``WORKSHOP_DATA_MIRROR``; otherwise it is skipped with a message, never downloaded.
 
 The peers are not workshop dependencies; they live in a virtual environment of their own (myfm needs numpy 2, the
 workshop's kernel pins numpy 1.26.4 for MXNet; the splits are identical under both):
 
     python3.11 -m venv /work/peers-venv
     /work/peers-venv/bin/pip install -r benchmarks/requirements-peers.txt
-    /work/peers-venv/bin/pip install --no-deps -e .
-    /work/peers-venv/bin/python benchmarks/peers.py [--dataset NAME ...] [--metrics [DATASET=]DIR ...]
+    PYTHONPATH=. /work/peers-venv/bin/python benchmarks/peers.py [--dataset NAME ...] [--jobs 2]
+        [--metrics [DATASET=]DIR ...] [--output benchmarks/peers.json]
 
 ``--metrics DIR`` reads the project's rows for every dataset from DIR (default ``build/metrics``);
-``--metrics synthetic=DIR`` for one dataset only.
+``--metrics synthetic=DIR`` for one dataset only. ``--jobs`` fits that many settings side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import io
 import json
 import math
+import platform
+import resource
 import time
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import peers_search  # benchmarks/peers_search.py: ranges, budget, the random search
 import scipy.sparse as sp
+from joblib.externals.loky import get_reusable_executor
 
 from common import data, evaluation
 from common.settings import settings
 
 DATASETS = ("ml-latest-small", "synthetic", "ml-100k")
 SEED = 0
-FACTORS = 64  # rankers
 K = 10
+OUTPUT = Path(__file__).with_name("peers.json")
+SPLITS = {"rating": "split_holdout(seed=0)", "top-10": "leave_one_out(n_negatives=99, seed=0)"}
+STANDARD_ERRORS = {"rating": "delta method over the test ratings", "top-10": "per user over the test users"}
+RANKING_METRICS = (
+    ("HR@10", evaluation.hit_rate_at_k, evaluation.hit_rate_standard_error),
+    ("NDCG@10", evaluation.ndcg_at_k, evaluation.ndcg_standard_error),
+)
+TUNING = {
+    "rating": ("split_holdout(train, seed=1)", "validation RMSE (lower is better)"),
+    "top-10": ("leave_one_out(train, n_negatives=99, seed=1)", "validation HR@10 + NDCG@10 (higher is better)"),
+}
 NOTEBOOKS = {
     "1a": "1a-factorization-machines.json",
     "1b": "1b-deep-matrix-factorization-with-mxnet.json",
     "2": "2-object2vec.json",
 }
-# (task, notebook, key, row name, transform): the project's recorded results shown beside the peers.
+# (metric, notebook, key, row name, transform): the project's recorded results shown beside the peers.
 PROJECT_ROWS = (
-    ("rating RMSE", "1a", "rmse_fm_regressor", "FM regressor (Lab 1a)", None),
-    ("rating RMSE", "1a", "rmse_fm_regressor_kept", "FM regressor, kept after tuning (Lab 1a)", None),
-    ("rating RMSE", "1a", "rmse_fm_regressor_genres", "FM regressor + genres (Lab 1a)", None),
-    ("rating RMSE", "1a", "rmse_user_movie_biases", "user + movie biases (Lab 1a baseline)", None),
-    ("rating RMSE", "1b", "test_rmse_mf_biases", "MF + biases (Lab 1b)", None),
-    ("rating RMSE", "1b", "test_rmse_dmf", "DMF (Lab 1b)", None),
-    ("rating RMSE", "1b", "test_rmse_dmf_genres", "DMF + genres (Lab 1b)", None),
-    ("rating RMSE", "2", "mse_object2vec", "Object2Vec regressor (Lab 2)", math.sqrt),
+    ("RMSE", "1a", "rmse_fm_regressor", "FM regressor (Lab 1a)", None),
+    ("RMSE", "1a", "rmse_fm_regressor_kept", "FM regressor, kept after tuning (Lab 1a)", None),
+    ("RMSE", "1a", "rmse_fm_regressor_genres", "FM regressor + genres (Lab 1a)", None),
+    ("RMSE", "1a", "rmse_user_movie_biases", "user + movie biases (Lab 1a baseline)", None),
+    ("RMSE", "1b", "test_rmse_mf_biases", "MF + biases (Lab 1b)", None),
+    ("RMSE", "1b", "test_rmse_dmf", "DMF (Lab 1b)", None),
+    ("RMSE", "1b", "test_rmse_dmf_genres", "DMF + genres (Lab 1b)", None),
+    ("RMSE", "2", "mse_object2vec", "Object2Vec regressor (Lab 2)", math.sqrt),
     ("HR@10", "1a", "hr_at_10_fm_implicit", "implicit FM (Lab 1a)", None),
     ("HR@10", "1b", "neumf_hr_at_10", "NeuMF (Lab 1b)", None),
     ("NDCG@10", "1a", "ndcg_at_10_fm_implicit", "implicit FM (Lab 1a)", None),
@@ -68,6 +92,7 @@ PROJECT_ROWS = (
     ("liked accuracy", "1a", "accuracy_classifier", "FM binary classifier (Lab 1a)", None),
     ("liked accuracy", "2", "accuracy_object2vec", "Object2Vec classifier (Lab 2)", None),
 )
+METRIC_ORDER = ("RMSE", "HR@10", "NDCG@10", "liked accuracy")
 
 
 class Indexed:
@@ -103,44 +128,80 @@ class Indexed:
         return sp.csr_matrix((weights, (rows, columns)), shape=(len(genres), len(names)))
 
 
-def timed(function, *args):
-    start = time.perf_counter()
-    value = function(*args)
-    return value, time.perf_counter() - start
+@dataclass(frozen=True)
+class Peer:
+    """One library model: where it comes from, its settings before tuning, and how it answers one split."""
+
+    name: str
+    distribution: str  # the PyPI name, for its version
+    defaults: dict  # the first setting the search scores
+    answer: object  # (setting, split) -> rating predictions, or (n_users, 100) candidate scores
+
+
+@dataclass(frozen=True)
+class RatingSplit:
+    train: pd.DataFrame
+    held: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class RankingSplit:
+    train: pd.DataFrame
+    held: pd.DataFrame
+    negatives: np.ndarray
+    interactions: sp.csr_matrix  # (n_users, n_items) of the train part, on the dataset's index
+    known: np.ndarray  # items seen in the train part
+
+    @classmethod
+    def of(cls, index: Indexed, train: pd.DataFrame, held: pd.DataFrame, negatives: np.ndarray) -> RankingSplit:
+        users, items = index.codes(train)
+        interactions = sp.csr_matrix(
+            (np.ones(len(train), np.float32), (users, items)), shape=(len(index.users), len(index.items))
+        )
+        return cls(train, held, negatives, interactions, np.bincount(items, minlength=len(index.items)) > 0)
 
 
 # --------------------------------------------------------------------------------------------------------
 # Rating RMSE
 
 
-def surprise_predictions(algorithm, train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+def surprise_predictions(kind: str, setting: dict, split: RatingSplit) -> np.ndarray:
     import surprise
 
+    train = split.train
     reader = surprise.Reader(rating_scale=(train["rating"].min(), train["rating"].max()))
     trainset = surprise.Dataset.load_from_df(train[["user_id", "item_id", "rating"]], reader).build_full_trainset()
+    extra = {"cache_ratings": True} if kind == "SVDpp" else {}  # a speed-up only: same figures
+    algorithm = getattr(surprise, kind)(**setting, **extra, random_state=SEED)
     algorithm.fit(trainset)
-    return np.array([algorithm.predict(u, i).est for u, i in zip(test["user_id"], test["item_id"])])
+    return np.array([algorithm.predict(u, i).est for u, i in zip(split.held["user_id"], split.held["item_id"])])
 
 
-def myfm_predictions(index: Indexed, train, test, genres) -> np.ndarray:
+def myfm_predictions(index: Indexed, genres, setting: dict, split: RatingSplit) -> np.ndarray:
     import myfm
 
     groups = [0] * len(index.users) + [1] * len(index.items) + ([2] * genres.shape[1] if genres is not None else [])
-    model = myfm.MyFMRegressor(rank=10, random_seed=SEED)
+    model = myfm.MyFMRegressor(rank=setting["rank"], random_seed=SEED)
     with contextlib.redirect_stderr(io.StringIO()):  # myfm always draws a progress bar
-        model.fit(index.one_hot(train, genres), train["rating"].to_numpy(), n_iter=200, grouping=groups)
-    return model.predict(index.one_hot(test, genres))
+        model.fit(
+            index.one_hot(split.train, genres),
+            split.train["rating"].to_numpy(),
+            n_iter=setting["n_iter"],
+            grouping=groups,
+        )
+    return model.predict(index.one_hot(split.held, genres))
 
 
-def cornac_mf_predictions(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+def cornac_mf_predictions(setting: dict, split: RatingSplit) -> np.ndarray:
     import cornac
 
-    model = cornac.models.MF(seed=SEED)
-    model.fit(cornac.data.Dataset.from_uir(train[["user_id", "item_id", "rating"]].itertuples(index=False), seed=SEED))
+    model = cornac.models.MF(**setting, num_threads=1, seed=SEED)  # one thread: parallel SGD is not reproducible
+    triples = split.train[["user_id", "item_id", "rating"]].itertuples(index=False)
+    model.fit(cornac.data.Dataset.from_uir(triples, seed=SEED))
     user_map, item_map = model.train_set.uid_map, model.train_set.iid_map
     mean = model.train_set.global_mean
     predictions = []
-    for user, item in zip(test["user_id"], test["item_id"]):
+    for user, item in zip(split.held["user_id"], split.held["item_id"]):
         known_user, known_item = user in user_map, item in item_map
         predictions.append(
             model.score(user_map[user], item_map[item]) if known_user and known_item else mean
@@ -148,102 +209,231 @@ def cornac_mf_predictions(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray
     return np.asarray(predictions, dtype=np.float64).ravel()
 
 
-def rating_rows(loaded: data.Dataset, index: Indexed) -> list[tuple]:
-    import surprise
-
-    train, test = data.split_holdout(loaded, seed=SEED)
-    truth = test["rating"].to_numpy()
-    genres = index.genre_matrix(loaded.items)
-    peers = {
-        "Surprise SVD": lambda: surprise_predictions(surprise.SVD(random_state=SEED), train, test),
-        "Surprise SVD++": lambda: surprise_predictions(surprise.SVDpp(random_state=SEED), train, test),
-        "myfm Bayesian FM (rank 10, 200 iters)": lambda: myfm_predictions(index, train, test, None),
-        "myfm Bayesian FM + genres": lambda: myfm_predictions(index, train, test, genres),
-        "cornac MF": lambda: cornac_mf_predictions(train, test),
-    }
-    rows = []
-    for name, predict in peers.items():
-        predicted, seconds = timed(predict)
-        rows.append(("rating RMSE", name, evaluation.rmse(truth, predicted), seconds))
-    return rows
+def rating_peers(index: Indexed, genres: sp.csr_matrix) -> list[Peer]:
+    return [
+        Peer(
+            "Surprise SVD",
+            "scikit-surprise",
+            {"n_factors": 100, "n_epochs": 20, "lr_all": 0.005, "reg_all": 0.02},
+            lambda setting, split: surprise_predictions("SVD", setting, split),
+        ),
+        Peer(
+            "Surprise SVD++",
+            "scikit-surprise",
+            {"n_factors": 20, "n_epochs": 20, "lr_all": 0.007, "reg_all": 0.02},
+            lambda setting, split: surprise_predictions("SVDpp", setting, split),
+        ),
+        Peer(
+            "myfm Bayesian FM",
+            "myfm",
+            {"rank": 10, "n_iter": 200},  # myfm has no default rank: the settings of this table before tuning
+            lambda setting, split: myfm_predictions(index, None, setting, split),
+        ),
+        Peer(
+            "myfm Bayesian FM + genres",
+            "myfm",
+            {"rank": 10, "n_iter": 200},
+            lambda setting, split: myfm_predictions(index, genres, setting, split),
+        ),
+        Peer(
+            "cornac MF",
+            "cornac",
+            {"k": 10, "max_iter": 20, "learning_rate": 0.01, "lambda_reg": 0.02},
+            cornac_mf_predictions,
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------
 # Top-10 on leave-one-out
 
 
-def candidate_scores(index: Indexed, test, negatives, user_vectors, item_vectors, known_items) -> np.ndarray:
+def candidate_scores(index: Indexed, split: RankingSplit, user_vectors, item_vectors) -> np.ndarray:
     """(n_users, 100) dot products, the held-out movie in column 0; unknown movies below every known one."""
-    users = index.users.get_indexer(test["user_id"])
-    items = index.items.get_indexer(np.column_stack([test["item_id"], negatives]).ravel()).reshape(len(test), -1)
+    users = index.users.get_indexer(split.held["user_id"])
+    items = index.items.get_indexer(np.column_stack([split.held["item_id"], split.negatives]).ravel())
+    items = items.reshape(len(split.held), -1)
     scores = np.einsum("uf,ucf->uc", user_vectors[users], item_vectors[items]).astype(np.float64)
-    known = known_items[items]
+    known = split.known[items]
     floor = np.where(known, scores, np.inf).min(axis=1, keepdims=True) - 1
     return np.where(known, scores, floor)
 
 
-def implicit_vectors(model_name: str, interactions: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+def implicit_scores(index: Indexed, model_name: str, setting: dict, split: RankingSplit) -> np.ndarray:
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.cpu.bpr import BayesianPersonalizedRanking
-    from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1, "blas"):  # implicit parallelises itself; a threaded BLAS underneath only slows it
-        if model_name == "als":
-            model = AlternatingLeastSquares(factors=FACTORS, random_state=SEED)
-        else:  # one thread: BPR's parallel SGD is not reproducible
-            model = BayesianPersonalizedRanking(factors=FACTORS, random_state=SEED, num_threads=1)
-        model.fit(interactions, show_progress=False)
-    return np.asarray(model.user_factors), np.asarray(model.item_factors)
+    kind = AlternatingLeastSquares if model_name == "als" else BayesianPersonalizedRanking
+    model = kind(**setting, num_threads=1, random_state=SEED)  # one thread: BPR's parallel SGD is not reproducible
+    model.fit(split.interactions, show_progress=False)
+    return candidate_scores(index, split, np.asarray(model.user_factors), np.asarray(model.item_factors))
 
 
-def cornac_bpr_vectors(index: Indexed, train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """User vectors [u, 1] and item vectors [v, b] on the shared index, so a dot product is cornac's score."""
+def cornac_bpr_scores(index: Indexed, setting: dict, split: RankingSplit) -> np.ndarray:
+    """cornac's score u·v + b as a dot product of [u, 1] and [v, b] on the shared index."""
     import cornac
 
-    triples = train[["user_id", "item_id"]].assign(rating=1.0).itertuples(index=False)
-    model = cornac.models.BPR(k=FACTORS, seed=SEED)
+    triples = split.train[["user_id", "item_id"]].assign(rating=1.0).itertuples(index=False)
+    model = cornac.models.BPR(**setting, num_threads=1, seed=SEED)
     model.fit(cornac.data.Dataset.from_uir(triples, seed=SEED))
-    users = np.zeros((len(index.users), FACTORS + 1))
-    items = np.zeros((len(index.items), FACTORS + 1))
+    factors = setting["k"]
+    users = np.zeros((len(index.users), factors + 1))
+    items = np.zeros((len(index.items), factors + 1))
     user_map, item_map = model.train_set.uid_map, model.train_set.iid_map
     user_rows = index.users.get_indexer(list(user_map))
     item_rows = index.items.get_indexer(list(item_map))
-    users[user_rows, :FACTORS] = model.u_factors[list(user_map.values())]
-    users[:, FACTORS] = 1
-    items[item_rows, :FACTORS] = model.i_factors[list(item_map.values())]
-    items[item_rows, FACTORS] = model.i_biases[list(item_map.values())]
-    return users, items
+    users[user_rows, :factors] = model.u_factors[list(user_map.values())]
+    users[:, factors] = 1
+    items[item_rows, :factors] = model.i_factors[list(item_map.values())]
+    items[item_rows, factors] = model.i_biases[list(item_map.values())]
+    return candidate_scores(index, split, users, items)
 
 
-def ranking_rows(loaded: data.Dataset, index: Indexed) -> list[tuple]:
-    train, test, negatives = data.leave_one_out(loaded.ratings, n_negatives=99, seed=SEED)
-    users, items = index.codes(train)
-    interactions = sp.csr_matrix(
-        (np.ones(len(train), np.float32), (users, items)), shape=(len(index.users), len(index.items))
-    )
-    known = np.bincount(items, minlength=len(index.items)) > 0
-    peers = {
-        "implicit ALS (64 factors)": lambda: implicit_vectors("als", interactions),
-        "implicit BPR (64 factors)": lambda: implicit_vectors("bpr", interactions),
-        "cornac BPR (64 factors)": lambda: cornac_bpr_vectors(index, train),
-    }
-    rows = []
-    for name, fit in peers.items():
-        (user_vectors, item_vectors), seconds = timed(fit)
-        scores = candidate_scores(index, test, negatives, user_vectors, item_vectors, known)
-        rows.append(("HR@10", name, evaluation.hit_rate_at_k(scores, K), seconds))
-        rows.append(("NDCG@10", name, evaluation.ndcg_at_k(scores, K), seconds))
-    popular, seconds = timed(evaluation.popularity_scores, train, np.column_stack([test["item_id"], negatives]))
-    rows.append(("HR@10", "popularity", evaluation.hit_rate_at_k(popular, K), seconds))
-    rows.append(("NDCG@10", "popularity", evaluation.ndcg_at_k(popular, K), seconds))
-    return rows
+def ranking_peers(index: Indexed) -> list[Peer]:
+    return [
+        Peer(
+            "implicit ALS",
+            "implicit",
+            {"factors": 64, "regularization": 0.01, "alpha": 1.0, "iterations": 15},  # 64 factors, as before tuning
+            lambda setting, split: implicit_scores(index, "als", setting, split),
+        ),
+        Peer(
+            "implicit BPR",
+            "implicit",
+            {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 100},
+            lambda setting, split: implicit_scores(index, "bpr", setting, split),
+        ),
+        Peer(
+            "cornac BPR",
+            "cornac",
+            {"k": 64, "max_iter": 100, "learning_rate": 0.001, "lambda_reg": 0.01},
+            lambda setting, split: cornac_bpr_scores(index, setting, split),
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------
-# The project's recorded results and the table
+# Tuning on validation, then the test split once
 
 
-def project_rows(folder: Path) -> tuple[list[tuple], list[str]]:
+def rating_objective(peer: Peer, split: RatingSplit):
+    truth = split.held["rating"].to_numpy()
+
+    def objective(setting: dict) -> float:
+        predicted = peer.answer(setting, split)
+        return evaluation.rmse(truth, predicted) if np.isfinite(predicted).all() else math.inf  # diverged
+
+    return objective
+
+
+def ranking_objective(peer: Peer, split: RankingSplit):
+    def objective(setting: dict) -> float:
+        scores = peer.answer(setting, split)
+        if not np.isfinite(scores).all():
+            return -math.inf  # diverged
+        return evaluation.hit_rate_at_k(scores, K) + evaluation.ndcg_at_k(scores, K)
+
+    return objective
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A peer tuned, then fitted once on the whole training split: what all its rows share."""
+
+    model: str
+    library: str
+    settings: dict
+    tuning: dict
+    cpu_seconds: float  # search + final fit
+    wall_seconds: float
+
+
+def tune(peer: Peer, task: str, validation, test, jobs: int) -> tuple[Outcome, object]:
+    """The outcome and the chosen setting's answer on the test split."""
+    started = time.perf_counter()
+    settings_tried = peers_search.candidates(peer.name, peer.defaults)
+    objective = (rating_objective if task == "rating" else ranking_objective)(peer, validation)
+    best, scores, search_cpu = peers_search.search(objective, settings_tried, task == "rating", jobs)
+    chosen = settings_tried[best]
+    answer, final_cpu = peers_search.run_once(peer.answer, chosen, test)
+    split, criterion = TUNING[task]
+    tuning = {
+        "method": f"the defaults, then {len(settings_tried) - 1} seeded random draws from the ranges",
+        "budget": len(settings_tried),
+        "ranges": peers_search.describe(peers_search.SPACES[peer.name]),
+        "defaults": peer.defaults,
+        "validation": split,
+        "criterion": criterion,
+        "validation_score": round(scores[best], 6),
+        "validation_score_of_defaults": round(scores[0], 6),
+    }
+    library = f"{peer.distribution} {metadata.version(peer.distribution)}"
+    outcome = Outcome(peer.name, library, chosen, tuning, search_cpu + final_cpu, time.perf_counter() - started)
+    print(
+        f"  {peer.name}: chose {chosen} (validation {scores[best]:.4f}; defaults {scores[0]:.4f}), "
+        f"{len(settings_tried)} settings, CPU {outcome.cpu_seconds:.0f} s, wall {outcome.wall_seconds:.0f} s",
+        flush=True,
+    )
+    return outcome, answer
+
+
+def row(dataset: str, task: str, outcome: Outcome, metric: str, value: float, error: float) -> dict:
+    return {
+        "dataset": dataset,
+        "split": SPLITS[task],
+        "task": task,
+        "model": outcome.model,
+        "library": outcome.library,
+        "metric": metric,
+        "value": round(value, 6),
+        "standard_error": round(error, 6),
+        "standard_error_method": STANDARD_ERRORS[task],
+        "settings": outcome.settings,
+        "tuning": outcome.tuning,
+        "cpu_seconds": round(outcome.cpu_seconds, 1),
+        "wall_seconds": round(outcome.wall_seconds, 1),
+        "date": datetime.date.today().isoformat(),
+    }
+
+
+def rating_rows(loaded: data.Dataset, index: Indexed, jobs: int) -> list[dict]:
+    train, test = data.split_holdout(loaded, seed=SEED)
+    fit_part, valid = data.split_holdout(train, seed=SEED + 1)
+    validation, final = RatingSplit(fit_part, valid), RatingSplit(train, test)
+    truth = test["rating"].to_numpy()
+    print(f"{loaded.name} rating: fit {len(fit_part):,}, validation {len(valid):,}, test {len(test):,}")
+    rows = []
+    for peer in rating_peers(index, index.genre_matrix(loaded.items)):
+        outcome, predicted = tune(peer, "rating", validation, final, jobs)
+        error = evaluation.rmse_standard_error(truth, predicted)
+        rows.append(row(loaded.name, "rating", outcome, "RMSE", evaluation.rmse(truth, predicted), error))
+    return rows
+
+
+def ranking_rows(loaded: data.Dataset, index: Indexed, jobs: int) -> list[dict]:
+    train, test, negatives = data.leave_one_out(loaded.ratings, n_negatives=99, seed=SEED)
+    fit_part, valid, valid_negatives = data.leave_one_out(train, n_negatives=99, seed=SEED + 1)
+    validation = RankingSplit.of(index, fit_part, valid, valid_negatives)
+    final = RankingSplit.of(index, train, test, negatives)
+    print(f"{loaded.name} top-10: fit {len(fit_part):,}, validation users {len(valid):,}, test users {len(test):,}")
+    answers = [tune(peer, "top-10", validation, final, jobs) for peer in ranking_peers(index)]
+    started, cpu_started = time.perf_counter(), time.process_time()
+    popular = evaluation.popularity_scores(train, np.column_stack([test["item_id"], negatives]))
+    untuned = {"method": "nothing to tune", "budget": 0}
+    cpu, wall = time.process_time() - cpu_started, time.perf_counter() - started
+    answers.append((Outcome("popularity", "common.evaluation", {}, untuned, cpu, wall), popular))
+    return [
+        row(loaded.name, "top-10", outcome, metric, measure(scores, K), spread(scores, K))
+        for outcome, scores in answers
+        for metric, measure, spread in RANKING_METRICS
+    ]
+
+
+# --------------------------------------------------------------------------------------------------------
+# The project's recorded results, the table and the file
+
+
+def project_rows(folder: Path) -> tuple[list[dict], list[str]]:
     """Rows from a notebook run's metrics files, and notes on what was missing or how long each notebook ran."""
     recorded, notes = {}, []
     for notebook, file_name in NOTEBOOKS.items():
@@ -255,23 +445,54 @@ def project_rows(folder: Path) -> tuple[list[tuple], list[str]]:
         else:
             notes.append(f"no {path}: notebook {notebook}'s rows left out")
     rows = []
-    for task, notebook, key, name, transform in PROJECT_ROWS:
+    for metric, notebook, key, name, transform in PROJECT_ROWS:
         value = recorded.get(notebook, {}).get(key)
         if value is not None:
-            rows.append((task, name, transform(value) if transform else value, None))
+            rows.append({"metric": metric, "model": name, "value": transform(value) if transform else value})
     return rows, notes
 
 
-def print_table(title: str, rows: list[tuple], notes: list[str]) -> None:
-    order = {task: position for position, task in enumerate(dict.fromkeys(row[0] for row in PROJECT_ROWS))}
-    rows = sorted(rows, key=lambda row: order[row[0]])  # stable: project rows first within a task
-    width = max(len(row[1]) for row in rows)
+def how_tuned(entry: dict) -> str:
+    tuning = entry.get("tuning")
+    if tuning is None:
+        return "recorded by a notebook run (searched in benchmarks/*_search.py)"
+    if not tuning["budget"]:
+        return tuning["method"]
+    return f"{tuning['budget']} settings on {tuning['validation']}"
+
+
+def print_table(title: str, rows: list[dict], notes: list[str]) -> None:
+    rows = sorted(rows, key=lambda entry: METRIC_ORDER.index(entry["metric"]))  # stable: project rows first
+    width = max(len(entry["model"]) for entry in rows)
     print(f"\n{title}")
-    print(f"{'task':<15} {'model':<{width}} {'metric':>7} {'seconds':>8}")
-    for task, name, value, seconds in rows:
-        print(f"{task:<15} {name:<{width}} {value:>7.4f} {'' if seconds is None else f'{seconds:8.1f}':>8}")
+    print(f"{'metric':<14} {'model':<{width}} {'value':>7} {'± s.e.':>7} {'CPU s':>6}  tuned")
+    for entry in rows:
+        error = entry.get("standard_error")
+        cpu = entry.get("cpu_seconds")
+        print(
+            f"{entry['metric']:<14} {entry['model']:<{width}} {entry['value']:>7.4f} "
+            f"{'' if error is None else f'{error:.4f}':>7} {'' if cpu is None else f'{cpu:.0f}':>6}  {how_tuned(entry)}"
+        )
     for note in notes:
         print(f"  ({note})")
+    print("chosen settings:")
+    for entry in rows:
+        if entry.get("settings") and entry["metric"] != "NDCG@10":
+            print(f"  {entry['model']}: {entry['settings']}")
+
+
+def write_results(path: Path, rows: list[dict], datasets: list[str]) -> None:
+    """Replace the rows of ``datasets`` in the file and keep the others."""
+    kept = []
+    if path.is_file():
+        kept = [entry for entry in json.loads(path.read_text())["rows"] if entry["dataset"] not in datasets]
+    document = {
+        "about": "Peers of the labs, each tuned on validation; written by benchmarks/peers.py, read by common.peers.",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "rows": kept + rows,
+    }
+    path.write_text(json.dumps(document, indent=1) + "\n")
 
 
 def metrics_folders(options: list[str]) -> tuple[Path, dict[str, Path]]:
@@ -297,12 +518,25 @@ def offline_ready(name: str) -> bool:
     )
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the search's worker processes, which are ended first so that it counts."""
+    get_reusable_executor().shutdown(wait=True)
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", action="append", choices=DATASETS, help=f"repeatable; default: {DATASETS}")
     parser.add_argument("--metrics", action="append", default=[], metavar="[DATASET=]DIR", help="recorded results")
+    parser.add_argument("--jobs", type=int, default=2, help="settings fitted side by side (default 2: two cores)")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"results file (default {OUTPUT})")
     arguments = parser.parse_args()
+    if arguments.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {arguments.jobs}")
     default, per_dataset = metrics_folders(arguments.metrics)
+    started = time.perf_counter()
+    results, done = [], []
     for name in arguments.dataset or DATASETS:
         if not offline_ready(name):
             print(
@@ -315,14 +549,25 @@ def main() -> None:
             print(f"\n{name}: skipped, the archive could not be read ({str(error).splitlines()[0]})")
             continue
         index = Indexed(loaded.ratings)
+        print(f"\n{name}: tuning each peer on validation ({peers_search.BUDGET} settings), then the test once")
+        peers = rating_rows(loaded, index, arguments.jobs) + ranking_rows(loaded, index, arguments.jobs)
+        results += peers
+        done.append(name)
         folder = per_dataset.get(name, default)
         project, notes = project_rows(folder)
-        peers = rating_rows(loaded, index) + ranking_rows(loaded, index)
         title = (
             f"{name}: {len(loaded.ratings):,} ratings, {len(index.users):,} users, {len(index.items):,} movies; "
-            f"project rows from {folder}"
+            f"project rows from {folder}; CPU s = search + final fit"
         )
         print_table(title, project + peers, notes)
+    if done:
+        write_results(arguments.output, results, done)
+        print(f"\nwrote {arguments.output} ({', '.join(done)})")
+    wall = time.perf_counter() - started
+    peer_cpu = sum(entry["cpu_seconds"] for entry in results if entry["metric"] != "NDCG@10")
+    print(
+        f"all: wall {wall:.0f} s; CPU of the fits {peer_cpu:.0f} s; CPU of this process and its workers {cpu_seconds():.0f} s"
+    )
 
 
 if __name__ == "__main__":
