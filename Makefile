@@ -16,11 +16,13 @@ env: $(STAMP)
 
 dev: $(DEV_STAMP)
 
+# The checkout is installed in editable mode; setuptools warns that a folder named like a package may shadow it,
+# which is exactly how this checkout works, so its warning is silenced.
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || { python=$$(scripts/find_python $(PYTHON)) && echo "Creating $(VENV) with $$python" && $$python -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet --no-deps --editable .
 	@touch $@
 
 $(DEV_STAMP): requirements-dev.txt $(STAMP)
