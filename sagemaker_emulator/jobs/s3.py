@@ -60,8 +60,7 @@ def split_uri(uri: str) -> tuple[str, str]:
         if virtual:
             return virtual.group("bucket"), path
     raise JobInputError(
-        f'"{uri}" is not an S3 URI: use s3://bucket/key, or an S3 https URL such as '
-        "https://bucket.s3.region.amazonaws.com/key."
+        f'"{uri}" is not an S3 URI of the form s3://bucket/key or https://bucket.s3.region.amazonaws.com/key.'
     )
 
 

@@ -127,7 +127,10 @@ def test_s3_https_urls_name_their_bucket_and_key(url, expected):
 
 @pytest.mark.parametrize("url", ["https://example.com/b/k", "http://b.s3.amazonaws.com/k", "https://s3.amazonaws.com/"])
 def test_other_urls_are_not_s3_objects(url):
-    with pytest.raises(JobInputError, match=f'"{url}" is not an S3 URI: use s3://bucket/key, or an S3 https URL'):
+    with pytest.raises(
+        JobInputError,
+        match=f'"{url}" is not an S3 URI of the form s3://bucket/key or https://bucket.s3.region.amazonaws.com/key.',
+    ):
         split_uri(url)
 
 
