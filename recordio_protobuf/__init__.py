@@ -9,14 +9,16 @@ from the package itself.
 """
 
 from recordio_protobuf.framing import MAGIC, MAX_PAYLOAD_BYTES, frame, iter_payloads
-from recordio_protobuf.reader import read_matrix, read_records
+from recordio_protobuf.reader import FLOAT32_ONLY, NUMERIC_TENSORS, read_matrix, read_records
 from recordio_protobuf.schema import VALUES_KEY, Bytes, Float32Tensor, Float64Tensor, Int32Tensor, Record, Value
 from recordio_protobuf.writer import DEFAULT_CHUNK_ROWS, encode_record, write_label_records, write_records
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
+    "FLOAT32_ONLY",
     "MAGIC",
     "MAX_PAYLOAD_BYTES",
+    "NUMERIC_TENSORS",
     "VALUES_KEY",
     "Bytes",
     "Float32Tensor",

@@ -35,18 +35,32 @@ def read_records(fileobj: BinaryIO) -> Iterator:
         yield record
 
 
-_TENSOR_TYPES = {"float64_tensor": "Float64Tensor", "int32_tensor": "Int32Tensor", "bytes": "Bytes", None: "empty"}
+_TENSOR_TYPES = {
+    "float32_tensor": "Float32Tensor",
+    "float64_tensor": "Float64Tensor",
+    "int32_tensor": "Int32Tensor",
+    "bytes": "Bytes",
+    None: "empty",
+}
+FLOAT32_ONLY = ("float32_tensor",)
+"""What Factorization Machines reads (its documentation: "recordio-protobuf format with Float32 tensors")."""
+NUMERIC_TENSORS = ("float32_tensor", "float64_tensor", "int32_tensor")
+"""What k-NN reads: SDK v2's ``write_numpy_to_dense_tensor`` writes float64 arrays (numpy's default) as
+Float64Tensor and int arrays as Int32Tensor, and AWS's k-NN trains on them; values are read as float32."""
 
 
-def _refuse_value(value, field_name: str, index: int):
-    """Raise the error for a ``features``/``label`` entry "values" that is missing or not a Float32Tensor."""
+def _tensor(value, field_name: str, index: int, tensor_types: tuple[str, ...]):
+    """The tensor of a ``features``/``label`` entry "values", or the error for one missing or of a refused type."""
     if value is None:
         raise ValueError(f"record {index} has no {field_name}[{VALUES_KEY!r}]")
-    found = _TENSOR_TYPES[value.WhichOneof("value")]
-    raise ValueError(
-        f"record {index}: {field_name}[{VALUES_KEY!r}] is {found}; only Float32Tensor is accepted "
-        "(cast the data to float32 before writing it)"
-    )
+    kind = value.WhichOneof("value")
+    if kind not in tensor_types:
+        accepted = " or ".join(_TENSOR_TYPES[name] for name in tensor_types)
+        hint = " (cast the data to float32 before writing it)" if tensor_types == FLOAT32_ONLY else ""
+        raise ValueError(
+            f"record {index}: {field_name}[{VALUES_KEY!r}] is {_TENSOR_TYPES[kind]}; only {accepted} is accepted{hint}"
+        )
+    return getattr(value, kind)
 
 
 def _checked_width(index: int, n_values: int, n_keys: int, shape: list) -> int:
@@ -66,7 +80,9 @@ def _checked_width(index: int, n_values: int, n_keys: int, shape: list) -> int:
     return shape[0]
 
 
-def read_matrix(fileobj_or_bytes, feature_dim: int | None = None) -> tuple:
+def read_matrix(
+    fileobj_or_bytes, feature_dim: int | None = None, tensor_types: tuple[str, ...] = FLOAT32_ONLY
+) -> tuple:
     """Read every record's ``features["values"]`` into one CSR matrix and ``label["values"]`` into a vector.
 
     Dense and sparse records may be mixed. A sparse tensor (one with keys) must carry ``shape=[width]``.
@@ -76,13 +92,15 @@ def read_matrix(fileobj_or_bytes, feature_dim: int | None = None) -> tuple:
     Args:
         fileobj_or_bytes: a binary file object or the bytes of a RecordIO-protobuf stream.
         feature_dim: the expected number of columns; by default the width of the first record.
+        tensor_types: the ``Value`` kinds accepted (``FLOAT32_ONLY`` or ``NUMERIC_TENSORS``); values of any of
+            them are read as float32.
 
     Returns:
         ``(matrix, labels)``: a float32 ``scipy.sparse.csr_matrix`` with one row per record, and a float32
         vector of labels, or None when no record has a label.
 
     Raises:
-        ValueError: a framing or parsing error, a tensor other than Float32Tensor, a record without
+        ValueError: a framing or parsing error, a tensor of a kind not in ``tensor_types``, a record without
             ``features["values"]``, a sparse tensor without shape, keys and values of different lengths, a
             width other than ``feature_dim`` (or the first record's), a key out of range, a label that is not
             one value, or labels on only some records.
@@ -116,10 +134,7 @@ def read_matrix(fileobj_or_bytes, feature_dim: int | None = None) -> tuple:
     record = Record()
     for index, (offset, payload) in enumerate(iter_frames(stream)):
         _parse(record, payload, index, offset)
-        value = record.features.get(VALUES_KEY)
-        if value is None or not value.HasField("float32_tensor"):
-            _refuse_value(value, "features", index)
-        tensor = value.float32_tensor
+        tensor = _tensor(record.features.get(VALUES_KEY), "features", index, tensor_types)
         tensor_values, tensor_keys, shape = tensor.values, tensor.keys, tensor.shape
         n_values = len(tensor_values)
         if tensor_keys or shape:
@@ -133,9 +148,7 @@ def read_matrix(fileobj_or_bytes, feature_dim: int | None = None) -> tuple:
         counts.append(n_values)
         label = record.label.get(VALUES_KEY)
         if label is not None:
-            if not label.HasField("float32_tensor"):
-                _refuse_value(label, "label", index)
-            label = label.float32_tensor.values
+            label = _tensor(label, "label", index, tensor_types).values
             if len(label) != 1:
                 raise ValueError(f"record {index} has a label of {len(label)} values; expected one")
             labels.append(label[0])

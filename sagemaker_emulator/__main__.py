@@ -1,10 +1,13 @@
-"""``python -m sagemaker_emulator serve | start | status | stop``: one emulator per user, run and looked after.
+"""``python -m sagemaker_emulator serve | start | status | stop | setup-examples``: one emulator per user, run and looked after.
 
 - ``serve`` runs it in the foreground and prints its key pair and the variables to export, as Jupyter prints its
   token. ``--access-key-id``/``--secret-access-key`` (or ``SAGEMAKER_EMULATOR_ACCESS_KEY_ID`` /
   ``SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY``) fix the pair for scripts that need a known one.
 - ``start`` starts it in the background if it is not running (what the notebooks do) and prints the same.
 - ``status`` says whether it runs, where, and what it holds; ``stop`` stops it and everything it started.
+- ``setup-examples`` makes AWS's own examples run unchanged: it starts the emulator if needed, creates the execution
+  role a SageMaker user has (``EXAMPLES_ROLE``, trusting SageMaker, allowed what the examples do, so SDK v3's role
+  check passes) and the SDK's default bucket, and writes both as SDK config defaults for examples that pass neither.
 - ``policy RECORD`` turns the actions a recording emulator noted (``SAGEMAKER_EMULATOR_ACTIONS``) into a
   least-privilege IAM policy (``--out``), and writes it into a CloudFormation template too (``--template``).
 Only loopback hosts are accepted. Its state persists in its home folder (``--home``; see ``store/home.py``).
@@ -33,6 +36,48 @@ SageMaker:
     Modules:
       TelemetryOptOut: true
 """
+EXAMPLES_ROLE = "AmazonSageMaker-ExecutionRole-Emulator"  # the console names its roles AmazonSageMaker-ExecutionRole-*
+EXAMPLES_CONFIG = """SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+      Session:
+        DefaultS3Bucket: {bucket}
+  TrainingJob:
+    RoleArn: {role}
+  Model:
+    ExecutionRoleArn: {role}
+  ProcessingJob:
+    RoleArn: {role}
+"""
+_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+# What the examples' jobs do and what SDK v3's role check simulates (its IAM_POLICY_CONFIG's actions on "*",
+# network interfaces included), on every resource: the emulator holds nothing else.
+_EXAMPLES_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "sagemaker:*",
+                "s3:*",
+                "logs:*",
+                "cloudwatch:*",
+                "ecr:*",
+                "iam:GetRole",
+                "iam:PassRole",
+                "ec2:CreateNetworkInterface*",
+                "ec2:DeleteNetworkInterface*",
+                "ec2:Describe*",
+            ],
+            "Resource": "*",
+        }
+    ],
+}
 
 
 def _credentials(access_key_id: str | None, secret_access_key: str | None) -> Credentials | None:
@@ -60,7 +105,8 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
         )
         return 1
     try:
-        homes.sdk_config(home).write_text(SDK_CONFIG)
+        if not homes.sdk_config(home).exists():  # setup-examples may have added defaults: keep them
+            homes.sdk_config(home).write_text(SDK_CONFIG)
         actions = os.environ.get(ACTIONS_VARIABLE)  # a notebook run that records the actions it performs
         emulator = Emulator(
             host,
@@ -116,6 +162,38 @@ def stop(home: Path) -> int:
     return 0
 
 
+def setup_examples(home: Path) -> int:
+    """Create the examples' role and bucket in the emulator serving ``home`` (started if need be), idempotently,
+    and write them as the SDK's defaults into its config file (the one ``SAGEMAKER_USER_CONFIG_OVERRIDE`` names)."""
+    import json
+
+    import boto3
+
+    running = homes.ensure(home)
+    session = boto3.session.Session(region_name=DEFAULT_REGION, **running.credentials.as_boto3())
+    iam, s3 = (session.client(name, endpoint_url=running.url) for name in ("iam", "s3"))
+    account = session.client("sts", endpoint_url=running.url).get_caller_identity()["Account"]
+    try:
+        role = iam.get_role(RoleName=EXAMPLES_ROLE)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName=EXAMPLES_ROLE, AssumeRolePolicyDocument=json.dumps(_TRUST))["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=EXAMPLES_ROLE, PolicyName="SageMakerExamples", PolicyDocument=json.dumps(_EXAMPLES_POLICY)
+    )
+    bucket = f"sagemaker-{DEFAULT_REGION}-{account}"  # what the SDK's default_bucket() names
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    homes.sdk_config(home).write_text(EXAMPLES_CONFIG.format(bucket=bucket, role=role))
+    print(f"Role {role} (trusts SageMaker; SDK v3's role check passes), bucket s3://{bucket}.")
+    print(f"SDK defaults for examples that pass no role or bucket: {homes.sdk_config(home)}. To use it from a shell:")
+    print(running.exports(DEFAULT_REGION))
+    print("Still pass role= to ModelBuilder, and avoid get_execution_role() and Session.account_id(): they call")
+    print("STS at AWS's own address (see the traps in sagemaker_emulator/README.md).")
+    return 0
+
+
 def policy(args: argparse.Namespace) -> int:
     import json
 
@@ -151,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         ("start", "start it in the background unless it runs"),
         ("status", "is it running, and where"),
         ("stop", "stop it and every job and model server it runs"),
+        ("setup-examples", "create the role and bucket AWS's examples expect, and write them as SDK defaults"),
     ):
         commands.add_parser(name, help=text)
     build = commands.add_parser("policy", help="build a least-privilege IAM policy from recorded actions")
@@ -183,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     home = args.home or homes.default_home()
     if args.command == "serve":
         return serve(args.host, args.port, home, _credentials(args.access_key_id, args.secret_access_key))
-    return {"start": start, "status": status, "stop": stop}[args.command](home)
+    commands = {"start": start, "status": status, "stop": stop, "setup-examples": setup_examples}
+    return commands[args.command](home)
 
 
 if __name__ == "__main__":

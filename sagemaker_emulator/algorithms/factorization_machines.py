@@ -62,6 +62,9 @@ INIT_METHODS = ("normal", "uniform", "constant")
 MODEL_FILE = "model_algo-1"
 SEED = 0
 ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
+# An init method's amount when the job leaves it unset: mx.init.Uniform's default scale, and zero for a constant
+# (mx.init.Constant has no default; zero is also what use_bias=false and use_linear=false give).
+UNSET_INIT_AMOUNTS = {"scale": 0.07, "value": 0.0}
 PREDICT_CHUNK = 65536
 
 
@@ -181,11 +184,15 @@ def _log_configuration(layout: JobLayout, config: dict[str, Any]) -> None:
 
 
 def _initializer(group: str, config: dict[str, Any]) -> Callable[[tuple[int, ...], np.random.Generator], np.ndarray]:
+    """The group's initializer. AWS's page lists ``*_init_scale`` and ``*_init_value`` as optional with no default
+    ("None"), so a method without its amount takes the MXNet initializer's own (``UNSET_INIT_AMOUNTS``), as the
+    container's initializers do."""
     method = config[f"{group}_init_method"]
     knob = {"normal": "sigma", "uniform": "scale", "constant": "value"}[method]
     amount = config[f"{group}_init_{knob}"]
     if amount is None:
-        raise ClientError(f"'{group}_init_{knob}' is required when '{group}_init_method' is '{method}'")
+        amount = UNSET_INIT_AMOUNTS[knob]
+        log(f"'{group}_init_{knob}' is not set: '{group}_init_method' '{method}' uses {amount}")
     if method == "normal":
         return lambda shape, rng: rng.normal(0.0, amount, shape).astype(np.float32)
     if method == "uniform":

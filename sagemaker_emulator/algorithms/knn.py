@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recordio_protobuf import read_matrix
+from recordio_protobuf import NUMERIC_TENSORS, read_matrix
 from sagemaker_emulator.algorithms import payloads
 from sagemaker_emulator.algorithms.base import (
     AlgorithmError,
@@ -300,7 +300,7 @@ def _read_chunks(layout: JobLayout, channel: str, config: dict[str, Any]) -> Ite
             continue
         try:
             with path.open("rb") as stream:
-                matrix, labels = read_matrix(stream, feature_dim=dim)
+                matrix, labels = read_matrix(stream, feature_dim=dim, tensor_types=NUMERIC_TENSORS)
         except ValueError as error:
             raise ClientError(f"{where}: {error}") from None
         if matrix.shape[0] and labels is None:
@@ -429,7 +429,9 @@ class Predictor:
 
     def __call__(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         mime, params = payloads.negotiate_accept(accept, RESPONSE_TYPES)
-        queries = payloads.read_features(body, content_type, self.input_dim, REQUEST_TYPES).toarray()
+        queries = payloads.read_features(
+            body, content_type, self.input_dim, REQUEST_TYPES, tensor_types=NUMERIC_TENSORS
+        ).toarray()
         distances, positions = self.index.search(self.index.prepare(queries), self.k)
         labels = self.index.labels[positions]
         columns = {"predicted_label": predict_labels(labels, self.predictor_type)}

@@ -7,7 +7,7 @@ columns (one value or one vector per row) in the format the ``Accept`` header as
 - ``application/json``: ``{"instances": [...]}``, each instance ``{"features": [dense]}``,
   ``{"data": {"features": {"values": [dense]}}}`` or ``{"data": {"features": {"keys", "shape", "values"}}}``.
 - ``application/jsonlines``: one such instance object per line.
-- ``application/x-recordio-protobuf``: RecordIO-framed ``aialgs.data.Record`` with Float32 features.
+- ``application/x-recordio-protobuf``: RecordIO-framed ``aialgs.data.Record`` with Float32 features (k-NN: also Float64, Int32).
 - ``text/csv``: one dense row per line; the ``label_size`` parameter (default 0) drops leading label columns.
 
 Every fault in a body is a :class:`PayloadError`: 400 with AWS's text ``unable to evaluate payload provided``
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recordio_protobuf import read_matrix, write_label_records
+from recordio_protobuf import FLOAT32_ONLY, read_matrix, write_label_records
 from sagemaker_emulator.algorithms.base import PayloadError
 from sagemaker_emulator.algorithms.media import accepted, parse_media_type
 
@@ -62,7 +62,13 @@ def bad_payload(detail: str) -> PayloadError:
     return PayloadError(f"{_BAD_PAYLOAD}: {detail}", status=400)
 
 
-def read_features(body: bytes, content_type: str | None, feature_dim: int, supported: tuple[str, ...]) -> sp.csr_matrix:
+def read_features(
+    body: bytes,
+    content_type: str | None,
+    feature_dim: int,
+    supported: tuple[str, ...],
+    tensor_types: tuple[str, ...] = FLOAT32_ONLY,
+) -> sp.csr_matrix:
     """Parse a request body into an (n, feature_dim) float32 CSR matrix.
 
     Args:
@@ -70,6 +76,7 @@ def read_features(body: bytes, content_type: str | None, feature_dim: int, suppo
         content_type: the ``Content-Type`` header, parameters allowed (``text/csv; label_size=1``).
         feature_dim: the width the model was trained on; every row must have it.
         supported: the content types this model reads.
+        tensor_types: the RecordIO-protobuf tensor kinds this model reads (``recordio_protobuf.NUMERIC_TENSORS``).
 
     Raises:
         PayloadError: 415 for an unsupported content type, 400 for a body that cannot be read or has the
@@ -81,7 +88,7 @@ def read_features(body: bytes, content_type: str | None, feature_dim: int, suppo
             f"Content type '{content_type}' is not supported: use one of {', '.join(supported)}", status=415
         )
     if mime == RECORDIO:
-        matrix = _read_recordio(body, feature_dim)
+        matrix = _read_recordio(body, feature_dim, tensor_types)
     elif mime == CSV:
         matrix = _read_csv(body, params, feature_dim)
     else:
@@ -91,9 +98,9 @@ def read_features(body: bytes, content_type: str | None, feature_dim: int, suppo
     return matrix
 
 
-def _read_recordio(body: bytes, feature_dim: int) -> sp.csr_matrix:
+def _read_recordio(body: bytes, feature_dim: int, tensor_types: tuple[str, ...]) -> sp.csr_matrix:
     try:
-        matrix, _ = read_matrix(body, feature_dim=feature_dim)
+        matrix, _ = read_matrix(body, feature_dim=feature_dim, tensor_types=tensor_types)
     except ValueError as error:
         raise bad_payload(str(error)) from None
     return matrix

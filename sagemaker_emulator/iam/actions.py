@@ -154,8 +154,14 @@ def action_of(service: str, region: str, environ: dict, body: bytes) -> tuple[st
         return lambda_action(method, path, region)
     if service == "logs":
         return logs_action(target, _json(body), region)
+    if service == "monitoring":  # CloudWatch signs as "monitoring"; botocore sends /service/<id>/operation/<Op>
+        operation = path.rpartition("/operation/")[2] if "/operation/" in path else target
+        if operation:
+            return f"cloudwatch:{operation}", "*"
     form = {**query, **parse_qs(body.decode("utf-8", "replace"))}
     operation = (form.get("Action") or [target or method])[0]
+    if service == "monitoring":
+        return f"cloudwatch:{operation}", "*"
     if service == "iam":
         return iam_action(operation, form)
     return f"{service}:{operation}", "*"

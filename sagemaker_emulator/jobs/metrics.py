@@ -2,7 +2,16 @@
 
 Built-in algorithms bring their own definitions (a plug-in's ``METRIC_DEFINITIONS``); a custom
 image declares them in ``AlgorithmSpecification.MetricDefinitions``. ``FinalMetricDataList`` holds the last
-value each definition matched.
+value each definition matched; every value matched goes to CloudWatch metrics (:func:`publish`), where
+``TrainingJobAnalytics`` (SDK v2 ``sagemaker.analytics``, v3 ``sagemaker.core.analytics``) reads it back.
+
+Timestamps: the SDK asks ``GetMetricStatistics`` for the average over periods of 60 s by default, from
+``TrainingStartTime`` to ``TrainingEndTime`` plus one minute, so values reported within one minute of each other
+come back as one averaged row. A local epoch can take a fraction of a second, so :func:`cloudwatch_series` stamps
+each value at the time it was reported, or one period after the previous value of the same metric if that is
+later: a value is never stamped earlier than it happened, and later only as much as one row per value needs.
+The job then reports its ``TrainingEndTime`` no earlier than one period before its last stamp, so the SDK's
+window holds every stamp (``horizon``); its ``TrainingTimeInSeconds`` and ``BillableTimeInSeconds`` stay true.
 """
 
 from __future__ import annotations
@@ -12,8 +21,54 @@ import math
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 LOG = logging.getLogger(__name__)
+
+NAMESPACE = "/aws/sagemaker/TrainingJobs"
+DIMENSION = "TrainingJobName"
+PERIOD_SECONDS = 60  # the SDK's METRICS_PERIOD_DEFAULT
+_BATCH = 1000  # PutMetricData's limit of MetricData entries per call
+
+
+@dataclass(frozen=True)
+class Stamped:
+    name: str
+    value: float
+    reported: float  # when the line was read
+    stamp: float  # when CloudWatch holds it
+
+
+def cloudwatch_series(series: list[tuple[str, float, float]], period: int = PERIOD_SECONDS) -> list[Stamped]:
+    """Stamp ``(name, value, reported)`` for CloudWatch: each value at least ``period`` after its metric's previous."""
+    last: dict[str, float] = {}
+    stamped = []
+    for name, value, reported in series:
+        stamp = max(reported, last[name] + period) if name in last else reported
+        last[name] = stamp
+        stamped.append(Stamped(name, value, reported, stamp))
+    return stamped
+
+
+def horizon(stamped: list[Stamped], period: int = PERIOD_SECONDS) -> float | None:
+    """The earliest ``TrainingEndTime`` whose SDK window (end plus one period) still holds every stamp."""
+    return max(s.stamp for s in stamped) - period + 1 if stamped else None
+
+
+def publish(cloudwatch, job_name: str, stamped: list[Stamped]) -> None:
+    """PutMetricData each value under ``/aws/sagemaker/TrainingJobs``, dimension ``TrainingJobName``, as AWS does."""
+    data = [
+        {
+            "MetricName": s.name,
+            "Dimensions": [{"Name": DIMENSION, "Value": job_name}],
+            "Timestamp": datetime.fromtimestamp(s.stamp, UTC),
+            "Value": s.value,
+        }
+        for s in stamped
+    ]
+    for start in range(0, len(data), _BATCH):
+        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + _BATCH])
 
 
 class MetricCollector:
@@ -23,6 +78,7 @@ class MetricCollector:
         self._now = clock
         self._patterns: dict[str, re.Pattern] = {}
         self._last: dict[str, tuple[float, float]] = {}
+        self._series: list[tuple[str, float, float]] = []
         self._lock = threading.Lock()
         self.add(definitions or [])
 
@@ -55,8 +111,15 @@ class MetricCollector:
                 continue
             if math.isfinite(value):
                 with self._lock:
-                    self._last[name] = (value, self._now())
+                    now = self._now()
+                    self._last[name] = (value, now)
+                    self._series.append((name, value, now))
 
     def final(self) -> list[dict]:
         with self._lock:
             return [{"MetricName": n, "Value": v, "Timestamp": t} for n, (v, t) in self._last.items()]
+
+    def series(self) -> list[tuple[str, float, float]]:
+        """Every value matched, in order: ``(name, value, time read)``."""
+        with self._lock:
+            return list(self._series)

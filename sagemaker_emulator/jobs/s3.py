@@ -9,14 +9,19 @@ Where an object lands is checked by :func:`sagemaker_emulator.algorithms.paths.c
 that would leave its folder (``..``, ``prefix//abs``, over-long names) fails the job. Faults in what the caller
 gave (an empty prefix, a missing object, such a key) raise :class:`~sagemaker_emulator.errors.JobInputError`.
 Batch transform only names S3 output objects after relative keys, so it takes them as they are, as AWS does.
+An S3 URI may also be an https URL of an S3 object (the API's patterns, ``^(https|s3)://...``, allow it, and
+AWS's own examples pass ``https://<bucket>.s3-<region>.amazonaws.com/<key>`` as a ``ModelDataUrl``): virtual-hosted
+and path-style, with or without a region, dash or dot, dualstack, and the China partition's ``amazonaws.com.cn``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError as BotoClientError
 
@@ -35,12 +40,28 @@ class S3Object:
         return f"s3://{self.bucket}/{self.key}"
 
 
+_ENDPOINT = r"s3(?:[.-](?:dualstack\.)?[a-z]{2}(?:-[a-z]+)+-\d+|\.dualstack)?\.amazonaws\.com(?:\.cn)?"
+_PATH_STYLE = re.compile(_ENDPOINT)  # https://s3.<region>.amazonaws.com/<bucket>/<key>
+_VIRTUAL_HOSTED = re.compile(r"(?P<bucket>[a-z0-9][a-z0-9.-]*?)\." + _ENDPOINT)  # https://<bucket>.s3...
+
+
 def split_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` → ``(bucket, key)``."""
-    if not uri.startswith("s3://") or len(uri) <= 5:
-        raise JobInputError(f'"{uri}" is not an S3 URI of the form s3://bucket/key.')
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
+    """``s3://bucket/key``, or an https URL of an S3 object (virtual-hosted or path-style) → ``(bucket, key)``."""
+    if uri.startswith("s3://") and len(uri) > 5:
+        bucket, _, key = uri[5:].partition("/")
+        return bucket, key
+    if uri.startswith("https://"):
+        parts = urlsplit(uri)
+        host, path = (parts.hostname or "").lower(), unquote(parts.path).removeprefix("/")
+        virtual = _VIRTUAL_HOSTED.fullmatch(host)
+        if _PATH_STYLE.fullmatch(host) and path:
+            bucket, _, key = path.partition("/")
+            return bucket, key
+        if virtual:
+            return virtual.group("bucket"), path
+    raise JobInputError(
+        f'"{uri}" is not an S3 URI of the form s3://bucket/key or https://bucket.s3.region.amazonaws.com/key.'
+    )
 
 
 def relative_key(prefix: str, key: str) -> str:

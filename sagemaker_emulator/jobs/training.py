@@ -33,7 +33,7 @@ from sagemaker_emulator.algorithms.failures import (
 )
 from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout, create_layout
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.jobs import s3
+from sagemaker_emulator.jobs import metrics, s3
 from sagemaker_emulator.jobs.logs import TRAINING_GROUP, LogShipper
 from sagemaker_emulator.jobs.metrics import MetricCollector
 from sagemaker_emulator.jobs.process import ChildProcess, container_command, memory_limit
@@ -67,6 +67,7 @@ class Training(Protocol):
     stop_requested: threading.Event
     start_time: float | None
     final_metrics: list[dict]
+    metrics_horizon: float | None
     max_runtime_exceeded: bool
 
     @property
@@ -251,7 +252,20 @@ class TrainingRun:
         finally:
             logs.close()
         self.job.final_metrics = self.metrics.final()
+        self._publish_metrics()
         return code
+
+    def _publish_metrics(self) -> None:
+        """Every matched value to CloudWatch metrics, where ``TrainingJobAnalytics`` reads the curves."""
+        stamped = metrics.cloudwatch_series(self.metrics.series())
+        if not stamped:
+            return
+        try:
+            metrics.publish(self.services.client("cloudwatch", self.state.region), self.job.name, stamped)
+        except Exception:
+            LOG.warning("training job %s: could not publish its metrics to CloudWatch", self.job.name, exc_info=True)
+            return
+        self.job.metrics_horizon = metrics.horizon(stamped)
 
     def _conclude(self, code: int) -> None:
         job, layout = self.job, self.layout

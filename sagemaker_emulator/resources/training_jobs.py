@@ -53,6 +53,8 @@ class TrainingJob(Resource):
         self.final_metrics: list[dict] = []
         self.start_time: float | None = None
         self.end_time: float | None = None
+        # the runner's jobs.metrics.horizon (see _end_on_record); not saved, as CloudWatch metrics are not
+        self.metrics_horizon: float | None = None
         self.stop_requested = threading.Event()
         self.max_runtime_exceeded = False  # set by the runner when MaxRuntimeInSeconds stops the job
         self.clock = state.clock
@@ -62,6 +64,7 @@ class TrainingJob(Resource):
         """A job cannot go on after its emulator stopped: one that was running is failed, as a lost host fails it."""
         self.stop_requested = threading.Event()
         self.max_runtime_exceeded = False
+        self.metrics_horizon = None
         self.clock = state.clock
         if self.status in RUNNING:
             self.finish("Failed", INTERRUPTED)
@@ -119,6 +122,13 @@ class TrainingJob(Resource):
         self.stop_requested.set()
         return True
 
+    def _end_on_record(self) -> float | None:
+        """TrainingEndTime: the true end, or later if CloudWatch holds metric stamps past the SDK's window
+        (``jobs/metrics.py`` says why); the seconds trained and billed stay true."""
+        if self.end_time is None or self.metrics_horizon is None:
+            return self.end_time
+        return max(self.end_time, self.metrics_horizon)
+
     def _seconds(self) -> int | None:
         if self.start_time is None or self.end_time is None:
             return None
@@ -142,7 +152,7 @@ class TrainingJob(Resource):
                 "ModelArtifacts": {"S3ModelArtifacts": self.artifact_uri},
                 "FailureReason": self.failure_reason,
                 "TrainingStartTime": self.start_time,
-                "TrainingEndTime": self.end_time,
+                "TrainingEndTime": self._end_on_record(),
                 "TrainingTimeInSeconds": self._seconds(),
                 "BillableTimeInSeconds": self._seconds(),
                 "FinalMetricDataList": list(self.final_metrics) or None,
@@ -179,7 +189,7 @@ class TrainingJob(Resource):
                 "SecondaryStatus": self.secondary_status,
             }
             if self.end_time is not None:
-                entry["TrainingEndTime"] = self.end_time
+                entry["TrainingEndTime"] = self._end_on_record()
             return entry
 
 

@@ -63,6 +63,23 @@ def test_the_emulators_own_calls_are_not_recorded(emulator, recording):
     assert ("s3:ListAllMyBuckets", "*") not in _entries(recording)
 
 
+def test_cloudwatch_metric_reads_are_recorded_as_cloudwatch_actions(emulator, recording):
+    """CloudWatch signs as "monitoring"; its IAM actions are cloudwatch:* (TrainingJobAnalytics reads metrics)."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    client(emulator, "cloudwatch").get_metric_statistics(
+        Namespace="/aws/sagemaker/TrainingJobs",
+        MetricName="train:progress",
+        Dimensions=[{"Name": "TrainingJobName", "Value": "lab1-x"}],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now,
+        Period=60,
+        Statistics=["Average"],
+    )
+    assert ("cloudwatch:GetMetricStatistics", "*") in _entries(recording)
+
+
 def test_a_policy_simulation_reads_the_role_without_recording_it(emulator, recording):
     iam = client(emulator, "iam")
     iam.create_role(RoleName="recorded", AssumeRolePolicyDocument=json.dumps(TRUST))

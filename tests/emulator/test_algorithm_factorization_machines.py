@@ -327,14 +327,21 @@ def test_update_rule_knobs_change_the_steps(data):
     assert np.abs(fit(data, **adam, eps=100.0).w).max() < 1e-3
 
 
-def test_init_method_needs_its_amount(data, tmp_path):
+def test_an_init_method_without_its_amount_trains_with_mxnets_default(data, tmp_path, capsys):
+    """AWS's page lists ``*_init_scale`` and ``*_init_value`` as optional (a tuner searching the method sets neither)."""
     train_x, train_y = data[0], data[1]
-    with pytest.raises(ClientError, match="'factors_init_scale' is required when 'factors_init_method' is 'uniform'"):
-        train_job(
-            tmp_path,
-            hyperparameters(train_x, factors_init_method="uniform"),
-            {"train": (recordio(train_x, train_y), RECORDIO)},
-        )
+    unset = {"bias_init_method": "constant", "linear_init_method": "uniform", "factors_init_method": "uniform"}
+    layout = train_job(tmp_path, hyperparameters(train_x, **unset), {"train": (recordio(train_x, train_y), RECORDIO)})
+    assert (layout.model_dir / fm.MODEL_FILE).exists()
+    logged = capsys.readouterr()
+    assert "'bias_init_value' is not set: 'bias_init_method' 'constant' uses 0.0" in logged.out + logged.err
+    config = parse_hyperparameters(
+        fm.HYPERPARAMETERS, {k: str(v) for k, v in hyperparameters(train_x, **unset).items()}
+    )
+    rng = np.random.default_rng(0)
+    assert fm._initializer("bias", config)((1,), rng).tolist() == [0.0]
+    uniform = fm._initializer("factors", config)((20_000,), rng)
+    assert np.abs(uniform).max() <= 0.07 and np.abs(uniform).max() > 0.069
 
 
 def test_divergence_fails_the_job_with_advice(data):

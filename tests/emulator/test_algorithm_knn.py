@@ -361,6 +361,35 @@ def test_bad_training_data_fails_the_job(tmp_path, body, content_type, message):
         train_job(tmp_path, hyperparameters(points), {"train": (bodies[body], content_type)})
 
 
+def dense_records(features, labels, kind):
+    """What SDK v2's ``write_numpy_to_dense_tensor`` writes: one dense tensor per row, its type from the dtype."""
+    buffer = io.BytesIO()
+    for row, label in zip(features, labels):
+        record = records.Record()
+        getattr(record.features["values"], kind).values.extend(row.tolist())
+        getattr(record.label["values"], kind).values.append(label.item())
+        buffer.write(records.frame(record.SerializeToString()))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind, dtype", [("float64_tensor", np.float64), ("int32_tensor", np.int32)])
+def test_float64_and_int32_records_train_like_float32(tmp_path, kind, dtype):
+    """AWS's k-NN covtype example uploads float64 arrays (numpy's default dtype) and trains on them."""
+    points, labels = clusters()
+    points = np.round(points).astype(dtype)
+    as_float32 = recordio(points.astype(np.float32), labels)
+    _, reference = train_job(tmp_path / "f32", hyperparameters(points), {"train": (as_float32, RECORDIO)})
+    _, predictor = train_job(
+        tmp_path / kind,
+        hyperparameters(points),
+        {"train": (dense_records(points, labels.astype(dtype), kind), RECORDIO)},
+    )
+    queries = points[:20]
+    assert verbose(predictor, queries) == verbose(reference, queries)
+    answer, _ = predictor(dense_records(queries, np.zeros(len(queries), dtype), kind), RECORDIO, JSON_VERBOSE)
+    assert json.loads(answer)["predictions"] == verbose(reference, queries)
+
+
 def test_bad_requests_answer_with_their_status(tmp_path):
     points, labels = clusters()
     _, predictor = train_job(tmp_path, hyperparameters(points), {"train": (recordio(points, labels), RECORDIO)})

@@ -141,3 +141,39 @@ def test_an_emulator_running_other_code_is_restarted_with_its_state(home, monkey
         assert [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]] == ["kept"]
     finally:
         homes.stop(home)
+
+
+def test_setup_examples_creates_the_role_and_bucket_and_sdk_defaults_that_aws_examples_expect(home):
+    first = _cli("setup-examples", "--home", str(home))
+    assert first.returncode == 0, first.stderr
+    again = _cli("setup-examples", "--home", str(home))  # idempotent: a second run changes nothing
+    assert again.returncode == 0, again.stderr
+    exports = _exports([line for line in again.stdout.splitlines() if line.startswith("export ")])
+    keys = {
+        "aws_access_key_id": exports["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": exports["AWS_SECRET_ACCESS_KEY"],
+    }
+    iam = boto3.client("iam", endpoint_url=exports["AWS_ENDPOINT_URL"], region_name=REGION, **keys)
+    role = iam.get_role(RoleName="AmazonSageMaker-ExecutionRole-Emulator")["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    checked = ["ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "ec2:DescribeVpcs", "s3:PutObject"]
+    decisions = iam.simulate_principal_policy(PolicySourceArn=role["Arn"], ActionNames=checked)["EvaluationResults"]
+    assert [d["EvalDecision"] for d in decisions] == ["allowed"] * len(checked)
+    s3 = boto3.client("s3", endpoint_url=exports["AWS_ENDPOINT_URL"], region_name=REGION, **keys)
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [f"sagemaker-{REGION}-123456789012"]
+    config = open(exports["SAGEMAKER_USER_CONFIG_OVERRIDE"]).read()
+    assert "TelemetryOptOut: true" in config and f"DefaultS3Bucket: sagemaker-{REGION}-123456789012" in config
+    assert f"RoleArn: {role['Arn']}" in config and f"ExecutionRoleArn: {role['Arn']}" in config
+    example = (  # an AWS example passes no role: SDK v3 takes the config's and checks it (SimulatePrincipalPolicy)
+        "from sagemaker.core import image_uris; from sagemaker.train import ModelTrainer;"
+        f"print(ModelTrainer(training_image=image_uris.retrieve('knn', '{REGION}')).role)"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+    resolved = subprocess.run(
+        [sys.executable, "-c", example],
+        env={**environment, **exports},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resolved.stdout.strip().splitlines()[-1] == role["Arn"], resolved.stderr

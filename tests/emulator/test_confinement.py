@@ -156,7 +156,10 @@ def test_a_manifest_prefix_outside_s3_fails_the_job(emulator, sm, s3, outside):
     manifest = _manifest(s3, "manifests/m.json", prefix, ["sentinel.txt"])
     job = _train(sm, "confine-prefix-file", [channel("train", manifest, data_type="ManifestFile")])
     assert job["TrainingJobStatus"] == "Failed"
-    assert job["FailureReason"] == f'ClientError: "{prefix}" is not an S3 URI of the form s3://bucket/key.'
+    assert job["FailureReason"] == (
+        f'ClientError: "{prefix}" is not an S3 URI of the form s3://bucket/key or '
+        "https://bucket.s3.region.amazonaws.com/key."
+    )
     assert _untouched(outside)
     assert_healthy(emulator)
 

@@ -10,6 +10,7 @@ from emulator_helpers import ACCOUNT, BUCKET, IMAGE, REGION, ROLE, error_of, mod
 
 from recordio_protobuf import frame
 from sagemaker_emulator.errors import JobInputError
+from sagemaker_emulator.jobs.s3 import split_uri
 from sagemaker_emulator.jobs.transform import assemble, batch_records, split_records
 
 
@@ -104,6 +105,45 @@ def test_outputs_keep_the_relative_keys(sm, s3, model):
     assert job["TransformStartTime"] <= job["TransformEndTime"]
     assert _read(s3, "batch/out/a.csv.out") == b'{"score": 1.5}\n' * 3
     assert _read(s3, "batch/out/sub/b.csv.out") == b'{"score": 1.5}\n'
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://b.s3-us-west-2.amazonaws.com/m/model.tar.gz", ("b", "m/model.tar.gz")),  # AWS's v3 example
+        ("https://b.s3.us-east-1.amazonaws.com/m/a%20b", ("b", "m/a b")),
+        ("https://b.s3.amazonaws.com/k", ("b", "k")),
+        ("https://b.s3.dualstack.eu-west-1.amazonaws.com/k", ("b", "k")),
+        ("https://s3.amazonaws.com/b/m/k", ("b", "m/k")),
+        ("https://s3-eu-west-1.amazonaws.com/b/k", ("b", "k")),
+        ("https://s3.us-gov-west-1.amazonaws.com/b/k", ("b", "k")),
+        ("https://my.bucket.s3.cn-north-1.amazonaws.com.cn/k", ("my.bucket", "k")),
+        ("s3://b/k", ("b", "k")),
+    ],
+)
+def test_s3_https_urls_name_their_bucket_and_key(url, expected):
+    assert split_uri(url) == expected
+
+
+@pytest.mark.parametrize("url", ["https://example.com/b/k", "http://b.s3.amazonaws.com/k", "https://s3.amazonaws.com/"])
+def test_other_urls_are_not_s3_objects(url):
+    with pytest.raises(
+        JobInputError,
+        match=f'"{url}" is not an S3 URI of the form s3://bucket/key or https://bucket.s3.region.amazonaws.com/key.',
+    ):
+        split_uri(url)
+
+
+def test_a_model_data_url_in_https_form_serves_the_transform(sm, s3):
+    model_artifact(s3, "models/https/model.tar.gz", value=2.0)
+    url = f"https://{BUCKET}.s3-{REGION}.amazonaws.com/models/https/model.tar.gz"
+    sm.create_model(
+        ModelName="https-model", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": url}, ExecutionRoleArn=ROLE
+    )
+    put_csv(s3, "batch/https/a.csv", "1\n")
+    job = _transform(sm, "t-https", "https-model", f"s3://{BUCKET}/batch/https/", f"s3://{BUCKET}/batch/https-out")
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    assert _read(s3, "batch/https-out/a.csv.out") == b'{"score": 2.0}\n'
 
 
 def test_batch_strategy_decides_the_requests(sm, s3, model):

@@ -314,6 +314,28 @@ def test_read_matrix_refuses_a_float64_label():
         records.read_matrix(records.frame(record.SerializeToString()))
 
 
+def test_read_matrix_reads_float64_and_int32_as_float32_when_asked():
+    """k-NN reads what SDK v2's ``write_numpy_to_dense_tensor`` writes for float64 (numpy's default) and int arrays."""
+    record = records.Record()
+    record.features["values"].float64_tensor.values.extend([0.1, 2.5])
+    record.label["values"].float64_tensor.values.append(1.0)
+    integers = records.Record()
+    integers.features["values"].int32_tensor.values.extend([3, -4])
+    integers.label["values"].int32_tensor.values.append(2)
+    stream = records.frame(record.SerializeToString()) + records.frame(integers.SerializeToString())
+    matrix, labels = records.read_matrix(stream, tensor_types=records.NUMERIC_TENSORS)
+    assert matrix.dtype == np.float32 and labels.dtype == np.float32
+    np.testing.assert_array_equal(matrix.toarray(), np.array([[0.1, 2.5], [3, -4]], np.float32))
+    np.testing.assert_array_equal(labels, [1.0, 2.0])
+
+
+def test_read_matrix_names_the_accepted_types_in_its_refusal():
+    record = records.Record()
+    record.features["values"].bytes.value.append(b"x")
+    with pytest.raises(ValueError, match=r"is Bytes; only Float32Tensor or Float64Tensor or Int32Tensor is accepted$"):
+        records.read_matrix(records.frame(record.SerializeToString()), tensor_types=records.NUMERIC_TENSORS)
+
+
 def _stream(*tensors, labels=None) -> bytes:
     labels = labels or [None] * len(tensors)
     return b"".join(

@@ -77,6 +77,8 @@ def _run(script: str, environment: dict, python: Path | None = None) -> str:
         ("object2vec.py", "SDK v2 object2vec: OK"),
         ("tuner.py", "SDK v2 tuner: OK"),
         ("sklearn_script.py", "SDK v2 sklearn script: OK"),
+        ("knn_float64.py", "SDK v2 knn float64: OK"),
+        ("training_analytics.py", "SDK v2 training analytics: OK"),
     ],
 )
 def test_sdk_v2_user_code_runs_unchanged(v2_environment, script, done):
