@@ -11,7 +11,7 @@ objects under the given prefixes (keys in ``bucket``, or ``s3://bucket/prefix`` 
 come from the environment, so this works the same in AWS and local mode. The SageMaker kinds are the rows of
 ``common.resource_kinds.KINDS`` that have a ``lab_key``.
 
-The room-wide sweep of what *any* lab left is ``common.sweep``; ``python -m common.cleanup --all`` runs it too.
+The room-wide sweep of what *any* lab left is ``common.sweep`` (``python -m common.sweep --all``), built on this.
 """
 
 from __future__ import annotations
@@ -130,9 +130,3 @@ def leftovers(prefix: str, bucket: str | None = None, s3_prefixes: Iterable[str]
     found = {kind.lab_key: _names(sm, kind, prefix) for kind in LAB_KINDS}
     found["s3_objects"] = [f"s3://{b}/{k}" for b, p in _locations(bucket, s3_prefixes) for k in _objects(s3, b, p)]
     return {kind: names for kind, names in found.items() if names}
-
-
-if __name__ == "__main__":  # the documented `python -m common.cleanup --all` is the room-wide sweep
-    from common.sweep import main
-
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""The room-wide sweep (``python -m common.sweep --all``, or ``python -m common.cleanup --all``) against the
+"""The room-wide sweep (``python -m common.sweep --all``) against the
 emulator: it finds what interrupted notebooks of earlier kernels left (by the labN- prefix or the workshop:lab tag),
 lists it without touching it, and with --yes stops and deletes it in order, leaving everything else alone."""
 
@@ -159,7 +159,7 @@ def test_the_sweep_needs_all_spelled_out(capsys):
         sweep.main([])
 
 
-def test_the_documented_cleanup_command_runs_the_sweep():
-    done = subprocess.run([sys.executable, "-m", "common.cleanup"], capture_output=True, text=True)
+def test_the_documented_command_runs_the_sweep():
+    done = subprocess.run([sys.executable, "-m", "common.sweep"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "the following arguments are required: --all" in done.stderr
