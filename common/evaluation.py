@@ -9,7 +9,9 @@
   item the same score ranks each positive last instead of first.
 - Standard errors of those figures, so a comparison can say whether a difference is beyond the noise of the
   test draw: per rating for RMSE (``rmse_standard_error``, delta method), per user for HR@k and NDCG@k
-  (``hit_rate_standard_error``, ``ndcg_standard_error``).
+  (``hit_rate_standard_error``, ``ndcg_standard_error``); and of the difference between two models scored on the
+  same test set, paired per rating or per user (``paired_standard_error``, ``rmse_difference_standard_error``,
+  ``hit_rate_difference_standard_error``, ``ndcg_difference_standard_error``).
 - Baselines over rating frames with columns ``user_id``, ``item_id``, ``rating``: global, per-user and
   per-item means, user+item biases, item popularity, majority class.
 """
@@ -145,6 +147,44 @@ def rmse_standard_error(y_true, y_pred) -> float:
     se_mse = _standard_error_of_mean(squares, "rating")
     root = np.sqrt(squares.mean())
     return float(se_mse / (2 * root)) if root > 0 else 0.0
+
+
+def paired_standard_error(a, b) -> float:
+    """Standard error of mean(a) - mean(b) when a_i and b_i are measured on the same unit i (a rating, a user).
+
+    se = sd_i(a_i - b_i) / sqrt(n)
+
+    Why: two models scored on the same test set share its draw (the hard ratings are hard for both), so the
+    error of their difference is the spread of the per-unit differences, far smaller than sqrt(se_a^2 + se_b^2).
+    Per-unit values: squared errors for MSE, 0/1 correct for accuracy, 0/1 hits for HR@k.
+
+    Raises:
+        ValueError: a or b not a finite numeric 1-D array; different lengths; fewer than 2 units.
+    """
+    first, second = _vector(a, "a"), _vector(b, "b")
+    if first.shape != second.shape:
+        raise ValueError(f"a has {first.size} values but b has {second.size}: pair them unit by unit")
+    return _standard_error_of_mean(first - second, "unit")
+
+
+def rmse_difference_standard_error(y_true, y_pred_a, y_pred_b) -> float:
+    """Standard error of rmse(y_true, y_pred_a) - rmse(y_true, y_pred_b), paired over the test ratings (delta method).
+
+    d_i = e_ai^2 / (2 RMSE_a) - e_bi^2 / (2 RMSE_b), e = y - p;  se = sd_i(d_i) / sqrt(n)
+
+    Why: a model beats a baseline on this test set beyond the noise of its draw when the gap is at least about two
+    of these.
+
+    Raises:
+        ValueError: as ``rmse_standard_error``; either RMSE 0 (the delta method needs a slope).
+    """
+    truth, first = _pair(y_true, y_pred_a, "y_pred_a")
+    _, second = _pair(y_true, y_pred_b, "y_pred_b")
+    squares_a, squares_b = (truth - first) ** 2, (truth - second) ** 2
+    root_a, root_b = np.sqrt(squares_a.mean()), np.sqrt(squares_b.mean())
+    if root_a == 0 or root_b == 0:
+        raise ValueError("an RMSE of 0 has no slope for the delta method: compare the squared errors instead")
+    return paired_standard_error(squares_a / (2 * root_a), squares_b / (2 * root_b))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -337,6 +377,44 @@ def ndcg_standard_error(scores, k: int, *, negative_scores=None) -> float:
     """
     ranks, k = _ranks_within_k(scores, negative_scores, k)
     return _standard_error_of_mean(np.where(ranks <= k, 1 / np.log2(ranks + 1), 0.0), "user")
+
+
+def _gains(scores, k: int, hits_only: bool) -> np.ndarray:
+    ranks, k = _ranks_within_k(scores, None, k)
+    return (ranks <= k).astype(np.float64) if hits_only else np.where(ranks <= k, 1 / np.log2(ranks + 1), 0.0)
+
+
+def hit_rate_difference_standard_error(scores_a, scores_b, k: int) -> float:
+    """Standard error of HR@k(scores_a) - HR@k(scores_b), paired over users (both rank the same candidates).
+
+    se = sd_u([rank_au <= k] - [rank_bu <= k]) / sqrt(n_users)
+
+    Args:
+        scores_a, scores_b: (n_users, 1 + n_negatives) scores of the same users' candidates, positive in column 0.
+        k: as ``hit_rate_at_k``.
+
+    Raises:
+        ValueError: as ``hit_rate_standard_error``; the two score matrices of different shapes.
+    """
+    if np.shape(scores_a) != np.shape(scores_b):
+        raise ValueError(
+            f"scores_a {np.shape(scores_a)} and scores_b {np.shape(scores_b)} must rank the same candidates"
+        )
+    return paired_standard_error(_gains(scores_a, k, True), _gains(scores_b, k, True))
+
+
+def ndcg_difference_standard_error(scores_a, scores_b, k: int) -> float:
+    """Standard error of NDCG@k(scores_a) - NDCG@k(scores_b), paired over users.
+
+    se = sd_u(gain_au - gain_bu) / sqrt(n_users), gain_u = [rank_u <= k] / log2(rank_u + 1)
+
+    Args and Raises: as ``hit_rate_difference_standard_error``.
+    """
+    if np.shape(scores_a) != np.shape(scores_b):
+        raise ValueError(
+            f"scores_a {np.shape(scores_a)} and scores_b {np.shape(scores_b)} must rank the same candidates"
+        )
+    return paired_standard_error(_gains(scores_a, k, False), _gains(scores_b, k, False))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ tuned peer for its dataset and metric, and states its own result against it::
     best.model, best.value, best.standard_error, best.settings, peers.how_tuned(best)
     peers.comparison("implicit FM", hr, evaluation.hit_rate_standard_error(scores, 10), best)
 
+The README's table of peers is rendered from the same file (``readme_section``); ``python -m common.peers`` rewrites
+it between its two marker comments, and ``tests/docs/test_readme_peers.py`` fails when the two differ.
+
 The comparison counts standard errors of the difference as if the two figures were independent,
 sqrt(se_ours^2 + se_peer^2). Both are measured on the same test users (or ratings), which makes the true error
 of the difference smaller, so the count is conservative: a gap of 2 or more is beyond the noise of the test draw.
@@ -16,6 +19,7 @@ of the difference smaller, so the count is conservative: a gap of 2 or more is b
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import numbers
@@ -25,6 +29,9 @@ from pathlib import Path
 PEERS_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "peers.json"
 LOWER_IS_BETTER = {"RMSE": True, "HR@10": False, "NDCG@10": False}
 NOISE = 2.0  # standard errors: a smaller gap is within the noise of the test draw
+README_FILE = PEERS_FILE.parents[1] / "README.md"
+README_START = "<!-- peers: rendered from benchmarks/peers.json by `python -m common.peers`; do not edit by hand -->"
+README_END = "<!-- end of peers -->"
 FIELDS = ("dataset", "split", "task", "model", "library", "metric", "value", "standard_error", "settings", "tuning")
 
 
@@ -149,3 +156,79 @@ def comparison(name: str, value: float, standard_error: float, peer: Peer) -> st
     verdict = "within the noise" if k < NOISE else ("better" if better else "worse")
     side = "above" if gap > 0 else "below"
     return f"{ours} is {abs(gap):.4f} {side} {theirs}: about {k:.1f} standard errors, {verdict}."
+
+
+def _datasets(peers: list[Peer]) -> list[str]:
+    return sorted({peer.dataset for peer in peers}, key=lambda name: (name != "ml-latest-small", name))
+
+
+def markdown_table(peers: list[Peer]) -> str:
+    """Every peer's test figure ± standard error, one row per metric and peer, one column per dataset; the best
+    tuned peer of each column in bold. Rows follow the first dataset's order, best first."""
+    datasets = _datasets(peers)
+    lines = [
+        "| metric | peer | " + " | ".join(f"`{name}`" for name in datasets) + " |",
+        "|---|---|" + "---|" * len(datasets),
+    ]
+    for metric in LOWER_IS_BETTER:
+        models = list(dict.fromkeys(peer.model for name in datasets for peer in _select_or_none(peers, name, metric)))
+        for model in models:
+            cells = []
+            for name in datasets:
+                chosen = _select_or_none(peers, name, metric)
+                row = next((peer for peer in chosen if peer.model == model), None)
+                figure = "" if row is None else f"{row.value:.3f} ± {row.standard_error:.3f}"
+                cells.append(f"**{figure}**" if row is not None and row is chosen[0] else figure)
+            lines.append(f"| {metric} | {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _select_or_none(peers: list[Peer], dataset: str, metric: str) -> list[Peer]:
+    """``select``, or [] when no peer measured that metric on that dataset (a table cell left blank)."""
+    if not any(peer.dataset == dataset and peer.metric == metric for peer in peers):
+        return []
+    return select(peers, dataset, metric)
+
+
+def readme_section(peers: list[Peer]) -> str:
+    """The README's peers block: the table, then one line per dataset and metric naming the best tuned peer and how
+    it was tuned."""
+    lines = [markdown_table(peers), "", "The best tuned peer of each column, with the settings its search chose:", ""]
+    for name in _datasets(peers):
+        for metric in LOWER_IS_BETTER:
+            chosen = _select_or_none(peers, name, metric)
+            if chosen:
+                top = chosen[0]
+                lines.append(f"- `{name}`, {metric}: {top.model} ({top.library}), {how_tuned(top)}.")
+    return "\n".join(lines)
+
+
+def render_readme(text: str, peers: list[Peer]) -> str:
+    """``text`` with the block between README_START and README_END replaced by ``readme_section(peers)``.
+
+    Raises:
+        ValueError: the markers are missing, repeated or out of order.
+    """
+    if (
+        text.count(README_START) != 1
+        or text.count(README_END) != 1
+        or text.index(README_START) > text.index(README_END)
+    ):
+        raise ValueError(f"the README needs one {README_START!r} line followed by one {README_END!r} line")
+    head, rest = text.split(README_START)
+    _, tail = rest.split(README_END)
+    return f"{head}{README_START}\n{readme_section(peers)}\n{README_END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Rewrite the README's peers block from the peers file."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--peers", type=Path, default=PEERS_FILE)
+    parser.add_argument("--readme", type=Path, default=README_FILE)
+    arguments = parser.parse_args(argv)
+    text = arguments.readme.read_text()
+    arguments.readme.write_text(render_readme(text, load(arguments.peers)))
+
+
+if __name__ == "__main__":
+    main()

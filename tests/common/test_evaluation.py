@@ -76,6 +76,46 @@ def test_rmse_standard_error_errors():
         ev.rmse_standard_error(Y_TRUE, [1.0, 2.0])
 
 
+def test_paired_standard_error_is_the_spread_of_the_differences():
+    assert ev.paired_standard_error([1, 0, 1, 1], [0, 0, 1, 0]) == pytest.approx(statistics.stdev([1, 0, 0, 1]) / 2)
+    assert ev.paired_standard_error([3.0, 1.0], [2.0, 0.0]) == 0.0  # a constant gap: no noise in it
+
+
+def test_paired_standard_error_is_smaller_than_the_unpaired_one_when_models_share_hard_ratings():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(1, 6, 4000).astype(float)
+    hard = rng.normal(0.0, 0.9, truth.size)  # noise both models miss
+    first, second = truth + hard, truth + hard + rng.normal(0.0, 0.3, truth.size)
+    paired = ev.rmse_difference_standard_error(truth, first, second)
+    assert paired < 0.5 * math.hypot(ev.rmse_standard_error(truth, first), ev.rmse_standard_error(truth, second))
+    draws = rng.integers(0, truth.size, (300, truth.size))
+    gaps = [ev.rmse(truth[rows], first[rows]) - ev.rmse(truth[rows], second[rows]) for rows in draws]
+    assert paired == pytest.approx(np.std(gaps), rel=0.15)
+
+
+def test_rmse_difference_standard_error_worked_example():
+    # errors a: 0.5, 0, 2 (RMSE sqrt(4.25/3)); b: 1, 1, 1 (RMSE 1): d_i = e_a^2 / (2 RMSE_a) - e_b^2 / 2
+    root_a = math.sqrt(4.25 / 3)
+    d = [0.25 / (2 * root_a) - 0.5, -0.5, 4 / (2 * root_a) - 0.5]
+    expected = statistics.stdev(d) / math.sqrt(3)
+    assert ev.rmse_difference_standard_error(Y_TRUE, [2.5, 5.0, 4.0], [4.0, 4.0, 1.0]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: ev.paired_standard_error([1.0, 2.0], [1.0]), "a has 2 values but b has 1: pair them unit by unit"),
+        (lambda: ev.paired_standard_error([1.0], [1.0]), "a standard error needs at least 2 units, got 1"),
+        (lambda: ev.paired_standard_error([1.0, np.inf], [1.0, 2.0]), "a must be finite"),
+        (lambda: ev.rmse_difference_standard_error(Y_TRUE, Y_TRUE, [1.0, 2.0, 3.0]), "an RMSE of 0 has no slope"),
+        (lambda: ev.rmse_difference_standard_error(Y_TRUE, [1.0, 2.0], Y_TRUE), "y_true has 3 values but y_pred_a"),
+    ],
+)
+def test_paired_standard_error_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
 # --------------------------------------------------------------------------------------------------------
 # Binary classification
 
@@ -194,6 +234,25 @@ def test_ranking_standard_errors_worked_example():
         statistics.stdev(gains) / 2
     )
     assert ev.hit_rate_standard_error(RANKED, 5) == 0.0  # every user a hit: no spread
+
+
+def test_ranking_difference_standard_errors_pair_the_users():
+    # RANKED has ranks 1, 3, 2, 5; reversing the users' negatives gives other ranks to the same users
+    other = np.column_stack([RANKED[:, 0], RANKED[::-1, 1:]])
+    hits = (ev.positive_ranks(RANKED) <= 3).astype(float), (ev.positive_ranks(other) <= 3).astype(float)
+    assert ev.hit_rate_difference_standard_error(RANKED, other, 3) == pytest.approx(
+        statistics.stdev(hits[0] - hits[1]) / 2
+    )
+
+    def gain(ranks):
+        return np.where(ranks <= 3, 1 / np.log2(ranks + 1), 0.0)
+
+    assert ev.ndcg_difference_standard_error(RANKED, other, 3) == pytest.approx(
+        statistics.stdev(gain(ev.positive_ranks(RANKED)) - gain(ev.positive_ranks(other))) / 2
+    )
+    assert ev.hit_rate_difference_standard_error(RANKED, RANKED, 3) == 0.0
+    with pytest.raises(ValueError, match=r"scores_a \(4, 5\) and scores_b \(4, 4\) must rank the same candidates"):
+        ev.ndcg_difference_standard_error(RANKED, RANKED[:, :4], 3)
 
 
 @pytest.mark.parametrize(

@@ -137,3 +137,44 @@ def test_a_wrong_file_is_refused(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         peers.load(path)
+
+
+def test_markdown_table_puts_each_dataset_in_a_column_and_the_best_in_bold(peers_file):
+    table = peers.markdown_table(peers.load(peers_file)).splitlines()
+    assert table[0] == "| metric | peer | `ml-latest-small` | `synthetic` |"
+    assert "| RMSE | Bayesian FM |  | **0.850 ± 0.006** |" in table
+    assert "| RMSE | SVD |  | 0.900 ± 0.006 |" in table
+    assert "| HR@10 | ALS | **0.550 ± 0.020** | **0.700 ± 0.015** |" in table
+    assert table.index("| RMSE | Bayesian FM |  | **0.850 ± 0.006** |") < table.index(
+        "| RMSE | SVD |  | 0.900 ± 0.006 |"
+    )
+
+
+def test_readme_section_names_the_best_peer_and_how_it_was_tuned(peers_file):
+    section = peers.readme_section(peers.load(peers_file))
+    assert "- `synthetic`, RMSE: Bayesian FM (lib 1.0), factors=8, chosen among 16 settings on " in section
+    assert "- `ml-latest-small`, RMSE" not in section  # no row, no line
+
+
+def test_render_readme_replaces_only_the_marked_block(peers_file):
+    rows = peers.load(peers_file)
+    text = f"intro\n{peers.README_START}\nstale\n{peers.README_END}\noutro\n"
+    rendered = peers.render_readme(text, rows)
+    assert rendered == f"intro\n{peers.README_START}\n{peers.readme_section(rows)}\n{peers.README_END}\noutro\n"
+    assert peers.render_readme(rendered, rows) == rendered
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["no markers", f"{peers.README_END}\n{peers.README_START}", f"{peers.README_START}\n{peers.README_START}"],
+)
+def test_render_readme_needs_its_markers(peers_file, text):
+    with pytest.raises(ValueError, match="the README needs one"):
+        peers.render_readme(text, peers.load(peers_file))
+
+
+def test_main_rewrites_the_readme(peers_file, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{peers.README_START}\n{peers.README_END}\n")
+    peers.main(["--peers", str(peers_file), "--readme", str(readme)])
+    assert peers.readme_section(peers.load(peers_file)) in readme.read_text()
