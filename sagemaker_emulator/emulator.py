@@ -174,7 +174,7 @@ class Emulator:
             key = (service, region)
             if key not in self._clients:
                 session = boto3.session.Session(region_name=region, **self.credentials.as_boto3())
-                config = Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"})
+                config = _client_config()
                 self._clients[key] = session.client(service, endpoint_url=self.url, config=config)
             return self._clients[key]
 
@@ -185,7 +185,7 @@ class Emulator:
         with self._lock:
             if key not in self._clients:
                 session = boto3.session.Session(region_name=region, **self.credentials.as_boto3())
-                config = Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"})
+                config = _client_config()
                 client = session.client(service, endpoint_url=self.url, config=config)
                 client.meta.events.register("before-send", _mark_internal)
                 self._clients[key] = client
@@ -230,6 +230,12 @@ class Emulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _client_config() -> Config:
+    """Path-style S3, a few retries, and no proxy: ``proxies={}`` keeps botocore from using ``HTTP_PROXY``, which
+    would send these loopback requests to the proxy."""
+    return Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"}, proxies={})
 
 
 def _mark_internal(request, **_) -> None:
