@@ -95,7 +95,7 @@ def _bounded_int(digits: str) -> int:
     return int(digits)
 
 
-def parse_request(body: bytes) -> dict:
+def parse_event(body: bytes) -> dict:
     """The JSON object of a request body, within the limits the page's requests never reach.
 
     Raises:
@@ -240,7 +240,7 @@ def _handler_class(call: Call, run_id: str, catalogue: dict, allowed_hosts: froz
             if not 0 <= length <= MAX_BODY:
                 return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the request is larger than {MAX_BODY} bytes")
             try:
-                event = parse_request(self.rfile.read(length))
+                event = parse_event(self.rfile.read(length))
             except BadRequest as error:
                 return self._refuse(HTTPStatus.BAD_REQUEST, str(error))
             function = f"{run_id}-{suffix}"
