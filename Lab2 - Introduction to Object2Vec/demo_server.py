@@ -16,7 +16,10 @@ they are; faults of the request itself (unknown path, bad JSON, a foreign Host o
 
 Like the emulator it sits next to, the server accepts only what a page on its own loopback origin sends: it binds
 127.0.0.1, answers only requests whose ``Host`` is that address (or ``localhost``) and port, refuses a POST whose
-``Origin`` is another site, reads at most 64 KB of JSON, and never builds a file path from a request. Behind
+``Origin`` is another site, reads at most 64 KB of JSON nested at most 20 deep with integers of at most 20 digits
+(deeper JSON would exhaust Python's recursion and a longer integer its digit limit, which dropped the connection;
+both now get a 400 that says why), closes a connection that sends nothing for 30 seconds, and never builds a file
+path from a request. Behind
 Jupyter's proxy (``jupyter-server-proxy`` on a SageMaker notebook instance: ``https://<instance>/proxy/<port>/``)
 the proxy connects to 127.0.0.1 itself; pass its host name in ``allowed_hosts``.
 
@@ -45,6 +48,9 @@ from urllib.parse import parse_qs, urlsplit
 PAGE = Path(__file__).resolve().parent / "demo" / "index.html"
 LOOPBACK = "127.0.0.1"
 MAX_BODY = 64 * 1024
+MAX_DEPTH = 20  # the API's requests nest 3 deep ({"ratings": [{...}]})
+MAX_INT_DIGITS = 20  # ids, ratings and k are small; Python refuses integers over 4,300 digits with a ValueError
+SOCKET_TIMEOUT_SECONDS = 30  # a client that sends nothing for this long is disconnected
 MAX_QUERY = 100
 SEARCH_RESULTS = 20
 ROUTES = {"/api/recommend": "recommend", "/api/similar": "similar"}  # path -> function suffix
@@ -59,6 +65,56 @@ _started: list[DemoServer] = []  # every demo this process started, so a cleanup
 
 class DemoUnavailable(Exception):
     """The run cannot be demonstrated (unknown ``run_id``, or its endpoint deleted); the message says what to do."""
+
+
+class BadRequest(ValueError):
+    """A request body the API refuses; the message says why, for a 400 answer."""
+
+
+def _depth(text: str) -> int:
+    """How deep the arrays and objects of the JSON ``text`` nest (brackets inside strings do not count); one pass."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            in_string = escaped or char != '"'
+            escaped = not escaped and char == "\\"
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise BadRequest(f"the request has an integer of {len(digits.lstrip('-'))} digits; at most {MAX_INT_DIGITS}")
+    return int(digits)
+
+
+def parse_event(body: bytes) -> dict:
+    """The JSON object of a request body, within the limits the page's requests never reach.
+
+    Raises:
+        BadRequest: not UTF-8 JSON, not an object, nested deeper than ``MAX_DEPTH`` or an integer longer than
+            ``MAX_INT_DIGITS`` digits.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadRequest(f"the request is not valid JSON: {error}") from None
+    if _depth(text) > MAX_DEPTH:
+        raise BadRequest(f"the request's JSON nests deeper than {MAX_DEPTH} levels")
+    try:
+        event = json.loads(text, parse_int=_bounded_int)
+    except json.JSONDecodeError as error:
+        raise BadRequest(f"the request is not valid JSON: {error}") from None
+    if not isinstance(event, dict):
+        raise BadRequest("the request must be a JSON object")
+    return event
 
 
 class DemoServer:
@@ -123,6 +179,7 @@ def _handler_class(call: Call, run_id: str, catalogue: dict, allowed_hosts: froz
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "Lab2Demo"
+        timeout = SOCKET_TIMEOUT_SECONDS
 
         def log_message(self, format, *args):  # keep the notebook's output clean
             pass
@@ -183,11 +240,9 @@ def _handler_class(call: Call, run_id: str, catalogue: dict, allowed_hosts: froz
             if not 0 <= length <= MAX_BODY:
                 return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the request is larger than {MAX_BODY} bytes")
             try:
-                event = json.loads(self.rfile.read(length))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                return self._refuse(HTTPStatus.BAD_REQUEST, f"the request is not valid JSON: {error}")
-            if not isinstance(event, dict):
-                return self._refuse(HTTPStatus.BAD_REQUEST, "the request must be a JSON object")
+                event = parse_event(self.rfile.read(length))
+            except BadRequest as error:
+                return self._refuse(HTTPStatus.BAD_REQUEST, str(error))
             function = f"{run_id}-{suffix}"
             started = time.perf_counter()
             try:

@@ -153,13 +153,17 @@ def _emulator(current: Settings) -> tuple[str, dict[str, str]]:
 
 
 def _point_environment_at(url: str, region: str, keys: dict[str, str]) -> None:
-    """Point every AWS client made from now on at the emulator, the default boto3 session's too (it caches keys)."""
+    """Point every AWS client made from now on at the emulator, the default boto3 session's too (it caches keys),
+    directly: the emulator's address is added to ``NO_PROXY``, so a proxy the machine uses is never asked."""
     import boto3
+
+    from sagemaker_emulator.loopback import bypass_proxies
 
     boto3.DEFAULT_SESSION = None
     for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         os.environ.pop(name, None)
     os.environ.update(keys)
+    os.environ.update(bypass_proxies(os.environ, url))  # behind a proxy (HTTP_PROXY), loopback goes direct
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": url,

@@ -22,7 +22,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 from moto.moto_server import werkzeug_app
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
 from sagemaker_emulator.auth import Credentials
@@ -31,7 +31,7 @@ from sagemaker_emulator.iam.evaluation import role_policies
 from sagemaker_emulator.jobs.endpoints import stop_all as stop_endpoints
 from sagemaker_emulator.jobs.process import Supervisor
 from sagemaker_emulator.loopback import is_loopback
-from sagemaker_emulator.server import EmulatorApp
+from sagemaker_emulator.server import EmulatorApp, RequestHandler
 from sagemaker_emulator.state import Clock, EmulatorState, Limits, Services, SystemClock, Timings
 from sagemaker_emulator.store import persistence
 from sagemaker_emulator.store.moto_store import MotoStore
@@ -67,21 +67,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-class _QuietHandler(MotoRequestHandler):
-    """moto's request handler without werkzeug's per-request log line (it would flood a notebook).
-
-    A connection that sends nothing for ``timeout`` seconds (a body that never comes, an idle keep-alive) is
-    closed, so no client can hold a server thread forever.
-    """
-
-    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for the ACK
-    timeout = IDLE_TIMEOUT_SECONDS
-
-    def log(self, type: str, message: str, *args) -> None:
-        if type == "error":
-            LOG.debug(message, *args)
 
 
 class Emulator:
@@ -120,7 +105,8 @@ class Emulator:
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
         app = EmulatorApp(self.state_for, DomainDispatcherApplication(create_backend_app), self.credentials)
-        handler = type("_Handler", (_QuietHandler,), {"timeout": idle_timeout_seconds})
+        timings = timings or Timings()
+        handler = RequestHandler.bounded(idle_timeout_seconds, timings.request_seconds)
         self._server = make_server(host, port, app, threaded=True, request_handler=handler)
         self.host = host
         self.port = self._server.server_address[1]
@@ -138,7 +124,7 @@ class Emulator:
             credentials=self.credentials,
             url=self.url,
             supervisor=Supervisor(),
-            timings=timings or Timings(),
+            timings=timings,
         )
         if stop_grace_seconds is not None:
             self.services.timings = dataclasses.replace(self.services.timings, stop_grace_seconds=stop_grace_seconds)
@@ -188,7 +174,7 @@ class Emulator:
             key = (service, region)
             if key not in self._clients:
                 session = boto3.session.Session(region_name=region, **self.credentials.as_boto3())
-                config = Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"})
+                config = _client_config()
                 self._clients[key] = session.client(service, endpoint_url=self.url, config=config)
             return self._clients[key]
 
@@ -199,7 +185,7 @@ class Emulator:
         with self._lock:
             if key not in self._clients:
                 session = boto3.session.Session(region_name=region, **self.credentials.as_boto3())
-                config = Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"})
+                config = _client_config()
                 client = session.client(service, endpoint_url=self.url, config=config)
                 client.meta.events.register("before-send", _mark_internal)
                 self._clients[key] = client
@@ -244,6 +230,12 @@ class Emulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _client_config() -> Config:
+    """Path-style S3, a few retries, and no proxy: ``proxies={}`` keeps botocore from using ``HTTP_PROXY``, which
+    would send these loopback requests to the proxy."""
+    return Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"}, proxies={})
 
 
 def _mark_internal(request, **_) -> None:

@@ -18,6 +18,9 @@ request and a web page or another local user must not be able to drive it:
   without a length are refused.
 - The SigV4 signature must be made with this emulator's key (``auth.Verifier``); the service that routes the
   request is the one the signature covers. Failures are answered with each protocol's own AWS error.
+Connections are bounded in time too (:class:`RequestHandler`): one that sends nothing for the idle timeout is
+closed, and a request not received in full within ``Timings.request_seconds`` of its first byte (a client dripping
+one byte a second never goes idle) is answered ``408 Request Timeout`` and closed, so no client holds a thread.
 This is the only module that sees HTTP.
 """
 
@@ -27,6 +30,7 @@ import io
 import json
 import logging
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +38,7 @@ from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
 
 import botocore.session
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from sagemaker_emulator.auth import AuthFailure, Credentials, SignedRequest, Verifier
@@ -170,6 +175,100 @@ def refusal(protocol: str, kind: str, detail: str = "") -> Response:
             f"<Error><Code>{code}</Code><Message>{escape(message)}</Message><RequestId>{request_id}</RequestId></Error>"
         )
     return Response(xml, status=status, headers={"x-amzn-RequestId": request_id}, content_type="application/xml")
+
+
+class RequestTimeout(BaseException):
+    """A request that was not received in full within its time limit.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on its way out (Flask's in moto,
+    our handlers') turns it into a 500: it reaches :class:`RequestHandler`, which answers 408 and closes.
+    """
+
+
+class _TimedReader(io.RawIOBase):
+    """A connection's reads, each allowed the idle timeout or what is left of the request's time, if less."""
+
+    def __init__(self, connection: socket.socket, idle_seconds: float, request_seconds: float):
+        self._connection = connection
+        self._idle, self._limit = idle_seconds, request_seconds
+        self._deadline: float | None = None  # set by the request's first byte
+
+    def readable(self) -> bool:
+        return True
+
+    def begin(self) -> None:
+        """A new request: its time starts with its first byte."""
+        self._deadline = None
+
+    def readinto(self, buffer) -> int:
+        wait = self._idle
+        if self._deadline is not None:
+            wait = min(wait, self._deadline - time.monotonic())
+            if wait <= 0:
+                raise RequestTimeout()
+        self._connection.settimeout(wait)
+        try:
+            count = self._connection.recv_into(buffer)
+        except TimeoutError:
+            if wait < self._idle:
+                raise RequestTimeout() from None
+            raise
+        finally:
+            self._connection.settimeout(self._idle)  # writes keep the idle timeout
+        if count and self._deadline is None:
+            self._deadline = time.monotonic() + self._limit
+        return count
+
+
+class RequestHandler(MotoRequestHandler):
+    """moto's request handler with the two time limits, and without werkzeug's per-request log line (it would
+    flood a notebook). Build one for a server with :meth:`bounded`."""
+
+    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for the ACK
+    timeout: float  # idle: a connection that sends nothing this long is closed
+    request_seconds: float  # one request, from its first byte to its last (``Timings.request_seconds``)
+
+    @classmethod
+    def bounded(cls, idle_seconds: float, request_seconds: float) -> type[RequestHandler]:
+        return type("RequestHandler", (cls,), {"timeout": idle_seconds, "request_seconds": request_seconds})
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the plain reader: replaced by one that keeps the request's time limit
+        self._reader = _TimedReader(self.connection, self.timeout, self.request_seconds)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        self._reader.begin()
+        self._responded = False
+        try:
+            super().handle_one_request()
+        except RequestTimeout:
+            self.close_connection = True
+            if not self._responded:
+                self._answer_timeout()
+
+    def send_response(self, code, message=None) -> None:
+        self._responded = True
+        super().send_response(code, message)
+
+    def _answer_timeout(self) -> None:
+        message = (
+            f"The request was not received in full within {self.request_seconds:g} seconds of its first byte; "
+            "the local SageMaker emulator closes the connection."
+        ).encode()
+        head = (
+            "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(message)}\r\n\r\n"
+        ).encode()
+        try:
+            self.wfile.write(head + message)
+        except OSError:
+            pass  # the client left first
+
+    def log(self, type: str, message: str, *args) -> None:
+        if type == "error":
+            LOG.debug(message, *args)
 
 
 class EmulatorApp:

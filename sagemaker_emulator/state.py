@@ -181,6 +181,9 @@ class Timings:
     tuning_poll_seconds: float = 0.2  # how often a tuning driver looks at its training jobs
     state_save_seconds: float = 0.5  # how often the SageMaker records are saved when they changed (with a home)
     moto_save_seconds: float = 1.0  # how often moto's S3, Logs and IAM are saved when a request changed them
+    # One HTTP request, from its first byte to its last, or 408 and the connection closed (a client dripping a byte
+    # a second never trips the idle timeout); 300 s still takes a 5 GiB S3 PUT at 17 MB/s.
+    request_seconds: float = 300.0
 
 
 class ChildSupervisor(Protocol):

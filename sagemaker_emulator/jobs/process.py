@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sagemaker_emulator.algorithms.registry import PLUGINS_VARIABLE
+from sagemaker_emulator.loopback import bypass_proxies
 
 CONTAINER_MODULE = "sagemaker_emulator.algorithms.container"
 
@@ -179,6 +180,7 @@ class ChildProcess:
         self, args: list[str], cwd: Path, env: dict[str, str] | None, *, services: Host, region: str, home: Path
     ):
         child_env = {**container_environment(), **(env or {}), **sealed_environment(services, region, home)}
+        child_env.update(bypass_proxies(child_env, services.url))  # a job's own HTTP_PROXY never sees the emulator
         child_env["PYTHONUNBUFFERED"] = "1"
         self._supervisor = services.supervisor
         self.popen = subprocess.Popen(

@@ -74,6 +74,17 @@ def test_local_mode_points_the_kernel_at_the_emulator(env, emulator, capsys):
     assert (again.bucket, again.role_arn) == (ws.bucket, ws.role_arn)
 
 
+def test_local_mode_never_asks_the_machines_proxy(env, emulator, refusing_proxy):
+    """A laptop behind a corporate proxy: HTTP_PROXY/HTTPS_PROXY set and loopback not in NO_PROXY. Every call goes
+    straight to the emulator, and the user's own NO_PROXY entries stay."""
+    env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url, **emulator.credentials.as_environment())
+    env.update(HTTP_PROXY=refusing_proxy.url, HTTPS_PROXY=refusing_proxy.url, NO_PROXY="corp.example")
+    ws = session.start_session(sdk=False)
+    boto3.client("s3").head_bucket(Bucket=ws.bucket)
+    assert refusing_proxy.requests == []
+    assert env["NO_PROXY"] == env["no_proxy"] == "corp.example,127.0.0.1"
+
+
 def test_a_session_without_the_sdk_has_the_same_set_up_and_no_sdk_session(env, emulator):
     """What a boto3-only tool (Lab 2's demo server) asks for: importing the SDK would cost it seconds."""
     env.update(WORKSHOP_MODE="local", WORKSHOP_EMULATOR_URL=emulator.url, **emulator.credentials.as_environment())

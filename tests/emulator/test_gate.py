@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime
 import json
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
 
 import boto3
 import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
@@ -22,6 +25,7 @@ from emulator_helpers import BUCKET, REGION, ROLE, assert_healthy, client, error
 
 from sagemaker_emulator.auth import Credentials as EmulatorCredentials
 from sagemaker_emulator.emulator import Emulator
+from sagemaker_emulator.state import Timings
 
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key "
@@ -338,3 +342,72 @@ def test_a_connection_that_never_sends_its_body_is_closed():
             for connection in stalled:
                 connection.close()
         assert_healthy(emulator)
+
+
+def _drip(port: int, head: bytes, trickle: bytes) -> bytes:
+    """Send ``head``, then ``trickle`` one byte every 0.5 s until the server answers; return its answer."""
+    answered = threading.Event()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head)
+
+        def drip() -> None:
+            for byte in trickle:
+                if answered.wait(0.5):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+        dripper = threading.Thread(target=drip, daemon=True)
+        dripper.start()
+        answer = b""
+        try:
+            while chunk := connection.recv(65536):
+                answered.set()
+                answer += chunk
+        except TimeoutError:
+            pytest.fail(f"the server did not cut the dripping client off; it answered {answer!r}")
+        finally:
+            answered.set()
+            dripper.join()
+        return answer
+
+
+def _signed_s3_put_head(emulator, key: str, size: int) -> bytes:
+    """The head of a signed PUT of ``size`` bytes to S3 (moto reads its body, not the gate)."""
+    request = AWSRequest(
+        method="PUT",
+        url=f"{emulator.url}/{BUCKET}/{key}",
+        data=b"x" * size,
+        headers={"Content-Length": str(size), "Host": f"127.0.0.1:{emulator.port}"},
+    )
+    keys = Credentials(emulator.credentials.access_key_id, emulator.credentials.secret_access_key)
+    S3SigV4Auth(keys, "s3", REGION).add_auth(request)
+    lines = "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+    return f"PUT /{BUCKET}/{key} HTTP/1.1\r\n{lines}\r\n".encode()
+
+
+@pytest.mark.parametrize("part", ["headers", "body", "s3 body"])
+def test_a_request_dripping_a_byte_at_a_time_is_cut_off_at_its_time_limit(part):
+    """Each byte comes well within the idle timeout, so only the limit on the whole request ends it; a body that
+    moto reads is cut off the same way (not answered with a 500 by moto's web framework)."""
+    timings = Timings(request_seconds=2.0)
+    with Emulator(timings=timings, credentials=EmulatorCredentials.generate()).start() as emulator:
+        s3 = client(emulator, "s3")
+        s3.create_bucket(Bucket=BUCKET)
+        head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\nX-Amz-Target: SageMaker.ListModels\r\n"
+        if part == "headers":
+            answer = _drip(emulator.port, head.encode(), b"X-Slow: " + b"a" * 100)
+        elif part == "body":
+            answer = _drip(emulator.port, f"{head}Content-Length: 100\r\n\r\n".encode(), b"{" * 100)
+        else:
+            answer = _drip(emulator.port, _signed_s3_put_head(emulator, "slow", 100), b"x" * 100)
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert b"Connection: close" in answer
+        assert answer.endswith(
+            b"The request was not received in full within 2 seconds of its first byte; the local SageMaker "
+            b"emulator closes the connection."
+        )
+        assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+        assert_healthy(emulator)  # requests that arrive at once are untouched by the limit

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from sagemaker_emulator.iam.evaluation import evaluate, matches
@@ -48,3 +50,44 @@ def test_a_single_statement_object_and_a_deny_anywhere():
     deny = {**allow, "q": {"Statement": [{"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*"}]}}
     decision = evaluate(deny, "s3:PutObject")
     assert (decision.decision, decision.matched) == ("explicitDeny", ("q",))
+
+
+@pytest.mark.parametrize(
+    "pattern, value, ignore_case, expected",
+    [
+        ("a*b*c", "abc", False, True),
+        ("a*b*c", "axxbyyc", False, True),
+        ("a*b*c", "acb", False, False),
+        ("*?", "", False, False),
+        ("?*", "x", False, True),
+        ("a*?b", "ab", False, False),
+        ("a*?b", "axb", False, True),
+        ("*ab*ab*", "xabyab", False, True),
+        ("*ab*ab*", "xaby", False, False),
+        ("ab*ba", "aba", False, False),  # the prefix and suffix may not share a character
+        ("S3:*OBJECT", "s3:GetObject", True, True),
+        ("a\nb", "a\nb", False, True),
+        ("a?b", "a\nb", False, True),
+    ],
+)
+def test_wildcards_with_several_stars(pattern, value, ignore_case, expected):
+    assert matches(pattern, value, ignore_case) is expected
+
+
+def _answer_within(seconds: float, call):
+    """Run ``call`` in a thread and fail if it is still running after ``seconds``: a hang check, not a timing."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still matching after {seconds} s: the matcher backtracks"
+    return result[0]
+
+
+@pytest.mark.parametrize("ignore_case", [False, True])
+def test_a_pathological_pattern_is_answered(ignore_case):
+    """``a*a*...*b`` against 10,000 ``a``: a backtracking matcher tries every way to place the stars."""
+    pattern, value = "a*" * 30 + "b", "a" * 10_000
+    assert _answer_within(30, lambda: matches(pattern, value, ignore_case)) is False
+    assert _answer_within(30, lambda: matches(pattern, value + "b", ignore_case)) is True
+    assert _answer_within(30, lambda: matches("*?" * 30 + "b", value, ignore_case)) is False

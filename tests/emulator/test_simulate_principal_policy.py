@@ -6,7 +6,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from emulator_helpers import REGION, client, error_of
+from emulator_helpers import REGION, assert_healthy, client, error_of
 
 BUCKET_OBJECTS = "arn:aws:s3:::workshop-bucket/*"
 
@@ -110,3 +110,15 @@ def test_hostile_action_and_resource_names_come_back_escaped_and_denied(emulator
     odd = "s3:Get</EvalActionName><EvalDecision>allowed</EvalDecision>&"
     resource = "arn:aws:s3:::b/<x>&amp;"
     assert _decisions(iam, arn, [odd], [resource]) == {(odd, resource): "implicitDeny"}
+
+
+def test_a_pathological_wildcard_is_answered_and_the_emulator_stays_healthy(emulator):
+    """A pattern whose stars a backtracking matcher would try every way to place (it froze the emulator)."""
+    iam = client(emulator, "iam")
+    arn = _role(iam, "stars", inline=_allow("s3:GetObject", "arn:aws:s3:::b/" + "a*" * 30 + "b"))
+    long_a = "arn:aws:s3:::b/" + "a" * 2000
+    assert _decisions(iam, arn, ["s3:GetObject"], [long_a, long_a + "b"]) == {
+        ("s3:GetObject", long_a): "implicitDeny",
+        ("s3:GetObject", long_a + "b"): "allowed",
+    }
+    assert_healthy(emulator)

@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,10 @@ def test_a_failing_function_gets_a_readable_502(demo):
         ("POST", "/api/recommend", b"\xff\xfe", {}, 400, "the request is not valid JSON"),
         ("POST", "/api/recommend", [1, 2], {}, 400, "the request must be a JSON object"),
         ("POST", "/api/recommend", b"x" * (64 * 1024 + 1), {}, 413, "larger than 65536 bytes"),
+        ("POST", "/api/recommend", b"[" * 32_000 + b"]" * 32_000, {}, 400, "nests deeper than 20 levels"),
+        ("POST", "/api/recommend", b'{"k": [' * 21 + b"]}" * 21, {}, 400, "nests deeper than 20 levels"),
+        ("POST", "/api/recommend", b'{"user_id": ' + b"7" * 5_000 + b"}", {}, 400, "integer of 5000 digits"),
+        ("POST", "/api/recommend", b'{"user_id": -' + b"7" * 21 + b"}", {}, 400, "integer of 21 digits; at most 20"),
     ],
 )
 def test_refuses_what_its_own_page_would_not_send(demo, method, path, body, headers, status, message):
@@ -131,6 +136,22 @@ def test_refuses_what_its_own_page_would_not_send(demo, method, path, body, head
     assert got == status
     assert message in json.loads(content)["error"]
     assert demo.calls == []
+    assert request(demo, "GET", "/api/info")[0] == 200
+
+
+def test_brackets_in_strings_and_long_decimals_are_accepted(demo):
+    event = {"user_id": 7, "note": "[" * 50 + '\\"{', "rating": float("1." + "5" * 30)}
+    status, _, content = request(demo, "POST", "/api/recommend", event)
+    assert (status, json.loads(content)["body"]) == (200, {"echo": event})
+
+
+def test_a_silent_client_is_disconnected(monkeypatch):
+    monkeypatch.setattr(demo_server, "SOCKET_TIMEOUT_SECONDS", 0.5)
+    with demo_server.start(lambda n, e: {}, CATALOGUE, "lab2-x") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as stalled:
+            stalled.sendall(f"POST /api/recommend HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode())
+            assert stalled.recv(1024) == b""  # closed by the server, long before this test's own 30 s
+        assert request(server, "GET", "/api/info")[0] == 200
 
 
 def test_allowed_hosts_admit_a_proxy(monkeypatch):
