@@ -177,3 +177,75 @@ def test_setup_examples_creates_the_role_and_bucket_and_sdk_defaults_that_aws_ex
         timeout=120,
     )
     assert resolved.stdout.strip().splitlines()[-1] == role["Arn"], resolved.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "start", "status", "stop"])
+def test_a_home_others_can_write_is_refused(tmp_path, command):
+    home = tmp_path / "shared"
+    home.mkdir()
+    home.chmod(0o777)
+    (home / homes.RUNTIME_FILE).write_text("{}")  # what a runtime file planted by another user would be
+    refused = _cli(command, "--home", str(home), *(["--port", "0"] if command == "serve" else []))
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"Refusing the emulator home {home}: it is writable by group or others (mode 0777), and it would hold the "
+        f"key pair; remove it, or choose a folder of your own with --home or {homes.HOME_VARIABLE}."
+    )
+    assert sorted(path.name for path in home.iterdir()) == [homes.RUNTIME_FILE]  # nothing written in it
+    home.chmod(0o700)
+    assert _cli("status", "--home", str(home)).returncode == 3  # healthy after: a private home is accepted
+
+
+def test_a_home_of_another_user_is_refused(tmp_path):
+    home = homes.prepare(tmp_path / "home")
+    homes.check_home(home, uid=os.geteuid())
+    with pytest.raises(homes.UnsafeHome) as refused:
+        homes.check_home(home, uid=os.geteuid() + 1)
+    assert str(refused.value) == (
+        f"Refusing the emulator home {home}: it is owned by uid {os.geteuid()}, not by you (uid {os.geteuid() + 1}) "
+        f"(mode 0700), and it would hold the key pair; remove it, or choose a folder of your own with --home or "
+        f"{homes.HOME_VARIABLE}."
+    )
+
+
+def test_a_secret_on_the_command_line_is_refused(home):
+    refused = _cli("serve", "--home", str(home), "--access-key-id", "AKIDFIXED", "--secret-access-key", "s3cr3t")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "Refusing --secret-access-key: a command line is visible to every user of this machine (ps), so the secret "
+        "is no longer one; choose a new secret and give it in the environment (SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY) "
+        "or in a file of mode 0600 (--secret-access-key-file)."
+    )
+    assert not home.exists()
+
+
+def test_serve_reads_the_secret_from_a_private_file(home, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t\n")
+    secret.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k not in ("SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY",)}
+    args = ["--port", "0", "--home", str(home), "--access-key-id", "AKIDFIXED", "--secret-access-key-file"]
+    process = _serve(*args, str(secret), env=env)
+    try:
+        process.stdout.readline()
+        process.stdout.readline()
+        exports = _exports([process.stdout.readline().strip() for _ in range(4)])
+        assert (exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]) == ("AKIDFIXED", "s3cr3t")
+        assert "s3cr3t" not in " ".join(open(f"/proc/{process.pid}/cmdline").read().split("\0"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+
+
+def test_a_secret_file_others_can_read_is_refused(home, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t\n")
+    secret.chmod(0o644)
+    refused = _cli(
+        "serve", "--home", str(home), "--access-key-id", "AKIDFIXED", "--secret-access-key-file", str(secret)
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"Refusing the secret access key file {secret} (owner uid {os.geteuid()}, mode 0644): it must be a file of "
+        f"yours that nobody else can read; run chmod 600 {secret}."
+    )
