@@ -1,8 +1,10 @@
 """``python -m sagemaker_emulator serve | start | status | stop | setup-examples``: one emulator per user, run and looked after.
 
 - ``serve`` runs it in the foreground and prints its key pair and the variables to export, as Jupyter prints its
-  token. ``--access-key-id``/``--secret-access-key`` (or ``SAGEMAKER_EMULATOR_ACCESS_KEY_ID`` /
-  ``SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY``) fix the pair for scripts that need a known one.
+  token. ``--access-key-id`` (or ``SAGEMAKER_EMULATOR_ACCESS_KEY_ID``) with ``SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY``
+  or ``--secret-access-key-file`` (mode 0600) fix the pair for scripts that need a known one; the secret is never
+  taken from the command line, which every user can read. SIGTERM or Ctrl-C stops it within
+  ``emulator.stop_bound_seconds`` (the children's grace plus a margin), its children ended and its state saved.
 - ``start`` starts it in the background if it is not running (what the notebooks do) and prints the same.
 - ``status`` says whether it runs, where, and what it holds; ``stop`` stops it and everything it started.
 - ``setup-examples`` makes AWS's own examples run unchanged: it starts the emulator if needed, creates the execution
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import stat
 import sys
 import threading
 from pathlib import Path
@@ -26,10 +29,16 @@ from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.iam.actions import ACTIONS_VARIABLE
 from sagemaker_emulator.loopback import is_loopback
 from sagemaker_emulator.store import home as homes
+from sagemaker_emulator.store.files import UnsafePath, write_atomically
 
 DEFAULT_PORT = 5123
 DEFAULT_REGION = "us-east-1"
 KEY_VARIABLES = ("SAGEMAKER_EMULATOR_ACCESS_KEY_ID", "SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY")
+SECRET_IN_ARGV = (
+    "Refusing --secret-access-key: a command line is visible to every user of this machine (ps), so the secret is "
+    f"no longer one; choose a new secret and give it in the environment ({KEY_VARIABLES[1]}) or in a file of mode "
+    "0600 (--secret-access-key-file)."
+)
 SDK_CONFIG = """SchemaVersion: '1.0'
 SageMaker:
   PythonSDK:
@@ -80,16 +89,70 @@ _EXAMPLES_POLICY = {
 }
 
 
-def _credentials(access_key_id: str | None, secret_access_key: str | None) -> Credentials | None:
+def read_secret_file(path: Path) -> str:
+    """The secret in ``path`` (one line), which must be a regular file of the user's, readable by nobody else.
+
+    Raises:
+        SystemExit: with what is wrong and how to fix it.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise SystemExit(f"Cannot read the secret access key file {path}: {error.strerror}.") from None
+    with os.fdopen(descriptor) as file:
+        info = os.fstat(file.fileno())
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or mode & 0o077:
+            raise SystemExit(
+                f"Refusing the secret access key file {path} (owner uid {info.st_uid}, mode {mode:04o}): it must be "
+                f"a file of yours that nobody else can read; run chmod 600 {path}."
+            )
+        secret = file.read().strip()
+    if not secret or "\n" in secret:
+        raise SystemExit(f"The secret access key file {path} must hold the secret on one line.")
+    return secret
+
+
+def _credentials(access_key_id: str | None, secret_file: Path | None) -> Credentials | None:
     access_key_id = access_key_id or os.environ.get(KEY_VARIABLES[0])
-    secret_access_key = secret_access_key or os.environ.get(KEY_VARIABLES[1])
+    secret_access_key = read_secret_file(secret_file) if secret_file else os.environ.get(KEY_VARIABLES[1])
     if bool(access_key_id) != bool(secret_access_key):
         raise SystemExit("Give both an access key id and a secret access key, or neither.")
     return Credentials(access_key_id, secret_access_key) if access_key_id else None
 
 
+def _stop_within(emulator, bound: float) -> int:
+    """Stop ``emulator``, and be gone ``bound`` seconds from now whatever hangs (its stop, or the interpreter's exit
+    waiting for a thread): past the bound its children are killed and the process leaves, with 1 if the stop itself
+    had not finished, 0 if it had.
+
+    What it saved is kept either way: the savers replace their files atomically, so an overrun loses at most the
+    changes since their last save.
+    """
+    stopped = threading.Event()
+
+    def overrun() -> None:
+        if stopped.is_set():
+            os._exit(0)
+        emulator.signal_children(signal.SIGKILL)
+        os.set_blocking(sys.stderr.fileno(), False)  # a reader that stopped reading must not keep us alive
+        try:
+            os.write(
+                sys.stderr.fileno(), f"The emulator did not stop within {bound:g} s; killed its children.\n".encode()
+            )
+        finally:
+            os._exit(1)
+
+    watchdog = threading.Timer(bound, overrun)
+    watchdog.daemon = True  # still runs while the interpreter waits for other threads at exit
+    watchdog.start()
+    emulator.stop()
+    stopped.set()
+    return 0
+
+
 def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> int:
-    from sagemaker_emulator.emulator import Emulator
+    from sagemaker_emulator.emulator import Emulator, stop_bound_seconds
 
     if not is_loopback(host):
         print(
@@ -104,9 +167,12 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
             f"An emulator already serves {home}{where}; `python -m sagemaker_emulator stop` stops it.", file=sys.stderr
         )
         return 1
+    done = threading.Event()  # set by SIGTERM or Ctrl-C, even while the state is still being restored
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
     try:
         if not homes.sdk_config(home).exists():  # setup-examples may have added defaults: keep them
-            homes.sdk_config(home).write_text(SDK_CONFIG)
+            write_atomically(homes.sdk_config(home), [SDK_CONFIG.encode()])
         actions = os.environ.get(ACTIONS_VARIABLE)  # a notebook run that records the actions it performs
         emulator = Emulator(
             host,
@@ -115,10 +181,10 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
             state_dir=home / "state",
             actions_file=Path(actions) if actions else None,
         ).start()
+        if done.is_set():
+            return _stop_within(emulator, stop_bound_seconds(emulator.services.timings))
         homes.write_runtime(home, emulator.url, emulator.credentials)
         running = homes.find(home)
-        done = threading.Event()  # before the exports are printed: whoever reads them may stop it at once
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
         print(
             f"SageMaker emulator listening on {emulator.url} (loopback only; requests must be signed with its key). "
             f"{emulator.restored}",
@@ -127,15 +193,11 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
         print("To use it from a shell:", flush=True)
         print(running.exports(DEFAULT_REGION), flush=True)
         print("Press Ctrl-C to stop.", flush=True)
-        try:
-            done.wait()
-        except KeyboardInterrupt:
-            pass
+        done.wait()
         homes.remove_runtime(home)
-        emulator.stop()
+        return _stop_within(emulator, stop_bound_seconds(emulator.services.timings))
     finally:
         lock.release()
-    return 0
 
 
 def start(home: Path) -> int:
@@ -171,8 +233,11 @@ def setup_examples(home: Path) -> int:
 
     running = homes.ensure(home)
     session = boto3.session.Session(region_name=DEFAULT_REGION, **running.credentials.as_boto3())
-    iam, s3 = (session.client(name, endpoint_url=running.url) for name in ("iam", "s3"))
-    account = session.client("sts", endpoint_url=running.url).get_caller_identity()["Account"]
+    from botocore.config import Config
+
+    direct = Config(proxies={})  # loopback never goes through HTTP_PROXY
+    iam, s3 = (session.client(name, endpoint_url=running.url, config=direct) for name in ("iam", "s3"))
+    account = session.client("sts", endpoint_url=running.url, config=direct).get_caller_identity()["Account"]
     try:
         role = iam.get_role(RoleName=EXAMPLES_ROLE)["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
@@ -185,7 +250,7 @@ def setup_examples(home: Path) -> int:
         s3.create_bucket(Bucket=bucket)
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
-    homes.sdk_config(home).write_text(EXAMPLES_CONFIG.format(bucket=bucket, role=role))
+    write_atomically(homes.sdk_config(home), [EXAMPLES_CONFIG.format(bucket=bucket, role=role).encode()])
     print(f"Role {role} (trusts SageMaker; SDK v3's role check passes), bucket s3://{bucket}.")
     print(f"SDK defaults for examples that pass no role or bucket: {homes.sdk_config(home)}. To use it from a shell:")
     print(running.exports(DEFAULT_REGION))
@@ -224,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1", help="a loopback address (default 127.0.0.1)")
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 picks a free port")
     run.add_argument("--access-key-id", help=f"a fixed key pair instead of a random one (or {KEY_VARIABLES[0]})")
-    run.add_argument("--secret-access-key", help=f"(or {KEY_VARIABLES[1]})")
+    run.add_argument(
+        "--secret-access-key-file", type=Path, help=f"a file of mode 0600 holding its secret (or {KEY_VARIABLES[1]})"
+    )
+    run.add_argument("--secret-access-key", help=argparse.SUPPRESS)  # refused: argv is public
     for name, text in (
         ("start", "start it in the background unless it runs"),
         ("status", "is it running, and where"),
@@ -260,10 +328,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "policy":
         return policy(args)
     home = args.home or homes.default_home()
-    if args.command == "serve":
-        return serve(args.host, args.port, home, _credentials(args.access_key_id, args.secret_access_key))
-    commands = {"start": start, "status": status, "stop": stop, "setup-examples": setup_examples}
-    return commands[args.command](home)
+    try:
+        if args.command == "serve":
+            if args.secret_access_key is not None:
+                print(SECRET_IN_ARGV, file=sys.stderr)
+                return 2
+            return serve(args.host, args.port, home, _credentials(args.access_key_id, args.secret_access_key_file))
+        commands = {"start": start, "status": status, "stop": stop, "setup-examples": setup_examples}
+        return commands[args.command](home)
+    except UnsafePath as error:
+        print(error, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

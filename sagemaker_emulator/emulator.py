@@ -11,9 +11,12 @@ moto keeps its backends in process-wide globals, so two emulators in one process
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import logging
 import os
+import secrets
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -43,6 +46,7 @@ LOG = logging.getLogger(__name__)
 # gate in server.py also refuses any request that carries an Origin header before moto sees it).
 werkzeug_app.DISABLE_GLOBAL_CORS = True
 IDLE_TIMEOUT_SECONDS = 60.0
+STOP_MARGIN_SECONDS = 20.0  # saving state (a few MB of changed objects at most) and closing the server
 
 SCRATCH_PREFIX = "sagemaker-emulator-"
 
@@ -67,6 +71,25 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+OWN_HEADER = "X-Emulator-Own"  # carries a per-emulator secret token on the requests of its own clients
+_OWN_ENVIRON = "HTTP_" + OWN_HEADER.upper().replace("-", "_")
+
+
+class _Closed:
+    """The server's application while the emulator stops: its own requests (saving state, shipping its children's
+    last log lines) pass, every other one is answered 503 with ``Connection: close``, so busy clients cannot hold up
+    the save or the shutdown."""
+
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token
+
+    def __call__(self, environ, start_response):
+        if hmac.compare_digest(environ.get(_OWN_ENVIRON, ""), self.token):
+            return self.app(environ, start_response)
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Connection", "close")])
+        return [b"The local SageMaker emulator is stopping.\n"]
 
 
 class Emulator:
@@ -101,6 +124,7 @@ class Emulator:
         )
         self.restored = ""  # what start() brought back from state_dir, in words
         self.credentials = credentials or Credentials.generate()
+        self._own_token = secrets.token_hex(16)
         self._states: dict[str, EmulatorState] = {}
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
@@ -175,7 +199,9 @@ class Emulator:
             if key not in self._clients:
                 session = boto3.session.Session(region_name=region, **self.credentials.as_boto3())
                 config = _client_config()
-                self._clients[key] = session.client(service, endpoint_url=self.url, config=config)
+                client = session.client(service, endpoint_url=self.url, config=config)
+                client.meta.events.register("before-send", self._mark_own)
+                self._clients[key] = client
             return self._clients[key]
 
     def internal_client(self, service: str, region: str):
@@ -188,17 +214,42 @@ class Emulator:
                 config = _client_config()
                 client = session.client(service, endpoint_url=self.url, config=config)
                 client.meta.events.register("before-send", _mark_internal)
+                client.meta.events.register("before-send", self._mark_own)
                 self._clients[key] = client
             return self._clients[key]
 
+    def _mark_own(self, request, **_) -> None:
+        request.headers[OWN_HEADER] = self._own_token
+
     def _retire(self) -> None:
+        """End every endpoint and job: every child gets SIGTERM at once and one grace in all (not one grace per
+        child, one after the other), while the endpoints' monitors are stopped."""
         with self._lock:
             states, self._states = list(self._states.values()), {}
         for state in states:
             state.retired.set()
+        children = threading.Thread(target=self._end_children, name="end-children", daemon=True)
+        children.start()
         for state in states:
             stop_endpoints(state)
-        self.services.supervisor.stop_all()
+        children.join()
+        self.services.supervisor.stop_all(grace_seconds=0.0)  # a replacement model server that started meanwhile
+
+    def _end_children(self) -> None:
+        live = self.services.supervisor.live()
+        self.signal_children(signal.SIGTERM)
+        deadline = time.monotonic() + children_grace_seconds(self.services.timings)
+        for child in live:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        self.services.supervisor.stop_all(grace_seconds=0.0)
+
+    def signal_children(self, signum: int) -> None:
+        """Send ``signum`` to every live child's process group (SIGKILL: the last resort of a stop that overran)."""
+        for child in self.services.supervisor.live():
+            try:
+                os.killpg(child.popen.pid, signum)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def reset(self) -> None:
         """Forget every resource and end every child process; moto's backends are reset too."""
@@ -208,11 +259,13 @@ class Emulator:
         moto_api_backend.reset()
 
     def stop(self) -> None:
-        """Save the state (with a ``state_dir``), end every child process, stop serving and remove the scratch
-        folder; calling it again does nothing."""
+        """Stop taking requests (but its own), save the state (with a ``state_dir``), end every child process, stop
+        serving and remove the scratch folder; calling it again does nothing. Busy clients no longer compete with the
+        save, so it fits in :func:`stop_bound_seconds` (which ``serve`` enforces)."""
         if self._stopped:
             return
         self._stopped = True
+        self._server.app = _Closed(self._server.app, self._own_token)
         if self._state_store is not None:
             self._state_store.close()
             self._moto_store.close()
@@ -236,6 +289,16 @@ def _client_config() -> Config:
     """Path-style S3, a few retries, and no proxy: ``proxies={}`` keeps botocore from using ``HTTP_PROXY``, which
     would send these loopback requests to the proxy."""
     return Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": "path"}, proxies={})
+
+
+def children_grace_seconds(timings: Timings) -> float:
+    """How long a stopping emulator lets its jobs and model servers end on their own after SIGTERM."""
+    return max(timings.stop_grace_seconds, timings.model_stop_grace_seconds)
+
+
+def stop_bound_seconds(timings: Timings) -> float:
+    """How long :meth:`Emulator.stop` may take: the children's grace, plus a margin for saving state and closing."""
+    return children_grace_seconds(timings) + STOP_MARGIN_SECONDS
 
 
 def _mark_internal(request, **_) -> None:

@@ -17,9 +17,10 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from sagemaker_emulator.store.files import open_private, private_folder, write_atomically
 
 
 class StoreCorrupt(ValueError):
@@ -59,11 +60,10 @@ class BlobFolder:
         version: int,
         way_out: str,
     ):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = private_folder(Path(folder))
         self._kinds, self._files_of, self._pattern = kinds, files_of, pattern
         self._version, self._way_out = version, way_out
-        self._lock_file = open(self.folder / ".lock", "a")
+        self._lock_file = os.fdopen(open_private(self.folder / ".lock", os.O_WRONLY | os.O_CREAT), "w")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -101,20 +101,15 @@ class BlobFolder:
         return index
 
     def write(self, name: str, chunks: Iterable[bytes]) -> None:
-        """Write ``folder/name`` whole or not at all: a fsynced temporary file, then ``os.replace``."""
+        """Write ``folder/name`` whole or not at all: a fsynced temporary file in ``tmp/``, then ``os.replace``.
+
+        Raises:
+            files.UnsafePath: ``tmp/`` or a folder on the way to ``name`` is a symbolic link.
+        """
         target = self.folder / name
-        handle, temporary = tempfile.mkstemp(dir=self.folder / "tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                for chunk in chunks:
-                    file.write(chunk)
-                file.flush()
-                os.fsync(file.fileno())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        for depth in range(len(Path(name).parts) - 1, 0, -1):  # kind/, then kind/xx/: each made here, none a link
+            private_folder(target.parents[depth - 1])
+        write_atomically(target, chunks, folder=private_folder(self.folder / "tmp"), durable=True)
         self._written.append(name)
 
     def begin(self) -> None:
@@ -157,15 +152,17 @@ class BlobFolder:
         return len(names)
 
     def _sweep(self) -> None:
-        """Delete what an interrupted save left: temporary files, and files the index does not name."""
-        (self.folder / "tmp").mkdir(exist_ok=True)
-        for leftover in (self.folder / "tmp").iterdir():
+        """Delete what an interrupted save left: temporary files, and files the index does not name (never what a
+        symbolic link points to: a linked folder is refused, a link is removed as a link)."""
+        for leftover in private_folder(self.folder / "tmp").iterdir():
             leftover.unlink()
         named = self._files_of(self.index)
         for kind in self._kinds:
-            for path in (self.folder / kind).rglob("*"):
-                if path.is_file() and path.relative_to(self.folder).as_posix() not in named:
-                    path.unlink()
+            for root, _, names in os.walk(private_folder(self.folder / kind)):  # os.walk does not enter links
+                for file in names:
+                    path = Path(root, file)
+                    if path.relative_to(self.folder).as_posix() not in named:
+                        path.unlink()
 
 
 def _fsync_directory(path: Path) -> None:

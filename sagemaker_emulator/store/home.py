@@ -20,13 +20,16 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from sagemaker_emulator.auth import Credentials
+from sagemaker_emulator.store.files import UnsafePath, open_private, write_atomically
 
 HOME_VARIABLE = "SAGEMAKER_EMULATOR_HOME"
 RUNTIME_FILE = "emulator.json"
@@ -58,12 +61,15 @@ class Running:
     def exports(self, region: str) -> str:
         """The shell lines that point boto3 and the SageMaker SDK at this emulator."""
         keys = self.credentials
+        host = urlparse(self.url).hostname
         return "\n".join(
             [
                 f"export AWS_ENDPOINT_URL={self.url}",
                 f"export AWS_ACCESS_KEY_ID={keys.access_key_id} AWS_SECRET_ACCESS_KEY={keys.secret_access_key}",
                 f"export AWS_DEFAULT_REGION={region}",
                 f"export SAGEMAKER_USER_CONFIG_OVERRIDE={sdk_config(self.home)}",
+                # behind a proxy, loopback must bypass it (added to what the shell already has)
+                f'export NO_PROXY="${{NO_PROXY:+$NO_PROXY,}}{host}" no_proxy="${{no_proxy:+$no_proxy,}}{host}"',
             ]
         )
 
@@ -73,9 +79,42 @@ def sdk_config(home: Path) -> Path:
     return home / "sagemaker-config.yaml"
 
 
+class UnsafeHome(UnsafePath):
+    """The home folder belongs to another user, or others may write in it: its files could be swapped or read."""
+
+
+def check_home(home: Path, uid: int | None = None) -> None:
+    """Refuse a home folder that ``uid`` (default: this process's user) does not own or that group or others may
+    write: whoever controls it could plant links that redirect the key pair or the state.
+
+    Raises:
+        UnsafeHome: with the folder, its owner and mode, and what to do.
+    """
+    uid = os.geteuid() if uid is None else uid
+    info = home.stat()
+    problems = []
+    if info.st_uid != uid:
+        problems.append(f"owned by uid {info.st_uid}, not by you (uid {uid})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append("writable by group or others")
+    if problems:
+        raise UnsafeHome(
+            f"Refusing the emulator home {home}: it is {' and '.join(problems)} (mode {stat.S_IMODE(info.st_mode):04o}), "
+            f"and it would hold the key pair; remove it, or choose a folder of your own with --home or {HOME_VARIABLE}."
+        )
+
+
 def prepare(home: Path) -> Path:
-    """Create the home folder, private to the user (it holds the key pair)."""
-    home.mkdir(parents=True, exist_ok=True)
+    """Create the home folder, private to the user (it holds the key pair), or check that an existing one is.
+
+    Raises:
+        UnsafeHome: it exists and is another user's, or others may write in it.
+    """
+    home.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(mode=0o700)
+    except FileExistsError:
+        check_home(home)
     home.chmod(0o700)
     return home
 
@@ -88,7 +127,7 @@ class ServeLock:
         self._file = None
 
     def acquire(self) -> bool:
-        handle = open(self._path, "a+")
+        handle = os.fdopen(open_private(self._path, os.O_RDWR | os.O_CREAT), "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -109,7 +148,7 @@ def _serving(home: Path) -> bool:
     path = home / LOCK_FILE
     if not path.exists():
         return False
-    with open(path, "a+") as handle:
+    with os.fdopen(open_private(path, os.O_RDONLY), "r") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
@@ -132,21 +171,15 @@ def code_version() -> str:
 def write_runtime(home: Path, url: str, credentials: Credentials) -> Path:
     """Publish a serving emulator (atomically, readable by the user only)."""
     path = home / RUNTIME_FILE
-    partial = path.with_suffix(".tmp")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(
-            {
-                "url": url,
-                "pid": os.getpid(),
-                "access_key_id": credentials.access_key_id,
-                "secret_access_key": credentials.secret_access_key,
-                "started": time.time(),
-                "code": code_version(),
-            },
-            handle,
-        )
-    os.replace(partial, path)
+    runtime = {
+        "url": url,
+        "pid": os.getpid(),
+        "access_key_id": credentials.access_key_id,
+        "secret_access_key": credentials.secret_access_key,
+        "started": time.time(),
+        "code": code_version(),
+    }
+    write_atomically(path, [json.dumps(runtime).encode()])
     return path
 
 
@@ -155,10 +188,17 @@ def remove_runtime(home: Path) -> None:
 
 
 def find(home: Path | None = None) -> Running | None:
-    """The emulator serving ``home``, or None (a runtime file left by a crash is ignored)."""
+    """The emulator serving ``home``, or None (a runtime file left by a crash is ignored).
+
+    Raises:
+        UnsafeHome: ``home`` is another user's, or others may write in it (its runtime file cannot be trusted).
+    """
     home = home or default_home()
     path = home / RUNTIME_FILE
-    if not path.exists() or not _serving(home):
+    if not path.exists():
+        return None
+    check_home(home)
+    if not _serving(home):
         return None
     try:
         data = json.loads(path.read_text())
@@ -195,7 +235,7 @@ def ensure(home: Path | None = None, timeout: float = START_TIMEOUT_SECONDS) -> 
     if running is not None:
         stop(home)
     log = home / LOG_FILE
-    with open(log, "ab") as output:
+    with os.fdopen(open_private(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "sagemaker_emulator", "serve", "--home", str(home), "--port", "0"],
             stdin=subprocess.DEVNULL,

@@ -27,6 +27,7 @@ from sagemaker_emulator.resources.training_jobs import TrainingJob
 from sagemaker_emulator.resources.transform_jobs import TransformJob
 from sagemaker_emulator.resources.tuning_jobs import TuningJob
 from sagemaker_emulator.state import EmulatorState
+from sagemaker_emulator.store.files import TEMPORARY_SUFFIX, private_folder, write_atomically
 
 LOG = logging.getLogger(__name__)
 
@@ -67,7 +68,14 @@ class StateStore:
         self._states: Callable[[], dict[str, EmulatorState]] = dict
 
     def load(self) -> dict[str, dict[str, list[dict]]]:
-        """The saved records by region and kind; an unreadable file is set aside (``.corrupt``) and nothing loaded."""
+        """The saved records by region and kind; an unreadable file is set aside (``.corrupt``) and nothing loaded.
+
+        Raises:
+            files.UnsafePath: the folder is a symbolic link.
+        """
+        private_folder(self.folder)
+        for leftover in self.folder.glob(f".{self.path.name}.*{TEMPORARY_SUFFIX}"):  # from a save cut short
+            leftover.unlink()
         if not self.path.exists():
             return {}
         try:
@@ -89,10 +97,7 @@ class StateStore:
             text = snapshot(self._states())
             if text == self._written:
                 return False
-            self.folder.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_suffix(".tmp")
-            partial.write_text(text)
-            os.replace(partial, self.path)
+            write_atomically(self.path, [text.encode()], folder=private_folder(self.folder))
             self._written = text
             return True
 

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from emulator_helpers import REGION
 
+from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.store import home as homes
 
 
@@ -53,7 +54,7 @@ def test_serve_prints_its_key_pair_and_answers_only_to_it(home):
         first = process.stdout.readline()
         assert first.startswith("SageMaker emulator listening on http://127.0.0.1:")
         assert process.stdout.readline().strip() == "To use it from a shell:"
-        exports = _exports([process.stdout.readline().strip() for _ in range(4)])
+        exports = _exports([process.stdout.readline().strip() for _ in range(5)])
         assert process.stdout.readline().strip() == "Press Ctrl-C to stop."
         assert exports["AWS_ACCESS_KEY_ID"].startswith("ASIAEMU") and len(exports["AWS_SECRET_ACCESS_KEY"]) >= 40
         assert exports["AWS_DEFAULT_REGION"] == REGION
@@ -81,7 +82,7 @@ def test_serve_takes_a_fixed_key_pair(home):
     try:
         process.stdout.readline()
         process.stdout.readline()
-        exports = _exports([process.stdout.readline().strip() for _ in range(4)])
+        exports = _exports([process.stdout.readline().strip() for _ in range(5)])
         assert (exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]) == ("AKIDFIXED", "s3cr3t")
     finally:
         process.send_signal(signal.SIGTERM)
@@ -177,3 +178,86 @@ def test_setup_examples_creates_the_role_and_bucket_and_sdk_defaults_that_aws_ex
         timeout=120,
     )
     assert resolved.stdout.strip().splitlines()[-1] == role["Arn"], resolved.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "start", "status", "stop"])
+def test_a_home_others_can_write_is_refused(tmp_path, command):
+    home = tmp_path / "shared"
+    home.mkdir()
+    home.chmod(0o777)
+    (home / homes.RUNTIME_FILE).write_text("{}")  # what a runtime file planted by another user would be
+    refused = _cli(command, "--home", str(home), *(["--port", "0"] if command == "serve" else []))
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"Refusing the emulator home {home}: it is writable by group or others (mode 0777), and it would hold the "
+        f"key pair; remove it, or choose a folder of your own with --home or {homes.HOME_VARIABLE}."
+    )
+    assert sorted(path.name for path in home.iterdir()) == [homes.RUNTIME_FILE]  # nothing written in it
+    home.chmod(0o700)
+    assert _cli("status", "--home", str(home)).returncode == 3  # healthy after: a private home is accepted
+
+
+def test_a_home_of_another_user_is_refused(tmp_path):
+    home = homes.prepare(tmp_path / "home")
+    homes.check_home(home, uid=os.geteuid())
+    with pytest.raises(homes.UnsafeHome) as refused:
+        homes.check_home(home, uid=os.geteuid() + 1)
+    assert str(refused.value) == (
+        f"Refusing the emulator home {home}: it is owned by uid {os.geteuid()}, not by you (uid {os.geteuid() + 1}) "
+        f"(mode 0700), and it would hold the key pair; remove it, or choose a folder of your own with --home or "
+        f"{homes.HOME_VARIABLE}."
+    )
+
+
+def test_a_secret_on_the_command_line_is_refused(home):
+    refused = _cli("serve", "--home", str(home), "--access-key-id", "AKIDFIXED", "--secret-access-key", "s3cr3t")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "Refusing --secret-access-key: a command line is visible to every user of this machine (ps), so the secret "
+        "is no longer one; choose a new secret and give it in the environment (SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY) "
+        "or in a file of mode 0600 (--secret-access-key-file)."
+    )
+    assert not home.exists()
+
+
+def test_serve_reads_the_secret_from_a_private_file(home, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t\n")
+    secret.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k not in ("SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY",)}
+    args = ["--port", "0", "--home", str(home), "--access-key-id", "AKIDFIXED", "--secret-access-key-file"]
+    process = _serve(*args, str(secret), env=env)
+    try:
+        process.stdout.readline()
+        process.stdout.readline()
+        exports = _exports([process.stdout.readline().strip() for _ in range(5)])
+        assert (exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]) == ("AKIDFIXED", "s3cr3t")
+        assert "s3cr3t" not in " ".join(open(f"/proc/{process.pid}/cmdline").read().split("\0"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+
+
+def test_a_secret_file_others_can_read_is_refused(home, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t\n")
+    secret.chmod(0o644)
+    refused = _cli(
+        "serve", "--home", str(home), "--access-key-id", "AKIDFIXED", "--secret-access-key-file", str(secret)
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"Refusing the secret access key file {secret} (owner uid {os.geteuid()}, mode 0644): it must be a file of "
+        f"yours that nobody else can read; run chmod 600 {secret}."
+    )
+
+
+def test_the_printed_exports_add_the_emulator_to_no_proxy_in_a_shell(tmp_path):
+    """Pasted into a shell behind a proxy, the exports keep what NO_PROXY held and add loopback, so boto3 does not
+    send the signed local requests to the proxy."""
+    running = homes.Running(
+        url="http://127.0.0.1:5123", pid=1, credentials=Credentials.generate(), home=tmp_path, started=0.0
+    )
+    script = f'NO_PROXY=corp.example; unset no_proxy\n{running.exports(REGION)}\necho "$NO_PROXY|$no_proxy"'
+    shell = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert shell.stdout.strip() == "corp.example,127.0.0.1|127.0.0.1"

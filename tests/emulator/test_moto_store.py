@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from emulator_helpers import ACCOUNT, wait_for
 
 from sagemaker_emulator.store import blobs, moto_store
 from sagemaker_emulator.store.blobs import StoreCorrupt
+from sagemaker_emulator.store.files import UnsafePath
 from sagemaker_emulator.store.moto_store import MotoStore, changes_state
 
 TRUST = {
@@ -534,3 +536,29 @@ def test_a_save_sends_no_request_that_would_mark_the_store_dirty(emulator, tmp_p
 
     assert {operation for _, _, operation in sent} >= {"GetObject", "GetLogEvents", "GetRolePolicy"}
     assert [request for request in sent if changes_state(*request)] == []
+
+
+def test_saves_go_around_links_planted_in_the_folder_and_a_linked_tmp_is_refused(emulator, open_store, tmp_path):
+    victim = tmp_path / "elsewhere" / "victim.txt"
+    victim.parent.mkdir()
+    victim.write_text("kept")
+    s3 = emulator.client("s3", "us-east-1")
+    s3.create_bucket(Bucket="data")
+    s3.put_object(Bucket="data", Key="a", Body=b"a1")
+    store = open_store()
+    store.save()
+    (store.folder / "index.json").unlink()
+    (store.folder / "index.json").symlink_to(victim)
+    s3.put_object(Bucket="data", Key="a", Body=b"a2")
+    store.close()
+    assert not (store.folder / "index.json").is_symlink() and victim.read_text() == "kept"
+    emulator.reset()
+    restored = open_store()
+    restored.restore()
+    assert s3.get_object(Bucket="data", Key="a")["Body"].read() == b"a2"
+    restored.close(save=False)
+    shutil.rmtree(restored.folder / "tmp")
+    (restored.folder / "tmp").symlink_to(victim.parent)
+    with pytest.raises(UnsafePath, match="tmp is a symbolic link"):
+        open_store()
+    assert os.listdir(victim.parent) == ["victim.txt"] and victim.read_text() == "kept"
