@@ -185,11 +185,12 @@ def _write_sdk_config(bucket: str, role_arn: str) -> Path:
     import tempfile
 
     from sagemaker_emulator.store import home
+    from sagemaker_emulator.store.files import write_atomically
 
     for stale in Path(tempfile.gettempdir()).glob("workshop-sagemaker-config-*"):
         shutil.rmtree(stale, ignore_errors=True)
     path = home.prepare(home.default_home()) / "workshop-sagemaker-config.yaml"
-    path.write_text(
+    config = (
         "SchemaVersion: '1.0'\n"
         "SageMaker:\n"
         "  PythonSDK:\n"
@@ -200,6 +201,7 @@ def _write_sdk_config(bucket: str, role_arn: str) -> Path:
         "  TrainingJob:\n"
         f"    RoleArn: {role_arn}\n"
     )
+    write_atomically(path, [config.encode()])  # never through a link planted in the home
     os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(path)
     return path
 

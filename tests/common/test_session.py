@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -176,3 +177,14 @@ def test_local_mode_says_when_no_emulator_answers(env):
     env.update(AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret")
     with pytest.raises(RuntimeError, match=f"No SageMaker emulator answers at {url}; start one"):
         session.start_session()
+
+
+def test_the_sdk_config_is_never_written_through_a_link_planted_in_the_home(env, tmp_path):
+    target = tmp_path / "someone-elses-file"
+    target.write_text("theirs\n")
+    home = Path(env["SAGEMAKER_EMULATOR_HOME"])
+    home.mkdir(mode=0o700)
+    (home / "workshop-sagemaker-config.yaml").symlink_to(target)
+    path = session._write_sdk_config("a-bucket", f"arn:aws:iam::{ACCOUNT}:role/a-role")
+    assert target.read_text() == "theirs\n"
+    assert not path.is_symlink() and "DefaultS3Bucket: a-bucket" in path.read_text()
