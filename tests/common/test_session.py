@@ -14,14 +14,17 @@ from common import session
 from common.settings import settings
 
 ACCOUNT = "123456789012"
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    """A clean environment (no AWS or WORKSHOP variables, no config files); restored afterwards."""
+    """A clean environment (no AWS, WORKSHOP or proxy variables, no config files); restored afterwards.
+
+    Proxy variables go too: an earlier session in this process may have added loopback to ``no_proxy``."""
     saved = dict(os.environ)
     for name in list(os.environ):
-        if name.startswith(("AWS_", "WORKSHOP_", "SAGEMAKER_")) or name == "CI":
+        if name.startswith(("AWS_", "WORKSHOP_", "SAGEMAKER_")) or name in ("CI", *PROXY_VARIABLES):
             del os.environ[name]
     os.environ["AWS_CONFIG_FILE"] = str(tmp_path / "no-config")
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no-credentials")
