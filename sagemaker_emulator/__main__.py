@@ -193,7 +193,10 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
         print("To use it from a shell:", flush=True)
         print(running.exports(DEFAULT_REGION), flush=True)
         print("Press Ctrl-C to stop.", flush=True)
-        done.wait()
+        # Python runs signal handlers in the main thread only, when it runs bytecode. SIGTERM delivered to another
+        # thread (a busy server thread, say) never woke a main thread blocked in a bare wait(): poll instead.
+        while not done.wait(0.5):
+            pass
         homes.remove_runtime(home)
         return _stop_within(emulator, stop_bound_seconds(emulator.services.timings))
     finally:
