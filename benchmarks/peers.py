@@ -511,7 +511,7 @@ def offline_ready(name: str) -> bool:
     current = settings()
     archive = f"{name}.zip"
     return (
-        name == data.SYNTHETIC
+        name in data.SYNTHETIC_SIZES
         or (data.SHIPPED_DIR / archive).is_file()
         or (current.data_dir / archive).is_file()
         or current.data_mirror is not None

@@ -47,6 +47,11 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data"
 redistribution under the same terms; the archive is GroupLens's own, its README with the license inside)."""
 SYNTHETIC = "synthetic"
 SYNTHETIC_SEED = 0
+SYNTHETIC_SIZES = {
+    SYNTHETIC: {},  # ml-100k's size, the generator's default
+    "synthetic-20m": synthetic.ML_20M_SIZE,  # ml-20m's exact shape, for the original's scale without its download
+}
+"""Generated datasets by name: made in memory from ``SYNTHETIC_SEED``, nothing to fetch."""
 RATING_DTYPES = {"user_id": "int32", "item_id": "int32", "rating": "float32", "timestamp": "int64"}
 RATING_COLUMNS = tuple(RATING_DTYPES)
 ITEM_COLUMNS = ("item_id", "title", "year", "genres")
@@ -167,7 +172,7 @@ VARIANTS: dict[str, Variant] = {
         checks={"ml-25m/ratings.csv": MemberCheck(25_000_096)},
     ),
 }
-DATASETS = (*VARIANTS, SYNTHETIC)
+DATASETS = (*VARIANTS, *SYNTHETIC_SIZES)
 UNKNOWN_DATASET = "unknown dataset {name!r}; valid names: " + ", ".join(DATASETS)
 
 
@@ -198,8 +203,8 @@ def fetch_dataset(name: str | None = None) -> Path:
 def load_ratings(name: str | None = None) -> pd.DataFrame:
     """Ratings of a dataset (default: ``settings().dataset``) as ``user_id, item_id, rating, timestamp``."""
     name = _resolve(name)
-    if name == SYNTHETIC:
-        return synthetic.generate(seed=SYNTHETIC_SEED)[0]
+    if name in SYNTHETIC_SIZES:
+        return _generated(name)[0]
     variant = VARIANTS[name]
     with zipfile.ZipFile(_fetch(name)) as archive:
         return _read_ratings(archive, variant, variant.ratings)
@@ -208,8 +213,8 @@ def load_ratings(name: str | None = None) -> pd.DataFrame:
 def load_items(name: str | None = None) -> pd.DataFrame:
     """Items of a dataset (default: ``settings().dataset``) as ``item_id, title, year, genres``."""
     name = _resolve(name)
-    if name == SYNTHETIC:
-        return synthetic.generate(seed=SYNTHETIC_SEED)[1]
+    if name in SYNTHETIC_SIZES:
+        return _generated(name)[1]
     with zipfile.ZipFile(_fetch(name)) as archive:
         return _read_items(archive, VARIANTS[name])
 
@@ -217,8 +222,8 @@ def load_items(name: str | None = None) -> pd.DataFrame:
 def load_dataset(name: str | None = None) -> Dataset:
     """Ratings and items of a dataset (default: ``settings().dataset``), fetched and verified once."""
     name = _resolve(name)
-    if name == SYNTHETIC:
-        return Dataset(name, *synthetic.generate(seed=SYNTHETIC_SEED))
+    if name in SYNTHETIC_SIZES:
+        return Dataset(name, *_generated(name))
     variant = VARIANTS[name]
     with zipfile.ZipFile(_fetch(name)) as archive:
         return Dataset(name, _read_ratings(archive, variant, variant.ratings), _read_items(archive, variant))
@@ -282,6 +287,10 @@ def leave_one_out(
     test = ratings.iloc[held_rows].reset_index(drop=True)
     negatives = _sample_unseen(ratings, test["user_id"].to_numpy(), n_negatives, seed)
     return ratings[~held].reset_index(drop=True), test, negatives
+
+
+def _generated(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return synthetic.generate(seed=SYNTHETIC_SEED, **SYNTHETIC_SIZES[name])
 
 
 def _resolve(name: str | None) -> str:
@@ -456,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         dataset = load_dataset(arguments.dataset)
-        path = None if dataset.name == SYNTHETIC else str(fetch_dataset(dataset.name))
+        path = None if dataset.name in SYNTHETIC_SIZES else str(fetch_dataset(dataset.name))
     except (ValueError, DatasetUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2 if isinstance(error, ValueError) else 1

@@ -2,7 +2,7 @@
 
 | variable | meaning | default |
 |---|---|---|
-| ``WORKSHOP_DATASET`` | MovieLens variant or ``synthetic`` | ``ml-latest-small`` (shipped in ``data/``) |
+| ``WORKSHOP_DATASET`` | MovieLens variant, ``synthetic`` or ``synthetic-20m`` | ``ml-latest-small`` (shipped in ``data/``) |
 | ``WORKSHOP_DATA_DIR`` | download cache | the user's cache dir + ``/recommendation-workshop`` |
 | ``WORKSHOP_DATA_MIRROR`` | a directory or http(s) URL holding the archives | none (GroupLens) |
 | ``WORKSHOP_MODE`` | ``aws`` or ``local`` | aws when credentials and a region resolve outside CI |

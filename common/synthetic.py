@@ -41,6 +41,7 @@ GENRE_SHARES = np.array([18, 13, 6, 7, 38, 12, 4, 45, 8, 1, 10, 3, 6, 16, 10, 19
 GENRES_PER_ITEM = np.array([0.45, 0.35, 0.20])  # P(1 genre), P(2), P(3)
 RATING_SHARES = np.array([0.06, 0.11, 0.27, 0.34, 0.22])  # of 1, 2, 3, 4, 5 stars in ml-100k
 MIN_RATINGS_PER_USER = 20
+ML_20M_SIZE = {"n_users": 138_493, "n_items": 26_744, "n_ratings": 20_000_263}  # GroupLens's ml-20m README
 # Zipf-Mandelbrot popularity: the item of rank r (from 0) is drawn with weight ~ (r + OFFSET) ** -EXPONENT, which
 # gives ml-100k's shape at its size (the top movie rated by ~60% of users, a median near 20, a tail of rare ones).
 POPULARITY_EXPONENT, POPULARITY_OFFSET = 2.0, 100.0
@@ -309,8 +310,7 @@ def _choose_by_taste(
     weights ``exp(CHOICE_BY_TASTE * taste)``, done for every user at once with one sort.
     """
     key = CHOICE_BY_TASTE * taste + rng.gumbel(size=len(users))
-    # One float sort by (user, best key first): the user id plus a number in (0, 1) that falls as the key rises.
-    order = np.argsort(users + 1.0 / (1.0 + np.exp(np.clip(key, -30.0, 30.0))))
+    order = np.lexsort((-key, users))  # by user, best key first (exact at any user count, unlike one float key)
     users, items = users[order], items[order]
     place = np.arange(len(users)) - np.searchsorted(users, users)
     keep = place < counts[users]

@@ -155,3 +155,24 @@ def test_custom_sizes_are_exact():
 def test_sizes_out_of_range_are_named(sizes, message):
     with pytest.raises(ValueError, match=message):
         synthetic.generate(seed=0, **sizes)
+
+
+def test_ml_20m_variant_has_ml_20m_shape(monkeypatch, data_env):
+    """The 20M variant asks the generator for ml-20m's exact sizes (generating it takes minutes: not here)."""
+    asked = {}
+    monkeypatch.setattr(synthetic, "generate", lambda **sizes: asked.update(sizes) or (None, None))
+    data.load_ratings("synthetic-20m")
+    assert asked == {"seed": data.SYNTHETIC_SEED, "n_users": 138_493, "n_items": 26_744, "n_ratings": 20_000_263}
+
+
+def test_each_user_keeps_their_best_candidates_at_large_user_ids():
+    """At ml-20m's user count a single float sort key (user + a fraction) rounds a user's best candidate into the
+    next user's block; the choice must stay exact."""
+    users = np.repeat(np.array([138_491, 138_492]), 50)
+    items = np.tile(np.arange(50), 2)
+    taste = np.tile(np.arange(50.0), 2) * 100.0  # taste far beyond the Gumbel noise: the best 20 are certain
+    counts = np.zeros(138_493, dtype=np.int64)
+    counts[[138_491, 138_492]] = 20
+    kept_users, kept_items = synthetic._choose_by_taste(np.random.default_rng(0), counts, users, items, taste)
+    assert np.bincount(kept_users, minlength=138_493)[[138_491, 138_492]].tolist() == [20, 20]
+    assert set(kept_items[kept_users == 138_491]) == set(range(30, 50))
