@@ -101,7 +101,9 @@ def test_variant_table_covers_every_dataset_with_checks_for_its_ratings():
 
 @pytest.mark.parametrize("call", [data.fetch_dataset, data.load_ratings, data.load_items, data.load_dataset])
 def test_unknown_dataset_lists_the_valid_names(call):
-    with pytest.raises(ValueError, match=r"unknown dataset 'ml-50m'; valid names: ml-100k, .*, ml-25m, synthetic, synthetic-20m"):
+    with pytest.raises(
+        ValueError, match=r"unknown dataset 'ml-50m'; valid names: ml-100k, .*, ml-25m, synthetic, synthetic-20m"
+    ):
         call("ml-50m")
 
 
