@@ -1,7 +1,8 @@
 """Who may talk to the emulator: one key pair per emulator, checked on every request with AWS's SigV4.
 
 The emulator runs code on request, so it is guarded like any local service that does (as Jupyter guards its
-kernels with a token): a request must carry a valid SigV4 signature made with this emulator's secret key.
+kernels with a token): a request must carry a valid SigV4 signature made with this emulator's secret key, over the
+payload hash AWS's rules for its service give, so that a captured request cannot be replayed with another body.
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ request and a web page or another local user must not be able to drive it:
   without a length are refused.
 - The SigV4 signature must be made with this emulator's key (``auth.Verifier``); the service that routes the
   request is the one the signature covers. Failures are answered with each protocol's own AWS error.
+- The key, the time and the signed headers are checked from the headers alone, so a client without the key is
+  refused before a byte of its body is read (S3 takes 5 GiB bodies). The signature covers the body: S3 declares its
+  hash in a signed ``x-amz-content-sha256``, checked as the body streams into moto (``XAmzContentSHA256Mismatch``;
+  ``UNSIGNED-PAYLOAD`` only there, as on AWS); the other services' signature covers the body's own hash, read first
+  within their size limit, and an unsigned hash header is never believed.
 Connections are bounded in time too (:class:`RequestHandler`): one that sends nothing for the idle timeout is
 closed, and a request not received in full within ``Timings.request_seconds`` of its first byte (a client dripping
 one byte a second never goes idle) is answered ``408 Request Timeout`` and closed, so no client holds a thread.
@@ -421,10 +426,10 @@ class EmulatorApp:
             return refusal(
                 "s3" if failure.kind in PAYLOAD_KINDS else protocol, failure.kind, failure.detail, failure.fields
             )
-        if is_sha256(declared):
-            if not size and declared != EMPTY_SHA256:
-                return _mismatch(environ, PayloadMismatch(declared, EMPTY_SHA256))
+        if is_sha256(declared) and size:  # checked as the handler reads it, at its last byte
             environ["wsgi.input"] = io.BufferedReader(_CheckedBody(environ["wsgi.input"], size, declared))
+        elif is_sha256(declared) and declared != EMPTY_SHA256:
+            return _mismatch(environ, PayloadMismatch(declared, EMPTY_SHA256))
         return None
 
     def __call__(self, environ, start_response):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import json
 import socket
 import threading
@@ -18,6 +19,7 @@ import urllib.request
 import boto3
 import botocore.auth
 import pytest
+from boto3.s3.transfer import TransferConfig
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
@@ -618,4 +620,18 @@ def test_a_stranger_is_refused_from_the_headers_before_any_body_byte_is_read(emu
         assert answer.startswith(b"HTTP/1.1 4") and expected in answer, (name, answer)
     assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
     _no_job(emulator)
+    assert_healthy(emulator)
+
+
+def test_honest_uploads_pass_the_check_as_they_stream(emulator, s3):
+    """What boto3 sends: a signed hash (put_object), one per part (a multipart upload_fileobj), and UNSIGNED-PAYLOAD
+    from a client that opts out of payload signing."""
+    body = bytes(range(256)) * (24 * 1024)  # 6 MiB: two parts of a 5 MiB part size
+    s3.put_object(Bucket=BUCKET, Key="put", Body=body)
+    parts = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_fileobj(io.BytesIO(body), BUCKET, "multipart", Config=parts)
+    unsigned = client(emulator, "s3", s3={"payload_signing_enabled": False})
+    unsigned.put_object(Bucket=BUCKET, Key="unsigned", Body=body)
+    for key in ("put", "multipart", "unsigned"):
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body, key
     assert_healthy(emulator)
