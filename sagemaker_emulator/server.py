@@ -18,6 +18,11 @@ request and a web page or another local user must not be able to drive it:
   without a length are refused.
 - The SigV4 signature must be made with this emulator's key (``auth.Verifier``); the service that routes the
   request is the one the signature covers. Failures are answered with each protocol's own AWS error.
+- The key, the time and the signed headers are checked from the headers alone, so a client without the key is
+  refused before a byte of its body is read (S3 takes 5 GiB bodies). The signature covers the body: S3 declares its
+  hash in a signed ``x-amz-content-sha256``, checked as the body streams into moto (``XAmzContentSHA256Mismatch``;
+  ``UNSIGNED-PAYLOAD`` only there, as on AWS); the other services' signature covers the body's own hash, read first
+  within their size limit, and an unsigned hash header is never believed.
 Connections are bounded in time too (:class:`RequestHandler`): one that sends nothing for the idle timeout is
 closed, and a request not received in full within ``Timings.request_seconds`` of its first byte (a client dripping
 one byte a second never goes idle) is answered ``408 Request Timeout`` and closed, so no client holds a thread.
@@ -26,6 +31,7 @@ This is the only module that sees HTTP.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -41,7 +47,15 @@ import botocore.session
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from sagemaker_emulator.auth import AuthFailure, Credentials, SignedRequest, Verifier
+from sagemaker_emulator.auth import (
+    EMPTY_SHA256,
+    PAYLOAD_KINDS,
+    AuthFailure,
+    Credentials,
+    SignedRequest,
+    Verifier,
+    is_sha256,
+)
 from sagemaker_emulator.errors import (
     InternalFailure,
     RuntimeValidationError,
@@ -132,8 +146,30 @@ REFUSALS = {
         "forbidden": (403, "AccessDenied", ""),
         "length_required": (411, "MissingContentLength", ""),
         "too_large": (400, "EntityTooLarge", ""),
+        "payload_mismatch": (
+            400,
+            "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ),
+        "payload_missing": (400, "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"),
+        "payload_invalid": (
+            400,
+            "InvalidArgument",
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, "
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, "
+            "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD, STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER or a valid "
+            "sha256 value.",
+        ),
+        "payload_streaming": (
+            501,
+            "NotImplemented",
+            "A header you provided implies functionality that is not implemented",
+        ),
+        "unsigned_header": (403, "AccessDenied", "There were headers present in the request which were not signed"),
     },
 }
+for _protocol in ("json", "query"):  # their signature covers the body's hash: a body that differs is a bad signature
+    REFUSALS[_protocol]["payload_mismatch"] = REFUSALS[_protocol]["bad_signature"]
 REFUSALS["runtime"] = {
     **REFUSALS["json"],
     "too_large": (
@@ -158,8 +194,9 @@ def protocol_of(environ: dict) -> str:
     return "s3"
 
 
-def refusal(protocol: str, kind: str, detail: str = "") -> Response:
-    """The error a protocol's AWS service sends for a refused request (``detail`` fills an empty message)."""
+def refusal(protocol: str, kind: str, detail: str = "", fields: dict[str, str] | None = None) -> Response:
+    """The error a protocol's AWS service sends for a refused request (``detail`` fills an empty message; S3's
+    document also carries ``fields``, such as the two hashes of a payload mismatch)."""
     status, code, message = REFUSALS[protocol][kind]
     message = message or detail
     request_id = str(uuid.uuid4())
@@ -171,8 +208,10 @@ def refusal(protocol: str, kind: str, detail: str = "") -> Response:
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         )
     else:
+        extra = "".join(f"<{name}>{escape(value)}</{name}>" for name, value in (fields or {}).items())
         xml = (
-            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message><RequestId>{request_id}</RequestId></Error>"
+            f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>{extra}"
+            f"<RequestId>{request_id}</RequestId></Error>"
         )
     return Response(xml, status=status, headers={"x-amzn-RequestId": request_id}, content_type="application/xml")
 
@@ -183,6 +222,42 @@ class RequestTimeout(BaseException):
     A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on its way out (Flask's in moto,
     our handlers') turns it into a 500: it reaches :class:`RequestHandler`, which answers 408 and closes.
     """
+
+
+class PayloadMismatch(BaseException):
+    """A body whose SHA-256 is not the one its signature covers, found when its last byte is read.
+
+    A ``BaseException`` for the reason :class:`RequestTimeout` is one: it must pass moto's and our handlers'
+    ``except Exception`` on its way to :meth:`EmulatorApp.__call__`, which answers the protocol's error. Every
+    handler reads its whole body before acting on it, so nothing has changed by then.
+    """
+
+    def __init__(self, declared: str, computed: str):
+        super().__init__(declared, computed)
+        self.fields = {"ClientComputedContentSHA256": declared, "S3ComputedContentSHA256": computed}
+
+
+class _CheckedBody(io.RawIOBase):
+    """A request body that hashes what passes through it and checks the declared hash at its last byte, so that an
+    upload is checked as it streams into its handler rather than read twice."""
+
+    def __init__(self, stream, size: int, declared: str):
+        self._stream, self._left, self._declared = stream, size, declared
+        self._hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)[: min(len(buffer), self._left)]
+        if not view:
+            return 0
+        count = self._stream.readinto(view) or 0
+        self._hash.update(view[:count])
+        self._left -= count
+        if not self._left and self._hash.hexdigest() != self._declared:
+            raise PayloadMismatch(self._declared, self._hash.hexdigest())
+        return count
 
 
 class _TimedReader(io.RawIOBase):
@@ -337,18 +412,36 @@ class EmulatorApp:
             headers["content-length"] = length
         raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
         path, _, query = raw.partition("?")
-        body = None if "x-amz-content-sha256" in headers else _buffer_body(environ)
+        request = SignedRequest(environ["REQUEST_METHOD"], path, query, headers)
         try:
-            scope = self.verifier.verify(SignedRequest(environ["REQUEST_METHOD"], path, query, headers, body))
-        except AuthFailure as failure:
-            return refusal(protocol, failure.kind, failure.detail)
-        environ["emulator.scope"] = scope
+            signature = self.verifier.authenticate(request)  # before any body byte is read
+            declared = signature.payload_hash
+            if declared is None:  # the signature covers the body's hash: read it (bounded by the limit above)
+                environ["emulator.scope"] = self.verifier.verify(
+                    request, signature, hashlib.sha256(_buffer_body(environ)).hexdigest()
+                )
+                return None
+            environ["emulator.scope"] = self.verifier.verify(request, signature, declared)
+        except AuthFailure as failure:  # S3's payload header rules are S3's alone, whatever the request looks like
+            return refusal(
+                "s3" if failure.kind in PAYLOAD_KINDS else protocol, failure.kind, failure.detail, failure.fields
+            )
+        if is_sha256(declared) and size:  # checked as the handler reads it, at its last byte
+            environ["wsgi.input"] = io.BufferedReader(_CheckedBody(environ["wsgi.input"], size, declared))
+        elif is_sha256(declared) and declared != EMPTY_SHA256:
+            return _mismatch(environ, PayloadMismatch(declared, EMPTY_SHA256))
         return None
 
     def __call__(self, environ, start_response):
         refused = self._refusal(environ)
-        if refused is not None:
-            return refused(environ, start_response)
+        if refused is None:
+            try:
+                return self._route(environ, start_response)
+            except PayloadMismatch as mismatch:
+                refused = _mismatch(environ, mismatch)
+        return refused(environ, start_response)
+
+    def _route(self, environ, start_response):
         scope = environ["emulator.scope"]
         service, region = scope.service.lower(), scope.region
         if self.recorder is not None and not environ.get(ActionRecorder.UNRECORDED_ENVIRON):
@@ -429,6 +522,12 @@ def _json(status: int, body: dict, error_code: str | None = None, content_type: 
     if error_code:
         headers["x-amzn-ErrorType"] = f"{error_code}:"
     return Response(json.dumps(body), status=status, headers=headers, content_type=content_type)
+
+
+def _mismatch(environ: dict, mismatch: PayloadMismatch) -> Response:
+    """The answer to a body that is not the one signed: S3's own error, a bad signature for the other services."""
+    protocol = "s3" if environ["emulator.scope"].service.lower() == "s3" else protocol_of(environ)
+    return refusal(protocol, "payload_mismatch", fields=mismatch.fields)
 
 
 def _buffer_body(environ: dict) -> bytes:

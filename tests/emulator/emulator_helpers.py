@@ -11,7 +11,7 @@ import urllib.request
 
 import boto3
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -48,7 +48,7 @@ def send(
     request = AWSRequest(method=method, url=emulator.url + path, data=body, headers=dict(headers or {}))
     if sign:
         keys = credentials or Credentials(emulator.credentials.access_key_id, emulator.credentials.secret_access_key)
-        SigV4Auth(keys, service, REGION).add_auth(request)
+        (S3SigV4Auth if service == "s3" else SigV4Auth)(keys, service, REGION).add_auth(request)  # as boto3 signs
     prepared = urllib.request.Request(request.url, data=body or None, method=method, headers=dict(request.headers))
     try:
         with urllib.request.urlopen(prepared, timeout=30) as response:

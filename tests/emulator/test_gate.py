@@ -7,6 +7,8 @@ healthy and unchanged.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import io
 import json
 import socket
 import threading
@@ -15,8 +17,10 @@ import urllib.error
 import urllib.request
 
 import boto3
+import botocore.auth
 import pytest
-from botocore.auth import S3SigV4Auth
+from boto3.s3.transfer import TransferConfig
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -25,6 +29,7 @@ from emulator_helpers import BUCKET, REGION, ROLE, assert_healthy, client, error
 
 from sagemaker_emulator.auth import Credentials as EmulatorCredentials
 from sagemaker_emulator.emulator import Emulator
+from sagemaker_emulator.server import BODY_LIMITS
 from sagemaker_emulator.state import Timings
 
 SIGNATURE_MISMATCH = (
@@ -114,9 +119,6 @@ def test_a_body_changed_after_signing_is_refused(emulator, s3, tmp_path):
     body, marker = _attack_body(tmp_path)
     status, headers, answer = send(emulator, "POST", "/", b"{}", JSON_HEADERS)
     assert status == 400  # the signed request itself is fine (and invalid as a job)
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-
     signed = AWSRequest(method="POST", url=emulator.url + "/", data=b"{}", headers=dict(JSON_HEADERS))
     keys = emulator.credentials
     SigV4Auth(Credentials(keys.access_key_id, keys.secret_access_key), "sagemaker", REGION).add_auth(signed)
@@ -131,8 +133,6 @@ def test_a_body_changed_after_signing_is_refused(emulator, s3, tmp_path):
 
 
 def test_a_request_signed_long_ago_is_refused(emulator, s3, monkeypatch):
-    import botocore.auth
-
     past = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(minutes=20)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: past)
     with pytest.raises(ClientError) as excinfo:
@@ -180,8 +180,6 @@ def test_presigned_urls_need_sigv4_and_expire(emulator, s3, monkeypatch):
             timeout=30,
         )
     assert excinfo.value.code == 403
-    import botocore.auth
-
     past = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(minutes=5)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: past)
     expired = v4.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "shared.txt"}, ExpiresIn=60)
@@ -374,6 +372,20 @@ def _drip(port: int, head: bytes, trickle: bytes) -> bytes:
         return answer
 
 
+def _signed_list_models_head(emulator, size: int) -> bytes:
+    """The head of a signed ListModels with a body of ``size`` bytes, which the gate reads to check the signature."""
+    request = AWSRequest(
+        method="POST",
+        url=f"{emulator.url}/",
+        data=b"{" * size,
+        headers={"X-Amz-Target": "SageMaker.ListModels", "Content-Length": str(size)},
+    )
+    keys = Credentials(emulator.credentials.access_key_id, emulator.credentials.secret_access_key)
+    SigV4Auth(keys, "sagemaker", REGION).add_auth(request)
+    lines = "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+    return f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\n{lines}\r\n".encode()
+
+
 def _signed_s3_put_head(emulator, key: str, size: int) -> bytes:
     """The head of a signed PUT of ``size`` bytes to S3 (moto reads its body, not the gate)."""
     request = AWSRequest(
@@ -400,7 +412,7 @@ def test_a_request_dripping_a_byte_at_a_time_is_cut_off_at_its_time_limit(part):
         if part == "headers":
             answer = _drip(emulator.port, head.encode(), b"X-Slow: " + b"a" * 100)
         elif part == "body":
-            answer = _drip(emulator.port, f"{head}Content-Length: 100\r\n\r\n".encode(), b"{" * 100)
+            answer = _drip(emulator.port, _signed_list_models_head(emulator, 100), b"{" * 100)
         else:
             answer = _drip(emulator.port, _signed_s3_put_head(emulator, "slow", 100), b"x" * 100)
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
@@ -411,3 +423,215 @@ def test_a_request_dripping_a_byte_at_a_time_is_cut_off_at_its_time_limit(part):
         )
         assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
         assert_healthy(emulator)  # requests that arrive at once are untouched by the limit
+
+
+# ------------------------------------------------------------------------------------------------ what the signature covers
+
+
+def _signed_headers(emulator, method: str, path: str, body: bytes, headers: dict, service: str) -> dict:
+    """The headers botocore signs a request with (S3's signer declares the payload hash in a header)."""
+    request = AWSRequest(method=method, url=emulator.url + path, data=body, headers=dict(headers))
+    keys = Credentials(emulator.credentials.access_key_id, emulator.credentials.secret_access_key)
+    (S3SigV4Auth if service == "s3" else SigV4Auth)(keys, service, REGION).add_auth(request)
+    return dict(request.headers)
+
+
+def _replay(emulator, method: str, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
+    """Send ``body`` with ``headers`` as they are (urllib would otherwise call any body a form)."""
+    headers = {"Content-Type": "application/octet-stream", **headers}
+    request = urllib.request.Request(emulator.url + path, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("declared", ["signed body", "replayed body"])
+def test_a_replayed_request_with_another_body_and_an_unsigned_hash_header_is_refused(emulator, s3, tmp_path, declared):
+    """A captured CreateTrainingJob, replayed with a body that runs a command and an added X-Amz-Content-Sha256 the
+    signature does not cover: the header is not trusted, the body's own hash is what the signature is checked with."""
+    body, marker = _attack_body(tmp_path)
+    captured = _signed_headers(emulator, "POST", "/", b"{}", JSON_HEADERS, "sagemaker")
+    headers = {**captured, "X-Amz-Content-Sha256": _sha256(b"{}" if declared == "signed body" else body)}
+    status, answer = _replay(emulator, "POST", "/", body, headers)
+    assert status == 403
+    assert json.loads(answer) == {"__type": "InvalidSignatureException", "message": SIGNATURE_MISMATCH}
+    time.sleep(0.5)
+    assert not marker.exists()
+    _no_job(emulator)
+    assert_healthy(emulator)
+
+
+def test_a_signed_hash_header_that_does_not_match_the_json_body_is_refused(emulator, s3, tmp_path):
+    body, marker = _attack_body(tmp_path)
+    honest = json.dumps({"ModelName": "m"}).encode()
+    declared = {**JSON_HEADERS, "X-Amz-Target": "SageMaker.DescribeModel", "X-Amz-Content-Sha256": _sha256(honest)}
+    signed = _signed_headers(emulator, "POST", "/", honest, declared, "sagemaker")
+    status, answer = _replay(emulator, "POST", "/", honest, signed)
+    assert status == 400 and json.loads(answer)["__type"] == "ValidationException"  # signed and whole: answered
+    signed = _signed_headers(emulator, "POST", "/", honest, {**declared, **JSON_HEADERS}, "sagemaker")
+    status, answer = _replay(emulator, "POST", "/", body, signed)
+    assert status == 403
+    assert json.loads(answer) == {"__type": "InvalidSignatureException", "message": SIGNATURE_MISMATCH}
+    time.sleep(0.5)
+    assert not marker.exists()
+    _no_job(emulator)
+    assert_healthy(emulator)
+
+
+def test_an_s3_put_whose_body_does_not_match_its_signed_hash_is_not_stored(emulator, s3):
+    signed = _signed_headers(emulator, "PUT", f"/{BUCKET}/model.tar.gz", b"the real model", {}, "s3")
+    status, answer = _replay(emulator, "PUT", f"/{BUCKET}/model.tar.gz", b"a planted one", signed)
+    assert status == 400
+    assert b"<Code>XAmzContentSHA256Mismatch</Code>" in answer
+    assert b"<Message>The provided 'x-amz-content-sha256' header does not match what was computed.</Message>" in answer
+    assert f"<S3ComputedContentSHA256>{_sha256(b'a planted one')}</S3ComputedContentSHA256>".encode() in answer
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    status, _ = _replay(emulator, "PUT", f"/{BUCKET}/model.tar.gz", b"the real model", signed)
+    assert status == 200
+    assert s3.get_object(Bucket=BUCKET, Key="model.tar.gz")["Body"].read() == b"the real model"
+    assert_healthy(emulator)
+
+
+def test_an_empty_s3_body_is_checked_against_its_hash_too(emulator, s3):
+    signed = _signed_headers(emulator, "PUT", f"/{BUCKET}/empty", b"declared", {}, "s3")
+    status, answer = _replay(emulator, "PUT", f"/{BUCKET}/empty", b"", {**signed, "Content-Length": "0"})
+    assert status == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in answer
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    assert_healthy(emulator)
+
+
+def test_s3_needs_its_payload_hash_header_signed(emulator, s3):
+    request = AWSRequest(method="PUT", url=f"{emulator.url}/{BUCKET}/planted", data=b"planted")
+    keys = Credentials(emulator.credentials.access_key_id, emulator.credentials.secret_access_key)
+    SigV4Auth(keys, "s3", REGION).add_auth(request)  # the generic signer sends no payload hash header
+    status, answer = _replay(emulator, "PUT", f"/{BUCKET}/planted", b"planted", dict(request.headers))
+    assert status == 400
+    assert b"<Code>InvalidRequest</Code>" in answer
+    assert b"<Message>Missing required header for this request: x-amz-content-sha256</Message>" in answer
+    added = {**request.headers, "X-Amz-Content-Sha256": _sha256(b"planted")}  # present, but not signed
+    status, answer = _replay(emulator, "PUT", f"/{BUCKET}/planted", b"planted", added)
+    assert status == 403
+    assert b"<Code>AccessDenied</Code>" in answer
+    assert b"<HeadersNotSigned>x-amz-content-sha256</HeadersNotSigned>" in answer
+    captured = _signed_headers(emulator, "GET", f"/{BUCKET}", b"", {}, "s3")
+    replaced = {**captured, "X-Amz-Content-SHA256": _sha256(b"planted")}  # the signed header, swapped
+    status, answer = _replay(emulator, "PUT", f"/{BUCKET}/planted", b"planted", replaced)
+    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in answer
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    assert_healthy(emulator)
+
+
+def test_unsigned_x_amz_headers_are_refused_by_s3(emulator, s3):
+    signed = _signed_headers(emulator, "PUT", f"/{BUCKET}/copy", b"", {}, "s3")
+    planted = {**signed, "X-Amz-Meta-Owner": "someone-else"}
+    status, answer = _replay(emulator, "PUT", f"/{BUCKET}/copy", b"", planted)
+    assert status == 403
+    assert b"<Code>AccessDenied</Code>" in answer
+    assert b"<Message>There were headers present in the request which were not signed</Message>" in answer
+    assert b"<HeadersNotSigned>x-amz-meta-owner</HeadersNotSigned>" in answer
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    assert_healthy(emulator)
+
+
+def test_unsigned_payload_is_accepted_by_s3_only(emulator, s3, tmp_path):
+    unsigned = {"X-Amz-Content-Sha256": "UNSIGNED-PAYLOAD"}
+    request = AWSRequest(method="PUT", url=f"{emulator.url}/{BUCKET}/unsigned.txt", data=b"hello", headers=unsigned)
+    keys = Credentials(emulator.credentials.access_key_id, emulator.credentials.secret_access_key)
+    SigV4Auth(keys, "s3", REGION).add_auth(request)  # the generic signer keeps the header the caller set
+    assert _replay(emulator, "PUT", f"/{BUCKET}/unsigned.txt", b"hello", dict(request.headers))[0] == 200
+    assert s3.get_object(Bucket=BUCKET, Key="unsigned.txt")["Body"].read() == b"hello"
+    body, marker = _attack_body(tmp_path)
+    status, _, answer = send(emulator, "POST", "/", body, {**JSON_HEADERS, **unsigned})
+    assert status == 403 and json.loads(answer)["__type"] == "InvalidSignatureException"
+    assert not marker.exists()
+    _no_job(emulator)
+    assert_healthy(emulator)
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "code"),
+    [
+        ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", 501, b"NotImplemented"),
+        ("not-a-hash", 400, b"InvalidArgument"),
+    ],
+)
+def test_s3_payload_hashes_it_cannot_check_are_refused(emulator, s3, value, status, code):
+    """Chunk-signed uploads (which boto3 never sends) are refused rather than stored unchecked."""
+    request = AWSRequest(
+        method="PUT",
+        url=f"{emulator.url}/{BUCKET}/chunked",
+        data=b"x",
+        headers={"X-Amz-Content-Sha256": value, "X-Amz-Decoded-Content-Length": "1"},
+    )
+    keys = Credentials(emulator.credentials.access_key_id, emulator.credentials.secret_access_key)
+    SigV4Auth(keys, "s3", REGION).add_auth(request)
+    answer_status, answer = _replay(emulator, "PUT", f"/{BUCKET}/chunked", b"x", dict(request.headers))
+    assert answer_status == status and b"<Code>" + code + b"</Code>" in answer
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    assert_healthy(emulator)
+
+
+def _head(method: str, path: str, headers: dict) -> str:
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return f"{method} {path} HTTP/1.1\r\n{lines}\r\n"
+
+
+def _unauthenticated_heads(emulator) -> list[tuple[str, str, bytes]]:
+    """(name, request head declaring a large body that never comes, the refusal expected) per kind of stranger."""
+    host = f"127.0.0.1:{emulator.port}"
+    size = {"Content-Length": str(BODY_LIMITS["s3"]), "Host": host}
+    json_size = {"Content-Length": str(BODY_LIMITS["json"]), "Host": host, **JSON_HEADERS}
+    stranger = Credentials("AKIDSOMEONEELSE", "whatever")
+    keys = Credentials(emulator.credentials.access_key_id, emulator.credentials.secret_access_key)
+
+    def signed(credentials, service, path, headers, minutes_ago=0):
+        request = AWSRequest(method="PUT" if service == "s3" else "POST", url=emulator.url + path, headers=headers)
+        request.headers["X-Amz-Content-Sha256"] = _sha256(b"")
+        when = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(minutes=minutes_ago)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(botocore.auth, "get_current_datetime", lambda: when)
+            SigV4Auth(credentials, service, REGION).add_auth(request)
+        if service != "s3":
+            del request.headers["X-Amz-Content-Sha256"]  # SageMaker's signer hashes the body, sends no header
+        return _head(request.method, path, dict(request.headers))
+
+    return [
+        ("s3, no Authorization", _head("PUT", f"/{BUCKET}/big", size), b"<Code>AccessDenied</Code>"),
+        ("s3, unknown key", signed(stranger, "s3", f"/{BUCKET}/big", size), b"<Code>InvalidAccessKeyId</Code>"),
+        ("s3, signed long ago", signed(keys, "s3", f"/{BUCKET}/big", size, 20), b"<Code>RequestTimeTooSkewed</Code>"),
+        ("s3, wrong secret", signed(Credentials(keys.access_key, "x"), "s3", f"/{BUCKET}/big", size), b"Signature"),
+        ("sagemaker, no Authorization", _head("POST", "/", json_size), b"MissingAuthenticationTokenException"),
+        ("sagemaker, unknown key", signed(stranger, "sagemaker", "/", json_size), b"UnrecognizedClientException"),
+        ("sagemaker, signed long ago", signed(keys, "sagemaker", "/", json_size, 20), b"Signature expired"),
+    ]
+
+
+def test_a_stranger_is_refused_from_the_headers_before_any_body_byte_is_read(emulator, s3):
+    """Each request announces the largest body its API takes and never sends a byte of it: the refusal can only
+    come from the headers (a gate that read first would wait for the body and time out)."""
+    for name, head, expected in _unauthenticated_heads(emulator):
+        answer = _raw(emulator, head, timeout=30)
+        assert answer.startswith(b"HTTP/1.1 4") and expected in answer, (name, answer)
+    assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    _no_job(emulator)
+    assert_healthy(emulator)
+
+
+def test_honest_uploads_pass_the_check_as_they_stream(emulator, s3):
+    """What boto3 sends: a signed hash (put_object), one per part (a multipart upload_fileobj), and UNSIGNED-PAYLOAD
+    from a client that opts out of payload signing."""
+    body = bytes(range(256)) * (24 * 1024)  # 6 MiB: two parts of a 5 MiB part size
+    s3.put_object(Bucket=BUCKET, Key="put", Body=body)
+    parts = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_fileobj(io.BytesIO(body), BUCKET, "multipart", Config=parts)
+    unsigned = client(emulator, "s3", s3={"payload_signing_enabled": False})
+    unsigned.put_object(Bucket=BUCKET, Key="unsigned", Body=body)
+    for key in ("put", "multipart", "unsigned"):
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body, key
+    assert_healthy(emulator)
