@@ -22,6 +22,10 @@ Health: SageMaker replaces an instance that fails its health checks and the endp
 - :meth:`Deployment.stop` (emulator reset or stop) ends the monitor, cancels a replacement that is still starting
   and returns once no model server of the deployment is running.
 
+Traffic: a model server gets requests once it has answered its first ``GET /ping`` (``health_check_misses``
+tries of ``health_check_timeout_seconds``, as the monitor counts), as an instance joins an endpoint once it passes
+the ping health check; so an update swaps configurations only once the new one answers.
+
 Draining: an update or a delete must not cut off the invocations the old deployment is answering (a SIGTERM'd
 model server drops them: before draining, ``tests/emulator/test_endpoint_traffic.py`` saw 2 to 5 ``ModelError``
 answers in 4 updates). Each invocation is counted in with :meth:`Deployment.admit` under the endpoint's lock, the
@@ -124,8 +128,22 @@ class Deployment:
         )
 
     def _start(self, plan: VariantPlan, instance: str, logs: LogShipper) -> ModelServer:
+        """Start a model server and have it pass its first health check, as an instance must before it gets traffic.
+
+        Raises:
+            HostingError: the server did not start, or did not answer ``health_check_misses`` pings in a row.
+        """
         folder = self.root / plan.name / instance
-        return launch(self.services, self.region, plan.container, folder, logs, plan.name, self._stopping)
+        server = launch(self.services, self.region, plan.container, folder, logs, plan.name, self._stopping)
+        timings = self.services.timings
+        if any(server.ping(timings.health_check_timeout_seconds) for _ in range(timings.health_check_misses)):
+            return server
+        server.stop(grace_seconds=0.0)
+        raise HostingError(
+            f"The primary container for production variant {plan.name} did not pass the ping health check. Please "
+            f"check CloudWatch logs for this endpoint. (It did not answer {timings.health_check_misses} GET /ping "
+            f"health checks in a row within {timings.health_check_timeout_seconds:g} s each.)"
+        )
 
     def watch(self, on_failure: Callable[[str], None]) -> None:
         """Start the health monitor; ``on_failure(reason)`` is called once if a variant keeps failing."""

@@ -17,6 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, IMAGE, ROLE, assert_healthy, error_of, model_artifact, wait_for
 
+from sagemaker_emulator.jobs.inference import ModelServer
+
 CALLERS = 4
 UPDATES = 4
 REWEIGHS = 20  # even
@@ -103,6 +105,36 @@ def test_no_invocation_fails_during_updates(sm, s3, runtime, emulator):
     assert traffic.errors == Counter()
     assert set(traffic.scores) == {2.5, 7.0}
     wait_for(emulator.services.supervisor.live, lambda children: len(children) == 1)
+
+
+def test_an_update_whose_model_never_answers_ping_rolls_back_under_traffic(sm, s3, runtime, emulator, monkeypatch):
+    answers = ModelServer.ping
+    monkeypatch.setattr(
+        ModelServer, "ping", lambda server, timeout: server.variant == "AllTraffic" and answers(server, timeout)
+    )
+    _config(sm, s3, "ep", 2.5, SLOW)
+    sm.create_endpoint(EndpointName="ep", EndpointConfigName="ep")
+    model_data = model_artifact(s3, "models/silent.tar.gz", value=7.0)
+    sm.create_model(
+        ModelName="silent", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="silent",
+        ProductionVariants=[{"VariantName": "Silent", "ModelName": "silent", "InstanceType": "ml.m5.large"}],
+    )
+    assert _in_service(sm)["EndpointStatus"] == "InService"
+    with Traffic(runtime) as traffic:
+        traffic.wait_for_answers(CALLERS)
+        sm.update_endpoint(EndpointName="ep", EndpointConfigName="silent")
+        described = _in_service(sm)
+        traffic.wait_for_answers(CALLERS)
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "ep")
+    assert described["FailureReason"].startswith(
+        "Updating the endpoint to silent failed: The primary container for production variant Silent did not pass "
+        "the ping health check."
+    )
+    assert (traffic.errors, set(traffic.scores)) == (Counter(), {2.5})
+    assert len(emulator.services.supervisor.live()) == 1
 
 
 def test_no_invocation_fails_while_weights_change(sm, s3, runtime, emulator):
