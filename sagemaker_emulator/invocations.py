@@ -12,6 +12,10 @@ variant still being provisioned or a multi-model endpoint still loading the targ
 a 4xx or 5xx answer from the model, and here no model answers; ``InternalFailure`` (500) for a fault of the
 service itself. botocore retries a 503 in both its legacy and standard retry modes, so an SDK caller with default
 settings rides through a replacement. The wording of the message is the emulator's own.
+
+An UpdateEndpoint, an UpdateEndpointWeightsAndCapacities or a DeleteEndpoint fails no request: each invocation is
+admitted by the deployment it goes to, and an update or delete stops the old deployment only once the requests it
+admitted are answered (``jobs/hosting.py``, "Draining"); a request that comes after a delete finds no endpoint.
 """
 
 from __future__ import annotations
@@ -43,23 +47,41 @@ class Invocation:
     custom_attributes: str | None = None
 
 
-def _choose(endpoint: Endpoint, target: str | None) -> tuple[Deployment, Variant]:
+def _admit(state: EmulatorState, name: str, target: str | None) -> tuple[Endpoint, Deployment, Variant]:
+    """Route one invocation to a variant of the deployment in service, which counts it in until it is released.
+
+    All of it under the endpoint's lock, so that an update's swap or a delete's status change falls either before
+    (the invocation goes to the new deployment, or finds no endpoint) or after (the old deployment answers it
+    before it stops); and the weights are read as one consistent set while an UpdateEndpointWeightsAndCapacities
+    changes them.
+    """
+    endpoint = state.endpoints.find(name)
+    not_found = RuntimeValidationError(f"Endpoint {name} of account {state.account} not found.")
+    if endpoint is None:
+        raise not_found
     with endpoint.lock:
+        if endpoint.status not in LIVE:
+            raise not_found
         deployment = endpoint.deployment
-    if deployment is None:
-        raise ServiceUnavailable(
-            f"Endpoint {endpoint.name} is being hosted again after the emulator restarted. Try your call again."
-        )
-    variants = deployment.variants
+        if deployment is None:
+            raise ServiceUnavailable(
+                f"Endpoint {name} is being hosted again after the emulator restarted. Try your call again."
+            )
+        variant = _choose(endpoint, deployment.variants, target)
+        deployment.admit()
+    return endpoint, deployment, variant
+
+
+def _choose(endpoint: Endpoint, variants: list[Variant], target: str | None) -> Variant:
     if target is not None:
         for variant in variants:
             if variant.plan.name == target:
-                return deployment, variant
+                return variant
         raise RuntimeValidationError(f"The variant {target} was not found for endpoint {endpoint.name}.")
     weights = [variant.plan.weight for variant in variants]
     if sum(weights) <= 0:
         raise RuntimeValidationError(f"Endpoint {endpoint.name} has no variant with a positive weight.")
-    return deployment, random.choices(variants, weights=weights)[0]
+    return random.choices(variants, weights=weights)[0]
 
 
 def _unavailable(endpoint: Endpoint, variant: Variant) -> ServiceUnavailable:
@@ -77,11 +99,16 @@ def invoke_endpoint(state: EmulatorState, params: dict) -> Invocation:
         ServiceUnavailable: the variant's instance is being replaced (HTTP 503).
         ModelError: the model answered with an error status or timed out (HTTP 424).
     """
-    name = params["EndpointName"]
-    endpoint = state.endpoints.find(name)
-    if endpoint is None or endpoint.status not in LIVE:
-        raise RuntimeValidationError(f"Endpoint {name} of account {state.account} not found.")
-    deployment, variant = _choose(endpoint, params.get("TargetVariant"))
+    endpoint, deployment, variant = _admit(state, params["EndpointName"], params.get("TargetVariant"))
+    try:
+        return _forward(state, endpoint, deployment, variant, params)
+    finally:
+        deployment.release()
+
+
+def _forward(
+    state: EmulatorState, endpoint: Endpoint, deployment: Deployment, variant: Variant, params: dict
+) -> Invocation:
     server = variant.server
     if server is None or not server.alive:
         deployment.check_soon()

@@ -135,18 +135,19 @@ def _create(state: EmulatorState, endpoint: Hosted, plans: list[VariantPlan]) ->
 
 
 def _update(state: EmulatorState, endpoint: Hosted, config_name: str, plans: list[VariantPlan]) -> None:
+    """Swap in the new configuration once its servers answer; the old one drains its invocations, then stops."""
     try:
         deployment = Deployment.launch(state.services, state.region, endpoint.name, plans)
     except Exception as error:
         with endpoint.lock:
-            crashed = endpoint.deployment.failure
+            crashed = endpoint.deployment.failure if endpoint.deployment is not None else None
             if crashed is not None and endpoint.advance("Failed", state.now()):
                 endpoint.failure_reason = crashed
             elif crashed is None and endpoint.advance("InService", state.now()):
                 endpoint.failure_reason = f"Updating the endpoint to {config_name} failed: {_failure_text(error)}"
         return
     with endpoint.lock:
-        if endpoint.advance("InService", state.now()):
+        if not state.retired.is_set() and endpoint.advance("InService", state.now()):
             old = endpoint.deployment
             _serve(state, endpoint, deployment)
             endpoint.config_name = config_name
@@ -154,14 +155,16 @@ def _update(state: EmulatorState, endpoint: Hosted, config_name: str, plans: lis
             endpoint.failure_reason = None
         else:
             old = deployment
-    old.stop()
+    if old is not None:
+        old.retire()
 
 
 def _delete(state: EmulatorState, endpoint: Hosted) -> None:
+    """The endpoint is ``Deleting``, so no invocation is admitted any more: drain the ones it has, then forget it."""
     with endpoint.lock:
         deployment = endpoint.deployment
     if deployment is not None:
-        deployment.stop()
+        deployment.retire()
     if state.endpoints.find(endpoint.name) is endpoint:
         state.endpoints.remove(endpoint.name)
 

@@ -19,8 +19,19 @@ Health: SageMaker replaces an instance that fails its health checks and the endp
   endpoint turns ``Failed``. A failure is an instance that died or went silent, or a replacement that did not
   start. Three, because one crash can be a fluke (a memory spike) and two a coincidence, while a model failing
   three times in ten minutes will go on failing, and every retry downloads and loads it again.
-- :meth:`Deployment.stop` (delete, update, emulator reset or stop) ends the monitor, cancels a replacement that
-  is still starting and returns once no model server of the deployment is running.
+- :meth:`Deployment.stop` (emulator reset or stop) ends the monitor, cancels a replacement that is still starting
+  and returns once no model server of the deployment is running.
+
+Traffic: a model server gets requests once it has answered its first ``GET /ping`` (``health_check_misses``
+tries of ``health_check_timeout_seconds``, as the monitor counts), as an instance joins an endpoint once it passes
+the ping health check; so an update swaps configurations only once the new one answers.
+
+Draining: an update or a delete must not cut off the invocations the old deployment is answering (a SIGTERM'd
+model server drops them: before draining, ``tests/emulator/test_endpoint_traffic.py`` saw 2 to 5 ``ModelError``
+answers in 4 updates). Each invocation is counted in with :meth:`Deployment.admit` under the endpoint's lock, the
+lock an update holds while it swaps deployments and a delete while it moves the status; so after the swap none
+reaches the old deployment, and :meth:`Deployment.retire` waits for the ones it has (at most
+``invocation_timeout_seconds``, as long as any answer may take) before it stops the servers.
 """
 
 from __future__ import annotations
@@ -94,6 +105,8 @@ class Deployment:
         self._wake = threading.Event()
         self._monitor: threading.Thread | None = None
         self._on_failure: Callable[[str], None] | None = None
+        self._requests = 0  # invocations admitted and not yet answered
+        self._idle = threading.Condition()
 
     @classmethod
     def launch(cls, services: Services, region: str, endpoint: str, plans: list[VariantPlan]) -> Deployment:
@@ -115,8 +128,22 @@ class Deployment:
         )
 
     def _start(self, plan: VariantPlan, instance: str, logs: LogShipper) -> ModelServer:
+        """Start a model server and have it pass its first health check, as an instance must before it gets traffic.
+
+        Raises:
+            HostingError: the server did not start, or did not answer ``health_check_misses`` pings in a row.
+        """
         folder = self.root / plan.name / instance
-        return launch(self.services, self.region, plan.container, folder, logs, plan.name, self._stopping)
+        server = launch(self.services, self.region, plan.container, folder, logs, plan.name, self._stopping)
+        timings = self.services.timings
+        if any(server.ping(timings.health_check_timeout_seconds) for _ in range(timings.health_check_misses)):
+            return server
+        server.stop(grace_seconds=0.0)
+        raise HostingError(
+            f"The primary container for production variant {plan.name} did not pass the ping health check. Please "
+            f"check CloudWatch logs for this endpoint. (It did not answer {timings.health_check_misses} GET /ping "
+            f"health checks in a row within {timings.health_check_timeout_seconds:g} s each.)"
+        )
 
     def watch(self, on_failure: Callable[[str], None]) -> None:
         """Start the health monitor; ``on_failure(reason)`` is called once if a variant keeps failing."""
@@ -128,14 +155,46 @@ class Deployment:
         """Run the health checks now rather than at the next tick (an invocation found a variant down)."""
         self._wake.set()
 
+    def admit(self) -> None:
+        """Count in one invocation routed here; call it under the endpoint's lock (see the module's "Draining")."""
+        with self._idle:
+            self._requests += 1
+
+    def release(self) -> None:
+        """An admitted invocation is over, answered or not."""
+        with self._idle:
+            self._requests -= 1
+            if self._requests == 0:
+                self._idle.notify_all()
+
+    def retire(self) -> None:
+        """Stop once the invocations already admitted are over (update, delete: none can be admitted any more).
+
+        The monitor ends first, since a server that fails now has no new traffic to be replaced for. Invocations
+        still running after ``invocation_timeout_seconds`` are cut off, and the log says how many.
+        """
+        self._end_monitor()
+        with self._idle:
+            self._idle.wait_for(lambda: self._requests == 0, self.services.timings.invocation_timeout_seconds)
+            cut_off = self._requests
+        if cut_off:
+            LOG.warning(
+                "endpoint %s: %d invocations were still running when its servers stopped", self.endpoint, cut_off
+            )
+        self.stop()
+
     def stop(self) -> None:
         """End the monitor and every model server; returns once none is running. Calling it again does nothing."""
+        self._end_monitor()
+        self._stop_servers()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _end_monitor(self) -> None:
+        """End the health monitor and cancel a replacement that is still starting."""
         self._stopping.set()
         self._wake.set()
         if self._monitor is not None and self._monitor is not threading.current_thread():
             self._monitor.join()
-        self._stop_servers()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def _stop_servers(self) -> None:
         with self._lock:

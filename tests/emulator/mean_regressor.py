@@ -8,8 +8,9 @@ label first, as for SageMaker's built-in algorithms. After saving its model it c
 test StopTrainingJob, MaxRuntimeInSeconds and concurrent jobs); a test channel is scored by MSE and logged as
 ``#quality_metric: host=algo-1, test mse <loss>=<value>``. Unreadable data is a ``ClientError``.
 
-Test-only, for the endpoint health tests: a model whose replacement instances crash or hang while loading
-(:func:`check_restart`), set through the model's container ``Environment`` as a real model's settings are.
+Test-only, set through the model's container ``Environment`` as a real model's settings are: for the endpoint
+health tests, a model whose replacement instances crash or hang while loading (:func:`check_restart`); for the
+tests of invocations while an endpoint changes, a slow model and a model that holds its requests (:func:`pace`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ MODEL_FILE = "mean.json"
 FIRST_START_VARIABLE = "MEAN_REGRESSOR_TEST_FIRST_START"  # a file path; see check_restart
 RESTARTS_VARIABLE = "MEAN_REGRESSOR_TEST_RESTARTS"  # what a later start does: "crash" (default) or "hang"
 RESTART_MODES = ("crash", "hang")
+LATENCY_VARIABLE = "MEAN_REGRESSOR_TEST_LATENCY_SECONDS"  # how long each prediction takes; see pace
+HOLD_VARIABLE = "MEAN_REGRESSOR_TEST_HOLD"  # a file path; see pace
 
 HYPERPARAMETERS = {
     "statistic": Categorical(options=("mean", "median"), default="mean"),
@@ -150,6 +153,25 @@ def check_restart() -> None:
     raise AlgorithmError(f"Not the first start ({marker} exists): crashing, as {RESTARTS_VARIABLE} asks.")
 
 
+def pace() -> None:
+    """Test-only: make a prediction slow, or hold it, so that a test has requests in flight when it changes the endpoint.
+
+    ``MEAN_REGRESSOR_TEST_LATENCY_SECONDS`` makes every prediction take that long, as a big batch would.
+    With ``MEAN_REGRESSOR_TEST_HOLD`` naming a file, a prediction first creates ``<file>.held`` (the test's sign
+    that a request is inside the model) and then waits for as long as the file exists. Without the variables,
+    predictions are unaffected.
+    """
+    latency = float(os.environ.get(LATENCY_VARIABLE) or 0.0)
+    if latency:
+        time.sleep(latency)
+    hold = os.environ.get(HOLD_VARIABLE)
+    if not hold:
+        return
+    Path(f"{hold}.held").touch()
+    while os.path.exists(hold):
+        time.sleep(0.01)
+
+
 def load(model_dir: Path):
     check_restart()
     path = Path(model_dir) / MODEL_FILE
@@ -158,6 +180,7 @@ def load(model_dir: Path):
     value = float(json.loads(path.read_text())["value"])
 
     def predict(body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        pace()
         rows = _count_rows(body, content_type)
         if rows == 0:
             raise PayloadError("unable to evaluate payload provided: no rows")

@@ -15,6 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, IMAGE, REGION, ROLE, assert_healthy, deploy, error_of, model_artifact, wait_for
 
+from sagemaker_emulator.jobs.inference import ModelServer
+
 GROUP = "/aws/sagemaker/Endpoints/ep"
 JSON = "application/json"
 NOTE = "[SageMaker health check] "
@@ -257,4 +259,16 @@ def test_update_hands_health_checks_to_the_new_configuration(sm, s3, runtime, em
     os.kill(_server(emulator).child.popen.pid, signal.SIGKILL)
     answer, statuses = _healed(sm, runtime)
     assert (answer, statuses) == ({"predictions": [{"score": 7.0}]}, {"InService"})
+    assert_healthy(emulator)
+
+
+def test_a_model_server_that_never_answers_ping_fails_the_endpoint(sm, s3, emulator, monkeypatch):
+    monkeypatch.setattr(ModelServer, "ping", lambda server, timeout: False)
+    described = deploy(sm, "ep", model_artifact(s3, "models/ep.tar.gz"))
+    assert (described["EndpointStatus"], described["FailureReason"]) == (
+        "Failed",
+        "The primary container for production variant AllTraffic did not pass the ping health check. Please check "
+        "CloudWatch logs for this endpoint. (It did not answer 3 GET /ping health checks in a row within 2 s each.)",
+    )
+    assert emulator.services.supervisor.live() == []
     assert_healthy(emulator)
