@@ -16,6 +16,7 @@ import test_persistence
 from emulator_helpers import BUCKET, wait_for
 
 from sagemaker_emulator import __main__ as cli
+from sagemaker_emulator.resources.models import Model
 from sagemaker_emulator.store import home as homes
 from sagemaker_emulator.store import moto_store
 from sagemaker_emulator.store.quarantine import FOLDER, LAST_START
@@ -139,6 +140,19 @@ def _invoke(runtime) -> bytes | None:
     except runtime.exceptions.ServiceUnavailable:
         return None
     return answer["Body"].read()
+
+
+def test_a_field_added_by_a_later_release_is_filled_from_its_declaration(emulator):
+    """The mechanism itself: a release that adds a field declares its default, and today's record loads into it."""
+
+    class NextModel(Model):
+        PERSISTED = {**Model.PERSISTED, "added_later": {"default": True}}
+
+    (record,) = json.loads((SAVE / "sagemaker.json").read_text())["regions"][REGION]["models"]
+    model = NextModel.from_record(emulator.state_for(REGION), record)
+
+    assert model.added_later == {"default": True} and model.to_wire()["ModelName"] == record["name"]
+    assert model.to_record() == {**record, "schema": Model.SCHEMA, "added_later": {"default": True}}
 
 
 def test_a_record_saved_before_a_field_existed_gets_the_default(home, capsys):
