@@ -97,7 +97,10 @@ class StateStore:
                 raise ValueError("its regions are not objects of kinds")
             return regions
         except (ValueError, KeyError, TypeError) as error:
-            reason = str(error) if isinstance(error, ValueError) else f"it is not a saved state ({error!r})"
+            if isinstance(error, json.JSONDecodeError):
+                reason = f"it is not JSON ({error})"
+            else:
+                reason = str(error) if isinstance(error, ValueError) else f"it is not a saved state ({error!r})"
             self.quarantine.lose(f"every SageMaker resource ({self.path.name})", reason, paths=[self.path])
             return {}
 
