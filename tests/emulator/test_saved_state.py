@@ -31,6 +31,12 @@ KINDS = {  # persistence.KINDS: what each kind is called on the wire
     "transform_jobs": ("describe_transform_job", "TransformJobName"),
     "tuning_jobs": ("describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName"),
 }
+STATUS = {
+    "endpoints": "EndpointStatus",
+    "training_jobs": "TrainingJobStatus",
+    "transform_jobs": "TransformJobStatus",
+    "tuning_jobs": "HyperParameterTuningJobStatus",
+}
 
 
 @pytest.fixture
@@ -87,7 +93,8 @@ def assert_resources(sm, records: dict[str, list[dict]], missing: set[str] = fro
         for record in records[kind]:
             if record["name"] in missing:
                 continue
-            assert getattr(sm, describe)(**{key: record["name"]})[key] == record["name"]
+            described = getattr(sm, describe)(**{key: record["name"]})
+            assert (described[key], described.get(STATUS.get(kind))) == (record["name"], record["status"] or None)
 
 
 def test_todays_save_loads_with_every_resource_intact(home, capsys):
@@ -99,10 +106,10 @@ def test_todays_save_loads_with_every_resource_intact(home, capsys):
     assert_resources(sm, records)
     (job,) = [record for record in records["training_jobs"] if record["name"] == "fixture-train"]
     described = sm.describe_training_job(TrainingJobName="fixture-train")
-    assert (described["TrainingJobStatus"], described["FinalMetricDataList"]) == (
-        "Completed",
-        [{**metric, "Timestamp": described["FinalMetricDataList"][0]["Timestamp"]} for metric in job["final_metrics"]],
-    )
+    assert described["TrainingJobStatus"] == job["status"] == "Completed"
+    assert [(m["MetricName"], m["Value"]) for m in described["FinalMetricDataList"]] == [
+        (m["MetricName"], m["Value"]) for m in job["final_metrics"]
+    ]
     for key, body in bodies.items():
         got = s3.get_object(Bucket=BUCKET, Key=key)
         entry = saved["s3"][BUCKET]["objects"][key]
