@@ -329,3 +329,23 @@ def test_a_corrupted_moto_index_is_quarantined_with_its_files_and_sagemaker_stil
     assert len(list((kept / "s3").rglob("*-*"))) == 8
     assert any("moto's index" in line for line in status_lines(home, capsys))
     served.stop()
+
+
+def test_a_background_emulator_names_each_loss_in_serve_log(home, capsys):
+    """What a notebook starts (``start``/``ensure``) writes serve.log: one line per loss, as status lists them."""
+    edit_records(home, lambda records: records["models"][0].update(schema=99))
+    damage = object_file(home, "notes/kept.txt")
+    damage.write_bytes(damage.read_bytes()[:4])
+
+    homes.ensure(home)
+
+    lines = [line for line in (home / homes.LOG_FILE).read_text().splitlines() if line.startswith("Lost at start: ")]
+    assert [line.split(": the record")[0].split(": its file")[0] for line in lines] == [
+        f"Lost at start: S3 object s3://{BUCKET}/notes/kept.txt",
+        f"Lost at start: SageMaker model 'fixture-endpoint' in {REGION}",
+    ]
+    listed = [line for line in status_lines(home, capsys) if line.startswith("  - ")]
+    assert [line.split(": ")[0] for line in listed] == [
+        f"  - S3 object s3://{BUCKET}/notes/kept.txt",
+        f"  - SageMaker model 'fixture-endpoint' in {REGION}",
+    ]
