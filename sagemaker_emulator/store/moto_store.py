@@ -470,8 +470,8 @@ class MotoStore:
         return {"file": file, "roles": len(roles), "policies": len(policies)}
 
     def _restore_iam(self, saved: dict, summary: RestoreSummary) -> dict:
-        if not saved:
-            return saved
+        if not saved:  # nothing saved (an empty entry of any kind)
+            return {}
         try:
             saved = fill(saved, IAM_FIELDS, FORMAT)
             with self._blobs.open(saved["file"], Path(saved["file"]).stem) as file:  # named by its SHA-256
