@@ -29,6 +29,7 @@ from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.iam.actions import ACTIONS_VARIABLE
 from sagemaker_emulator.loopback import is_loopback
 from sagemaker_emulator.store import home as homes
+from sagemaker_emulator.store import quarantine
 from sagemaker_emulator.store.files import UnsafePath, write_atomically
 
 DEFAULT_PORT = 5123
@@ -216,6 +217,8 @@ def status(home: Path) -> int:
         print(f"No emulator is running for {home}.")
         return 3
     print(f"SageMaker emulator running at {running.url} (pid {running.pid}), home {home}.")
+    for line in quarantine.last_start(home / "state"):
+        print(line)
     return 0
 
 

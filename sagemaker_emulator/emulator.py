@@ -39,6 +39,7 @@ from sagemaker_emulator.state import Clock, EmulatorState, Limits, Services, Sys
 from sagemaker_emulator.store import persistence
 from sagemaker_emulator.store.moto_store import MotoStore
 from sagemaker_emulator.store.persistence import StateStore
+from sagemaker_emulator.store.quarantine import Quarantine
 
 LOG = logging.getLogger(__name__)
 
@@ -154,13 +155,19 @@ class Emulator:
             self.services.timings = dataclasses.replace(self.services.timings, stop_grace_seconds=stop_grace_seconds)
         self._thread: threading.Thread | None = None
         self._stopped = False
-        self._moto_store = self._state_store = None
+        self._moto_store = self._state_store = self.quarantine = None
         if state_dir is not None:
             saves = self.services.timings
+            self.quarantine = Quarantine(Path(state_dir))
             self._moto_store = MotoStore(
-                Path(state_dir) / "moto", self.internal_client, interval=saves.moto_save_seconds
+                Path(state_dir) / "moto",
+                self.internal_client,
+                interval=saves.moto_save_seconds,
+                quarantine=self.quarantine,
             )
-            self._state_store = StateStore(Path(state_dir), interval=saves.state_save_seconds)
+            self._state_store = StateStore(
+                Path(state_dir), interval=saves.state_save_seconds, quarantine=self.quarantine
+            )
             app.on_moto_change = self._moto_store.mark_dirty
 
     def start(self) -> Emulator:
@@ -176,8 +183,9 @@ class Emulator:
         moto = self._moto_store.restore()
         counts: dict[str, int] = {}
         for region, records in self._state_store.load().items():
-            for kind, count in persistence.restore(records, self.state_for(region)).items():
+            for kind, count in persistence.restore(records, self.state_for(region), self.quarantine).items():
                 counts[kind] = counts.get(kind, 0) + count
+        self.quarantine.report()
         self._moto_store.start()
         self._state_store.watch(lambda: dict(self._states))
         sagemaker = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items() if count)
@@ -185,6 +193,11 @@ class Emulator:
             f"State: {moto}; SageMaker resources restored: {sagemaker or 'none'} "
             f"({time.monotonic() - started:.1f} s in all; endpoints are hosted again in the background)."
         )
+        if self.quarantine.losses:
+            self.restored += (
+                f" Lost at start: {len(self.quarantine.losses)} saved item(s) could not be loaded and were set "
+                f"aside in {self.quarantine.root}: `python -m sagemaker_emulator status` lists them."
+            )
 
     def state_for(self, region: str) -> EmulatorState:
         with self._lock:

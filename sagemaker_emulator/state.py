@@ -19,6 +19,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 from sagemaker_emulator.algorithms.failures import INTERNAL_ERROR, failure_reason
 from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.errors import ResourceInUse, ResourceNotFound, ServiceError, ValidationException
+from sagemaker_emulator.store.schema import REQUIRED, SCHEMA_FIELD, fill
 
 ACCOUNT_ID = "123456789012"  # moto's default account, which dummy credentials map to
 RUNNING = ("InProgress", "Stopping")  # a job's statuses while its work goes on (and counts against a quota)
@@ -48,14 +49,26 @@ class SystemClock:
 class Resource:
     """A SageMaker resource with a name, an ARN, tags and, for most, a status with declared transitions.
 
-    ``PERSISTED`` names the attributes that, with the common ones, make its saved record (``to_record``): what
-    it was asked to be and what became of it. Anything else (locks, events, running processes) is rebuilt by
+    ``PERSISTED`` maps the attributes that, with the common ones (``COMMON``), make its saved record
+    (``to_record``) to their defaults: what it was asked to be and what became of it. A record saved before a field
+    existed gets the default (``store.schema.fill``), so a field added later needs only its entry here; ``REQUIRED``
+    marks the few that nothing can stand for. ``SCHEMA`` goes up only when a field changes meaning, so that an older
+    emulator refuses what it would misread. Anything else (locks, events, running processes) is rebuilt by
     ``after_restore`` when :meth:`from_record` brings it back after a restart.
     """
 
     ARN_TYPE: ClassVar[str] = ""
     TRANSITIONS: ClassVar[frozenset[tuple[str, str]]] = frozenset()
-    PERSISTED: ClassVar[tuple[str, ...]] = ()
+    SCHEMA: ClassVar[int] = 1
+    COMMON: ClassVar[dict[str, object]] = {
+        "name": REQUIRED,
+        "arn": REQUIRED,
+        "creation_time": REQUIRED,
+        "last_modified_time": REQUIRED,
+        "tags": [],
+        "status": "",
+    }
+    PERSISTED: ClassVar[dict[str, object]] = {}
 
     def __init__(self, name: str, arn: str, created: float, tags: list[dict] | None = None, status: str = ""):
         self.name = name
@@ -81,6 +94,7 @@ class Resource:
     def to_record(self) -> dict:
         with self.lock:
             record = {
+                SCHEMA_FIELD: self.SCHEMA,
                 "name": self.name,
                 "arn": self.arn,
                 "creation_time": self.creation_time,
@@ -92,7 +106,13 @@ class Resource:
             return copy.deepcopy(record)
 
     @classmethod
-    def from_record(cls, state: EmulatorState, record: dict) -> Resource:
+    def from_record(cls, state: EmulatorState, record: object) -> Resource:
+        """The resource a saved record describes, fields it lacks filled with their defaults.
+
+        Raises:
+            schema.Damaged: the record is from a newer schema, or lacks a field that has no default.
+        """
+        record = fill(record, {**cls.COMMON, **cls.PERSISTED}, cls.SCHEMA)
         resource = cls.__new__(cls)
         Resource.__init__(
             resource, record["name"], record["arn"], record["creation_time"], record["tags"], record["status"]

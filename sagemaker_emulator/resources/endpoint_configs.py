@@ -14,6 +14,7 @@ from sagemaker_emulator.errors import ValidationException
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource
+from sagemaker_emulator.store.schema import REQUIRED
 
 # API_ProductionVariantServerlessConfig: "MemorySizeInMB ... 1024 MB, 2048 MB, 3072 MB, 4096 MB, 5120 MB, or
 # 6144 MB"; botocore's model only bounds it (1024..6144).
@@ -30,7 +31,7 @@ _PASSED_THROUGH = (
 
 class EndpointConfig(Resource):
     ARN_TYPE = "endpoint-config"
-    PERSISTED = ("production_variants", "extra")
+    PERSISTED = {"production_variants": REQUIRED, "extra": {}}
 
     def __init__(self, state: EmulatorState, params: dict):
         name = params["EndpointConfigName"]

@@ -24,6 +24,7 @@ from sagemaker_emulator.jobs.hosting import Deployment, Variant, VariantPlan
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import EmulatorState, Resource
+from sagemaker_emulator.store.schema import REQUIRED
 
 
 def _variant_wire(variant: Variant) -> dict:
@@ -40,7 +41,7 @@ def _variant_wire(variant: Variant) -> dict:
 
 class Endpoint(Resource):
     ARN_TYPE = "endpoint"
-    PERSISTED = ("config_name", "failure_reason", "plans")
+    PERSISTED = {"config_name": REQUIRED, "failure_reason": None, "plans": []}
     TRANSITIONS = frozenset(
         {
             ("Creating", "InService"),

@@ -15,13 +15,13 @@ from sagemaker_emulator.state import EmulatorState, Resource
 
 class Model(Resource):
     ARN_TYPE = "model"
-    PERSISTED = (
-        "primary_container",
-        "containers",
-        "execution_role_arn",
-        "network_isolation",
-        "inference_execution_config",
-    )
+    PERSISTED = {
+        "primary_container": None,
+        "containers": None,
+        "execution_role_arn": None,
+        "network_isolation": False,
+        "inference_execution_config": None,
+    }
 
     def __init__(self, state: EmulatorState, params: dict):
         name = params["ModelName"]

@@ -20,13 +20,21 @@ from sagemaker_emulator.jobs.training import MESSAGES, start_training
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import RUNNING, EmulatorState, Resource, interrupted
+from sagemaker_emulator.store.schema import REQUIRED
 
 INTERRUPTED = interrupted("training job")
 
 
 class TrainingJob(Resource):
     ARN_TYPE = "training-job"
-    PERSISTED = ("params", "secondary", "failure_reason", "final_metrics", "start_time", "end_time")
+    PERSISTED = {
+        "params": REQUIRED,
+        "secondary": REQUIRED,
+        "failure_reason": None,
+        "final_metrics": [],
+        "start_time": None,
+        "end_time": None,
+    }
     TRANSITIONS = frozenset(
         {
             ("InProgress", "Completed"),

@@ -14,6 +14,7 @@ from sagemaker_emulator.jobs.transform import start_transform
 from sagemaker_emulator.operations import operation
 from sagemaker_emulator.resources.listing import page
 from sagemaker_emulator.state import RUNNING, EmulatorState, Resource, interrupted
+from sagemaker_emulator.store.schema import REQUIRED
 
 MAX_PAYLOAD_MB = 100
 INTERRUPTED = interrupted("transform job")
@@ -21,7 +22,13 @@ INTERRUPTED = interrupted("transform job")
 
 class TransformJob(Resource):
     ARN_TYPE = "transform-job"
-    PERSISTED = ("params", "container", "failure_reason", "start_time", "end_time")
+    PERSISTED = {
+        "params": REQUIRED,
+        "container": REQUIRED,
+        "failure_reason": None,
+        "start_time": None,
+        "end_time": None,
+    }
     TRANSITIONS = frozenset(
         {
             ("InProgress", "Completed"),

@@ -40,6 +40,7 @@ from sagemaker_emulator.operations import call, operation
 from sagemaker_emulator.resources.listing import page, paginate
 from sagemaker_emulator.resources.training_jobs import TrainingJob
 from sagemaker_emulator.state import RUNNING, EmulatorState, Resource, interrupted
+from sagemaker_emulator.store.schema import REQUIRED
 
 RANGE_KINDS = ("IntegerParameterRanges", "ContinuousParameterRanges", "CategoricalParameterRanges")
 MAX_TRAINING_JOBS = 500  # AWS's quota of training jobs per tuning job
@@ -62,7 +63,7 @@ _COPIED = (
 
 class TuningJob(Resource):
     ARN_TYPE = "hyper-parameter-tuning-job"
-    PERSISTED = ("params", "trials", "failure_reason", "end_time")
+    PERSISTED = {"params": REQUIRED, "trials": [], "failure_reason": None, "end_time": None}
     TRANSITIONS = frozenset(
         {
             ("InProgress", "Completed"),

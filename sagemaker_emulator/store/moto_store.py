@@ -12,17 +12,22 @@ than the 14 days PutLogEvents accepts.
 Layout of the folder (only ``index.json`` has a fixed name; the rest are named by hashes, never by a key or a name,
 since those are chosen by whoever calls the API)::
 
-    index.json                          the saved state: every bucket, object, log group, stream, and the IAM file
+    index.json                          the saved state: every bucket, object (with its size and SHA-256), log
+                                        group, stream, and the IAM file; ``format`` is its version
     s3/<h[:2]>/<h>-<rev>                one object's bytes; h = sha256(bucket NUL key), rev random per write
-    logs/<h[:2]>/<h>-<rev>.json         one stream's events, [[timestamp, message], ...]; h = sha256(region NUL group
-                                        NUL stream)
-    iam/<sha256 of content>.json        roles (trust, inline and attached policies) and customer-managed policies
+    logs/<h[:2]>/<h>-<rev>.json         one stream's events, {"schema", "events": [[timestamp, message], ...]};
+                                        h = sha256(region NUL group NUL stream)
+    iam/<sha256 of content>.json        {"schema", "roles", "policies"}: roles (trust, inline and attached policies)
+                                        and customer-managed policies
     tmp/                                files being written
     .lock                               held (flock) by the one MotoStore using the folder
 
 Crash safety is the blob folder's (a changed object gets a new ``rev``; the index is replaced last; an index that
-cannot be read raises ``blobs.StoreCorrupt`` rather than starting empty, since the next save would erase what is
-left).
+cannot be read is quarantined with every file, rather than erased by the next save). Damage is contained: an entry of
+the index is filled with its declared defaults (``*_FIELDS``, ``store/schema.py``; format 1, today's older saves,
+lacks checksums), and an object, stream or IAM file that is missing, cut short, changed, or not what its entry says
+is quarantined alone (``store/quarantine.py``): the object is absent (a GET answers S3's ``NoSuchKey``, never short
+data) and the rest comes back. After a restore the index is rewritten in the current format, without what was lost.
 
 Incremental: an object is fetched only if its (ETag, size, LastModified) differs from the index, a stream only if its
 (sequence token, last ingestion, last event, stored bytes) does; IAM is small and rewritten only if its content
@@ -47,19 +52,27 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sagemaker_emulator.store.blobs import BlobFolder, blob_name
+from sagemaker_emulator.store.blobs import BlobFolder, StoreCorrupt, blob_name
+from sagemaker_emulator.store.quarantine import Quarantine
+from sagemaker_emulator.store.schema import REQUIRED, SCHEMA_FIELD, Damaged, fill
 
 LOG = logging.getLogger(__name__)
 
 SERVICES = ("s3", "logs", "iam")
 HOME_REGION = "us-east-1"  # where S3's and IAM's global APIs are asked, and S3's LocationConstraint None
-FORMAT = 1
+FORMAT = 2  # 2: entries carry their file's SHA-256; log and IAM files carry their schema
 CHUNK = 1 << 20
 OBJECT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
 STREAM_STAMP = ("uploadSequenceToken", "lastIngestionTime", "lastEventTimestamp", "storedBytes")
 READ_VERBS = ("Describe", "Get", "List", "Filter", "Test", "Simulate", "Generate", "StartQuery", "StopQuery")
 GONE = {"NoSuchBucket", "NoSuchKey", "ResourceNotFoundException", "NoSuchEntity"}
-WAY_OUT = "move the folder aside to start with empty S3, Logs and IAM, or put back a backup of it"
+BUCKET_FIELDS = {"region": HOME_REGION, "public_access_block": None, "objects": {}}
+OBJECT_FIELDS = {"file": REQUIRED, "stamp": REQUIRED, "Metadata": {}, "sha256": None}
+GROUP_FIELDS = {"retention": None, "streams": {}}
+STREAM_FIELDS = {"file": None, "stamp": REQUIRED, "events": 0, "sha256": None}
+IAM_FIELDS = {"file": REQUIRED, "roles": 0, "policies": 0}
+EVENTS_CONTENT = {"events": REQUIRED}
+IAM_CONTENT = {"roles": [], "policies": []}
 _FILE = re.compile(r"(s3|logs)/[0-9a-f]{2}/[0-9a-f]{64}-[0-9a-f]{16}(\.json)?|iam/[0-9a-f]{64}\.json")
 
 
@@ -120,12 +133,28 @@ class MotoStore:
     state is not saved into until :meth:`restore` has run, since saving moto's (empty) state first would erase it.
     """
 
-    def __init__(self, folder: Path, client: Callable[[str, str], Any], *, interval: float = 5.0, workers: int = 8):
+    def __init__(
+        self,
+        folder: Path,
+        client: Callable[[str, str], Any],
+        *,
+        interval: float = 5.0,
+        workers: int = 8,
+        quarantine: Quarantine | None = None,
+    ):
         if interval <= 0 or workers < 1:
             raise ValueError(f"interval must be > 0 and workers >= 1; got interval={interval}, workers={workers}")
         self.folder = Path(folder)
+        self._quarantine = quarantine or Quarantine(self.folder)  # the emulator's is <state>/quarantine
         self._blobs = BlobFolder(
-            self.folder, SERVICES, {service: {} for service in SERVICES}, _files, _FILE, FORMAT, WAY_OUT
+            self.folder,
+            SERVICES,
+            {service: {} for service in SERVICES},
+            _files,
+            _FILE,
+            FORMAT,
+            self._quarantine,
+            "every S3 bucket, log group and IAM role (moto's index)",
         )
         self._client = client
         self._interval = interval
@@ -206,12 +235,17 @@ class MotoStore:
             self._check_open(restoring=True)
             started = time.perf_counter()
             summary = RestoreSummary()
-            saved = self._blobs.index
+            saved = dict(self._blobs.index)
+            for service in SERVICES:
+                if service != "iam" and not isinstance(saved[service], dict):
+                    self._lose(f"every saved {service} entry", Damaged("it is not an object"), saved[service], [])
+                    saved[service] = {}
             index = dict(saved)
             index["iam"] = self._restore_iam(saved["iam"], summary)
             index["s3"] = self._restore_s3(saved["s3"], summary)
             index["logs"] = self._restore_logs(saved["logs"], summary)
-            self._blobs.index = index  # new stamps (LastModified, ingestion times) of the same files: nothing to write
+            self._blobs.begin()  # the same files, their new stamps, checksums filled in, the lost ones left out
+            self._blobs.commit(index)
             self._unrestored = False
             summary.seconds = time.perf_counter() - started
             return summary
@@ -259,47 +293,66 @@ class MotoStore:
                 return None
             raise
         file = blob_name("s3", bucket, key)
-        self._blobs.write(file, response["Body"].iter_chunks(CHUNK))
-        entry = {"file": file, "stamp": [response["ETag"], response["ContentLength"], stamp[2]]}
+        digest = self._blobs.write(file, response["Body"].iter_chunks(CHUNK))
+        entry = {"file": file, "stamp": [response["ETag"], response["ContentLength"], stamp[2]], "sha256": digest}
         entry.update({header: response[header] for header in OBJECT_HEADERS if response.get(header)})
         entry["Metadata"] = response.get("Metadata", {})
         return entry
 
     def _restore_s3(self, saved: dict, summary: RestoreSummary) -> dict:
+        buckets = {}
         for name, bucket in saved.items():
-            s3 = self._client("s3", bucket["region"])
-            if bucket["region"] == HOME_REGION:
-                s3.create_bucket(Bucket=name)
-            else:
-                s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": bucket["region"]})
-            if bucket["public_access_block"] is not None:
-                s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=bucket["public_access_block"])
-        uploads = [(name, key, entry) for name, bucket in saved.items() for key, entry in bucket["objects"].items()]
+            try:
+                bucket = fill(bucket, BUCKET_FIELDS, FORMAT)
+                s3 = self._client("s3", bucket["region"])
+                if bucket["region"] == HOME_REGION:
+                    s3.create_bucket(Bucket=name)
+                else:
+                    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": bucket["region"]})
+                if bucket["public_access_block"] is not None:
+                    s3.put_public_access_block(
+                        Bucket=name, PublicAccessBlockConfiguration=bucket["public_access_block"]
+                    )
+            except Exception as error:  # one bucket's damage never stops the others
+                objects = _values(_field(bucket, "objects"))
+                self._lose(f"S3 bucket {name!r} and its objects", error, bucket, [_field(o, "file") for o in objects])
+                continue
+            buckets[name] = bucket
+        uploads = [(name, key, entry) for name, bucket in buckets.items() for key, entry in bucket["objects"].items()]
         with ThreadPoolExecutor(self._workers) as pool:
-            list(pool.map(lambda upload: self._upload(saved[upload[0]]["region"], *upload), uploads))
+            uploaded = list(pool.map(lambda upload: self._upload(buckets[upload[0]]["region"], *upload), uploads))
+        entries = {(name, key): entry for (name, key, _), entry in zip(uploads, uploaded) if entry is not None}
         restored = {}
-        for name, bucket in saved.items():
-            objects = dict(bucket["objects"])
+        for name, bucket in buckets.items():
+            objects = {}
             s3 = self._client("s3", bucket["region"])
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
                 for item in page.get("Contents", []):
-                    if item["Key"] not in objects:
-                        continue
-                    objects[item["Key"]] = {
-                        **objects[item["Key"]],
-                        "stamp": [item["ETag"], item["Size"], item["LastModified"].isoformat()],
-                    }
+                    if (name, item["Key"]) in entries:
+                        stamp = [item["ETag"], item["Size"], item["LastModified"].isoformat()]
+                        objects[item["Key"]] = {**entries[name, item["Key"]], "stamp": stamp}
             restored[name] = {**bucket, "objects": objects}
             summary.buckets += 1
             summary.objects += len(objects)
             summary.bytes += sum(entry["stamp"][1] for entry in objects.values())
         return restored
 
-    def _upload(self, region: str, bucket: str, key: str, entry: dict) -> None:
-        extra = {header: entry[header] for header in OBJECT_HEADERS if header in entry}
-        s3 = self._client("s3", region)
-        with self._blobs.open(entry["file"]) as body:
-            s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=entry["Metadata"], **extra)
+    def _upload(self, region: str, bucket: str, key: str, entry: object) -> dict | None:
+        """Put one saved object back, its file checked first; its entry (with its checksum), or None if it was lost."""
+        try:
+            entry = fill(entry, OBJECT_FIELDS, FORMAT)
+            extra = {header: entry[header] for header in OBJECT_HEADERS if header in entry}
+            with self._blobs.open(entry["file"], entry["sha256"], entry["stamp"][1]) as body:
+                if entry["sha256"] is None:  # saved before checksums: its first one, from the file as it is
+                    entry["sha256"] = hashlib.file_digest(body, "sha256").hexdigest()
+                    body.seek(0)
+                self._client("s3", region).put_object(
+                    Bucket=bucket, Key=key, Body=body, Metadata=entry["Metadata"], **extra
+                )
+        except Exception as error:  # one object's damage never stops the others
+            self._lose(f"S3 object s3://{bucket}/{key}", error, entry)
+            return None
+        return entry
 
     # CloudWatch Logs
 
@@ -332,32 +385,48 @@ class MotoStore:
                 entry = previous.get(name)
                 if entry is None or entry["stamp"] != stamp:
                     events = _read_events(logs, group, name)
-                    file = blob_name("logs", region, group, name) + ".json" if events else None
-                    if file is not None:
-                        self._blobs.write(file, [json.dumps(events).encode()])
+                    file, digest = None, None
+                    if events:
+                        file = blob_name("logs", region, group, name) + ".json"
+                        content = json.dumps({SCHEMA_FIELD: FORMAT, "events": events}).encode()
+                        digest = self._blobs.write(file, [content])
                         report.streams_written += 1
-                    entry = {"file": file, "stamp": stamp, "events": len(events)}
+                    entry = {"file": file, "stamp": stamp, "events": len(events), "sha256": digest}
                 streams[name] = entry
         return streams
 
     def _restore_logs(self, saved: dict, summary: RestoreSummary) -> dict:
         restored = {}
         for region, groups in saved.items():
+            if not isinstance(groups, dict):
+                self._lose(f"every log group in {region}", Damaged("they are not an object"), groups, [])
+                continue
             logs = self._client("logs", region)
             restored[region] = {}
             for group, saved_group in groups.items():
-                logs.create_log_group(logGroupName=group)
-                if saved_group["retention"] is not None:
-                    logs.put_retention_policy(logGroupName=group, retentionInDays=saved_group["retention"])
+                try:
+                    saved_group = fill(saved_group, GROUP_FIELDS, FORMAT)
+                    logs.create_log_group(logGroupName=group)
+                    if saved_group["retention"] is not None:
+                        logs.put_retention_policy(logGroupName=group, retentionInDays=saved_group["retention"])
+                except Exception as error:  # one group's damage never stops the others
+                    streams = _values(_field(saved_group, "streams"))
+                    files = [_field(stream, "file") for stream in streams]
+                    self._lose(f"log group {group!r} in {region} and its streams", error, saved_group, files)
+                    continue
+                streams = {}
                 for stream, entry in saved_group["streams"].items():
-                    logs.create_log_stream(logGroupName=group, logStreamName=stream)
-                    if entry["file"] is not None:
-                        with self._blobs.open(entry["file"]) as file:
-                            events = json.load(file)
+                    try:
+                        entry = fill(entry, STREAM_FIELDS, FORMAT)
+                        events = self._events(entry) if entry["file"] is not None else []
+                        logs.create_log_stream(logGroupName=group, logStreamName=stream)
                         _moto_append_log_events(self._account_id(), region, group, stream, events)
+                    except Exception as error:  # one stream's damage never stops the others
+                        self._lose(f"log stream {stream!r} of log group {group!r} in {region}", error, entry)
+                        continue
+                    streams[stream] = entry
                     summary.log_streams += 1
-                    summary.log_events += entry["events"]
-                streams = dict(saved_group["streams"])
+                    summary.log_events += len(events)
                 for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group):
                     for stream in page["logStreams"]:
                         name = stream["logStreamName"]
@@ -366,6 +435,12 @@ class MotoStore:
                 restored[region][group] = {**saved_group, "streams": streams}
                 summary.log_groups += 1
         return restored
+
+    def _events(self, entry: dict) -> list[list]:
+        """A stream's saved events, its file checked (a file of format 1 is the bare list)."""
+        with self._blobs.open(entry["file"], entry["sha256"]) as file:
+            content = json.load(file)
+        return fill({"events": content} if isinstance(content, list) else content, EVENTS_CONTENT, FORMAT)["events"]
 
     # IAM
 
@@ -387,7 +462,7 @@ class MotoStore:
         for page in iam.get_paginator("list_roles").paginate():
             for listed in page["Roles"]:
                 roles.append(_role(iam, listed["RoleName"]))
-        content = json.dumps({"policies": policies, "roles": roles}, sort_keys=True).encode()
+        content = json.dumps({SCHEMA_FIELD: FORMAT, "policies": policies, "roles": roles}, sort_keys=True).encode()
         file = f"iam/{hashlib.sha256(content).hexdigest()}.json"
         if file != previous.get("file"):
             self._blobs.write(file, [content])
@@ -395,10 +470,15 @@ class MotoStore:
         return {"file": file, "roles": len(roles), "policies": len(policies)}
 
     def _restore_iam(self, saved: dict, summary: RestoreSummary) -> dict:
-        if not saved:
-            return saved
-        with self._blobs.open(saved["file"]) as file:
-            content = json.load(file)
+        if not saved:  # nothing saved (an empty entry of any kind)
+            return {}
+        try:
+            saved = fill(saved, IAM_FIELDS, FORMAT)
+            with self._blobs.open(saved["file"], Path(saved["file"]).stem) as file:  # named by its SHA-256
+                content = fill(json.load(file), IAM_CONTENT, FORMAT)
+        except Exception as error:  # S3 and Logs still come back
+            self._lose("every IAM role and policy", error, saved)
+            return {}
         iam = self._client("iam", HOME_REGION)
         for policy in content["policies"]:
             iam.create_policy(**{**policy, "PolicyDocument": json.dumps(policy["PolicyDocument"])})
@@ -412,6 +492,17 @@ class MotoStore:
                 iam.attach_role_policy(RoleName=role["RoleName"], PolicyArn=arn)
         summary.roles, summary.policies = len(content["roles"]), len(content["policies"])
         return saved
+
+    def _lose(self, what: str, error: Exception, entry: object, files: Iterable[object] | None = None) -> None:
+        """Quarantine an entry of the index and the ``files`` it names (default: its own ``file``): one file alone
+        is moved as it is; otherwise the entry goes with them, as the record of what they were."""
+        reason = str(error) if isinstance(error, (Damaged, StoreCorrupt)) else f"it could not be recreated ({error!r})"
+        own = files is None
+        files = [_field(entry, "file")] if own else list(files)
+        paths = [self.folder / f for f in files if isinstance(f, str) and _FILE.fullmatch(f)]
+        paths = [path for path in paths if path.exists()]
+        single = own and len(paths) == 1
+        self._quarantine.lose(what, reason, paths=paths, record=None if single else entry)
 
     def _check_open(self, restoring: bool = False) -> None:
         if self._closed:
@@ -447,18 +538,24 @@ class MotoStore:
 
 
 def _files(index: dict) -> set[str]:
-    """Every file an index names."""
-    names = {entry["file"] for bucket in index["s3"].values() for entry in bucket["objects"].values()}
-    names.update(
-        entry["file"]
-        for groups in index["logs"].values()
-        for group in groups.values()
-        for entry in group["streams"].values()
-        if entry["file"] is not None
-    )
-    if index["iam"]:
-        names.add(index["iam"]["file"])
-    return names
+    """Every file an index names (an entry too damaged to name one names none; the restore quarantines it)."""
+    objects = [entry for bucket in _values(index["s3"]) for entry in _values(_field(bucket, "objects"))]
+    streams = [
+        entry
+        for groups in _values(index["logs"])
+        for group in _values(groups)
+        for entry in _values(_field(group, "streams"))
+    ]
+    names = {_field(entry, "file") for entry in [*objects, *streams, index["iam"]]}
+    return {name for name in names if isinstance(name, str)}
+
+
+def _values(value: object) -> list:
+    return list(value.values()) if isinstance(value, dict) else []
+
+
+def _field(value: object, name: str) -> object:
+    return value.get(name) if isinstance(value, dict) else None
 
 
 def _count(number: int, noun: str, plural: str = "") -> str:

@@ -8,15 +8,18 @@ so a whole document is a few KB to a few hundred; S3 objects and logs are moto's
 On start the records come back as resources, and what cannot survive a restart is settled as AWS would settle
 a lost host: a training or transform job that was running is ``Failed`` with a reason that says why, and an
 endpoint that was serving is started again from the variants it ran (``jobs/endpoints.py``), keeping its status.
+
+Each record carries its resource's schema, and fields it lacks get their declared defaults (``Resource.PERSISTED``,
+``store/schema.py``), so a save from an older emulator loads. A record that cannot be loaded (from a newer schema,
+lacking a field without a default, or failing to rebuild) is quarantined alone (``store/quarantine.py``); a document
+that is not JSON, or is from a newer version, is quarantined whole, and the rest of the state (moto's) still loads.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +31,8 @@ from sagemaker_emulator.resources.transform_jobs import TransformJob
 from sagemaker_emulator.resources.tuning_jobs import TuningJob
 from sagemaker_emulator.state import EmulatorState
 from sagemaker_emulator.store.files import TEMPORARY_SUFFIX, private_folder, write_atomically
+from sagemaker_emulator.store.quarantine import Quarantine
+from sagemaker_emulator.store.schema import Damaged
 
 LOG = logging.getLogger(__name__)
 
@@ -57,8 +62,9 @@ def snapshot(states: dict[str, EmulatorState]) -> str:
 class StateStore:
     """``sagemaker.json`` in ``folder``: :meth:`load` once at start, then :meth:`watch` keeps it current."""
 
-    def __init__(self, folder: Path, interval: float = 0.5):
+    def __init__(self, folder: Path, interval: float = 0.5, quarantine: Quarantine | None = None):
         self.folder = folder
+        self.quarantine = quarantine or Quarantine(folder)
         self.path = folder / "sagemaker.json"
         self._interval = interval
         self._written = ""
@@ -67,8 +73,8 @@ class StateStore:
         self._lock = threading.Lock()
         self._states: Callable[[], dict[str, EmulatorState]] = dict
 
-    def load(self) -> dict[str, dict[str, list[dict]]]:
-        """The saved records by region and kind; an unreadable file is set aside (``.corrupt``) and nothing loaded.
+    def load(self) -> dict[str, dict[str, list]]:
+        """The saved records by region and kind; a file that cannot be read is quarantined and nothing loaded.
 
         Raises:
             files.UnsafePath: the folder is a symbolic link.
@@ -80,15 +86,22 @@ class StateStore:
             return {}
         try:
             document = json.loads(self.path.read_text())
-            if document.get("version") != VERSION:
-                raise ValueError(f"version {document.get('version')!r}, expected {VERSION}")
-            return document["regions"]
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            aside = self.path.with_name(f"sagemaker.corrupt-{int(time.time())}.json")
-            os.replace(self.path, aside)
-            LOG.error(
-                "the saved SageMaker state %s could not be read (%s); it was moved to %s", self.path, error, aside
-            )
+            version = document["version"]
+            if not isinstance(version, int) or version > VERSION:
+                raise ValueError(
+                    f"it has version {version!r}, and this emulator reads versions up to {VERSION}: a newer emulator "
+                    "saved it; start that one to get it back"
+                )
+            regions = document["regions"]
+            if not isinstance(regions, dict) or not all(isinstance(kinds, dict) for kinds in regions.values()):
+                raise ValueError("its regions are not objects of kinds")
+            return regions
+        except (ValueError, KeyError, TypeError) as error:
+            if isinstance(error, json.JSONDecodeError):
+                reason = f"it is not JSON ({error})"
+            else:
+                reason = str(error) if isinstance(error, ValueError) else f"it is not a saved state ({error!r})"
+            self.quarantine.lose(f"every SageMaker resource ({self.path.name})", reason, paths=[self.path])
             return {}
 
     def save(self) -> bool:
@@ -122,12 +135,29 @@ class StateStore:
             self.save()
 
 
-def restore(records: dict[str, list[dict]], state: EmulatorState) -> dict[str, int]:
-    """Put one region's saved resources back into ``state``; returns how many of each kind came back."""
+def restore(records: dict[str, list], state: EmulatorState, quarantine: Quarantine) -> dict[str, int]:
+    """Put one region's saved resources back into ``state``; returns how many of each kind came back.
+
+    A record that cannot be loaded goes to ``quarantine`` and the others still load.
+    """
     counts = {}
     for kind, resource_class in KINDS.items():
-        kept = [record for record in records.get(kind, []) if record["status"] != "Deleting"]  # its deletion is done
-        for record in kept:
-            getattr(state, kind).add(resource_class.from_record(state, record))
-        counts[kind] = len(kept)
+        saved = records.get(kind, [])
+        if not isinstance(saved, list):
+            quarantine.lose(f"every SageMaker {kind} of {state.region}", "they are not a list", record=saved)
+            saved = []
+        counts[kind] = 0
+        for record in saved:
+            if isinstance(record, dict) and record.get("status") == "Deleting":  # its deletion is done
+                continue
+            try:
+                getattr(state, kind).add(resource_class.from_record(state, record))
+            except Exception as error:  # whatever is wrong with one record, the others still load
+                name = record.get("name") if isinstance(record, dict) else None
+                label = "without a name" if name is None else repr(name)
+                what = f"SageMaker {resource_class.ARN_TYPE.replace('-', ' ')} {label} in {state.region}"
+                reason = str(error) if isinstance(error, Damaged) else f"it could not be rebuilt ({error!r})"
+                quarantine.lose(what, reason, record=record)
+                continue
+            counts[kind] += 1
     return counts

@@ -21,9 +21,9 @@ from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, wait_for
 
 from sagemaker_emulator.store import blobs, moto_store
-from sagemaker_emulator.store.blobs import StoreCorrupt
 from sagemaker_emulator.store.files import UnsafePath
 from sagemaker_emulator.store.moto_store import MotoStore, changes_state
+from sagemaker_emulator.store.quarantine import Quarantine
 
 TRUST = {
     "Version": "2012-10-17",
@@ -386,41 +386,120 @@ def test_an_interrupted_save_leaves_the_previous_state(emulator, open_store, mon
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda text: text[: len(text) // 2], "is not a readable store index"),
-        (lambda text: "", "is not a readable store index"),
-        (lambda text: text.replace('"format": 1', '"format": 2'), "has format 2; this emulator reads format 1"),
-        (lambda text: re.sub(r"s3/[0-9a-f]{2}/[0-9a-f-]+", "../../outside", text), "names files outside"),
+        (lambda text: text[: len(text) // 2], "index.json is not a readable store index (JSONDecodeError: "),
+        (lambda text: "", "index.json is not a readable store index (JSONDecodeError: "),
+        (
+            lambda text: text.replace('"format": 2', '"format": 3'),
+            "index.json has format 3, and this emulator reads formats up to 2: a newer emulator saved it; start that "
+            "one to get it back",
+        ),
+        (
+            lambda text: re.sub(r"s3/[0-9a-f]{2}/[0-9a-f-]+", "../../outside", text),
+            "index.json names files outside the store's layout ('../../outside')",
+        ),
     ],
     ids=["truncated", "empty", "newer-format", "path-outside"],
 )
-def test_an_unreadable_index_is_a_clear_error(emulator, open_store, damage, message):
-    """Our saves never leave such an index, so it was damaged from outside: starting empty would lose the rest."""
+def test_an_unreadable_index_is_quarantined_with_every_file(emulator, open_store, tmp_path, damage, message):
+    """Our saves never leave such an index, so it was damaged from outside: the store starts empty, and what the
+    index named is kept aside rather than erased by the next save."""
+    s3 = emulator.client("s3", "us-east-1")
+    s3.create_bucket(Bucket="data")
+    s3.put_object(Bucket="data", Key="a", Body=b"a")
+    store = open_store()
+    store.close()
+    files = disk_files(store.folder)
+    index = store.folder / "index.json"
+    damaged = damage(index.read_text())
+    index.write_text(damaged)
+    emulator.reset()
+    quarantine = Quarantine(tmp_path)
+
+    store = open_store(quarantine=quarantine)
+    assert store.restore().buckets == 0
+    store.save()
+
+    (loss,) = quarantine.losses
+    assert loss["what"] == "every S3 bucket, log group and IAM role (moto's index)"
+    assert loss["reason"].startswith(message)
+    kept = Path(loss["kept"])
+    assert (kept / "index.json").read_text() == damaged and disk_files(kept) == files
+    assert not [name for name in disk_files(store.folder) if name.startswith("s3/")]
+
+
+def test_an_index_of_format_1_loads_and_is_rewritten_with_checksums(emulator, open_store):
     s3 = emulator.client("s3", "us-east-1")
     s3.create_bucket(Bucket="data")
     s3.put_object(Bucket="data", Key="a", Body=b"a")
     store = open_store()
     store.close()
     index = store.folder / "index.json"
-    index.write_text(damage(index.read_text()))
+    saved = json.loads(index.read_text())
+    saved["format"] = 1
+    for entry in saved["s3"]["data"]["objects"].values():
+        del entry["sha256"]
+    index.write_text(json.dumps(saved))
+    emulator.reset()
 
-    with pytest.raises(StoreCorrupt, match=re.escape(message)) as excinfo:
-        open_store()
-    assert str(index) in str(excinfo.value)
-    assert "move the folder aside to start with empty S3, Logs and IAM" in str(excinfo.value)
+    open_store().restore()
+
+    assert s3.get_object(Bucket="data", Key="a")["Body"].read() == b"a"
+    upgraded = json.loads(index.read_text())
+    assert upgraded["format"] == 2
+    assert upgraded["s3"]["data"]["objects"]["a"]["sha256"] == hashlib.sha256(b"a").hexdigest()
 
 
-def test_a_missing_object_file_is_a_clear_error(emulator, open_store):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda file: file.unlink(), "is missing"),
+        (lambda file: file.write_bytes(b"sho"), "holds 3 bytes, not the 5 it was saved with"),
+        (lambda file: file.write_bytes(b"bytez"), "does not match the SHA-256 it was saved with"),
+    ],
+    ids=["missing", "truncated", "changed"],
+)
+def test_a_damaged_object_file_is_quarantined_and_the_rest_restored(emulator, open_store, tmp_path, damage, message):
+    s3 = emulator.client("s3", "us-east-1")
+    s3.create_bucket(Bucket="data")
+    s3.put_object(Bucket="data", Key="a", Body=b"bytes")
+    s3.put_object(Bucket="data", Key="b", Body=b"other")
+    store = open_store()
+    store.close()
+    name = json.loads((store.folder / "index.json").read_text())["s3"]["data"]["objects"]["a"]["file"]
+    damage(store.folder / name)
+    emulator.reset()
+    quarantine = Quarantine(tmp_path)
+
+    summary = open_store(quarantine=quarantine).restore()
+
+    assert summary.objects == 1
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        s3.get_object(Bucket="data", Key="a")
+    assert s3.get_object(Bucket="data", Key="b")["Body"].read() == b"other"
+    (loss,) = quarantine.losses
+    assert (loss["what"], loss["reason"]) == ("S3 object s3://data/a", f"its file {name} {message}")
+    assert Path(loss["kept"]).exists()
+    assert list(json.loads((store.folder / "index.json").read_text())["s3"]["data"]["objects"]) == ["b"]
+
+
+def test_a_damaged_iam_file_loses_iam_only(emulator, open_store, tmp_path):
+    emulator.client("iam", "us-east-1").create_role(RoleName="R", AssumeRolePolicyDocument=json.dumps(TRUST))
     s3 = emulator.client("s3", "us-east-1")
     s3.create_bucket(Bucket="data")
     s3.put_object(Bucket="data", Key="a", Body=b"a")
     store = open_store()
     store.close()
-    (name,) = [name for name in disk_files(store.folder) if name.startswith("s3/")]
-    (store.folder / name).unlink()
+    (iam_file,) = (store.folder / "iam").iterdir()
+    iam_file.write_text("{not json")
     emulator.reset()
+    quarantine = Quarantine(tmp_path)
 
-    with pytest.raises(StoreCorrupt, match=f"names {name}, which is missing"):
-        open_store().restore()
+    summary = open_store(quarantine=quarantine).restore()
+
+    assert (summary.roles, summary.objects) == (0, 1)
+    (loss,) = quarantine.losses
+    assert loss["what"] == "every IAM role and policy"
+    assert loss["reason"].endswith("does not match the SHA-256 it was saved with")
 
 
 def test_a_20_mb_object_round_trips(emulator, open_store):

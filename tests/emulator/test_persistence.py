@@ -167,19 +167,6 @@ def test_deleted_resources_stay_deleted(home):
     second.stop()
 
 
-def test_an_unreadable_state_file_is_set_aside_not_fatal(home):
-    first = Served(home)
-    first.client("sagemaker").create_model(
-        ModelName="m1", PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn="arn:aws:iam::123456789012:role/R"
-    )
-    first.stop()
-    (home / "state" / "sagemaker.json").write_text("{not json")
-    second = Served(home)
-    assert second.client("sagemaker").list_models()["Models"] == []
-    assert list((home / "state").glob("sagemaker.corrupt-*.json"))
-    second.stop()
-
-
 def test_a_tuning_job_running_when_the_emulator_stops_is_failed_and_keeps_its_trials(home):
     from test_tuning_jobs import tuning_request
 

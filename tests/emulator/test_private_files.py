@@ -16,6 +16,7 @@ from sagemaker_emulator.store import home as homes
 from sagemaker_emulator.store.blobs import BlobFolder
 from sagemaker_emulator.store.files import UnsafePath, private_folder, write_atomically
 from sagemaker_emulator.store.persistence import StateStore
+from sagemaker_emulator.store.quarantine import Quarantine
 
 VICTIM_TEXT = "the victim's own content\n"
 
@@ -109,7 +110,14 @@ def test_a_save_cut_short_leaves_no_temporary_after_the_next_load(tmp_path):
 
 def _blobs(folder) -> BlobFolder:
     return BlobFolder(
-        folder, ("s3",), {"s3": []}, lambda index: set(index["s3"]), re.compile(r"s3/.+"), 1, "move it aside"
+        folder,
+        ("s3",),
+        {"s3": []},
+        lambda index: set(index["s3"]),
+        re.compile(r"s3/.+"),
+        1,
+        Quarantine(folder.parent),
+        "s3",
     )
 
 
