@@ -149,6 +149,8 @@ def _emulator(current: Settings) -> tuple[str, dict[str, str]]:
             )
         return url, keys
     running = home.ensure()
+    if running.notice:  # it kept other code running (a job or another kernel uses it): say why, and until when
+        print(running.notice)
     return running.url, running.credentials.as_environment()
 
 
