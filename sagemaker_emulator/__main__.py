@@ -296,9 +296,10 @@ def setup_examples(home: Path) -> int:
         s3.create_bucket(Bucket=bucket)
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
-    write_atomically(homes.sdk_config(home), [EXAMPLES_CONFIG.format(bucket=bucket, role=role).encode()])
+    config = homes.sdk_config(running.home)  # the emulator's, which may be an earlier version's shared one
+    write_atomically(config, [EXAMPLES_CONFIG.format(bucket=bucket, role=role).encode()])
     print(f"Role {role} (trusts SageMaker; SDK v3's role check passes), bucket s3://{bucket}.")
-    print(f"SDK defaults for examples that pass no role or bucket: {homes.sdk_config(home)}. To use it from a shell:")
+    print(f"SDK defaults for examples that pass no role or bucket: {config}. To use it from a shell:")
     print(running.exports(DEFAULT_REGION))
     print("Still pass role= to ModelBuilder, and avoid get_execution_role() and Session.account_id(): they call")
     print("STS at AWS's own address (see the traps in sagemaker_emulator/README.md).")
