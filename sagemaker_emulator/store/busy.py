@@ -45,10 +45,10 @@ QUERY_TIMEOUT_SECONDS = 30.0
 
 
 def _started(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch), or None if there is no such process."""
+    """When process ``pid`` started (seconds since the epoch), or None if there is no such process of ours."""
     try:
         return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+    except psutil.Error:  # gone, a zombie, or another user's (a pid reused since)
         return None
 
 

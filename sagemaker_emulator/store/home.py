@@ -89,7 +89,7 @@ def emulator_homes(root: Path | None = None) -> list[Path]:
     folder = root / CHECKOUTS
     checkouts = sorted(path for path in folder.iterdir() if path.is_dir()) if folder.is_dir() else []
     earlier = (root / RUNTIME_FILE).exists() or (root / STATE_FOLDER).is_dir()
-    return [root] * earlier + checkouts
+    return ([root] if earlier else []) + checkouts
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ def ensure(home: Path | None = None, timeout: float = START_TIMEOUT_SECONDS) -> 
     process) if none is, and this process registered as one of its kernels.
 
     If it runs other code than is installed now, it is restarted (state saved and restored) when idle; when busy
-    it is returned as it is, its :attr:`Running.notice` saying why. With the default home, an emulator an earlier
+    it is returned as it is. Either way its :attr:`Running.notice` says so. With the default home, an emulator an earlier
     version started for the whole user's folder is returned as it is, with a notice, if it runs.
 
     Raises:
@@ -302,10 +302,19 @@ def ensure(home: Path | None = None, timeout: float = START_TIMEOUT_SECONDS) -> 
             busy.attach(home, running)
             return replace(running, notice=_kept_notice(running, keeping))
         stop(home)
-        running = None
+        restarted = _start(home, timeout)
+        busy.attach(home, restarted)
+        return replace(restarted, notice=_restarted_notice(running, restarted))
     running = running or _start(home, timeout)
     busy.attach(home, running)
     return running
+
+
+def _restarted_notice(before: Running, after: Running) -> str:
+    return (
+        f"Restarted the SageMaker emulator on the code installed now (version {after.code}; it ran version "
+        f"{before.code or 'unknown'}), its state kept; it is now at {after.url}."
+    )
 
 
 def _kept_notice(running: Running, keeping: list[str]) -> str:

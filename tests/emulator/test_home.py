@@ -124,7 +124,10 @@ def test_a_code_change_while_a_job_trains_waits_for_the_job(user_home, monkeypat
     )
     assert finished_training(sm, "long", timeout=300)["TrainingJobStatus"] == "Completed"
     second = homes.ensure()
-    assert second.pid != first.pid and second.notice == ""
+    assert second.pid != first.pid and second.notice == (
+        f"Restarted the SageMaker emulator on the code installed now (version {second.code}; it ran version "
+        f"{first.code}), its state kept; it is now at {second.url}."
+    )
     job = _sagemaker(second).describe_training_job(TrainingJobName="long")
     assert (job["TrainingJobStatus"], job["ModelArtifacts"]["S3ModelArtifacts"]) == (
         "Completed",
@@ -150,7 +153,10 @@ def test_a_live_kernel_keeps_the_old_code_and_a_dead_one_does_not(user_home, mon
         live.kill()
         live.wait(30)
     second = homes.ensure()
-    assert second.pid != first.pid and second.notice == ""
+    assert second.pid != first.pid and second.notice == (
+        f"Restarted the SageMaker emulator on the code installed now (version {second.code}; it ran version "
+        f"{first.code}), its state kept; it is now at {second.url}."
+    )
     assert sorted(path.name for path in (second.home / busy.KERNELS).iterdir()) == [f"{os.getpid()}.json"]
 
 
