@@ -252,13 +252,13 @@ def status_all(home: Path | None) -> int:
     """``status`` of ``home`` (default: this checkout's), then of every other emulator home in the user's folder;
     the exit code is the first one's."""
     own = home or homes.default_home()
-    code = 0
-    for index, place in enumerate([own, *(h for h in homes.emulator_homes() if home is None and h != own)]):
-        answer = status(place)
-        code = answer if index == 0 else code
-        if answer == 0:
+    others = [] if home is not None else [place for place in homes.emulator_homes() if place != own]
+    codes = []
+    for place in [own, *others]:
+        codes.append(status(place))
+        if codes[-1] == 0:
             print(activity(place))
-    return code
+    return codes[0]
 
 
 def stop_all() -> int:
