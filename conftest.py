@@ -29,8 +29,9 @@ def pytest_configure(config):
     os.environ.setdefault("WORKSHOP_MODE", "local")
     os.environ.setdefault("WORKSHOP_METRICS_DIR", str(ROOT / "build" / "metrics"))
     os.environ.setdefault(home.HOME_VARIABLE, str(EMULATOR_HOME))
-    home.stop(Path(os.environ[home.HOME_VARIABLE]))
-    shutil.rmtree(Path(os.environ[home.HOME_VARIABLE]) / "state", ignore_errors=True)
+    for folder in (home.user_home(), home.default_home()):  # this checkout's, and one an earlier layout left
+        home.stop(folder)
+        shutil.rmtree(folder / home.STATE_FOLDER, ignore_errors=True)
     config.stash[ACTIONS_KEY] = os.environ.get(ACTIONS_VARIABLE) or str(ACTIONS_FILE)
     Path(config.stash[ACTIONS_KEY]).unlink(missing_ok=True)
     config.addinivalue_line("markers", f"{GUARD}: checks the actions the notebooks of this run performed")
@@ -58,7 +59,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
-    home.stop(Path(os.environ[home.HOME_VARIABLE]))
+    home.stop(home.default_home())
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,6 +1,6 @@
 """How a notebook reaches SageMaker: :func:`start_session`, the one call at the top of every notebook.
 
-It decides the mode from ``common.settings``, and in local mode starts the user's SageMaker emulator on 127.0.0.1
+It decides the mode from ``common.settings``, and in local mode starts this checkout's SageMaker emulator on 127.0.0.1
 if it is not running (or uses ``WORKSHOP_EMULATOR_URL``) and points this kernel's AWS clients at it.
 
 The SDK's role check: before each training job, ``ModelTrainer`` simulates a fixed list of actions for the role
@@ -73,7 +73,7 @@ def choose_mode(current: Settings) -> str:
 def start_session(sdk: bool = True) -> WorkshopSession:
     """Decide the mode, prepare it and print one line saying which mode is active.
 
-    Local mode: use the user's emulator on 127.0.0.1, starting it in the background if it is not running (it
+    Local mode: use this checkout's emulator on 127.0.0.1, starting it in the background if it is not running (it
     outlives this kernel, so what earlier kernels made is still there), or the one at ``WORKSHOP_EMULATOR_URL``;
     point every AWS client of this kernel at it with its key pair, turn the SDK's telemetry off, create the bucket
     and an execution role, and refuse to go on if any AWS endpoint in use is not loopback.
@@ -95,7 +95,7 @@ def start_session(sdk: bool = True) -> WorkshopSession:
 
 
 def stop_local_emulator() -> None:
-    """Stop the user's emulator (and every job and model server it runs), if it is running."""
+    """Stop this checkout's emulator (and every job and model server it runs), if it is running."""
     from sagemaker_emulator.store import home
 
     home.stop()
@@ -128,7 +128,7 @@ def check_endpoints_are_loopback(region: str) -> None:
 
 def _emulator(current: Settings) -> tuple[str, dict[str, str]]:
     """The emulator's URL and the key variables to sign with: ``WORKSHOP_EMULATOR_URL`` with the key pair its
-    ``serve`` printed (exported in this environment), else the user's own emulator, started if need be."""
+    ``serve`` printed (exported in this environment), else this checkout's own emulator, started if need be."""
     from sagemaker_emulator.loopback import is_loopback_url
     from sagemaker_emulator.store import home
 
@@ -149,6 +149,8 @@ def _emulator(current: Settings) -> tuple[str, dict[str, str]]:
             )
         return url, keys
     running = home.ensure()
+    if running.notice:  # it kept other code running (a job or another kernel uses it): say why, and until when
+        print(running.notice)
     return running.url, running.credentials.as_environment()
 
 
@@ -178,7 +180,7 @@ def _point_environment_at(url: str, region: str, keys: dict[str, str]) -> None:
 def _write_sdk_config(bucket: str, role_arn: str) -> Path:
     """The SDK config local mode needs: telemetry off (its HTTPS call ignores the endpoint variables), defaults.
 
-    It lives in the emulator's home, one file per user, rewritten by each kernel (folders of earlier versions of
+    It lives in the emulator's home, one file per checkout, rewritten by each kernel (folders of earlier versions of
     this workshop under the temp folder are swept).
     """
     import shutil

@@ -1,4 +1,5 @@
-"""``python -m sagemaker_emulator serve | start | status | stop | setup-examples``: one emulator per user, run and looked after.
+"""``python -m sagemaker_emulator serve | start | status | stop | setup-examples``: one emulator per checkout, run and
+looked after.
 
 - ``serve`` runs it in the foreground and prints its key pair and the variables to export, as Jupyter prints its
   token. ``--access-key-id`` (or ``SAGEMAKER_EMULATOR_ACCESS_KEY_ID``) with ``SAGEMAKER_EMULATOR_SECRET_ACCESS_KEY``
@@ -6,13 +7,15 @@
   taken from the command line, which every user can read. SIGTERM or Ctrl-C stops it within
   ``emulator.stop_bound_seconds`` (the children's grace plus a margin), its children ended and its state saved.
 - ``start`` starts it in the background if it is not running (what the notebooks do) and prints the same.
-- ``status`` says whether it runs, where, and what it holds; ``stop`` stops it and everything it started.
+- ``status`` says whether this checkout's emulator runs, and where, then lists the other checkouts' (their code,
+  and whether they are busy); ``stop`` stops this checkout's and everything it started, ``stop --all`` every one.
 - ``setup-examples`` makes AWS's own examples run unchanged: it starts the emulator if needed, creates the execution
   role a SageMaker user has (``EXAMPLES_ROLE``, trusting SageMaker, allowed what the examples do, so SDK v3's role
   check passes) and the SDK's default bucket, and writes both as SDK config defaults for examples that pass neither.
 - ``policy RECORD`` turns the actions a recording emulator noted (``SAGEMAKER_EMULATOR_ACTIONS``) into a
   least-privilege IAM policy (``--out``), and writes it into a CloudFormation template too (``--template``).
-Only loopback hosts are accepted. Its state persists in its home folder (``--home``; see ``store/home.py``).
+Only loopback hosts are accepted. Its state persists in its home folder (``--home``, default this checkout's in
+the user's folder; see ``store/home.py``).
 """
 
 from __future__ import annotations
@@ -206,6 +209,8 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
 
 def start(home: Path) -> int:
     running = homes.ensure(home)
+    if running.notice:
+        print(running.notice)
     print(f"SageMaker emulator at {running.url} (pid {running.pid}). To use it from a shell:")
     print(running.exports(DEFAULT_REGION))
     return 0
@@ -227,6 +232,44 @@ def stop(home: Path) -> int:
         print(f"Stopped the SageMaker emulator of {home}.")
     else:
         print(f"No emulator is running for {home}.")
+    return 0
+
+
+def activity(home: Path) -> str:
+    """One line on the emulator serving ``home``: the checkout and code it runs, what runs in it, who uses it."""
+    running = homes.find(home)
+    if running is None:
+        return ""
+    from sagemaker_emulator.store import busy
+
+    work, kernels = busy.work(running), busy.attached(home, running)
+    return (
+        f"  checkout {running.checkout or 'unknown (started by an earlier version)'}, code "
+        f"{running.code or 'unknown'}{' (not the code installed now)' if running.code != homes.code_version() else ''}"
+        f", {'busy: ' + ', '.join(work) if work else 'idle'}"
+        f"{'; kernels attached: pid ' + ', '.join(map(str, kernels)) if kernels else ''}."
+    )
+
+
+def status_all(home: Path | None) -> int:
+    """``status`` of ``home`` (default: this checkout's), then of every other emulator home in the user's folder;
+    the exit code is the first one's."""
+    own = home or homes.default_home()
+    others = [] if home is not None else [place for place in homes.emulator_homes() if place != own]
+    codes = []
+    for place in [own, *others]:
+        codes.append(status(place))
+        if codes[-1] == 0:
+            print(activity(place))
+    return codes[0]
+
+
+def stop_all() -> int:
+    stopped = homes.stop_all()
+    for home in stopped:
+        print(f"Stopped the SageMaker emulator of {home}.")
+    if not stopped:
+        print(f"No emulator is running in {homes.user_home()}.")
     return 0
 
 
@@ -256,9 +299,10 @@ def setup_examples(home: Path) -> int:
         s3.create_bucket(Bucket=bucket)
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
-    write_atomically(homes.sdk_config(home), [EXAMPLES_CONFIG.format(bucket=bucket, role=role).encode()])
+    config = homes.sdk_config(running.home)  # the emulator's, which may be an earlier version's shared one
+    write_atomically(config, [EXAMPLES_CONFIG.format(bucket=bucket, role=role).encode()])
     print(f"Role {role} (trusts SageMaker; SDK v3's role check passes), bucket s3://{bucket}.")
-    print(f"SDK defaults for examples that pass no role or bucket: {homes.sdk_config(home)}. To use it from a shell:")
+    print(f"SDK defaults for examples that pass no role or bucket: {config}. To use it from a shell:")
     print(running.exports(DEFAULT_REGION))
     print("Still pass role= to ModelBuilder, and avoid get_execution_role() and Session.account_id(): they call")
     print("STS at AWS's own address (see the traps in sagemaker_emulator/README.md).")
@@ -302,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (
         ("start", "start it in the background unless it runs"),
         ("status", "is it running, and where"),
-        ("stop", "stop it and every job and model server it runs"),
+        ("stop", "stop this checkout's emulator and every job and model server it runs"),
         ("setup-examples", "create the role and bucket AWS's examples expect, and write them as SDK defaults"),
     ):
         commands.add_parser(name, help=text)
@@ -328,13 +372,20 @@ def main(argv: list[str] | None = None) -> int:
             "--home",
             type=Path,
             default=None,
-            help=f"its folder (default ${homes.HOME_VARIABLE} or ~/.cache/sagemaker-emulator)",
+            help=f"its folder (default this checkout's in ${homes.HOME_VARIABLE} or ~/.cache/sagemaker-emulator)",
         )
+    commands.choices["stop"].add_argument(
+        "--all", action="store_true", help=f"stop every checkout's emulator in ${homes.HOME_VARIABLE}"
+    )
     args = parser.parse_args(argv)
     if args.command == "policy":
         return policy(args)
     home = args.home or homes.default_home()
     try:
+        if args.command == "status":
+            return status_all(args.home)
+        if args.command == "stop" and args.all:
+            return stop_all()
         if args.command == "serve":
             if args.secret_access_key is not None:
                 print(SECRET_IN_ARGV, file=sys.stderr)

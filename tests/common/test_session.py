@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import boto3
 import pytest
 
 from common import session
 from common.settings import settings
+from sagemaker_emulator.store import home as homes
 
 ACCOUNT = "123456789012"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
@@ -125,6 +125,45 @@ def test_local_mode_shares_one_background_emulator_that_outlives_the_kernel(env)
         session.stop_local_emulator()
 
 
+def test_a_kernel_after_a_git_pull_is_told_why_the_emulator_keeps_the_old_code(env, monkeypatch, capsys):
+    """Another kernel still uses the emulator when the code changes: this kernel gets it as it is, with one message
+    that says why and until when, and the next session after that kernel has gone gets the new code."""
+    env["WORKSHOP_MODE"] = "local"
+    other = None
+    try:
+        first = session.start_session(sdk=False)
+        other = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from common import session; import time; session.start_session(sdk=False); time.sleep(600)",
+            ],
+            env={name: value for name, value in env.items() if not name.startswith("AWS_ENDPOINT_URL")},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert other.stdout.readline().startswith(f"Local mode: SageMaker emulator at {first.emulator_url} ")
+        monkeypatch.setattr(homes, "code_version", lambda: "after-a-git-pull")
+        capsys.readouterr()
+        assert session.start_session(sdk=False).emulator_url == first.emulator_url
+        notice, mode = capsys.readouterr().out.splitlines()
+        assert notice.startswith(f"The SageMaker emulator at {first.emulator_url} (pid ") and notice.endswith(
+            f"not the code installed now (version after-a-git-pull), because it is busy: kernel pid {other.pid}. "
+            "Once it is idle, the next start_session() (or `python -m sagemaker_emulator start`) restarts it on the "
+            "new code, its state kept. To restart it now, ending what runs in it: `python -m sagemaker_emulator "
+            "stop`, then start again."
+        )
+        assert mode.startswith(f"Local mode: SageMaker emulator at {first.emulator_url} ")
+        other.kill()
+        other.wait(30)
+        assert session.start_session(sdk=False).emulator_url != first.emulator_url
+    finally:
+        if other is not None:
+            other.kill()
+            other.wait(30)
+        session.stop_local_emulator()
+
+
 def test_local_mode_refuses_a_non_loopback_endpoint(env, emulator):
     env.update(
         WORKSHOP_MODE="local",
@@ -185,8 +224,7 @@ def test_local_mode_says_when_no_emulator_answers(env):
 def test_the_sdk_config_is_never_written_through_a_link_planted_in_the_home(env, tmp_path):
     target = tmp_path / "someone-elses-file"
     target.write_text("theirs\n")
-    home = Path(env["SAGEMAKER_EMULATOR_HOME"])
-    home.mkdir(mode=0o700)
+    home = homes.prepare(homes.default_home())
     (home / "workshop-sagemaker-config.yaml").symlink_to(target)
     path = session._write_sdk_config("a-bucket", f"arn:aws:iam::{ACCOUNT}:role/a-role")
     assert target.read_text() == "theirs\n"

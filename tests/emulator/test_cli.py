@@ -99,9 +99,12 @@ def test_start_status_stop(home):
         f"SageMaker emulator at {running.url} (pid {running.pid})"
     )
     status = _cli("status", "--home", str(home))
-    assert (status.returncode, status.stdout.strip()) == (
+    assert (status.returncode, status.stdout.splitlines()) == (
         0,
-        f"SageMaker emulator running at {running.url} (pid {running.pid}), home {home}.",
+        [
+            f"SageMaker emulator running at {running.url} (pid {running.pid}), home {home}.",
+            f"  checkout {running.checkout}, code {running.code}, idle.",
+        ],
     )
     second = _serve("--port", "0", "--home", str(home))
     assert second.wait(60) == 1
