@@ -25,9 +25,7 @@ Choices where the contract is silent:
 
 from __future__ import annotations
 
-import json
 import math
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -40,7 +38,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from recordio_protobuf import read_matrix
-from sagemaker_emulator.algorithms import payloads
+from sagemaker_emulator.algorithms import fm_artifact, payloads
 from sagemaker_emulator.algorithms.base import (
     AlgorithmError,
     Boolean,
@@ -440,43 +438,18 @@ def _log_test_scores(predictor_type: str, decision: np.ndarray, labels: np.ndarr
 # --------------------------------------------------------------------------------------------- artifact
 
 
-def _symbol(mx: Any, feature_dim: int, num_factors: int, predictor_type: str) -> Any:
-    """The FM graph with the parameter and label names AWS's loading recipe reads."""
-    data = mx.sym.Variable("data")
-    label = mx.sym.Variable("out_label")
-    w0 = mx.sym.Variable("w0_weight", shape=(1,))
-    w1 = mx.sym.Variable("w1_weight", shape=(feature_dim, 1))
-    v = mx.sym.Variable("v", shape=(feature_dim, num_factors))
-    linear = mx.sym.broadcast_add(mx.sym.dot(data, w1), mx.sym.reshape(w0, shape=(1, 1)))
-    xv = mx.sym.dot(data, v)
-    squares = mx.sym.dot(mx.sym.square(data), mx.sym.square(v))
-    pairwise = 0.5 * mx.sym.sum(mx.sym.square(xv) - squares, axis=1, keepdims=True)
-    output = mx.sym.LogisticRegressionOutput if predictor_type == CLASSIFIER else mx.sym.LinearRegressionOutput
-    return output(linear + pairwise, label, name="out")
-
-
 def _save_model(model_dir: Path, model: FactorizationMachine, config: dict[str, Any]) -> None:
-    """Write ``model_algo-1``: a zip of ``symbol.json``, ``params`` (``mx.nd.save``, ``arg:`` keys), ``meta.json``."""
-    import mxnet as mx  # imported late: only training and loading need it, not hyperparameter validation
-
+    """Write ``model_algo-1`` (``fm_artifact``): the graph, the parameters in MXNet's format, ``meta.json``."""
     dim, factors = model.v.shape
-    with tempfile.TemporaryDirectory() as scratch:
-        params = Path(scratch) / "params"
-        mx.nd.save(
-            str(params),
-            {
-                "arg:w0_weight": mx.nd.array(model.w0, dtype="float32"),
-                "arg:w1_weight": mx.nd.array(model.w.reshape(dim, 1), dtype="float32"),
-                "arg:v": mx.nd.array(model.v, dtype="float32"),
-            },
-        )
-        symbol = _symbol(mx, dim, factors, config["predictor_type"]).tojson()
-        meta = {"training_parameters": {name: value for name, value in config.items() if value is not None}}
-        Path(model_dir).mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(Path(model_dir) / MODEL_FILE, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("symbol.json", symbol)
-            archive.write(params, "params")
-            archive.writestr("meta.json", json.dumps(meta))
+    output_op = "LogisticRegressionOutput" if config["predictor_type"] == CLASSIFIER else "LinearRegressionOutput"
+    meta = {"training_parameters": {name: value for name, value in config.items() if value is not None}}
+    Path(model_dir).mkdir(parents=True, exist_ok=True)
+    fm_artifact.write_artifact(
+        Path(model_dir) / MODEL_FILE,
+        {"w0_weight": model.w0, "w1_weight": model.w.reshape(dim, 1), "v": model.v},
+        fm_artifact.symbol_json(dim, factors, output_op),
+        meta,
+    )
     log(f"Saved model to {Path(model_dir) / MODEL_FILE}")
 
 
@@ -489,21 +462,17 @@ def load(model_dir: Path) -> Predictor:
     Raises:
         AlgorithmError: the folder has no readable FM artifact.
     """
-    import mxnet as mx
-
     path = Path(model_dir) / MODEL_FILE
     try:
-        with zipfile.ZipFile(path) as archive:
-            graph = json.loads(archive.read("symbol.json"))
-            arrays = mx.nd.load_frombuffer(archive.read("params"))
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, mx.base.MXNetError) as error:
+        graph, params = fm_artifact.read_artifact(path)
+        head = graph["nodes"][graph["heads"][0][0]]["op"]
+        model = FactorizationMachine(
+            w0=params["w0_weight"].reshape(1).astype(np.float32),
+            w=params["w1_weight"].reshape(-1).astype(np.float32),
+            v=np.ascontiguousarray(params["v"], dtype=np.float32),
+        )
+    except (OSError, KeyError, IndexError, TypeError, ValueError, zipfile.BadZipFile) as error:
         raise AlgorithmError(f"Cannot load the factorization-machines model {path}: {error}") from None
-    head = graph["nodes"][graph["heads"][0][0]]["op"]
-    model = FactorizationMachine(
-        w0=arrays["arg:w0_weight"].asnumpy().reshape(1).astype(np.float32),
-        w=arrays["arg:w1_weight"].asnumpy().reshape(-1).astype(np.float32),
-        v=arrays["arg:v"].asnumpy().astype(np.float32),
-    )
     return Predictor(model, CLASSIFIER if head == "LogisticRegressionOutput" else REGRESSOR)
 
 
