@@ -26,9 +26,11 @@ Choices where the contract is silent:
 from __future__ import annotations
 
 import math
+import os
 import time
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,8 @@ ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 # (mx.init.Constant has no default; zero is also what use_bias=false and use_linear=false give).
 UNSET_INIT_AMOUNTS = {"scale": 0.07, "value": 0.0}
 PREDICT_CHUNK = 65536
+SPLIT_MIN_VALUES = 1 << 14  # factor values a batch must update for two threads to be worth a hand-over
+ROWS_PER_CHUNK = 1 << 18  # rows copied in shuffled order at a time, a few MB whatever the data's size
 
 
 def _group_specs(group: str, lr: float, wd: float, sigma: float) -> dict[str, Any]:
@@ -234,47 +238,70 @@ def _read_channel(layout: JobLayout, channel: str, config: dict[str, Any]) -> tu
 
 
 class _GroupOptimizer:
-    """One parameter group's update rule (MXNet Adam or plain SGD), with its rate, decay and state."""
+    """One parameter group's values with its update rule (MXNet Adam or plain SGD), rate, decay and state.
 
-    def __init__(self, param: np.ndarray, lr: float, wd: float, config: dict[str, Any]):
+    Values and Adam's two moments live in one table, each row's three side by side ((rows, 3, width) float32):
+    a batch touches a few thousand scattered rows, and gathering and scattering each of them once, as one
+    contiguous run, costs a third of the memory round trips of three separate tables.
+    """
+
+    def __init__(self, initial: np.ndarray, lr: float, wd: float, config: dict[str, Any]):
         self.lr, self.wd = lr, wd
         self.adam = config["_optimizer"] == "adam"
-        self.rescale = config["rescale_grad"] or 1.0 / config["mini_batch_size"]
+        self.rescale = np.float32(config["rescale_grad"] or 1.0 / config["mini_batch_size"])
         clip = config["clip_gradient"]
         self.clip = clip if clip is not None and clip >= 0 else None
-        self.eps = config["eps"] or ADAM_EPS
-        self.mean = np.zeros_like(param) if self.adam else None
-        self.var = np.zeros_like(param) if self.adam else None
+        self.eps = np.float32(config["eps"] or ADAM_EPS)
+        rows = initial.shape[0]
+        self.table = np.zeros((rows, 3 if self.adam else 1, initial.size // rows), np.float32)
+        self.table[:, 0] = initial.reshape(rows, -1)
 
-    def update(self, param: np.ndarray, grad: np.ndarray, rows: np.ndarray | None, step: int) -> None:
-        """Apply one step to ``param`` (only ``rows`` of it when given: the lazy update). ``grad`` is consumed."""
-        grad *= np.float32(self.rescale)
+    @property
+    def values(self) -> np.ndarray:
+        """The parameters, (rows, width): a view of the table."""
+        return self.table[:, 0]
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """A copy of ``rows`` of the table, values and state, to compute on and :meth:`apply` back."""
+        return self.table.take(rows, axis=0)
+
+    def update(self, block: np.ndarray, grad: np.ndarray, step: int) -> None:
+        """Apply one step to ``block`` (rows of the table, or the whole table) in place. ``grad`` is consumed.
+
+        Computes on contiguous copies of the values and moments: numpy's loops over a strided (rows, width) view
+        run once per row, over contiguous data once in all.
+        """
+        grad *= self.rescale
         if self.clip is not None:
             np.clip(grad, -self.clip, self.clip, out=grad)
-        weights = param if rows is None else param[rows]
+        weights = block[:, 0].copy()
         if self.wd:
             grad += np.float32(self.wd) * weights
         if not self.adam:
             grad *= np.float32(self.lr)
             weights -= grad
-        else:
-            mean = self.mean if rows is None else self.mean[rows]
-            var = self.var if rows is None else self.var[rows]
-            mean *= np.float32(ADAM_BETA1)
-            mean += np.float32(1 - ADAM_BETA1) * grad
-            grad *= grad
-            grad *= np.float32(1 - ADAM_BETA2)
-            var *= np.float32(ADAM_BETA2)
-            var += grad
-            step_size = np.sqrt(var)
-            step_size += np.float32(self.eps)
-            np.divide(mean, step_size, out=step_size)
-            step_size *= np.float32(self.lr * math.sqrt(1 - ADAM_BETA2**step) / (1 - ADAM_BETA1**step))
-            weights -= step_size
-            if rows is not None:
-                self.mean[rows], self.var[rows] = mean, var
-        if rows is not None:
-            param[rows] = weights
+            block[:, 0] = weights
+            return
+        mean, var = block[:, 1].copy(), block[:, 2].copy()
+        mean *= np.float32(ADAM_BETA1)
+        mean += np.float32(1 - ADAM_BETA1) * grad
+        grad *= grad
+        grad *= np.float32(1 - ADAM_BETA2)
+        var *= np.float32(ADAM_BETA2)
+        var += grad
+        step_size = np.sqrt(var, out=grad)
+        step_size += self.eps
+        np.divide(mean, step_size, out=step_size)
+        step_size *= np.float32(self.lr * math.sqrt(1 - ADAM_BETA2**step) / (1 - ADAM_BETA1**step))
+        weights -= step_size
+        block[:, 0], block[:, 1], block[:, 2] = weights, mean, var
+
+    def apply(self, rows: np.ndarray, block: np.ndarray, grad: np.ndarray, step: int) -> None:
+        """:meth:`update` ``block``, the table's ``rows``, and write it back (rows are independent: a thread may
+        apply one part of a batch's rows while another applies the rest)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.update(block, grad, step)
+        self.table[rows] = block
 
 
 def fit(
@@ -294,24 +321,32 @@ def fit(
     initializers = initializers or {group: _initializer(group, config) for group in GROUPS}
     rng = np.random.default_rng(SEED)
     n, dim = features.shape
-    model = FactorizationMachine(
-        w0=initializers["bias"]((1,), rng) if config["use_bias"] else np.zeros(1, np.float32),
-        w=initializers["linear"]((dim,), rng) if config["use_linear"] else np.zeros(dim, np.float32),
-        v=initializers["factors"]((dim, config["num_factors"]), rng),
-    )
-    optimizers = {
-        name: _GroupOptimizer(
-            param, config[f"{group}_lr"] * config["_learning_rate"], config[f"{group}_wd"] * config["_wd"], config
-        )
-        for name, group, param in (("w0", "bias", model.w0), ("w", "linear", model.w), ("v", "factors", model.v))
+    initial = {
+        "bias": initializers["bias"]((1,), rng) if config["use_bias"] else np.zeros(1, np.float32),
+        "linear": initializers["linear"]((dim,), rng) if config["use_linear"] else np.zeros(dim, np.float32),
+        "factors": initializers["factors"]((dim, config["num_factors"]), rng),
     }
+    optimizers = {
+        group: _GroupOptimizer(
+            values, config[f"{group}_lr"] * config["_learning_rate"], config[f"{group}_wd"] * config["_wd"], config
+        )
+        for group, values in initial.items()
+    }
+    del initial
     epochs = config["epochs"]
     step = 0
+    order = np.arange(n, dtype=np.int32 if n < np.iinfo(np.int32).max else np.int64)
+    helper = ThreadPoolExecutor(1, "fm-update") if len(os.sched_getaffinity(0)) > 1 else None
     for epoch in range(epochs):
         started = time.perf_counter()
-        order = rng.permutation(n)
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported after its epoch
-            metrics, step = _train_epoch(model, optimizers, features[order], labels[order], config, epoch, step)
+        rng.shuffle(order)  # the permutation rng.permutation(n) gives, in half its memory
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported after its epoch
+                metrics, step = _train_epoch(optimizers, features, labels, order, config, epoch, step, helper)
+        except BaseException:
+            if helper is not None:
+                helper.shutdown(cancel_futures=True)
+            raise
         elapsed = max(time.perf_counter() - started, 1e-9)
         if not all(math.isfinite(value) for value in metrics.values()):
             raise ClientError(
@@ -321,59 +356,85 @@ def fit(
         _log_quality(f"epoch={epoch}, train", metrics)
         log(f"#progress_metric: host={CURRENT_HOST}, completed {100.0 * (epoch + 1) / epochs} % of epochs")
         log(f"#throughput_metric: host={CURRENT_HOST}, train throughput={n / elapsed} records/second")
+    if helper is not None:
+        helper.shutdown()
     _log_quality("train", metrics)
-    return model
+    return FactorizationMachine(
+        w0=optimizers["bias"].values.reshape(1).copy(),
+        w=optimizers["linear"].values.reshape(-1).copy(),
+        v=np.ascontiguousarray(optimizers["factors"].values),
+    )
 
 
 def _train_epoch(
-    model: FactorizationMachine,
     optimizers: dict[str, _GroupOptimizer],
     features: sp.csr_matrix,
     labels: np.ndarray,
+    order: np.ndarray,
     config: dict[str, Any],
     epoch: int,
     step: int,
+    helper: ThreadPoolExecutor | None,
 ) -> tuple[dict[str, float], int]:
-    """One pass over (already shuffled) rows, batch by batch; returns the epoch's train metrics and the step.
+    """One pass over the rows in ``order``, batch by batch; returns the epoch's train metrics and the step.
 
-    Each batch is re-indexed to the columns it touches, so products and updates cost O(batch non-zeros ×
-    num_factors) whatever feature_dim is.
+    Rows are copied in shuffled order ``ROWS_PER_CHUNK`` at a time, never the whole matrix. Each batch is
+    re-indexed to the columns it touches, so products and updates cost O(batch non-zeros × num_factors)
+    whatever feature_dim is. With a ``helper`` thread, the factors' update, the largest part of a batch, is
+    split by rows between it and this thread: the same arithmetic on the same rows, so the same model.
     """
     classifier = config["predictor_type"] == CLASSIFIER
     batch_size, interval = config["mini_batch_size"], config["batch_metrics_publish_interval"]
+    bias, linear, factors = optimizers["bias"], optimizers["linear"], optimizers["factors"]
     epoch_metrics = _Metrics(classifier)
-    for batch, start in enumerate(range(0, features.shape[0], batch_size)):
-        stop = min(start + batch_size, features.shape[0])
-        lo, hi = features.indptr[start], features.indptr[stop]
-        columns, local = np.unique(features.indices[lo:hi], return_inverse=True)
-        indptr = features.indptr[start : stop + 1] - lo
-        values = features.data[lo:hi]
-        x = sp.csr_matrix((values, local, indptr), shape=(stop - start, len(columns)))
-        transposed = x.T
-        row_of = np.repeat(np.arange(stop - start), np.diff(indptr))
-        squares = values * values
-        w_rows, v_rows = model.w[columns], model.v[columns]
-        xv = x @ v_rows
-        # (x²)·Σ_f V_f² per row, without a second sparse matrix for x²
-        squared_norms = np.bincount(row_of, squares * np.einsum("ij,ij->i", v_rows, v_rows)[local], stop - start)
-        decision = model.w0[0] + x @ w_rows + 0.5 * (np.einsum("ij,ij->i", xv, xv) - squared_norms).astype(np.float32)
-        target = labels[start:stop]
-        residual = (expit(decision) if classifier else decision) - target
-        epoch_metrics.add(decision, target)
-        if batch % interval == 0:
-            batch_metrics = _Metrics(classifier)
-            batch_metrics.add(decision, target)
-            _log_quality(f"epoch={epoch}, batch={batch} train", batch_metrics.values())
-        step += 1
-        if config["use_bias"]:
-            optimizers["w0"].update(model.w0, np.array([residual.sum()], np.float32), None, step)
-        if config["use_linear"]:
-            optimizers["w"].update(model.w, transposed @ residual, columns, step)
-        # ∂ŷ/∂V_if = x_i (x·V)_f − x_i² V_if
-        scaled = np.bincount(local, squares * residual[row_of], len(columns)).astype(np.float32)
-        grad_v = transposed @ (residual[:, None] * xv)
-        grad_v -= v_rows * scaled[:, None]
-        optimizers["v"].update(model.v, grad_v, columns, step)
+    chunk_rows = max(1, ROWS_PER_CHUNK // batch_size) * batch_size
+    batch = 0
+    for chunk_start in range(0, len(order), chunk_rows):
+        chosen = order[chunk_start : chunk_start + chunk_rows]
+        chunk, targets = features[chosen], labels[chosen]
+        decisions = np.empty(len(chosen), np.float32)
+        for start in range(0, len(chosen), batch_size):
+            stop = min(start + batch_size, len(chosen))
+            lo, hi = chunk.indptr[start], chunk.indptr[stop]
+            columns, local = np.unique(chunk.indices[lo:hi], return_inverse=True)
+            indptr = chunk.indptr[start : stop + 1] - lo
+            values = chunk.data[lo:hi]
+            x = sp.csr_matrix((values, local, indptr), shape=(stop - start, len(columns)))
+            transposed = x.T
+            row_of = np.repeat(np.arange(stop - start), np.diff(indptr))
+            squares = values * values
+            w_block, v_block = linear.gather(columns), factors.gather(columns)
+            v_rows = np.ascontiguousarray(v_block[:, 0])
+            xv = x @ v_rows
+            # (x²)·Σ_f V_f² per row, without a second sparse matrix for x²
+            norms = np.einsum("ij,ij->i", v_rows, v_rows)
+            squared_norms = np.bincount(row_of, squares * norms[local], stop - start).astype(np.float32)
+            decision = bias.table[0, 0, 0] + x @ w_block[:, 0, 0]
+            decision += np.float32(0.5) * (np.einsum("ij,ij->i", xv, xv) - squared_norms)
+            decisions[start:stop] = decision
+            residual = (expit(decision) if classifier else decision) - targets[start:stop]
+            if batch % interval == 0:
+                batch_metrics = _Metrics(classifier)
+                batch_metrics.add(decision, targets[start:stop])
+                _log_quality(f"epoch={epoch}, batch={batch} train", batch_metrics.values())
+            batch += 1
+            step += 1
+            if config["use_bias"]:
+                bias.update(bias.table, np.array([[residual.sum()]], np.float32), step)
+            if config["use_linear"]:
+                linear.apply(columns, w_block, (transposed @ residual)[:, None], step)
+            # ∂ŷ/∂V_if = x_i (x·V)_f − x_i² V_if
+            scaled = np.bincount(local, squares * residual[row_of], len(columns)).astype(np.float32)
+            grad_v = transposed @ (residual[:, None] * xv)
+            grad_v -= v_rows * scaled[:, None]
+            half = len(columns) // 2 if helper is not None and grad_v.size >= SPLIT_MIN_VALUES else len(columns)
+            second = None
+            if half < len(columns):  # the second half of the rows on the other core (numpy frees the GIL)
+                second = helper.submit(factors.apply, columns[half:], v_block[half:], grad_v[half:], step)
+            factors.apply(columns[:half], v_block[:half], grad_v[:half], step)
+            if second is not None:
+                second.result()
+        epoch_metrics.add(decisions, targets)
     return epoch_metrics.values(), step
 
 

@@ -508,3 +508,22 @@ def test_a_channel_without_files_fails(data, tmp_path):
     (layout.channel_dir("train") / "part-0.pbr").unlink()
     with pytest.raises(ClientError, match="Channel 'train' has no data files"):
         fm.train(layout, parse_hyperparameters(fm.HYPERPARAMETERS, layout.hyperparameters()))
+
+
+def test_the_update_split_over_two_threads_gives_the_same_model(data, monkeypatch):
+    """Rows are independent in an update, so the split is an implementation detail: the same model, bit for bit."""
+    monkeypatch.setattr(fm, "SPLIT_MIN_VALUES", 1 << 40)
+    alone = fit(data, epochs=3)
+    monkeypatch.setattr(fm, "SPLIT_MIN_VALUES", 0)
+    split = fit(data, epochs=3)
+    for name in ("w0", "w", "v"):
+        np.testing.assert_array_equal(getattr(split, name), getattr(alone, name))
+
+
+def test_rows_are_shuffled_in_chunks_as_one_permutation(data, monkeypatch):
+    """Copying the shuffled rows a chunk at a time (memory) trains the same model as copying them all at once."""
+    whole = fit(data, epochs=2)
+    monkeypatch.setattr(fm, "ROWS_PER_CHUNK", GOOD["mini_batch_size"] * 3)
+    chunked = fit(data, epochs=2)
+    for name in ("w0", "w", "v"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
