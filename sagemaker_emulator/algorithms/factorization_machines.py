@@ -11,7 +11,9 @@ w and V its features touch, as MXNet's row-sparse ``adam_update`` does.
 
 Choices where the contract is silent:
 - rows are shuffled every epoch with a fixed seed, so runs are reproducible and ratings sorted by user
-  still train well;
+  still train well; from ``TWO_THREADS_MIN_ROWS`` records on, the two halves of each epoch train at once in two
+  threads sharing the parameters (asynchronously, as MXNet's ``dist_async`` store does across hosts), so
+  large runs use both cores and are no longer reproducible to the bit;
 - ``_learning_rate`` and ``_wd`` (container defaults 1.0) multiply every group's rate and decay, the way an
   MXNet optimizer's global rate scales per-parameter multipliers; ``_optimizer`` also takes ``sgd``;
 - the other underscore knobs (``_kvstore``, ``_num_gpus``, ...) are accepted and have no effect on one host;
@@ -25,8 +27,10 @@ Choices where the contract is silent:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -66,7 +70,8 @@ ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 # (mx.init.Constant has no default; zero is also what use_bias=false and use_linear=false give).
 UNSET_INIT_AMOUNTS = {"scale": 0.07, "value": 0.0}
 PREDICT_CHUNK = 65536
-SPLIT_MIN_VALUES = 1 << 14  # factor values a batch must update for two threads to be worth a hand-over
+SMALL_REQUEST_VALUES = 4096  # non-zeros up to which a request is scored without scipy
+TWO_THREADS_MIN_ROWS = 1_000_000  # records from which an epoch's two halves train at once (_train_halves)
 ROWS_PER_CHUNK = 1 << 18  # rows copied in shuffled order at a time, a few MB whatever the data's size
 
 
@@ -140,16 +145,39 @@ class FactorizationMachine:
     w: np.ndarray
     v: np.ndarray
 
+    @functools.cached_property
+    def squared_norms(self) -> np.ndarray:
+        """‖V_i‖² per feature: computed once, not per request (a pass over all of V, 42 MB at ml-20m's size)."""
+        return np.einsum("ij,ij->i", self.v, self.v)
+
     def decision(self, features: sp.csr_matrix) -> np.ndarray:
         """ŷ for every row (before the sigmoid for classifiers), in chunks to bound memory."""
+        if features.nnz <= SMALL_REQUEST_VALUES:
+            return self._small_decision(features)
         out = np.empty(features.shape[0], dtype=np.float32)
-        squared_norms = np.einsum("ij,ij->i", self.v, self.v)
+        squared_norms = self.squared_norms
         for start in range(0, features.shape[0], PREDICT_CHUNK):
             x = features[start : start + PREDICT_CHUNK]
             xv = x @ self.v
             pairwise = 0.5 * (np.einsum("ij,ij->i", xv, xv) - x.multiply(x) @ squared_norms)
             out[start : start + x.shape[0]] = self.w0[0] + x @ self.w + pairwise
         return out
+
+    def _small_decision(self, features: sp.csr_matrix) -> np.ndarray:
+        """:meth:`decision` in plain numpy over the rows of V a request touches: an endpoint's usual request is a
+        record or a few, for which scipy's per-operation set-up would cost ten times the arithmetic."""
+        columns, values, indptr = features.indices, features.data, features.indptr
+        counts = np.diff(indptr)
+        xv = np.zeros((features.shape[0], self.v.shape[1]), np.float32)
+        linear = np.zeros(features.shape[0], np.float32)
+        squares = np.zeros(features.shape[0], np.float32)
+        filled = np.flatnonzero(counts)
+        if filled.size:
+            starts = indptr[filled]
+            xv[filled] = np.add.reduceat(values[:, None] * self.v[columns], starts)
+            linear[filled] = np.add.reduceat(values * self.w[columns], starts)
+            squares[filled] = np.add.reduceat(values * values * self.squared_norms[columns], starts)
+        return self.w0[0] + linear + np.float32(0.5) * (np.einsum("ij,ij->i", xv, xv) - squares)
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -225,8 +253,10 @@ def _read_channel(layout: JobLayout, channel: str, config: dict[str, Any]) -> tu
             raise ClientError(f"{where}: records have no label; FM trains on labelled records")
         matrices.append(matrix)
         labels.append(label if label is not None else np.zeros(0, dtype=np.float32))
-    features = sp.vstack(matrices, format="csr", dtype=np.float32)
-    target = np.concatenate(labels).astype(np.float32)
+    # One file (the usual channel) is used as read: a copy of a 20M-row matrix would cost 0.5 GB more.
+    features = matrices[0] if len(matrices) == 1 else sp.vstack(matrices, format="csr", dtype=np.float32)
+    target = labels[0] if len(labels) == 1 else np.concatenate(labels)
+    del matrices, labels
     if features.shape[0] == 0:
         raise ClientError(f"Channel '{channel}' holds no records")
     if not (np.isfinite(features.data).all() and np.isfinite(target).all()):
@@ -297,10 +327,8 @@ class _GroupOptimizer:
         block[:, 0], block[:, 1], block[:, 2] = weights, mean, var
 
     def apply(self, rows: np.ndarray, block: np.ndarray, grad: np.ndarray, step: int) -> None:
-        """:meth:`update` ``block``, the table's ``rows``, and write it back (rows are independent: a thread may
-        apply one part of a batch's rows while another applies the rest)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            self.update(block, grad, step)
+        """:meth:`update` ``block``, the table's ``rows``, and write it back."""
+        self.update(block, grad, step)
         self.table[rows] = block
 
 
@@ -336,17 +364,18 @@ def fit(
     epochs = config["epochs"]
     step = 0
     order = np.arange(n, dtype=np.int32 if n < np.iinfo(np.int32).max else np.int64)
-    helper = ThreadPoolExecutor(1, "fm-update") if len(os.sched_getaffinity(0)) > 1 else None
+    halves = n >= TWO_THREADS_MIN_ROWS and len(os.sched_getaffinity(0)) > 1
+    if halves:
+        log(f"{n} records: each epoch trains its two halves in two threads, each updating the shared parameters")
     for epoch in range(epochs):
         started = time.perf_counter()
         rng.shuffle(order)  # the permutation rng.permutation(n) gives, in half its memory
-        try:
-            with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported after its epoch
-                metrics, step = _train_epoch(optimizers, features, labels, order, config, epoch, step, helper)
-        except BaseException:
-            if helper is not None:
-                helper.shutdown(cancel_futures=True)
-            raise
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported after its epoch
+            if halves:
+                epoch_metrics, step = _train_halves(optimizers, features, labels, order, config, epoch, step)
+            else:
+                epoch_metrics, step = _train_epoch(optimizers, features, labels, order, config, epoch, step)
+        metrics = epoch_metrics.values()
         elapsed = max(time.perf_counter() - started, 1e-9)
         if not all(math.isfinite(value) for value in metrics.values()):
             raise ClientError(
@@ -356,14 +385,49 @@ def fit(
         _log_quality(f"epoch={epoch}, train", metrics)
         log(f"#progress_metric: host={CURRENT_HOST}, completed {100.0 * (epoch + 1) / epochs} % of epochs")
         log(f"#throughput_metric: host={CURRENT_HOST}, train throughput={n / elapsed} records/second")
-    if helper is not None:
-        helper.shutdown()
     _log_quality("train", metrics)
     return FactorizationMachine(
         w0=optimizers["bias"].values.reshape(1).copy(),
         w=optimizers["linear"].values.reshape(-1).copy(),
         v=np.ascontiguousarray(optimizers["factors"].values),
     )
+
+
+def _train_halves(
+    optimizers: dict[str, _GroupOptimizer],
+    features: sp.csr_matrix,
+    labels: np.ndarray,
+    order: np.ndarray,
+    config: dict[str, Any],
+    epoch: int,
+    step: int,
+) -> tuple[_Metrics, int]:
+    """:func:`_train_epoch` on the two halves of ``order`` at once, one per core, Hogwild-style.
+
+    Both threads read and write the same tables without locks: numpy frees the GIL in its loops, and a batch's
+    rows are gathered, updated and written back whole, so a thread may miss the other's last update of a row
+    both touch, never see a half-written one. It is the asynchronous data parallelism of MXNet's ``dist_async``
+    store, which FM uses across hosts, here across the two cores of one; used from ``TWO_THREADS_MIN_ROWS``
+    records, where a batch is a tiny share of an epoch, so runs the size of the labs stay sequential and
+    reproducible to the bit.
+    """
+    half = len(order) // 2 // config["mini_batch_size"] * config["mini_batch_size"]
+    halt = threading.Event()
+
+    def second_half() -> tuple[_Metrics, int]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _train_epoch(optimizers, features, labels, order[half:], config, epoch, step, halt, False)
+
+    with ThreadPoolExecutor(1, "fm-second-half") as helper:
+        other = helper.submit(second_half)
+        try:
+            metrics, first_step = _train_epoch(optimizers, features, labels, order[:half], config, epoch, step, halt)
+        except BaseException:  # SIGTERM (Stopped) or an error: the other thread ends at its next chunk
+            halt.set()
+            raise
+        other_metrics, second_step = other.result()
+    metrics.merge(other_metrics)
+    return metrics, step + (first_step - step) + (second_step - step)
 
 
 def _train_epoch(
@@ -374,14 +438,14 @@ def _train_epoch(
     config: dict[str, Any],
     epoch: int,
     step: int,
-    helper: ThreadPoolExecutor | None,
-) -> tuple[dict[str, float], int]:
-    """One pass over the rows in ``order``, batch by batch; returns the epoch's train metrics and the step.
+    halt: threading.Event | None = None,
+    log_batches: bool = True,
+) -> tuple[_Metrics, int]:
+    """One pass over the rows in ``order``, batch by batch; returns the pass's train metrics and the step.
 
     Rows are copied in shuffled order ``ROWS_PER_CHUNK`` at a time, never the whole matrix. Each batch is
     re-indexed to the columns it touches, so products and updates cost O(batch non-zeros × num_factors)
-    whatever feature_dim is. With a ``helper`` thread, the factors' update, the largest part of a batch, is
-    split by rows between it and this thread: the same arithmetic on the same rows, so the same model.
+    whatever feature_dim is. ``halt`` ends the pass early (the other half's thread has failed).
     """
     classifier = config["predictor_type"] == CLASSIFIER
     batch_size, interval = config["mini_batch_size"], config["batch_metrics_publish_interval"]
@@ -390,6 +454,8 @@ def _train_epoch(
     chunk_rows = max(1, ROWS_PER_CHUNK // batch_size) * batch_size
     batch = 0
     for chunk_start in range(0, len(order), chunk_rows):
+        if halt is not None and halt.is_set():
+            break
         chosen = order[chunk_start : chunk_start + chunk_rows]
         chunk, targets = features[chosen], labels[chosen]
         decisions = np.empty(len(chosen), np.float32)
@@ -413,7 +479,7 @@ def _train_epoch(
             decision += np.float32(0.5) * (np.einsum("ij,ij->i", xv, xv) - squared_norms)
             decisions[start:stop] = decision
             residual = (expit(decision) if classifier else decision) - targets[start:stop]
-            if batch % interval == 0:
+            if log_batches and batch % interval == 0:
                 batch_metrics = _Metrics(classifier)
                 batch_metrics.add(decision, targets[start:stop])
                 _log_quality(f"epoch={epoch}, batch={batch} train", batch_metrics.values())
@@ -427,15 +493,9 @@ def _train_epoch(
             scaled = np.bincount(local, squares * residual[row_of], len(columns)).astype(np.float32)
             grad_v = transposed @ (residual[:, None] * xv)
             grad_v -= v_rows * scaled[:, None]
-            half = len(columns) // 2 if helper is not None and grad_v.size >= SPLIT_MIN_VALUES else len(columns)
-            second = None
-            if half < len(columns):  # the second half of the rows on the other core (numpy frees the GIL)
-                second = helper.submit(factors.apply, columns[half:], v_block[half:], grad_v[half:], step)
-            factors.apply(columns[:half], v_block[:half], grad_v[:half], step)
-            if second is not None:
-                second.result()
+            factors.apply(columns, v_block, grad_v, step)
         epoch_metrics.add(decisions, targets)
-    return epoch_metrics.values(), step
+    return epoch_metrics, step
 
 
 class _Metrics:
@@ -463,6 +523,10 @@ class _Metrics:
         else:
             error = decision - target
             self.sums += ((error * error).sum(), np.abs(error).sum(), 0.0, 0.0)
+
+    def merge(self, other: _Metrics) -> None:
+        self.count += other.count
+        self.sums += other.sums
 
     def values(self) -> dict[str, float]:
         count = max(self.count, 1)
