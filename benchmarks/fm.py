@@ -86,28 +86,44 @@ def quiet_fit(features, labels, settings) -> tuple[fm.FactorizationMachine, floa
     return model, time.perf_counter() - start, log.getvalue()
 
 
-def container(*arguments: str) -> subprocess.Popen:
+def container(*arguments: str, output=subprocess.PIPE) -> subprocess.Popen:
     """An algorithm container process, as the emulator starts one."""
     return subprocess.Popen(
         [sys.executable, "-m", "sagemaker_emulator.algorithms.container", *arguments],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
 
 
+def peak_rss_bytes(pid: int) -> int:
+    """The process's own high-water mark (VmHWM). Not ``ru_maxrss``: that keeps the pages a child shared with
+    this process before its ``exec``, gigabytes here once the data is made."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
 def run_job(root: Path) -> tuple[str, float, float, float]:
     """Run a training container to its end: (its log, wall seconds, CPU seconds, peak RSS in GiB)."""
     start = time.perf_counter()
-    process = container("train", "factorization-machines", str(root))
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile("w+") as output:
+        process = container("train", "factorization-machines", str(root), output=output)
+        peak = 0
+        while True:  # the high-water mark only grows: the last reading before the end is the peak
+            with contextlib.suppress(OSError, StopIteration):
+                peak = max(peak, peak_rss_bytes(process.pid))
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.05)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        log = output.read()
     if process.returncode:
-        raise RuntimeError(f"the FM job failed ({process.returncode}):\n{output[-3000:]}")
-    return output, time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20
+        raise RuntimeError(f"the FM job failed ({process.returncode}):\n{log[-3000:]}")
+    return log, time.perf_counter() - start, usage.ru_utime + usage.ru_stime, peak / 2**30
 
 
 def job_tree(root: Path, features, labels, knobs: dict) -> Path:
