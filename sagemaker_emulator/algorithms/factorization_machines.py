@@ -12,8 +12,8 @@ w and V its features touch, as MXNet's row-sparse ``adam_update`` does.
 Choices where the contract is silent:
 - rows are shuffled every epoch with a fixed seed, so runs are reproducible and ratings sorted by user
   still train well; from ``TWO_THREADS_MIN_ROWS`` records on, the two halves of each epoch train at once in two
-  threads sharing the parameters (asynchronously, as MXNet's ``dist_async`` store does across hosts), so
-  large runs use both cores and are no longer reproducible to the bit;
+  threads sharing the parameters without locks (asynchronous SGD, as MXNet's ``dist_async`` store is across
+  hosts), so large runs use both cores and are no longer reproducible to the bit;
 - ``_learning_rate`` and ``_wd`` (container defaults 1.0) multiply every group's rate and decay, the way an
   MXNet optimizer's global rate scales per-parameter multipliers; ``_optimizer`` also takes ``sgd``;
 - the other underscore knobs (``_kvstore``, ``_num_gpus``, ...) are accepted and have no effect on one host;
@@ -22,7 +22,8 @@ Choices where the contract is silent:
 - the artifact's ``symbol.json`` is a working MXNet graph of the model above (inputs ``data``,
   ``out_label``; parameters ``w0_weight`` (1,), ``w1_weight`` (feature_dim, 1), ``v`` (feature_dim,
   num_factors)); its output operator (``LogisticRegressionOutput`` / ``LinearRegressionOutput``) tells
-  :func:`load` the predictor type. ``meta.json`` records the final configuration.
+  :func:`load` the predictor type. ``meta.json`` records the final configuration. The artifact is written
+  and read without importing MXNet (``fm_artifact``: 3 CPU-seconds saved per job and per endpoint).
 """
 
 from __future__ import annotations
@@ -404,12 +405,11 @@ def _train_halves(
 ) -> tuple[_Metrics, int]:
     """:func:`_train_epoch` on the two halves of ``order`` at once, one per core, Hogwild-style.
 
-    Both threads read and write the same tables without locks: numpy frees the GIL in its loops, and a batch's
-    rows are gathered, updated and written back whole, so a thread may miss the other's last update of a row
-    both touch, never see a half-written one. It is the asynchronous data parallelism of MXNet's ``dist_async``
-    store, which FM uses across hosts, here across the two cores of one; used from ``TWO_THREADS_MIN_ROWS``
-    records, where a batch is a tiny share of an epoch, so runs the size of the labs stay sequential and
-    reproducible to the bit.
+    Both threads read and write the same tables without locks (numpy frees the GIL in its loops): when both
+    touch a row at once, one may write over the other's update or read the row while it is being written.
+    Asynchronous SGD tolerates both (Hogwild!, Niu et al. 2011; MXNet's ``dist_async`` store is the same idea
+    across hosts), and a batch being a tiny share of an epoch, a lost update is a small one. Used from
+    ``TWO_THREADS_MIN_ROWS`` records, so runs the size of the labs stay sequential and reproducible to the bit.
     """
     half = len(order) // 2 // config["mini_batch_size"] * config["mini_batch_size"]
     halt = threading.Event()
@@ -445,7 +445,7 @@ def _train_epoch(
 
     Rows are copied in shuffled order ``ROWS_PER_CHUNK`` at a time, never the whole matrix. Each batch is
     re-indexed to the columns it touches, so products and updates cost O(batch non-zeros × num_factors)
-    whatever feature_dim is. ``halt`` ends the pass early (the other half's thread has failed).
+    whatever feature_dim is. ``halt`` ends the pass early (the thread of the other half has stopped on an error or SIGTERM).
     """
     classifier = config["predictor_type"] == CLASSIFIER
     batch_size, interval = config["mini_batch_size"], config["batch_metrics_publish_interval"]
