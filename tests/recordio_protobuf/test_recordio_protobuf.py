@@ -515,3 +515,30 @@ def test_read_matrix_errors_name_the_record_in_any_block(data, feature_dim, mess
     monkeypatch.setattr("recordio_protobuf.reader.STREAM_BLOCK_BYTES", block_bytes)
     with pytest.raises(ValueError, match=message):
         records.read_matrix(_Unseekable(data), feature_dim=feature_dim)
+
+
+def test_read_matrix_never_holds_the_whole_file(tmp_path, monkeypatch):
+    """A file is decoded block by block: the reader's peak stays under the file's size (reading it whole did not)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    rows = 100_000
+    matrix = scipy.sparse.csr_matrix(
+        (
+            np.ones(2 * rows, np.float32),
+            np.stack([rng.integers(0, 500, rows), rng.integers(500, 900, rows)], 1).ravel(),
+            np.arange(0, 2 * rows + 1, 2),
+        ),
+        shape=(rows, 900),
+    )
+    path = tmp_path / "data.pbr"
+    with path.open("wb") as stream:
+        records.write_records(stream, matrix, np.ones(rows, np.float32))
+    monkeypatch.setattr("recordio_protobuf.reader.STREAM_BLOCK_BYTES", 1 << 18)
+    with path.open("rb") as stream:
+        tracemalloc.start()
+        read, _ = records.read_matrix(stream)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert (read != matrix).nnz == 0
+    assert peak < path.stat().st_size, (peak, path.stat().st_size)
