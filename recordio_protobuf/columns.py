@@ -55,6 +55,40 @@ def _frames(data: memoryview) -> tuple[np.ndarray, np.ndarray] | None:
     return heads * 4 + 8, lengths
 
 
+def whole_frames(data: memoryview) -> int | None:
+    """How many bytes at the start of ``data`` are whole records (0: not even one), cutting the last one off if it
+    is incomplete; None when the frames do not chain (split records, a stray magic word) and the caller must
+    read record by record."""
+    size = len(data) - len(data) % 4
+    words = np.frombuffer(data[:size], dtype="<u4")
+    if words.size < 2:
+        return 0
+    if words[0] != MAGIC:
+        return None
+    if words[1] & LENGTH_MASK >= _WALK_MIN_LENGTH:
+        position = 0
+        while position + 8 <= size:
+            magic, info = HEADER.unpack_from(data, position)
+            length = info & LENGTH_MASK
+            if magic != MAGIC or info >> 29:
+                return None
+            if position + 8 + length + (-length % 4) > len(data):
+                break
+            position += 8 + length + (-length % 4)
+        return position
+    heads = np.flatnonzero(words == MAGIC)
+    info = words[np.minimum(heads + 1, words.size - 1)].astype(np.int64)
+    lengths = info & LENGTH_MASK
+    after = heads * 4 + 8 + lengths + (-lengths % 4)
+    cut = np.flatnonzero((after > len(data)) | (heads * 4 + 8 > size))  # frames that end past the data
+    whole = int(cut[0]) if cut.size else heads.size
+    if (info[:whole] >> 29).any() or not np.array_equal(after[: whole - 1], heads[1:whole] * 4):
+        return None
+    if whole == heads.size:  # nothing cut: at most a few bytes of the next header may follow
+        return int(after[-1]) if len(data) - after[-1] < 4 else None
+    return int(heads[whole]) * 4 if whole == 0 or after[whole - 1] == heads[whole] * 4 else None
+
+
 def _walk(data: memoryview) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`_frames` for long records, header to header: a step per record instead of a comparison per word."""
     starts, lengths, position, size = [], [], 0, len(data)

@@ -27,10 +27,12 @@ def frame(payload: bytes) -> bytes:
     return b"".join((MAGIC_BYTES, struct.pack("<I", length), payload, bytes(-length % 4)))
 
 
-def iter_frames(fileobj: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, payload) for each record; joins the parts of a split record as dmlc does."""
+def iter_frames(fileobj: BinaryIO, offset: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, payload) for each record; joins the parts of a split record as dmlc does.
+
+    ``offset`` is where ``fileobj`` starts in the whole stream, so that errors and offsets name the right byte.
+    """
     read, unpack = fileobj.read, HEADER.unpack
-    offset = 0
     parts, split_offset = None, 0
     while True:
         header = read(8)

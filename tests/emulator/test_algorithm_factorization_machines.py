@@ -508,3 +508,38 @@ def test_a_channel_without_files_fails(data, tmp_path):
     (layout.channel_dir("train") / "part-0.pbr").unlink()
     with pytest.raises(ClientError, match="Channel 'train' has no data files"):
         fm.train(layout, parse_hyperparameters(fm.HYPERPARAMETERS, layout.hyperparameters()))
+
+
+def test_large_inputs_train_their_two_halves_at_once(data, capsys, monkeypatch):
+    """Two threads on the two halves of each epoch (from TWO_THREADS_MIN_ROWS records): the model is as good."""
+    test_x, test_y = data[2], data[3]
+    sequential = fit(data)
+    assert "two halves" not in capsys.readouterr().out
+    monkeypatch.setattr(fm, "TWO_THREADS_MIN_ROWS", 0)
+    halves = fit(data)
+    assert "each epoch trains its two halves in two threads" in capsys.readouterr().out
+    rmse = {
+        name: np.sqrt(np.mean((model.decision(test_x) - test_y) ** 2))
+        for name, model in [("one", sequential), ("halves", halves)]
+    }
+    assert rmse["halves"] < 1.05 * rmse["one"], rmse
+
+
+def test_rows_are_shuffled_in_chunks_as_one_permutation(data, monkeypatch):
+    """Copying the shuffled rows a chunk at a time (memory) trains the same model as copying them all at once."""
+    whole = fit(data, epochs=2)
+    monkeypatch.setattr(fm, "ROWS_PER_CHUNK", GOOD["mini_batch_size"] * 3)
+    chunked = fit(data, epochs=2)
+    for name in ("w0", "w", "v"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+
+
+def test_small_requests_score_as_large_ones(regressor, data, monkeypatch):
+    """The numpy path for a few records (an endpoint's usual request) and the chunked scipy path agree."""
+    _, predictor = regressor
+    test_x = sp.vstack([data[2][:40], sp.csr_matrix((1, data[2].shape[1]), dtype=np.float32), data[2][40:60] * 2.5])
+    small = predictor.model.decision(test_x.tocsr())
+    monkeypatch.setattr(fm, "SMALL_REQUEST_VALUES", 0)
+    large = predictor.model.decision(test_x.tocsr())
+    np.testing.assert_allclose(small, large, rtol=1e-5, atol=1e-5)
+    assert small[40] == predictor.model.w0[0]

@@ -434,3 +434,111 @@ def test_encode_record_errors(features, message):
 def test_write_label_records_errors(labels, message):
     with pytest.raises(ValueError, match=message):
         records.write_label_records(io.BytesIO(), labels)
+
+
+# --------------------------------------------------------------------------------------------------------
+# read_matrix reads in blocks: the same matrix and the same errors whatever the block size
+
+
+class _Unseekable:
+    """A pipe-like stream: read() only."""
+
+    def __init__(self, data: bytes):
+        self.stream = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self.stream.read(size)
+
+
+def _long_dense(rows: int) -> np.ndarray:
+    """Dense rows over 1,024 bytes: the reader follows their headers instead of scanning words."""
+    return np.random.default_rng(3).normal(size=(rows, 300)).astype(np.float32)
+
+
+BLOCK_CASES = {
+    "sparse labelled": lambda: _write(_random_sparse(300, 40, 5, seed=1), np.arange(300, dtype=np.float32)),
+    "sparse unlabelled": lambda: _write(_random_sparse(300, 1 << 33, 3, seed=2)),
+    "dense": lambda: _write(_long_dense(40), np.ones(40)),
+    "split record in the middle": lambda: (
+        _write(_random_sparse(80, 40, 5, seed=4)) + _split_record() + _write(_random_sparse(80, 40, 5, seed=5))
+    ),
+}
+
+
+def _split_record() -> bytes:
+    """A record whose value's bytes are the magic word, split there as dmlc's writer does (flags 1 and 3)."""
+    value = np.frombuffer(MAGIC, dtype="<f4")[0]
+    payload = records.encode_record({"values": ([3], [value], [40])})
+    cut = payload.index(MAGIC)
+    return _part(payload[:cut], 1) + _part(payload[cut + 4 :], 3)
+
+
+@pytest.mark.parametrize("name", sorted(BLOCK_CASES))
+@pytest.mark.parametrize("block_bytes", [16, 100, 1000, 5000])
+def test_read_matrix_in_blocks_equals_one_read(name, block_bytes, monkeypatch):
+    data = BLOCK_CASES[name]()
+    expected, expected_labels = records.read_matrix(data)
+    monkeypatch.setattr("recordio_protobuf.reader.STREAM_BLOCK_BYTES", block_bytes)
+    for source in (data, io.BytesIO(data), _Unseekable(data)):
+        matrix, labels = records.read_matrix(source)
+        assert matrix.shape == expected.shape and (matrix != expected).nnz == 0
+        assert matrix.dtype == np.float32 and matrix.indices.dtype == expected.indices.dtype
+        if expected_labels is None:
+            assert labels is None
+        else:
+            np.testing.assert_array_equal(labels, expected_labels)
+
+
+def test_the_split_record_case_is_read_whole():
+    matrix, _ = records.read_matrix(BLOCK_CASES["split record in the middle"]())
+    assert matrix.shape == (161, 40) and matrix[80].toarray()[0, 3] == np.frombuffer(MAGIC, dtype="<f4")[0]
+
+
+GOOD_ROWS = _write(scipy.sparse.csr_matrix(np.eye(30, 10, dtype=np.float32)), np.ones(30))
+
+
+@pytest.mark.parametrize(
+    "data, feature_dim, message",
+    [
+        (GOOD_ROWS + _stream(*[[1.0] * 12] * 3, labels=[[1.0]] * 3), 10, "feature_dim=10 but record 30 has 12"),
+        (GOOD_ROWS + _stream(*[[1.0] * 12] * 3, labels=[[1.0]] * 3), None, "record 0 has 10 features but record 30"),
+        (GOOD_ROWS + _stream([1.0] * 10), None, r"record 30 has no label\['values'\] but 30 other records do"),
+        (_write(np.eye(30, 10, dtype=np.float32)) + _stream([1.0] * 10, labels=[[1.0]]), None, "record 0 has no label"),
+        (GOOD_ROWS + _stream(([12], [1.0], 10), labels=[[1.0]]), None, "record 30 has key 12 out of range"),
+        (GOOD_ROWS + records.frame(b"\xff\xff\xff"), None, rf"record 30 \(byte offset {len(GOOD_ROWS)}\) is not"),
+        (GOOD_ROWS + b"\0" * 8, None, f"bad RecordIO magic 0x00000000 at byte offset {len(GOOD_ROWS)}"),
+        (GOOD_ROWS + records.frame(b"abcdef")[:-3], None, f"truncated RecordIO record at byte offset {len(GOOD_ROWS)}"),
+    ],
+)
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])
+def test_read_matrix_errors_name_the_record_in_any_block(data, feature_dim, message, block_bytes, monkeypatch):
+    monkeypatch.setattr("recordio_protobuf.reader.STREAM_BLOCK_BYTES", block_bytes)
+    with pytest.raises(ValueError, match=message):
+        records.read_matrix(_Unseekable(data), feature_dim=feature_dim)
+
+
+def test_read_matrix_never_holds_the_whole_file(tmp_path, monkeypatch):
+    """A file is decoded block by block: the reader's peak stays under the file's size (reading it whole did not)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    rows = 100_000
+    matrix = scipy.sparse.csr_matrix(
+        (
+            np.ones(2 * rows, np.float32),
+            np.stack([rng.integers(0, 500, rows), rng.integers(500, 900, rows)], 1).ravel(),
+            np.arange(0, 2 * rows + 1, 2),
+        ),
+        shape=(rows, 900),
+    )
+    path = tmp_path / "data.pbr"
+    with path.open("wb") as stream:
+        records.write_records(stream, matrix, np.ones(rows, np.float32))
+    monkeypatch.setattr("recordio_protobuf.reader.STREAM_BLOCK_BYTES", 1 << 18)
+    with path.open("rb") as stream:
+        tracemalloc.start()
+        read, _ = records.read_matrix(stream)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert (read != matrix).nnz == 0
+    assert peak < path.stat().st_size, (peak, path.stat().st_size)
