@@ -4,7 +4,10 @@ A built-in algorithm's log runs to hundreds of lines per job; in a notebook they
 runs, :func:`follow` reads the log from CloudWatch Logs (as the SDK's ``logs=True`` would) but shows only a bar:
 the share of epochs done (the algorithms' ``#progress_metric`` lines), the job's secondary status and the latest
 metric line. At the end it prints one line: status, training and billable seconds, and where the full log is;
-:func:`print_log` prints that log when you want it. Works the same on AWS and in local mode.
+:func:`print_log` prints that log when you want it. :func:`follow_tuning` does the same for a tuning job: one bar of
+its training jobs, where the SDK's ``wait`` redraws a live panel four times a second, a stream of display messages
+that on a busy machine outruns a notebook's output channel and loses the cell's end. Works the same on AWS and in
+local mode.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import boto3
 from tqdm import tqdm
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-ENDED = ("Completed", "Failed", "Stopped")
+ENDED = ("Completed", "Failed", "Stopped")  # training and tuning jobs alike
 POLL_SECONDS = 2.0
+TUNING_POLL_SECONDS = 5.0
+TRIALS_ENDED = ("Completed", "NonRetryableError", "Stopped")  # TrainingJobStatusCounters of trials that ended
 PROGRESS = re.compile(r"#progress_metric: .*completed (\d+(?:\.\d+)?) %")
 EPOCH_METRIC = re.compile(r"epoch[= ]?(\d+)\S*,? (.*)")  # "#quality_metric: host=algo-1, epoch=3, train rmse ..."
 SHOWN_FAILURE_LINES = 10
@@ -88,6 +93,36 @@ def follow(job_name: str, poll_seconds: float = POLL_SECONDS) -> dict:
     )
     if job["TrainingJobStatus"] == "Failed":
         print("FailureReason:", job.get("FailureReason"), "\nLast log lines:\n  " + "\n  ".join(tail))
+    return job
+
+
+def follow_tuning(tuning_job_name: str, poll_seconds: float = TUNING_POLL_SECONDS) -> dict:
+    """Wait until the tuning job ends, showing one bar of its training jobs; return its DescribeHyperParameterTuningJob
+    answer.
+
+    The bar moves when a training job ends and shows the best objective so far; at the end one line gives the
+    status and the training jobs' counters (and the ``FailureReason`` of a failed tuning job).
+    """
+    sm = boto3.client("sagemaker")
+    job = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning_job_name)
+    budget = job["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    bar = tqdm(
+        total=budget, desc=tuning_job_name, file=sys.stdout, bar_format="{desc} {bar:20} {n}/{total} jobs{postfix}"
+    )
+    while True:
+        counters = job["TrainingJobStatusCounters"]
+        bar.update(sum(counters.get(status, 0) for status in TRIALS_ENDED) - bar.n)
+        if "BestTrainingJob" in job:
+            best = job["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]
+            bar.set_postfix_str(f"best {best['MetricName']} {best['Value']:.4f}")
+        if job["HyperParameterTuningJobStatus"] in ENDED:
+            break
+        time.sleep(poll_seconds)
+        job = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning_job_name)
+    bar.close()
+    print(f"{job['HyperParameterTuningJobStatus']}: training jobs {counters}")
+    if job["HyperParameterTuningJobStatus"] == "Failed":
+        print("FailureReason:", job.get("FailureReason"))
     return job
 
 

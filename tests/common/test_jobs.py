@@ -52,6 +52,42 @@ def test_a_failed_job_shows_its_reason_and_last_log_lines(aws, capsys):
     assert "Last log lines:" in shown
 
 
+def test_follow_tuning_shows_one_bar_of_the_trials_and_one_closing_line(aws, capsys):
+    sm, s3 = aws
+    s3.put_object(Bucket=BUCKET, Key="lab-tune/train/a.csv", Body=b"1,0\n3,0\n")
+    s3.put_object(Bucket=BUCKET, Key="lab-tune/test/a.csv", Body=b"4,0\n")
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="lab-tune-1",
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random",
+            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "test:mse"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+            "ParameterRanges": {"ContinuousParameterRanges": [{"Name": "scale", "MinValue": "1", "MaxValue": "3"}]},
+        },
+        TrainingJobDefinition={
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE,
+            "InputDataConfig": [
+                {
+                    "ChannelName": name,
+                    "DataSource": {
+                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/lab-tune/{name}/"}
+                    },
+                }
+                for name in ("train", "test")
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/lab-tune/output"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        },
+    )
+    job = jobs.follow_tuning("lab-tune-1", poll_seconds=0.2)
+    assert job["HyperParameterTuningJobStatus"] == "Completed"
+    shown = capsys.readouterr().out
+    assert "lab-tune-1" in shown and "2/2 jobs" in shown and "best test:mse" in shown
+    assert shown.rstrip().splitlines()[-1].startswith("Completed: training jobs {'Completed': 2")
+
+
 def test_latest_job_name_is_the_newest_of_the_prefix(aws):
     sm, s3 = aws
     for name in ("lab-latest-a", "lab-latest-b", "lab-latestother"):
