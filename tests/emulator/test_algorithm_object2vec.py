@@ -12,8 +12,8 @@ from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError
 from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.object2vec_data import encode_side
-from sagemaker_emulator.algorithms.object2vec_network import load_model
-from sagemaker_emulator.algorithms.object2vec_training import Pairs, epoch_pairs, plan_batches
+from sagemaker_emulator.algorithms.object2vec_network import build_network, load_model
+from sagemaker_emulator.algorithms.object2vec_training import Pairs, dropout_masks, epoch_pairs, plan_batches
 
 JSON, JSONL = "application/json", "application/jsonlines"
 SMALL = {
@@ -284,6 +284,35 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, capsys):
     answers = ask(predictor, [{"in0": r["in0"], "in1": r["in1"]} for r in records])
     probabilities = np.array([a["scores"][r["label"]] for a, r in zip(answers, records)])
     assert -np.mean(np.log(probabilities)) == pytest.approx(losses[best_epoch], rel=1e-3)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_dropout_masks_drop_each_unit_at_the_rate_and_rescale_the_rest(rate):
+    masks = [mask.asnumpy() for mask in dropout_masks(np.random.default_rng(0), 4000, [16, 8], rate)]
+    assert [mask.shape for mask in masks] == [(4000, 16), (4000, 8)]
+    for mask in masks:
+        assert set(np.unique(mask)) == {0.0, np.float32(1 / (1 - rate))}
+        assert np.mean(mask == 0) == pytest.approx(rate, abs=0.01)
+    first, second = dropout_masks(np.random.default_rng(1), 4000, [16, 16], rate)
+    assert not np.array_equal(first.asnumpy(), second.asnumpy())
+
+
+def test_dropout_rate_one_drops_everything():
+    (mask,) = dropout_masks(np.random.default_rng(0), 10, [4], 1.0)
+    assert mask.asnumpy().tolist() == [[0.0] * 4] * 10
+
+
+def test_one_token_pooled_embedding_is_the_token_embedding():
+    import mxnet as mx
+
+    hp = object2vec.resolve_hyperparameters({**SMALL, "enc1_network": "enc0", "enc0_max_seq_len": "1"})
+    network = build_network(hp)
+    tokens, lengths = mx.nd.array([[3], [0], [11]]), mx.nd.ones(3)
+    expected = network.enc0.embedding(tokens).reshape((3, -1))
+    assert network.enc0.single_token
+    assert np.array_equal(network.encoder(0)(tokens, lengths).asnumpy(), expected.asnumpy())
+    network.hybridize()
+    assert np.array_equal(network.encoder(0)(tokens, lengths).asnumpy(), expected.asnumpy())
 
 
 def test_negative_sampling_pairs_in0_with_other_records_in1():
