@@ -39,7 +39,7 @@ from common import data, records, synthetic
 from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.object2vec_data import Side, encode_side
-from sagemaker_emulator.algorithms.object2vec_network import TrainingGraph, build_network
+from sagemaker_emulator.algorithms.object2vec_network import TrainingGraph, build_network, native_bfloat16
 from sagemaker_emulator.algorithms.object2vec_training import Pairs, make_trainer, train_epoch
 
 ML_20M = {"users": 138_493, "movies": 26_744, "ratings": 20_000_263}
@@ -167,7 +167,7 @@ def bare_loop(hp: dict) -> Callable[[Pairs], None]:
 def emulator_loop(hp: dict) -> Callable[[Pairs], None]:
     """The network, graph and trainer a job builds; the function runs the emulator's ``train_epoch`` once."""
     network = build_network(hp)
-    graph = TrainingGraph(network, softmax=False)
+    graph = TrainingGraph(network, softmax=False, bfloat16=native_bfloat16())
     graph.hybridize(static_alloc=True)
     trainer, rng = make_trainer(network, hp), np.random.default_rng(0)
     return lambda pairs: train_epoch(graph, trainer, pairs, hp, rng)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import mxnet as mx
 from mxnet import gluon
+from mxnet.contrib.amp.amp import bfloat16 as BFLOAT16
 from mxnet.gluon import HybridBlock, nn, rnn
 
 COMPARATORS = ("hadamard", "concat", "abs_diff")
@@ -183,8 +184,11 @@ class Object2VecNetwork(HybridBlock):
             return []
         return [self.enc_dim, self.enc_dim] + [self.mlp_dim] * len(self.mlp)
 
-    def scores(self, F, tokens0, lengths0, tokens1, lengths1, masks=()):
-        """The outputs, with dropout as multiplication by ``masks`` (one per :meth:`mask_widths`) when given."""
+    def scores(self, F, tokens0, lengths0, tokens1, lengths1, masks=(), bfloat16=False):
+        """The outputs, with dropout as multiplication by ``masks`` (one per :meth:`mask_widths`) when given.
+
+        ``bfloat16``: the MLP's matrix products in bfloat16 (see :class:`TrainingGraph`).
+        """
         e0 = self.enc0(tokens0, lengths0)
         e1 = self.enc1(tokens1, lengths1)
         if masks:
@@ -196,7 +200,7 @@ class Object2VecNetwork(HybridBlock):
         }
         hidden = F.concat(*[part for name in self.comparators for part in parts[name]()], dim=1)
         for depth, layer in enumerate(self.mlp):
-            hidden = layer(hidden)
+            hidden = _dense_bfloat16(F, layer, hidden) if bfloat16 else layer(hidden)
             if masks:
                 hidden = hidden * masks[2 + depth]
         return self.output(hidden)
@@ -205,20 +209,40 @@ class Object2VecNetwork(HybridBlock):
         return self.scores(F, tokens0, lengths0, tokens1, lengths1)
 
 
+def _dense_bfloat16(F, layer: nn.Dense, hidden):
+    """``layer(hidden)`` with its matrix product in bfloat16 (oneDNN accumulates in float32); weights stay float32."""
+    weight, bias = (p.var() if F is mx.sym else p.data() for p in (layer.weight, layer.bias))
+    low = [F.amp_cast(x, dtype=BFLOAT16) for x in (hidden, weight, bias)]
+    out = F.amp_cast(F.FullyConnected(*low, num_hidden=layer._units), dtype="float32")
+    return out if layer.act is None else layer.act(out)
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), twice float32's rate; else emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 class TrainingGraph(HybridBlock):
     """One training step's forward pass: the network's outputs with dropout masks applied, and each pair's loss.
 
     Shares the network's parameters. Returns (loss per pair, outputs); the loss is the network's own (softmax
-    cross-entropy, or squared error, ``L2Loss(weight=2)``), so the graph holds the whole step.
+    cross-entropy, or squared error, ``L2Loss(weight=2)``), so the graph holds the whole step. With ``bfloat16``
+    the MLP's matrix products, most of a step's arithmetic at Lab 2's settings, run in bfloat16 as mixed-precision
+    training does: parameters, optimizer state, encoders and loss stay float32; evaluation and serving use float32.
     """
 
-    def __init__(self, network: Object2VecNetwork, softmax: bool, **kwargs):
+    def __init__(self, network: Object2VecNetwork, softmax: bool, bfloat16: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.network = network
+        self.bfloat16 = bfloat16
         self.loss = gluon.loss.SoftmaxCrossEntropyLoss() if softmax else gluon.loss.L2Loss(weight=2.0)
 
     def hybrid_forward(self, F, tokens0, lengths0, tokens1, lengths1, labels, *masks):
-        outputs = self.network.scores(F, tokens0, lengths0, tokens1, lengths1, masks)
+        outputs = self.network.scores(F, tokens0, lengths0, tokens1, lengths1, masks, self.bfloat16)
         return self.loss(outputs, labels), outputs
 
 

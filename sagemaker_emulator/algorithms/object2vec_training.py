@@ -7,6 +7,11 @@ use the epoch with the lowest loss, and so do the job's final validation metrics
 lines are logged again, with its epoch number, after training, since a job reports each metric's last logged
 value (API_FinalHyperParameterTuningJobObjectiveMetric: "the latest objective metric emitted"). Negative sampling pairs every training record's in0 with the in1 of
 ``negative_sampling_rate`` other records drawn uniformly, label 0, drawn afresh each epoch. Runs are seeded.
+
+Speed (issue 24, ``benchmarks/object2vec.py --part lab``): one optimizer step per ``mini_batch_size`` pairs, as
+documented, so a step's fixed cost cannot be spread over larger internal batches; at Lab 2's settings the MLP's
+matrix products are most of a step, so on CPUs with native bfloat16 they run in it (:class:`TrainingGraph`), and
+dropout masks come from numpy rather than MXNet's per-element Dropout.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from sagemaker_emulator.algorithms.object2vec_data import (
     Side,
     encode_side,
     parse_labels,
-    read_jsonlines_files,
+    read_jsonlines_chunks,
     read_pretrained_embeddings,
 )
 from sagemaker_emulator.algorithms.object2vec_network import (
@@ -34,6 +39,7 @@ from sagemaker_emulator.algorithms.object2vec_network import (
     TrainingGraph,
     build_network,
     load_model,
+    native_bfloat16,
     save_model,
 )
 from sagemaker_emulator.algorithms.paths import confined
@@ -66,24 +72,27 @@ def read_channel(layout: JobLayout, channel: str, hp: dict) -> Pairs | None:
         if channel == "train":
             raise ClientError("No training data found: channel 'train' has no files (expected application/jsonlines)")
         return None
+    classes = hp["num_classes"] if hp["output_layer"] == "softmax" else None
+    chunks = []
     try:
-        records, where = read_jsonlines_files(files, layout.data_dir)
-        if not records:
-            raise RecordError(f"no records found in channel '{channel}' (expected one JSON object per line)")
-        sides = tuple(
-            encode_side(
-                [record.get(f"in{side}") for record in records],
-                side,
-                hp[f"enc{side}_max_seq_len"],
-                hp[f"enc{side}_vocab_size"],
-                where,
+        for records, where in read_jsonlines_chunks(files, layout.data_dir):
+            sides = tuple(
+                encode_side(
+                    [record.get(f"in{side}") for record in records],
+                    side,
+                    hp[f"enc{side}_max_seq_len"],
+                    hp[f"enc{side}_vocab_size"],
+                    where,
+                )
+                for side in (0, 1)
             )
-            for side in (0, 1)
-        )
-        classes = hp["num_classes"] if hp["output_layer"] == "softmax" else None
-        return Pairs(sides, parse_labels(records, classes, where))
+            chunks.append(Pairs(sides, parse_labels(records, classes, where)))
+        if not chunks:
+            raise RecordError(f"no records found in channel '{channel}' (expected one JSON object per line)")
     except RecordError as error:
         raise ClientError(str(error)) from None
+    sides = tuple(Side.concatenate([chunk.sides[side] for chunk in chunks]) for side in (0, 1))
+    return Pairs(sides, np.concatenate([chunk.labels for chunk in chunks]))
 
 
 def epoch_pairs(data: Pairs, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -315,7 +324,7 @@ def run_training(layout: JobLayout, hp: dict) -> None:
     if not softmax:  # start from the mean rating rather than 0
         network.output.bias.set_data(mx.nd.array([float(train_data.labels.mean())]))
     _load_pretrained(network, layout, hp)
-    graph = TrainingGraph(network, softmax)
+    graph = TrainingGraph(network, softmax, bfloat16=native_bfloat16())
     graph.hybridize(static_alloc=True)
     trainer = make_trainer(network, hp)
     stop_metric = "cross_entropy" if softmax else "mean_squared_error"
