@@ -220,7 +220,7 @@ def encoder_throughput(n_pairs: int) -> None:
                 {**ENCODER_SETUP, "enc0_network": network, "token_embedding_storage_type": storage}
             )
         net = build_network(hp)
-        graph = TrainingGraph(net, softmax=True)
+        graph = TrainingGraph(net, softmax=True, bfloat16=native_bfloat16())
         graph.hybridize(static_alloc=True)
         trainer = make_trainer(net, hp)
         rng = np.random.default_rng(0)
