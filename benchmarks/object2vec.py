@@ -1,13 +1,19 @@
-"""Speed of the object2vec plug-in: training pairs/s per encoder, and a whole regression job on ml-100k-sized data.
+"""Speed of the object2vec plug-in: Lab 2's settings at ml-20m's shape, pairs/s per encoder, a whole reference job.
 
-Part 1 times ``train_epoch`` (no file I/O) on random sequence pairs for each encoder type. Part 2 runs a full job
-(``create_layout`` + ``train``) with AWS's MovieLens reference hyperparameters (contract §7.1: pooled_embedding
-both sides, enc_dim 1024, mlp_dim 256, one tanh layer, MSE, adam 0.001, batch 64, early stopping 3 / 0.01) on
-``common.synthetic`` ratings (943 users, 1682 movies, 100k ratings) with 10 ratings per user held out, and prints
-the wall time, epochs, and validation MSE against the per-user-mean baseline.
+Part ``lab`` (issue 24: goal 100k pairs/s) trains one epoch at Lab 2's quick regressor settings (pooled_embedding
+both sides, enc_dim and mlp_dim 256, one ReLU layer, dropout 0.5, MSE, adam 0.002, batches of 512, row_sparse
+embeddings) on ``common.synthetic`` ratings of ml-20m's shape (138,493 users, 26,744 movies; ``--pairs`` of them,
+20,000,263 by default), twice, side by side: the emulator's ``train_epoch``, and a bare Gluon loop of the same
+network written as a textbook would (``nn.Dropout``, a loss block, ``trainer.step``). It prints pairs/s (wall) and
+pairs per CPU-second of each, their ratio, the goal, and the minutes an ml-20m epoch takes at that rate.
+Part ``encoders`` times ``train_epoch`` (no file I/O) on random sequence pairs for each encoder type. Part
+``reference`` runs a full job (``create_layout`` + ``train``) with AWS's MovieLens reference hyperparameters
+(contract §7.1: pooled_embedding both sides, enc_dim 1024, mlp_dim 256, one tanh layer, MSE, adam 0.001, batch 64,
+early stopping 3 / 0.01) on ``common.synthetic`` ratings (943 users, 1682 movies, 100k ratings) with 10 ratings per
+user held out, and prints the wall time, epochs, and validation MSE against the per-user-mean baseline.
 
-    .venv/bin/python benchmarks/object2vec.py [--pairs 4096] [--epochs 20] [--batch 64] [--storage dense]
-        [--enc-dim 1024] [--skip-encoders]
+    .venv/bin/python benchmarks/object2vec.py [--part lab|encoders|reference ...] [--pairs 20000263]
+        [--encoder-pairs 4096] [--epochs 20] [--batch 64] [--storage dense] [--enc-dim 1024]
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
@@ -25,15 +32,18 @@ import common  # noqa: F401  (numpy alias before mxnet)
 # isort: split
 import mxnet as mx
 import numpy as np
-from mxnet import gluon
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
 
 from common import data, records, synthetic
 from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.layout import create_layout
-from sagemaker_emulator.algorithms.object2vec_data import encode_side
-from sagemaker_emulator.algorithms.object2vec_network import build_network
+from sagemaker_emulator.algorithms.object2vec_data import Side, encode_side
+from sagemaker_emulator.algorithms.object2vec_network import TrainingGraph, build_network, native_bfloat16
 from sagemaker_emulator.algorithms.object2vec_training import Pairs, make_trainer, train_epoch
 
+ML_20M = {"users": 138_493, "movies": 26_744, "ratings": 20_000_263}
+GOAL = 100_000  # pairs/s, issue 24
 ENCODER_SETUP = {  # a mid-sized text-like task: 20k-token vocabulary, sequences of 1-40 tokens
     "enc0_vocab_size": "20000",
     "enc0_max_seq_len": "40",
@@ -79,6 +89,18 @@ REFERENCE = {  # contract §7.1, "Rating regression"
     "optimizer": "adam",
     "output_layer": "mean_squared_error",
 }
+LAB = {  # Lab 2's quick_regressor on top of its regressor_reference (the notebook's parameters cell)
+    **REFERENCE,
+    "enc_dim": "256",
+    "mlp_dim": "256",
+    "mlp_activation": "relu",
+    "mini_batch_size": "512",
+    "learning_rate": "0.002",
+    "token_embedding_storage_type": "row_sparse",
+    "dropout": "0.5",
+    "enc0_vocab_size": str(ML_20M["users"]),
+    "enc1_vocab_size": str(ML_20M["movies"]),
+}
 
 
 def random_pairs(n: int, hp: dict, seed: int = 0) -> Pairs:
@@ -98,6 +120,98 @@ def random_pairs(n: int, hp: dict, seed: int = 0) -> Pairs:
     return Pairs(sides, rng.integers(0, 2, n).astype(np.float32))
 
 
+class BareNetwork(gluon.HybridBlock):
+    """Lab 2's network for one-token sides as a textbook writes it: lookups, comparator, MLP with nn.Dropout."""
+
+    def __init__(self, hp: dict):
+        super().__init__()
+        sparse, dim, rate = hp["token_embedding_storage_type"] == "row_sparse", hp["enc_dim"], hp["dropout"]
+        with self.name_scope():
+            self.users = nn.Embedding(hp["enc0_vocab_size"], dim, sparse_grad=sparse)
+            self.movies = nn.Embedding(hp["enc1_vocab_size"], dim, sparse_grad=sparse)
+            self.dropout = nn.Dropout(rate)
+            self.mlp = nn.HybridSequential()
+            self.mlp.add(nn.Dense(hp["mlp_dim"], activation=hp["mlp_activation"], in_units=4 * dim))
+            self.mlp.add(nn.Dropout(rate), nn.Dense(1, in_units=hp["mlp_dim"]))
+
+    def hybrid_forward(self, F, users, movies):
+        e0 = self.dropout(F.reshape(self.users(users), shape=(0, -1)))
+        e1 = self.dropout(F.reshape(self.movies(movies), shape=(0, -1)))
+        return self.mlp(F.concat(e0 * e1, e0, e1, F.abs(e0 - e1), dim=1))
+
+
+def bare_loop(hp: dict) -> Callable[[Pairs], None]:
+    """A fresh bare network and trainer; the function trains one epoch over pairs in their order (no shuffle)."""
+    net = BareNetwork(hp)
+    net.initialize(mx.init.Xavier())
+    net.hybridize(static_alloc=True)
+    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": hp["learning_rate"]}, kvstore=None)
+    loss_function = gluon.loss.L2Loss(weight=2.0)
+    size = hp["mini_batch_size"]
+
+    def epoch(pairs: Pairs) -> None:
+        users, movies, labels = (mx.nd.array(a) for a in (*(side.tokens for side in pairs.sides), pairs.labels))
+        total = mx.nd.zeros(1)
+        for start in range(0, len(pairs), size):
+            batch = slice(start, start + size)
+            with autograd.record():
+                loss = loss_function(net(users[batch], movies[batch]), labels[batch])
+            loss.backward()
+            trainer.step(loss.shape[0])
+            total += loss.sum()
+        total.wait_to_read()
+
+    return epoch
+
+
+def emulator_loop(hp: dict) -> Callable[[Pairs], None]:
+    """The network, graph and trainer a job builds; the function runs the emulator's ``train_epoch`` once."""
+    network = build_network(hp)
+    graph = TrainingGraph(network, softmax=False, bfloat16=native_bfloat16())
+    graph.hybridize(static_alloc=True)
+    trainer, rng = make_trainer(network, hp), np.random.default_rng(0)
+    return lambda pairs: train_epoch(graph, trainer, pairs, hp, rng)
+
+
+def ml20m_pairs(n: int) -> Pairs:
+    """``n`` (user, movie, rating) pairs of ``common.synthetic`` data of ml-20m's shape, in a random order."""
+    sizes = {"n_users": ML_20M["users"], "n_items": ML_20M["movies"]}
+    ratings, _ = synthetic.generate(seed=0, **sizes, n_ratings=max(n, 20 * ML_20M["users"]))
+    chosen = ratings.sample(n=n, random_state=0)
+    sides = (
+        Side(ids.reshape(-1, 1).astype(np.float32), np.ones(n, dtype=np.float32))
+        for ids in (chosen.user_id.to_numpy() - 1, chosen.item_id.to_numpy() - 1)
+    )
+    return Pairs(tuple(sides), chosen.rating.to_numpy(dtype=np.float32))
+
+
+def lab_throughput(n_pairs: int) -> None:
+    with redirect_stdout(StringIO()):
+        hp = object2vec.resolve_hyperparameters(LAB)
+    pairs = ml20m_pairs(n_pairs)
+    warm_up = Pairs(tuple(side.take(slice(0, 8192)) for side in pairs.sides), pairs.labels[:8192])
+    print(
+        f"Lab 2's quick regressor on {n_pairs:,} pairs of ml-20m's shape ({ML_20M['users']:,} users, "
+        f"{ML_20M['movies']:,} movies), one epoch each, side by side"
+    )
+    rates = {}
+    for name, loop in (("emulator train_epoch", emulator_loop), ("bare Gluon loop", bare_loop)):
+        epoch = loop(hp)
+        epoch(warm_up)  # graph build and first allocations
+        mx.nd.waitall()
+        wall, cpu = time.perf_counter(), time.process_time()
+        epoch(pairs)
+        mx.nd.waitall()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        rates[name] = n_pairs / wall
+        print(
+            f"  {name:<21} {rates[name]:>9,.0f} pairs/s ({n_pairs / cpu:>9,.0f} per CPU-second), "
+            f"{ML_20M['ratings'] / rates[name] / 60:.1f} min per ml-20m epoch"
+        )
+    ratio = rates["emulator train_epoch"] / rates["bare Gluon loop"]
+    print(f"  emulator / bare loop: {ratio:.2f}x; goal {GOAL:,} pairs/s: {rates['emulator train_epoch'] / GOAL:.0%}")
+
+
 def encoder_throughput(n_pairs: int) -> None:
     print(f"Training throughput on {n_pairs} random pairs, {ENCODER_SETUP}")
     for network, storage in ENCODER_RUNS:
@@ -106,12 +220,12 @@ def encoder_throughput(n_pairs: int) -> None:
                 {**ENCODER_SETUP, "enc0_network": network, "token_embedding_storage_type": storage}
             )
         net = build_network(hp)
-        net.hybridize(static_alloc=True)
+        graph = TrainingGraph(net, softmax=True, bfloat16=native_bfloat16())
+        graph.hybridize(static_alloc=True)
         trainer = make_trainer(net, hp)
-        loss = gluon.loss.SoftmaxCrossEntropyLoss()
         rng = np.random.default_rng(0)
-        train_epoch(net, trainer, loss, random_pairs(min(n_pairs, 1024), hp, 1), hp, rng)  # warm-up: graph build
-        _, throughput = train_epoch(net, trainer, loss, random_pairs(n_pairs, hp), hp, rng)
+        train_epoch(graph, trainer, random_pairs(min(n_pairs, 1024), hp, 1), hp, rng)  # warm-up: graph build
+        _, throughput = train_epoch(graph, trainer, random_pairs(n_pairs, hp), hp, rng)
         print(f"  {network:<17} layers={hp['enc0_layers']}  {storage:<10} {throughput:>9,.0f} pairs/s")
 
 
@@ -158,17 +272,24 @@ def reference_job(epochs: int, batch: int, storage: str, enc_dim: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=4096, help="pairs per encoder-throughput epoch")
+    parser.add_argument("--part", choices=("lab", "encoders", "reference"), action="append")
+    parser.add_argument("--pairs", type=int, default=ML_20M["ratings"], help="pairs of the lab comparison")
+    parser.add_argument("--encoder-pairs", type=int, default=4096, help="pairs per encoder-throughput epoch")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--storage", choices=("dense", "row_sparse"), default="dense")
     parser.add_argument("--enc-dim", type=int, default=1024)
-    parser.add_argument("--skip-encoders", action="store_true")
     args = parser.parse_args()
+    if args.pairs < 8192:
+        parser.error(f"--pairs must be at least 8192 (one warm-up epoch's worth), got {args.pairs}")
     mx.random.seed(0)
-    if not args.skip_encoders:
-        encoder_throughput(args.pairs)
-    reference_job(args.epochs, args.batch, args.storage, args.enc_dim)
+    parts = args.part or ["lab", "encoders", "reference"]
+    if "lab" in parts:
+        lab_throughput(args.pairs)
+    if "encoders" in parts:
+        encoder_throughput(args.encoder_pairs)
+    if "reference" in parts:
+        reference_job(args.epochs, args.batch, args.storage, args.enc_dim)
 
 
 if __name__ == "__main__":

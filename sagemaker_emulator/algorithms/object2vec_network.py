@@ -7,10 +7,16 @@ positions at or past a record's length (``SequenceMask`` / ``SequenceLast`` / ``
 The public contract leaves the encoder internals open, so these are our choices:
 
 * ``pooled_embedding``: the mean of the record's token embeddings (width forced to enc_dim), no projection.
+  With ``max_seq_len`` 1 every record is one token, and the mean is that token's embedding over its length 1:
+  the general masked average would spend more than the lookup itself.
 * ``hcnn``: ``layers`` stacked same-length 1-D convolutions of ``cnn_filter_width`` (ReLU, residual from the
   second layer on, token_embedding_dim channels), max-pooled over the valid positions, projected to enc_dim.
 * ``bilstm``: ``layers`` bidirectional LSTM layers (token_embedding_dim units per direction; the backward pass
   reverses only each record's valid part), the last forward and backward states projected to enc_dim.
+
+Dropout (on both encodings and after every MLP layer) multiplies by masks that the training loop draws and passes
+in (:class:`TrainingGraph`): MXNet's Dropout draws each element with its own generator call, 5 ms of CPU per batch
+at Lab 2's settings, as much as the MLP's matrix products; masks drawn with numpy cost a tenth of that.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import json
 from pathlib import Path
 
 import mxnet as mx
+from mxnet import gluon
+from mxnet.contrib.amp.amp import bfloat16 as BFLOAT16
 from mxnet.gluon import HybridBlock, nn, rnn
 
 COMPARATORS = ("hadamard", "concat", "abs_diff")
@@ -37,13 +45,19 @@ def _valid(F, tokens, lengths):
 
 
 class PooledEmbeddingEncoder(HybridBlock):
-    """Average of the valid tokens' embeddings."""
+    """Average of the valid tokens' embeddings; ``single_token`` when the side's max_seq_len is 1."""
 
-    def __init__(self, embedding: nn.Embedding, **kwargs):
+    def __init__(self, embedding: nn.Embedding, width: int, single_token: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.embedding = embedding
+        self.width = width
+        self.single_token = single_token
 
     def hybrid_forward(self, F, tokens, lengths):
+        if self.single_token:  # batch × 1 tokens: the one embedding over its length 1
+            # Divided by a full-size copy of the lengths: a broadcast divide's backward pass costs 15 times as much.
+            lengths = F.repeat(F.expand_dims(lengths, axis=1), repeats=self.width, axis=1)
+            return F.reshape(self.embedding(tokens), shape=(0, -1)) / lengths
         # A weighted sum as one batched product: 1/length on valid positions, 0 on padding. Much faster on CPU
         # than masking then sum and divide, whose backward passes dominate a step with one-token inputs.
         weights = F.broadcast_div(_valid(F, tokens, lengths), F.expand_dims(lengths, axis=1))
@@ -116,7 +130,7 @@ class BilstmEncoder(HybridBlock):
 def _encoder(spec: dict, embedding: nn.Embedding, enc_dim: int, prefix: str) -> HybridBlock:
     network = spec["network"]
     if network == "pooled_embedding":
-        return PooledEmbeddingEncoder(embedding, prefix=prefix)
+        return PooledEmbeddingEncoder(embedding, enc_dim, spec["max_seq_len"] == 1, prefix=prefix)
     if network == "hcnn":
         return HcnnEncoder(
             embedding, spec["token_embedding_dim"], spec["layers"], spec["cnn_filter_width"], enc_dim, prefix=prefix
@@ -135,7 +149,8 @@ class Object2VecNetwork(HybridBlock):
         super().__init__(**kwargs)
         self.comparators = tuple(config["comparators"])
         self.dropout = config["dropout"]
-        enc_dim = config["enc_dim"]
+        self.enc_dim = enc_dim = config["enc_dim"]
+        self.mlp_dim = config["mlp_dim"]
         with self.name_scope():
             embeddings = [
                 nn.Embedding(
@@ -157,31 +172,83 @@ class Object2VecNetwork(HybridBlock):
             for _ in range(config["mlp_layers"]):
                 self.mlp.add(nn.Dense(config["mlp_dim"], activation=activation, in_units=width))
                 width = config["mlp_dim"]
-                if self.dropout > 0:
-                    self.mlp.add(nn.Dropout(self.dropout))
             self.output = nn.Dense(config["outputs"], in_units=width, prefix="output_")
 
     def encoder(self, side: int) -> HybridBlock:
         """One side's encoder (what the embeddings endpoint runs)."""
         return self.enc0 if side == 0 else self.enc1
 
-    def hybrid_forward(self, F, tokens0, lengths0, tokens1, lengths1):
+    def mask_widths(self) -> list[int]:
+        """The width of each dropout mask a training step takes: enc0, enc1, then every MLP layer; none without."""
+        if self.dropout == 0:
+            return []
+        return [self.enc_dim, self.enc_dim] + [self.mlp_dim] * len(self.mlp)
+
+    def scores(self, F, tokens0, lengths0, tokens1, lengths1, masks=(), bfloat16=False):
+        """The outputs, with dropout as multiplication by ``masks`` (one per :meth:`mask_widths`) when given.
+
+        ``bfloat16``: the MLP's matrix products in bfloat16 (see :class:`TrainingGraph`).
+        """
         e0 = self.enc0(tokens0, lengths0)
         e1 = self.enc1(tokens1, lengths1)
-        if self.dropout > 0:
-            e0, e1 = F.Dropout(e0, p=self.dropout), F.Dropout(e1, p=self.dropout)
+        if masks:
+            e0, e1 = e0 * masks[0], e1 * masks[1]
         parts = {
             "hadamard": lambda: [e0 * e1],
             "concat": lambda: [e0, e1],
             "abs_diff": lambda: [F.abs(e0 - e1)],
         }
-        compared = F.concat(*[part for name in self.comparators for part in parts[name]()], dim=1)
-        return self.output(self.mlp(compared))
+        hidden = F.concat(*[part for name in self.comparators for part in parts[name]()], dim=1)
+        for depth, layer in enumerate(self.mlp):
+            hidden = _dense_bfloat16(F, layer, hidden) if bfloat16 else layer(hidden)
+            if masks:
+                hidden = hidden * masks[2 + depth]
+        return self.output(hidden)
+
+    def hybrid_forward(self, F, tokens0, lengths0, tokens1, lengths1):
+        return self.scores(F, tokens0, lengths0, tokens1, lengths1)
+
+
+def _dense_bfloat16(F, layer: nn.Dense, hidden):
+    """``layer(hidden)`` with its matrix product in bfloat16 (oneDNN accumulates in float32); weights stay float32."""
+    weight, bias = (p.var() if F is mx.sym else p.data() for p in (layer.weight, layer.bias))
+    low = [F.amp_cast(x, dtype=BFLOAT16) for x in (hidden, weight, bias)]
+    out = F.amp_cast(F.FullyConnected(*low, num_hidden=layer._units), dtype="float32")
+    return out if layer.act is None else layer.act(out)
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), twice float32's rate; else emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class TrainingGraph(HybridBlock):
+    """One training step's forward pass: the network's outputs with dropout masks applied, and each pair's loss.
+
+    Shares the network's parameters. Returns (loss per pair, outputs); the loss is the network's own (softmax
+    cross-entropy, or squared error, ``L2Loss(weight=2)``), so the graph holds the whole step. With ``bfloat16``
+    the MLP's matrix products, most of a step's arithmetic at Lab 2's settings, run in bfloat16 as mixed-precision
+    training does: parameters, optimizer state, encoders and loss stay float32; evaluation and serving use float32.
+    """
+
+    def __init__(self, network: Object2VecNetwork, softmax: bool, bfloat16: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.bfloat16 = bfloat16
+        self.loss = gluon.loss.SoftmaxCrossEntropyLoss() if softmax else gluon.loss.L2Loss(weight=2.0)
+
+    def hybrid_forward(self, F, tokens0, lengths0, tokens1, lengths1, labels, *masks):
+        outputs = self.network.scores(F, tokens0, lengths0, tokens1, lengths1, masks, self.bfloat16)
+        return self.loss(outputs, labels), outputs
 
 
 def network_config(hp: dict) -> dict:
     """The network's settings, from the resolved hyperparameters (``object2vec.resolve_hyperparameters``)."""
-    keys = ("network", "vocab_size", "token_embedding_dim", "layers", "cnn_filter_width")
+    keys = ("network", "max_seq_len", "vocab_size", "token_embedding_dim", "layers", "cnn_filter_width")
     return {
         "encoders": [{key: hp[f"enc{side}_{key}"] for key in keys} for side in (0, 1)],
         "enc_dim": hp["enc_dim"],

@@ -7,6 +7,11 @@ use the epoch with the lowest loss, and so do the job's final validation metrics
 lines are logged again, with its epoch number, after training, since a job reports each metric's last logged
 value (API_FinalHyperParameterTuningJobObjectiveMetric: "the latest objective metric emitted"). Negative sampling pairs every training record's in0 with the in1 of
 ``negative_sampling_rate`` other records drawn uniformly, label 0, drawn afresh each epoch. Runs are seeded.
+
+Speed (issue 24, ``benchmarks/object2vec.py --part lab``): one optimizer step per ``mini_batch_size`` pairs, as
+documented, so a step's fixed cost cannot be spread over larger internal batches; at Lab 2's settings the MLP's
+matrix products are most of a step, so on CPUs with native bfloat16 they run in it (:class:`TrainingGraph`), and
+dropout masks come from numpy rather than MXNet's per-element Dropout.
 """
 
 from __future__ import annotations
@@ -26,10 +31,17 @@ from sagemaker_emulator.algorithms.object2vec_data import (
     Side,
     encode_side,
     parse_labels,
-    read_jsonlines_files,
+    read_jsonlines_chunks,
     read_pretrained_embeddings,
 )
-from sagemaker_emulator.algorithms.object2vec_network import Object2VecNetwork, build_network, load_model, save_model
+from sagemaker_emulator.algorithms.object2vec_network import (
+    Object2VecNetwork,
+    TrainingGraph,
+    build_network,
+    load_model,
+    native_bfloat16,
+    save_model,
+)
 from sagemaker_emulator.algorithms.paths import confined
 from sagemaker_emulator.errors import JobInputError
 
@@ -60,24 +72,27 @@ def read_channel(layout: JobLayout, channel: str, hp: dict) -> Pairs | None:
         if channel == "train":
             raise ClientError("No training data found: channel 'train' has no files (expected application/jsonlines)")
         return None
+    classes = hp["num_classes"] if hp["output_layer"] == "softmax" else None
+    chunks = []
     try:
-        records, where = read_jsonlines_files(files, layout.data_dir)
-        if not records:
-            raise RecordError(f"no records found in channel '{channel}' (expected one JSON object per line)")
-        sides = tuple(
-            encode_side(
-                [record.get(f"in{side}") for record in records],
-                side,
-                hp[f"enc{side}_max_seq_len"],
-                hp[f"enc{side}_vocab_size"],
-                where,
+        for records, where in read_jsonlines_chunks(files, layout.data_dir):
+            sides = tuple(
+                encode_side(
+                    [record.get(f"in{side}") for record in records],
+                    side,
+                    hp[f"enc{side}_max_seq_len"],
+                    hp[f"enc{side}_vocab_size"],
+                    where,
+                )
+                for side in (0, 1)
             )
-            for side in (0, 1)
-        )
-        classes = hp["num_classes"] if hp["output_layer"] == "softmax" else None
-        return Pairs(sides, parse_labels(records, classes, where))
+            chunks.append(Pairs(sides, parse_labels(records, classes, where)))
+        if not chunks:
+            raise RecordError(f"no records found in channel '{channel}' (expected one JSON object per line)")
     except RecordError as error:
         raise ClientError(str(error)) from None
+    sides = tuple(Side.concatenate([chunk.sides[side] for chunk in chunks]) for side in (0, 1))
+    return Pairs(sides, np.concatenate([chunk.labels for chunk in chunks]))
 
 
 def epoch_pairs(data: Pairs, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,31 +247,53 @@ class EarlyStopping:
         return self.waited >= self.patience
 
 
-def train_epoch(network, trainer, loss_function, data: Pairs, hp: dict, rng) -> tuple[dict[str, float], float]:
+def dropout_masks(rng: np.random.Generator, rows: int, widths: list[int], rate: float) -> list[mx.nd.NDArray]:
+    """One batch's inverted-dropout masks, ``rows`` × each width: 0 with probability ``rate``, else 1 / (1 - rate).
+
+    Drawn as 16-bit integers from the generator's raw output (a 0.5 ms draw for Lab 2's three masks of a batch of
+    512, against MXNet's 5 ms), so ``rate`` counts in steps of 1/65,536.
+    """
+    total = rows * sum(widths)
+    draws = rng.bit_generator.random_raw(-(-total // 4)).view(np.uint16)[:total]
+    scale = 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
+    kept = (draws >= round(rate * 65536)).astype(np.float32) * np.float32(scale)
+    masks = mx.nd.array(kept)
+    edges = np.cumsum([0, *widths]) * rows
+    return [masks[a:b].reshape((rows, -1)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _rows(array: mx.nd.NDArray, start: int, stop: int, width: int) -> mx.nd.NDArray:
+    # Slicing rows only is a view; cutting columns too copies, so it is done only when the batch is narrower.
+    return array[start:stop] if width == array.shape[1] else array[start:stop, :width]
+
+
+def train_epoch(graph: TrainingGraph, trainer, data: Pairs, hp: dict, rng) -> tuple[dict[str, float], float]:
     """One pass over the epoch's pairs (with sampled negatives); returns the running metrics and records/second."""
     started = time.perf_counter()
     softmax = hp["output_layer"] == "softmax"
+    widths = graph.network.mask_widths()
     first, second, labels = epoch_pairs(data, hp["negative_sampling_rate"], rng)
     side0, side1 = data.sides[0].take(first), data.sides[1].take(second)
     order, batches = plan_batches(side0.lengths, side1.lengths, hp["mini_batch_size"], hp["bucket_width"], rng)
     tokens0, lengths0, tokens1, lengths1, labels = _arrays(side0.take(order), side1.take(order), labels[order])
     total_loss, correct = mx.nd.zeros(1), mx.nd.zeros(1)
     for start, stop, width0, width1 in batches:
-        batch = (
-            tokens0[start:stop, :width0],
-            lengths0[start:stop],
-            tokens1[start:stop, :width1],
-            lengths1[start:stop],
-            labels[start:stop],
-        )
+        masks = dropout_masks(rng, stop - start, widths, hp["dropout"]) if widths else []
+        batch_labels = labels[start:stop]
         with autograd.record():
-            outputs = network(*batch[:4])
-            loss = loss_function(outputs, batch[4])
+            loss, outputs = graph(
+                _rows(tokens0, start, stop, width0),
+                lengths0[start:stop],
+                _rows(tokens1, start, stop, width1),
+                lengths1[start:stop],
+                batch_labels,
+                *masks,
+            )
         loss.backward()
-        trainer.step(batch[4].shape[0])
+        trainer.step(stop - start)
         total_loss += loss.sum()
         if softmax:
-            correct += (outputs.argmax(axis=1) == batch[4]).sum()
+            correct += (outputs.argmax(axis=1) == batch_labels).sum()
     mean_loss = total_loss.asscalar() / first.size  # waits for the last batch
     throughput = first.size / (time.perf_counter() - started)
     if softmax:
@@ -287,15 +324,15 @@ def run_training(layout: JobLayout, hp: dict) -> None:
     if not softmax:  # start from the mean rating rather than 0
         network.output.bias.set_data(mx.nd.array([float(train_data.labels.mean())]))
     _load_pretrained(network, layout, hp)
-    network.hybridize(static_alloc=True)
+    graph = TrainingGraph(network, softmax, bfloat16=native_bfloat16())
+    graph.hybridize(static_alloc=True)
     trainer = make_trainer(network, hp)
-    loss_function = gluon.loss.SoftmaxCrossEntropyLoss() if softmax else gluon.loss.L2Loss(weight=2.0)
     stop_metric = "cross_entropy" if softmax else "mean_squared_error"
     watched = "validation" if validation is not None else "train"
     stopping = EarlyStopping(hp["early_stopping_patience"], hp["early_stopping_tolerance"])
     kept: dict[str, float] = {}  # the metrics of the epoch whose model is saved
     for epoch in range(hp["epochs"]):
-        metrics, throughput = train_epoch(network, trainer, loss_function, train_data, hp, rng)
+        metrics, throughput = train_epoch(graph, trainer, train_data, hp, rng)
         _quality_lines("train", metrics, epoch)
         log(f"#progress_metric: host={CURRENT_HOST}, completed {100.0 * (epoch + 1) / hp['epochs']:.1f} % of epochs")
         log(f"#throughput_metric: host={CURRENT_HOST}, train throughput={throughput:.1f} records/second")

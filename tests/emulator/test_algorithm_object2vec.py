@@ -11,9 +11,9 @@ import pytest
 from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError
 from sagemaker_emulator.algorithms.layout import create_layout
-from sagemaker_emulator.algorithms.object2vec_data import encode_side
-from sagemaker_emulator.algorithms.object2vec_network import load_model
-from sagemaker_emulator.algorithms.object2vec_training import Pairs, epoch_pairs, plan_batches
+from sagemaker_emulator.algorithms.object2vec_data import RecordError, Side, encode_side, read_jsonlines_chunks
+from sagemaker_emulator.algorithms.object2vec_network import TrainingGraph, build_network, load_model, native_bfloat16
+from sagemaker_emulator.algorithms.object2vec_training import Pairs, dropout_masks, epoch_pairs, plan_batches
 
 JSON, JSONL = "application/json", "application/jsonlines"
 SMALL = {
@@ -286,6 +286,52 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, capsys):
     assert -np.mean(np.log(probabilities)) == pytest.approx(losses[best_epoch], rel=1e-3)
 
 
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_dropout_masks_drop_each_unit_at_the_rate_and_rescale_the_rest(rate):
+    masks = [mask.asnumpy() for mask in dropout_masks(np.random.default_rng(0), 4000, [16, 8], rate)]
+    assert [mask.shape for mask in masks] == [(4000, 16), (4000, 8)]
+    for mask in masks:
+        assert set(np.unique(mask)) == {0.0, np.float32(1 / (1 - rate))}
+        assert np.mean(mask == 0) == pytest.approx(rate, abs=0.01)
+    first, second = dropout_masks(np.random.default_rng(1), 4000, [16, 16], rate)
+    assert not np.array_equal(first.asnumpy(), second.asnumpy())
+
+
+def test_dropout_rate_one_drops_everything():
+    (mask,) = dropout_masks(np.random.default_rng(0), 10, [4], 1.0)
+    assert mask.asnumpy().tolist() == [[0.0] * 4] * 10
+
+
+def test_one_token_pooled_embedding_is_the_token_embedding():
+    import mxnet as mx
+
+    hp = object2vec.resolve_hyperparameters({**SMALL, "enc1_network": "enc0", "enc0_max_seq_len": "1"})
+    network = build_network(hp)
+    tokens, lengths = mx.nd.array([[3], [0], [11]]), mx.nd.ones(3)
+    expected = network.enc0.embedding(tokens).reshape((3, -1))
+    assert network.enc0.single_token
+    assert np.array_equal(network.encoder(0)(tokens, lengths).asnumpy(), expected.asnumpy())
+    network.hybridize()
+    assert np.array_equal(network.encoder(0)(tokens, lengths).asnumpy(), expected.asnumpy())
+
+
+@pytest.mark.parametrize("bfloat16", [False, native_bfloat16()], ids=["float32", "this CPU's training precision"])
+def test_the_training_graph_scores_as_the_network_serves(bfloat16):
+    import mxnet as mx
+
+    hp = object2vec.resolve_hyperparameters({**SMALL, "mlp_layers": "2", "mlp_activation": "relu"})
+    network = build_network(hp)
+    graph = TrainingGraph(network, softmax=True, bfloat16=bfloat16)
+    graph.hybridize()
+    inputs = (mx.nd.array([[1, 2, 3], [4, 0, 0]]), mx.nd.array([3, 1]), mx.nd.array([[5], [0]]), mx.nd.ones(2))
+    with mx.autograd.record():
+        loss, outputs = graph(*inputs, mx.nd.array([1, 0]))
+    loss.backward()
+    served = network(*inputs).asnumpy()
+    np.testing.assert_allclose(outputs.asnumpy(), served, rtol=0.02 if bfloat16 else 1e-6, atol=1e-3 if bfloat16 else 0)
+    assert np.abs(network.mlp[0].weight.grad().asnumpy()).sum() > 0
+
+
 def test_negative_sampling_pairs_in0_with_other_records_in1():
     labels = np.ones(50, dtype=np.float32)
     data = Pairs((None, None), labels)
@@ -443,6 +489,25 @@ def test_bad_training_data_fails_with_file_and_line(tmp_path, rows, extra, messa
     layout = make_job(tmp_path, hp, {"train": rows})
     with pytest.raises(ClientError, match=re.escape(message)):
         object2vec.train(layout, hp)
+
+
+def test_channel_files_are_read_in_chunks_that_keep_their_line_numbers(tmp_path):
+    path = tmp_path / "train" / "pairs.jsonl"
+    path.parent.mkdir()
+    rows = lines([[1], [3, 4], [6]], [[2], [5], [7]], np.array([1, 0, 1]))
+    path.write_text(f"{rows[0]}\n\n{rows[1]}\n{rows[2]}\n")
+    chunks = list(read_jsonlines_chunks([path], tmp_path, size=2))
+    assert [[record["in1"] for record in records] for records, _ in chunks] == [[[2]], [[5], [7]]]
+    places = [where(i) for records, where in chunks for i in range(len(records))]
+    assert places == [f"train/pairs.jsonl, line {n}" for n in (1, 3, 4)]
+    path.write_text(f"{rows[0]}\n\n{rows[1]}\n{rows[2]}\nnot json\n")
+    with pytest.raises(RecordError, match=r"^train/pairs.jsonl, line 5: not valid JSON"):
+        list(read_jsonlines_chunks([path], tmp_path, size=2))
+
+
+def test_chunks_of_a_side_are_padded_to_the_widest():
+    joined = Side.concatenate([encode_side([[1], [2]], 0, 4, 10, str), encode_side([[3, 4, 5]], 0, 4, 10, str)])
+    assert joined.tokens.tolist() == [[1, 0, 0], [2, 0, 0], [3, 4, 5]] and joined.lengths.tolist() == [1, 1, 3]
 
 
 def test_missing_train_channel_is_a_client_error(tmp_path):
