@@ -300,7 +300,7 @@ def test_the_toolkit_runs_sagemaker_program_with_its_arguments_environment_and_r
     script = b"""
 import json, os, pathlib, sys
 import tinydep
-packages = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+packages = os.environ["SAGEMAKER_EMULATOR_ENVIRONMENTS"]  # requirements' environments, cached by hash
 pathlib.Path(os.environ["SM_MODEL_DIR"], "seen.json").write_text(json.dumps({
     "argv": sys.argv[1:], "dep": tinydep.VALUE, "dep_in_job": tinydep.__file__.startswith(packages),
     "hps": json.loads(os.environ["SM_HPS"]), "hp_layers": os.environ["SM_HP_LAYERS"],
