@@ -20,7 +20,10 @@ import site
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -214,23 +217,26 @@ class ChildProcess:
         self._namespace: tuple[int, str] | None = None  # (first process, pid namespace) of the sandbox
         self._pidfd: int | None = None
         self._lock = threading.RLock()  # the memory guard's thread and the runner's both look and kill
-        self.popen = subprocess.Popen(
-            args,
-            cwd=str(cwd),
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
-            start_new_session=True,
+        self.popen = services.supervisor.spawn(
+            partial(
+                subprocess.Popen,
+                args,
+                cwd=str(cwd),
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
+                start_new_session=True,
+            )
         )
         self.stdout = self.popen.stdout
         self._guard = None
         if memory is not None:
-            self._guard = MemoryGuard(memory.bytes, self.processes, self._shared_folders, self.kill).start()
+            self._guard = MemoryGuard(memory.bytes, self.processes, self.shared_folders, self.kill).start()
         services.supervisor.adopt(self)
 
     @property
@@ -286,13 +292,16 @@ class ChildProcess:
         except psutil.Error:
             return []
 
-    def _shared_folders(self) -> list[Path]:
+    def shared_folders(self) -> list[Path]:
         found = self._find_namespace()
         return [Path(f"/proc/{found[0]}/root/dev/shm")] if found else []
 
-    def _signal(self, signum: int) -> None:
+    def signal(self, signum: int) -> None:
         """``signum`` to the job: in the sandbox to each of its processes (``bwrap`` itself would die of a SIGTERM
         and take the job with it before it saved anything), else to its session's process group."""
+        if signum == signal.SIGKILL:
+            self.kill()
+            return
         if self.sandbox is not None:
             found = self._find_namespace()
             for pid in self.processes():
@@ -328,7 +337,7 @@ class ChildProcess:
         (in the sandbox, the kernel has already ended the namespace with its first process).
         """
         if self.popen.poll() is None:
-            self._signal(signal.SIGTERM)
+            self.signal(signal.SIGTERM)
             if self.wait(grace_seconds) is None:
                 self.kill()
         code = self.popen.wait()
@@ -367,10 +376,20 @@ def container_command(*args: str) -> list[str]:
 class Supervisor:
     """Every live child of one emulator, so that stopping or resetting the emulator leaves none behind."""
 
-    def __init__(self):
+    def __init__(self, use_sandbox: bool = True):
         self._children: set[ChildProcess] = set()
         self._lock = threading.Lock()
         self._sandbox: tuple[sandbox.Sandbox | None, str] | None = None
+        if not use_sandbox:  # the benchmark's reference; nothing else turns the sandbox off
+            self._sandbox = None, "turned off"
+        # bwrap's --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that started it ends, and jobs and
+        # model servers are started from threads that end long before them: one thread that lives as long as the
+        # emulator starts them all.
+        self._starter = ThreadPoolExecutor(1, thread_name_prefix="child-starter")
+
+    def spawn(self, start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
+        """``start()`` run on the supervisor's own thread; returns the process it started."""
+        return self._starter.submit(start).result()
 
     def sandbox(self) -> sandbox.Sandbox | None:
         """This machine's sandbox, looked for once per emulator; the log says once which way jobs run."""
@@ -401,6 +420,6 @@ class Supervisor:
             children = list(self._children)
         for child in children:
             if child.returncode is None:
-                child._signal(signal.SIGTERM)
+                child.signal(signal.SIGTERM)
         for child in children:
             child.terminate(grace_seconds)

@@ -20,7 +20,17 @@ from pathlib import Path
 
 import psutil
 import pytest
-from emulator_helpers import BUCKET, REGION, assert_healthy, channel, finished_training, training_request
+from emulator_helpers import (
+    BUCKET,
+    REGION,
+    assert_healthy,
+    channel,
+    deploy,
+    finished_training,
+    model_artifact,
+    training_request,
+    wait_for,
+)
 
 import sagemaker_emulator
 from sagemaker_emulator.jobs import sandbox
@@ -56,6 +66,14 @@ def script_job(sm, s3, name: str, script: str, environment: dict | None = None, 
     request["Environment"] = environment or {}
     sm.create_training_job(**request)
     return finished_training(sm, name, timeout=180)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting for this machine's init to reap it does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def report_of(s3, job: dict) -> dict:
@@ -152,8 +170,6 @@ def test_a_stopped_job_leaves_no_daemon(sm, s3, emulator):
     def daemons():
         return [p.pid for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
 
-    from emulator_helpers import wait_for
-
     wait_for(daemons, bool, timeout=120)
     sm.stop_training_job(TrainingJobName="stopped")
     assert finished_training(sm, "stopped")["TrainingJobStatus"] == "Stopped"
@@ -243,3 +259,35 @@ def test_without_bubblewrap_jobs_run_as_before_and_the_log_says_so_once(
         "bubblewrap). They can read your files."
     ]
     assert_healthy(emulator)
+
+
+@needs_sandbox
+def test_model_servers_run_in_the_sandbox_too(sm, s3, emulator):
+    deploy(sm, "boxed", model_artifact(s3, "boxed/model.tar.gz"))
+    wait_for(lambda: sm.describe_endpoint(EndpointName="boxed")["EndpointStatus"], lambda s: s == "InService")
+    (server,) = emulator.services.supervisor.live()
+    inside = server.processes()
+    assert inside and all(sandbox.pid_namespace(pid) != sandbox.pid_namespace(os.getpid()) for pid in inside)
+    sm.delete_endpoint(EndpointName="boxed")
+    wait_for(emulator.services.supervisor.live, lambda live: not live)
+    wait_for(lambda: [pid for pid in inside if _running(pid)], lambda running: not running, timeout=10)
+    assert_healthy(emulator)
+
+
+def test_mounts_apply_shallowest_first_so_code_under_a_hidden_home_shows_through(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    repo = home / "workshop"
+    emulator_home = repo / "build" / "emulator"
+    job = emulator_home / "scratch" / "job-1"
+    for folder in (job, home / ".ssh"):
+        folder.mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "code_paths", lambda: [home, repo])
+    command = sandbox.Sandbox("bwrap").command(["true"], job, [home, emulator_home])
+    mounts = [command[i : i + 2] for i, part in enumerate(command) if part in ("--tmpfs", "--ro-bind", "--bind")]
+    assert mounts[-4:] == [
+        ["--tmpfs", str(home)],  # a code path that is the hidden HOME itself is not bound back
+        ["--ro-bind", str(repo)],
+        ["--tmpfs", str(emulator_home)],
+        ["--bind", str(job)],
+    ]
+    assert command[command.index("--") + 1 :] == ["true"]

@@ -134,7 +134,8 @@ def test_killed_model_server_is_replaced(sm, s3, runtime, logs, emulator, fast_h
 def test_model_server_that_stops_answering_ping_is_replaced(sm, s3, runtime, logs, emulator, fast_health):
     deploy(sm, "ep", model_artifact(s3, "models/ep.tar.gz"))
     old = _server(emulator)
-    os.kill(old.child.popen.pid, signal.SIGSTOP)
+    for pid in old.child.processes():  # the model server and its sandbox, whose first process is not bwrap
+        os.kill(pid, signal.SIGSTOP)
     wait_for(lambda: _server(emulator), lambda server: server is not None and server is not old, timeout=60)
     assert not _running(old.child.popen.pid)
     answer, statuses = _healed(sm, runtime)
