@@ -57,6 +57,11 @@ def create(environment: Path, layers: list[Path]) -> Path:
     return environment / "bin" / "python"
 
 
+def installed(cache: Path) -> list[Path]:
+    """The environments in ``cache`` installed in full: the sandbox shows them read-only to every later job."""
+    return sorted(path for path in cache.iterdir() if (path / COMPLETE).exists()) if cache.is_dir() else []
+
+
 def install_requirements(requirements: Path, cache: Path) -> Path:
     """The packages folder of ``requirements``' environment, installed now unless the cache has it already.
 

@@ -188,7 +188,8 @@ class ChildProcess:
     ``region`` and ``home`` are required so that no caller can start a child that sees the user's AWS: the
     child's environment is the host's basics, then ``env`` (a job's ``Environment``), then
     :func:`sealed_environment`, which the job cannot override. ``cwd`` is the job's folder: in the sandbox, the
-    only one it may write to, with ``writable`` (more folders it may write to). With ``memory``, the job's
+    only one it may write to, with ``writable`` (more folders it may write to, except ``read_only`` folders inside
+    them). With ``memory``, the job's
     processes together may use that much (:class:`MemoryGuard`); :attr:`out_of_memory` then says what they used.
     """
 
@@ -203,6 +204,7 @@ class ChildProcess:
         home: Path,
         memory: MemoryLimit | None = None,
         writable: list[Path] = (),
+        read_only: list[Path] = (),
     ):
         child_env = {**container_environment(), **(env or {}), **sealed_environment(services, region, home)}
         child_env.update(bypass_proxies(child_env, services.url))  # a job's own HTTP_PROXY never sees the emulator
@@ -212,7 +214,7 @@ class ChildProcess:
         if self.sandbox is not None:
             hidden = [Path.home(), default_home(), services.workdir]
             shm = memory.bytes if memory else None
-            args = self.sandbox.command(args, cwd, [p.resolve() for p in hidden], list(writable), shm)
+            args = self.sandbox.command(args, cwd, [p.resolve() for p in hidden], list(writable), list(read_only), shm)
             child_env["TMPDIR"] = "/tmp"  # the job folder's own tmp, mounted there
         self._namespace: tuple[int, str] | None = None  # (first process, pid namespace) of the sandbox
         self._pidfd: int | None = None
@@ -380,7 +382,7 @@ class Supervisor:
         self._children: set[ChildProcess] = set()
         self._lock = threading.Lock()
         self._sandbox: tuple[sandbox.Sandbox | None, str] | None = None
-        if not use_sandbox:  # the benchmark's reference; nothing else turns the sandbox off
+        if not use_sandbox:  # the benchmark's reference, and tests whose model servers share a file with them
             self._sandbox = None, "turned off"
         # bwrap's --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that started it ends, and jobs and
         # model servers are started from threads that end long before them: one thread that lives as long as the

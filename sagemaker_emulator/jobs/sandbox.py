@@ -35,15 +35,18 @@ class Mount:
     """One bubblewrap mount; mounts apply shortest path first, so a deeper one shows through a hidden parent."""
 
     path: Path
-    kind: str  # "hide" (empty tmpfs), "read" (bound read-only) or "write" (bound read-write)
+    kind: str  # "hide" (empty tmpfs), "replace" (``source`` bound there), "read" or "write" (bound as it is)
+    source: Path | None = None
 
     def arguments(self) -> list[str]:
         if self.kind == "hide":
             return ["--tmpfs", str(self.path)]
+        if self.kind == "replace":
+            return ["--bind", str(self.source), str(self.path)]
         return ["--ro-bind" if self.kind == "read" else "--bind", str(self.path), str(self.path)]
 
 
-_ORDER = {"hide": 0, "read": 1, "write": 2}
+_ORDER = {"hide": 0, "replace": 0, "read": 1, "write": 2}
 
 
 @dataclass(frozen=True)
@@ -58,24 +61,28 @@ class Sandbox:
         folder: Path,
         hidden: list[Path],
         writable: list[Path] = (),
+        read_only: list[Path] = (),
         shm_bytes: int | None = None,
     ) -> list[str]:
         """``args`` run in the sandbox with ``folder`` (the job's) writable and seen at its own path.
 
         Args:
             hidden: folders to show empty (the user's HOME, the emulator's home and scratch).
-            writable: further folders bound read-write (the cache of job environments).
+            writable: further folders bound read-write (the cache of requirements' environments).
+            read_only: folders inside those shown read-only (the environments already installed).
             shm_bytes: the size of the container's ``/dev/shm`` (its memory limit; shared memory counts).
         """
         tmp = folder / PRIVATE_TMP
         tmp.mkdir(parents=True, exist_ok=True)
-        mounts = [Mount(path, "hide") for path in hidden if path.is_dir() and path != Path("/")]
+        mounts = [Mount(Path("/tmp"), "replace", tmp)]
+        mounts += [Mount(path, "hide") for path in hidden if path.is_dir() and path != Path("/")]
+        # code under a hidden folder or under /tmp (a virtual environment made there) is bound back, read-only
         mounts += [Mount(path, "read") for path in code_paths() if _inside(path, [m.path for m in mounts])]
         mounts += [Mount(path, "write") for path in [folder, *writable]]
+        mounts += [Mount(path, "read") for path in read_only]
         mounts.sort(key=lambda mount: (len(mount.path.parts), _ORDER[mount.kind]))
         shm = ["--size", str(shm_bytes)] if shm_bytes else []
         command = [self.tool, "--ro-bind", "/", "/", "--dev", "/dev", *shm, "--tmpfs", "/dev/shm", "--proc", "/proc"]
-        command += ["--bind", str(tmp), "/tmp"]
         for mount in mounts:
             command += mount.arguments()
         return [*command, "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--chdir", str(folder), "--", *args]

@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from sagemaker_emulator.algorithms.environments import CACHE_VARIABLE
+from sagemaker_emulator.algorithms.environments import CACHE_VARIABLE, installed
 from sagemaker_emulator.algorithms.failures import (
     ALGORITHM_ERROR,
     CLIENT_ERROR,
@@ -246,6 +246,7 @@ class TrainingRun:
             home=self.folder / "home",
             memory=self.memory,
             writable=[self.environments],
+            read_only=installed(self.environments),
         )
         logs.follow(child.stdout)
         job.note(MESSAGES["Training"], self._now())

@@ -291,3 +291,52 @@ def test_mounts_apply_shallowest_first_so_code_under_a_hidden_home_shows_through
         ["--bind", str(job)],
     ]
     assert command[command.index("--") + 1 :] == ["true"]
+
+
+def test_a_requirements_environment_is_installed_once_and_later_jobs_cannot_change_it(sm, s3, logs, emulator):
+    """Two sources with the same requirements.txt: the second job reuses the first's environment, read-only."""
+    from test_script_mode import _put_sourcedir, _wheel
+
+    report = b"""
+pathlib.Path(os.environ["SM_MODEL_DIR"], "report.json").write_text(json.dumps({"value": tinycache.VALUE, "write": wrote}))
+"""
+    reads = b"import json, os, pathlib, tinycache\nwrote = None\n" + report
+    writes = (
+        b"""import json, os, pathlib, tinycache
+try:
+    pathlib.Path(tinycache.__file__).write_text("VALUE = 'poisoned'\\n")
+    wrote = "done"
+except OSError as error:
+    wrote = type(error).__name__
+"""
+        + report
+    )
+    wheel = "tinycache-0.1-py3-none-any.whl"
+    requirements = {"requirements.txt": f"./{wheel}\n".encode(), wheel: _wheel("tinycache", "VALUE = 7\n")}
+    reports = []
+    for name, script in (("cached-1", reads), ("cached-2", writes)):
+        source = _put_sourcedir(s3, f"{name}/sourcedir.tar.gz", {"train.py": script, **requirements})
+        request = training_request(
+            name,
+            [channel("train", f"s3://{BUCKET}/{name}/")],
+            image=MXNET,
+            HyperParameters={"sagemaker_program": '"train.py"', "sagemaker_submit_directory": json.dumps(source)},
+        )
+        request["Environment"] = {"PIP_NO_INDEX": "1"}
+        sm.create_training_job(**request)
+        job = finished_training(sm, name, timeout=180)
+        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        reports.append(report_of(s3, job))
+    assert reports[0] == {"value": 7, "write": None}
+    assert reports[1] == {"value": 7, "write": "OSError" if SANDBOX else "done"}  # read-only to a later job
+    (stream,) = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="cached-2/")[
+        "logStreams"
+    ]
+    messages = [
+        event["message"]
+        for event in logs.get_log_events(
+            logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"]
+        )["events"]
+    ]
+    assert any("its environment is already installed, reused" in message for message in messages)
+    assert_healthy(emulator)

@@ -15,6 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, IMAGE, REGION, ROLE, assert_healthy, deploy, error_of, model_artifact, wait_for
 
+from sagemaker_emulator.jobs.process import Supervisor
+
 GROUP = "/aws/sagemaker/Endpoints/ep"
 JSON = "application/json"
 NOTE = "[SageMaker health check] "
@@ -44,6 +46,14 @@ class SteppedClock:
 
     def now(self) -> float:
         return time.time() + self.offset
+
+
+@pytest.fixture
+def marker(emulator, monkeypatch, tmp_path):
+    """Where mean-regressor's test hook notes its first start: a file on this machine, which only a model server
+    outside the sandbox can write, so these tests' model servers run without it."""
+    monkeypatch.setattr(emulator.services, "supervisor", Supervisor(use_sandbox=False))
+    return tmp_path / "started"
 
 
 def _deploy_restarting(sm, s3, marker, mode: str) -> None:
@@ -148,10 +158,10 @@ def test_model_server_that_stops_answering_ping_is_replaced(sm, s3, runtime, log
     assert_healthy(emulator)
 
 
-def test_requests_during_a_replacement_get_service_unavailable(sm, s3, runtime, emulator, monkeypatch, tmp_path):
+def test_requests_during_a_replacement_get_service_unavailable(sm, s3, runtime, emulator, monkeypatch, marker):
     slow = dataclasses.replace(emulator.services.timings, health_check_interval_seconds=3600.0)
     monkeypatch.setattr(emulator.services, "timings", slow)  # only a request wakes it
-    _deploy_restarting(sm, s3, tmp_path / "started", "hang")  # the replacement never gets ready: the gap lasts
+    _deploy_restarting(sm, s3, marker, "hang")  # the replacement never gets ready: the gap lasts
     old = _server(emulator)
     os.kill(old.child.popen.pid, signal.SIGKILL)
     wait_for(lambda: old.alive, lambda alive: not alive)
@@ -166,14 +176,14 @@ def test_requests_during_a_replacement_get_service_unavailable(sm, s3, runtime, 
     assert_healthy(emulator)
 
 
-def test_model_that_crashes_on_every_restart_fails_the_endpoint(sm, s3, runtime, logs, emulator, fast_health, tmp_path):
-    _deploy_restarting(sm, s3, tmp_path / "started", "crash")
+def test_model_that_crashes_on_every_restart_fails_the_endpoint(sm, s3, runtime, logs, emulator, fast_health, marker):
+    _deploy_restarting(sm, s3, marker, "crash")
     os.kill(_server(emulator).child.popen.pid, signal.SIGKILL)
     described = wait_for(lambda: sm.describe_endpoint(EndpointName="ep"), lambda e: e["EndpointStatus"] != "InService")
     assert described["EndpointStatus"] == "Failed"
     crash = (
         "The primary container for production variant AllTraffic did not pass the ping health check. Please check "
-        f"CloudWatch logs for this endpoint. (AlgorithmError: Not the first start ({tmp_path / 'started'} exists): "
+        f"CloudWatch logs for this endpoint. (AlgorithmError: Not the first start ({marker} exists): "
         "crashing, as MEAN_REGRESSOR_TEST_RESTARTS asks.)"
     )
     assert re.fullmatch(
@@ -211,8 +221,8 @@ def test_failures_count_within_the_window_only(sm, s3, runtime, emulator, fast_h
     assert_healthy(emulator)
 
 
-def test_delete_during_a_replacement_leaves_no_child(sm, s3, runtime, emulator, fast_health, tmp_path):
-    _deploy_restarting(sm, s3, tmp_path / "started", "hang")
+def test_delete_during_a_replacement_leaves_no_child(sm, s3, runtime, emulator, fast_health, marker):
+    _deploy_restarting(sm, s3, marker, "hang")
     old_pid = _server(emulator).child.popen.pid
     os.kill(old_pid, signal.SIGKILL)
     starting = wait_for(
@@ -228,8 +238,8 @@ def test_delete_during_a_replacement_leaves_no_child(sm, s3, runtime, emulator, 
     assert_healthy(emulator)
 
 
-def test_reset_during_a_replacement_leaves_no_child(sm, s3, emulator, fast_health, tmp_path):
-    _deploy_restarting(sm, s3, tmp_path / "started", "hang")
+def test_reset_during_a_replacement_leaves_no_child(sm, s3, emulator, fast_health, marker):
+    _deploy_restarting(sm, s3, marker, "hang")
     old_pid = _server(emulator).child.popen.pid
     os.kill(old_pid, signal.SIGKILL)
     starting = wait_for(
