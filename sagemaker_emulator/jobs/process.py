@@ -288,11 +288,7 @@ class ChildProcess:
         if self.sandbox is not None:
             found = self._find_namespace()
             return sandbox.namespace_members(found[1]) if found else []
-        try:
-            first = psutil.Process(self.popen.pid)
-            return [first.pid, *(child.pid for child in first.children(recursive=True))]
-        except psutil.Error:
-            return []
+        return process_tree(self.popen.pid)
 
     def shared_folders(self) -> list[Path]:
         found = self._find_namespace()
@@ -362,6 +358,31 @@ class ChildProcess:
 
     def reap(self) -> None:
         self._close()
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants; on Linux from each thread's ``/proc/<pid>/task/<tid>/children``, which reads
+    only the tree (psutil's ``children(recursive=True)`` reads every process of the machine: 30 ms, not 1)."""
+    if not sys.platform.startswith("linux"):
+        try:
+            return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+        except psutil.Error:
+            return []
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        tree.append(current)
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    pending.extend(int(child) for child in children.read().split())
+            except OSError:
+                continue
+    return tree
 
 
 def _kill(pid: int, signum: int) -> None:

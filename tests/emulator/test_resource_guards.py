@@ -22,7 +22,7 @@ from emulator_helpers import BUCKET, REGION, ROLE, assert_healthy, channel, fini
 
 import recordio_protobuf as records
 from sagemaker_emulator.jobs import sandbox
-from sagemaker_emulator.jobs.process import GIB, MACHINE_MEMORY_SHARE, MemoryLimit, memory_limit
+from sagemaker_emulator.jobs.process import GIB, MACHINE_MEMORY_SHARE, MemoryLimit, Supervisor, memory_limit
 
 FM = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/factorization-machines:1"
 MXNET = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/mxnet-training:1.9.0-cpu-py38"
@@ -191,17 +191,27 @@ WHOLE_JOB = re.compile(
 )
 
 
+FORKED = """
+    import os, time
+    for _ in range(2):
+        if os.fork() == 0:
+            block = bytearray(160 << 20)  # within the limit alone (RLIMIT_DATA counts one process)
+            time.sleep(120)
+            os._exit(0)
+    os.wait(); os.wait()
+"""
+
+
 def test_children_that_fit_alone_but_not_together_fail_the_job_as_out_of_memory(sm, s3, emulator, small_limit):
-    script = """
-        import os, time
-        for _ in range(2):
-            if os.fork() == 0:
-                block = bytearray(160 << 20)  # within the limit alone (RLIMIT_DATA counts one process)
-                time.sleep(120)
-                os._exit(0)
-        os.wait(); os.wait()
-    """
-    job = _script_job(sm, s3, "forked", script)
+    job = _script_job(sm, s3, "forked", FORKED)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert WHOLE_JOB.fullmatch(job["FailureReason"]), job["FailureReason"]
+    assert_healthy(emulator)
+
+
+def test_without_the_sandbox_the_guard_counts_the_process_tree(sm, s3, emulator, small_limit, monkeypatch):
+    monkeypatch.setattr(emulator.services, "supervisor", Supervisor(use_sandbox=False))
+    job = _script_job(sm, s3, "forked-unsandboxed", FORKED)
     assert job["TrainingJobStatus"] == "Failed"
     assert WHOLE_JOB.fullmatch(job["FailureReason"]), job["FailureReason"]
     assert_healthy(emulator)
