@@ -15,15 +15,13 @@ runs containers as before: sealed environment, own session, killed by process gr
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-LOG = logging.getLogger(__name__)
 
 TOOL = "bwrap"
 PROBE_TIMEOUT_SECONDS = 30.0
@@ -102,15 +100,17 @@ def code_paths() -> list[Path]:
 
 
 def find() -> tuple[Sandbox | None, str]:
-    """The sandbox of this machine, or None and why not; a trial run proves that ``bwrap`` works here."""
+    """The sandbox of this machine, or None and why not; a trial run with a job's options proves that ``bwrap``
+    works here (an old one lacks ``--size``; a host may forbid the namespaces it needs)."""
     if not sys.platform.startswith("linux"):
         return None, f"bubblewrap exists only on Linux (this is {sys.platform})"
     tool = shutil.which(TOOL)
     if tool is None:
         return None, "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
-    trial = [tool, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--die-with-parent"]
     try:
-        result = subprocess.run([*trial, "true"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS)
+        with tempfile.TemporaryDirectory(prefix="sagemaker-emulator-sandbox-") as folder:
+            trial = Sandbox(tool).command(["true"], Path(folder), [], shm_bytes=1 << 20)
+            result = subprocess.run(trial, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS)
     except (OSError, subprocess.SubprocessError) as error:
         return None, f"{tool} could not run ({error})"
     if result.returncode != 0:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tarfile
 import textwrap
 import uuid
@@ -340,3 +341,12 @@ except OSError as error:
     ]
     assert any("its environment is already installed, reused" in message for message in messages)
     assert_healthy(emulator)
+
+
+def test_a_bubblewrap_that_refuses_a_jobs_options_is_not_used(tmp_path, monkeypatch):
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: Unknown option --size' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert sandbox.find() == (None, f"{fake} is refused here (bwrap: Unknown option --size)")
