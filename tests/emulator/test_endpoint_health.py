@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 
+import psutil
 import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, IMAGE, REGION, ROLE, assert_healthy, deploy, error_of, model_artifact, wait_for
@@ -115,6 +116,21 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _kill(server) -> None:
+    """SIGKILL to a model server's first process; in the sandbox the server inside dies a moment later (until then
+    it may still answer), so this waits for it."""
+    inside = server.child.processes()
+    os.kill(server.child.popen.pid, signal.SIGKILL)
+    wait_for(lambda: [pid for pid in inside if _live(pid)], lambda live: not live)
+
+
+def _live(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _monitors() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == "health:ep"]
 
@@ -122,7 +138,7 @@ def _monitors() -> list[threading.Thread]:
 def test_killed_model_server_is_replaced(sm, s3, runtime, logs, emulator, fast_health):
     deploy(sm, "ep", model_artifact(s3, "models/ep.tar.gz"))
     old = _server(emulator)
-    os.kill(old.child.popen.pid, signal.SIGKILL)
+    _kill(old)
     answer, statuses = _healed(sm, runtime)
     assert answer == {"predictions": [{"score": 2.5}]}
     assert statuses == {"InService"}
@@ -163,7 +179,7 @@ def test_requests_during_a_replacement_get_service_unavailable(sm, s3, runtime, 
     monkeypatch.setattr(emulator.services, "timings", slow)  # only a request wakes it
     _deploy_restarting(sm, s3, marker, "hang")  # the replacement never gets ready: the gap lasts
     old = _server(emulator)
-    os.kill(old.child.popen.pid, signal.SIGKILL)
+    _kill(old)
     wait_for(lambda: old.alive, lambda alive: not alive)
     with pytest.raises(ClientError) as excinfo:
         runtime.invoke_endpoint(EndpointName="ep", Body=b"1,2\n", ContentType="text/csv")
@@ -178,7 +194,7 @@ def test_requests_during_a_replacement_get_service_unavailable(sm, s3, runtime, 
 
 def test_model_that_crashes_on_every_restart_fails_the_endpoint(sm, s3, runtime, logs, emulator, fast_health, marker):
     _deploy_restarting(sm, s3, marker, "crash")
-    os.kill(_server(emulator).child.popen.pid, signal.SIGKILL)
+    _kill(_server(emulator))
     described = wait_for(lambda: sm.describe_endpoint(EndpointName="ep"), lambda e: e["EndpointStatus"] != "InService")
     assert described["EndpointStatus"] == "Failed"
     crash = (
@@ -209,12 +225,12 @@ def test_failures_count_within_the_window_only(sm, s3, runtime, emulator, fast_h
         emulator.services, "timings", dataclasses.replace(emulator.services.timings, max_instance_failures=2)
     )
     deploy(sm, "ep", model_artifact(s3, "models/ep.tar.gz"))
-    os.kill(_server(emulator).child.popen.pid, signal.SIGKILL)
+    _kill(_server(emulator))
     assert _healed(sm, runtime)[1] == {"InService"}
     clock.offset += 601.0
-    os.kill(_server(emulator).child.popen.pid, signal.SIGKILL)
+    _kill(_server(emulator))
     assert _healed(sm, runtime)[1] == {"InService"}
-    os.kill(_server(emulator).child.popen.pid, signal.SIGKILL)
+    _kill(_server(emulator))
     described = wait_for(lambda: sm.describe_endpoint(EndpointName="ep"), lambda e: e["EndpointStatus"] != "InService")
     assert described["EndpointStatus"] == "Failed"
     assert "failed 2 times within 600 seconds" in described["FailureReason"]
@@ -265,7 +281,7 @@ def test_update_hands_health_checks_to_the_new_configuration(sm, s3, runtime, em
     wait_for(lambda: sm.describe_endpoint(EndpointName="ep"), lambda e: e["EndpointConfigName"] == "c2")
     wait_for(emulator.services.supervisor.live, lambda children: len(children) == 1)
     assert len(_monitors()) == 1
-    os.kill(_server(emulator).child.popen.pid, signal.SIGKILL)
+    _kill(_server(emulator))
     answer, statuses = _healed(sm, runtime)
     assert (answer, statuses) == ({"predictions": [{"score": 7.0}]}, {"InService"})
     assert_healthy(emulator)
