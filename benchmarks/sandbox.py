@@ -208,7 +208,7 @@ def main() -> None:
         bare_sample, bare_count = guard_sample_ms(bare, 200)
         print(
             f"memory guard, one sample (median):     sandboxed {sandboxed_sample:.2f} ms ({sandboxed_count} processes, "
-            f"pid namespace scan)   bare {bare_sample:.2f} ms ({bare_count} processes, process tree)"
+            f"the tree of its pid namespace)   bare {bare_sample:.2f} ms ({bare_count} processes, process tree)"
         )
     finally:
         boxed.stop()

@@ -284,10 +284,11 @@ class ChildProcess:
             os.close(handle)
 
     def processes(self) -> list[int]:
-        """The job's processes: everything in its sandbox, else its first process and all its descendants."""
+        """The job's processes: its first process and all its descendants; in the sandbox, everything in its pid
+        namespace, which is its first process's tree (an orphan there is adopted by that process, pid 1)."""
         if self.sandbox is not None:
             found = self._find_namespace()
-            return sandbox.namespace_members(found[1]) if found else []
+            return process_tree(found[0]) if found else []
         return process_tree(self.popen.pid)
 
     def shared_folders(self) -> list[Path]:

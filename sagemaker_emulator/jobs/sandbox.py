@@ -124,12 +124,3 @@ def pid_namespace(pid: int) -> str | None:
         return os.readlink(f"/proc/{pid}/ns/pid")
     except OSError:
         return None
-
-
-def namespace_members(namespace: str) -> list[int]:
-    """Every process in pid namespace ``namespace``, as this (the parent) namespace numbers them."""
-    members = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and pid_namespace(int(entry.name)) == namespace:
-            members.append(int(entry.name))
-    return members
