@@ -257,12 +257,9 @@ class Emulator:
         self.services.supervisor.stop_all(grace_seconds=0.0)
 
     def signal_children(self, signum: int) -> None:
-        """Send ``signum`` to every live child's process group (SIGKILL: the last resort of a stop that overran)."""
+        """Send ``signum`` to every live child's processes (SIGKILL: the last resort of a stop that overran)."""
         for child in self.services.supervisor.live():
-            try:
-                os.killpg(child.popen.pid, signum)
-            except (ProcessLookupError, PermissionError):
-                pass
+            child.signal(signum)
 
     def reset(self) -> None:
         """Forget every resource and end every child process; moto's backends are reset too."""

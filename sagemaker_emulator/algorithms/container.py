@@ -109,7 +109,11 @@ def limit_memory(limit: int, note: str) -> None:
     never written. Measured after importing mxnet: 0.6 GiB of data in 1.4 GiB of address space, and under
     ``RLIMIT_AS`` = 1 GiB the import aborts ("terminate called without an active exception") while under
     ``RLIMIT_DATA`` = 1 GiB it works. macOS enforces neither limit (``setrlimit`` is refused with EINVAL or accepted
-    and ignored), so there the job runs unlimited and the log says so.
+    and ignored), so there the log says so.
+
+    It is per process and leaves out shared memory, so the emulator also counts the whole job from outside
+    (``jobs/memory_guard.py``); this stays the first line of defence, failing one oversized allocation before a
+    page of it is touched, with the algorithm's own ``MemoryError`` in the log.
     """
     if sys.platform == "darwin":
         log(f"Memory limit {note}: not applied, macOS does not enforce RLIMIT_DATA.", level="WARNING")

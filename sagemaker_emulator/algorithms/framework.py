@@ -13,9 +13,11 @@ executes that same command in a subprocess, so any job launched this way runs as
   command and in the text files of the ``sm_drivers`` channel (the SDK's own files; their stale ``__pycache__`` is
   removed), and the ``SM_*`` variables then name the job folder. The user's code is not rewritten: scripts take
   their paths from ``SM_*``, as the contract says, rather than hard-coding ``/opt/ml``.
-- ``python3``, ``python``, ``pip3`` and ``pip`` on ``PATH`` are the emulator's own interpreter. The image's framework
-  version (the ``1.9.0`` of ``mxnet-training:1.9.0-cpu-py38``) is taken as satisfied by what is installed locally,
-  and the job's log says so. ``SM_NUM_GPUS`` counts local GPUs, whatever the instance type.
+- ``python3``, ``python``, ``pip3`` and ``pip`` on ``PATH`` are a virtual environment of the job's own, layered on
+  the emulator's packages (``environments.py``): what the job installs never reaches the emulator's environment,
+  and a ``requirements.txt`` that the toolkit or the SDK's driver installs comes from a cache keyed by its hash.
+  The image's framework version (the ``1.9.0`` of ``mxnet-training:1.9.0-cpu-py38``) is taken as satisfied by what
+  is installed locally, and the job's log says so. ``SM_NUM_GPUS`` counts local GPUs, whatever the instance type.
 - A non-zero exit fails the job with ``AlgorithmError: `` and the text of ``output/failure`` (what the driver or the
   script wrote there, as AWS reports it), then the script's own exception line from the output, since SDK v3's
   driver writes only its own ``CalledProcessError`` traceback to that file; with no failure file, the output's
@@ -43,7 +45,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sagemaker_emulator.algorithms import toolkit
+from sagemaker_emulator.algorithms import environments, toolkit
 from sagemaker_emulator.algorithms.base import AlgorithmError, ClientError, log
 from sagemaker_emulator.algorithms.failures import ALGORITHM_ERROR, room
 from sagemaker_emulator.algorithms.layout import JobLayout
@@ -51,6 +53,7 @@ from sagemaker_emulator.algorithms.registry import image_repository
 
 CONTAINER_ROOT = "/opt/ml"
 DRIVERS_CHANNEL = "sm_drivers"
+CODE_CHANNEL = "code"  # SDK v3's SourceCode.source_dir
 TAIL_LINES = 5
 TAIL_CHARS = 400
 OUTPUT_LINES = 200  # how much output is kept to find the script's error in
@@ -71,7 +74,8 @@ _SHELL_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+-]+")
 _KILLED_CODES = (-signal.SIGKILL, 128 + signal.SIGKILL)
 _KILLED_TEXT = f"died with <Signals.SIGKILL: {signal.SIGKILL.value}>"
 MXNET_OUT_OF_MEMORY = "Failed to allocate CPU Memory"  # mxnet's MemoryError
-_OUT_OF_MEMORY_ERRORS = ("MemoryError", f"MXNetError: {MXNET_OUT_OF_MEMORY}")
+# MemoryError, and its subclasses by any dotted name (numpy's numpy.core._exceptions._ArrayMemoryError)
+_OUT_OF_MEMORY_ERROR = re.compile(rf"(?:[\w.]*MemoryError\b|MXNetError: {re.escape(MXNET_OUT_OF_MEMORY)})")
 _EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt)(?:: .*)?")
 
 
@@ -135,12 +139,26 @@ def _framework_note(image: str) -> str:
     )
 
 
-def _python_shims(folder: Path) -> None:
-    """``python3``/``python``/``pip3``/``pip`` that run this interpreter, for the driver script's lookups."""
+def _python_shims(folder: Path, python: Path) -> None:
+    """``python3``/``python``/``pip3``/``pip`` that run ``python`` (the job's environment's) for the driver's lookups."""
+    folder.mkdir(parents=True, exist_ok=True)
     for name, module in (("python3", ""), ("python", ""), ("pip3", " -m pip"), ("pip", " -m pip")):
         shim = folder / name
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}"{module} "$@"\n')
+        shim.write_text(f'#!/bin/sh\nexec "{python}"{module} "$@"\n')
         shim.chmod(0o755)
+
+
+_DRIVER_INSTALL = re.compile(r"install_requirements\.py\s+(\S+)")
+
+
+def driver_requirements(layout: JobLayout) -> Path | None:
+    """The requirements file that SDK v3's ``sm_train.sh`` installs from the ``code`` channel, if it names one."""
+    script = layout.channel_dir(DRIVERS_CHANNEL) / "sm_train.sh"
+    named = _DRIVER_INSTALL.search(script.read_text(errors="replace")) if script.is_file() else None
+    if named is None:
+        return None
+    path = layout.channel_dir(CODE_CHANNEL) / named.group(1)
+    return path if path.is_file() else None
 
 
 def _end(process: subprocess.Popen) -> None:
@@ -212,7 +230,7 @@ def out_of_memory(layout: JobLayout, code: int, output: list[str]) -> str | None
     gets here (the emulator's own, after a stop, ends the job as Stopped whatever this says).
     """
     error = last_error(output, "")
-    if error is not None and error.startswith(_OUT_OF_MEMORY_ERRORS):
+    if error is not None and _OUT_OF_MEMORY_ERROR.match(error):
         return f"The script's error: {error[:TAIL_CHARS]}"
     written = layout.failure_file.read_text(errors="replace") if layout.failure_file.exists() else ""
     if code in _KILLED_CODES or _KILLED_TEXT in written:
@@ -224,7 +242,7 @@ def run(layout: JobLayout, image: str, entrypoint: list[str], arguments: list[st
     """Run the job's container command; its output goes to stdout (the job's log) as it comes.
 
     Without an entry point, a job that names ``sagemaker_program`` runs as the image's training toolkit runs it
-    (:func:`toolkit.command`), with its packages in a folder of its own that is removed afterwards.
+    (:func:`toolkit.command`). Either runs in an environment of its own (:func:`environments.job_environment`).
 
     Raises:
         ClientError: the job gives no entry point and names no program (see :func:`command`), or the toolkit
@@ -233,18 +251,20 @@ def run(layout: JobLayout, image: str, entrypoint: list[str], arguments: list[st
         ScriptOutOfMemory: the command ran out of memory (:func:`out_of_memory`); the message says how.
     """
     output: collections.deque[str] = collections.deque(maxlen=OUTPUT_LINES)
-    with (
-        tempfile.TemporaryDirectory(prefix="sagemaker-emulator-bin-") as shims,
-        tempfile.TemporaryDirectory(prefix="sagemaker-emulator-packages-") as packages,
-    ):
+    with tempfile.TemporaryDirectory(prefix="sagemaker-emulator-python-") as scratch:
         if not entrypoint and toolkit.uses_toolkit(layout.hyperparameters()):
-            args, cwd, extra = toolkit.command(layout, Path(packages))
+            args, cwd, extra = toolkit.command(layout)
+            requirements = toolkit.requirements_file(cwd)
         else:
             args, cwd, extra = command(layout, entrypoint, arguments), layout.root, {}
+            requirements = driver_requirements(layout)
         rewrite_drivers(layout)
         log(_framework_note(image))
-        _python_shims(Path(shims))
-        env = dict(os.environ, **extra, PATH=os.pathsep.join([shims, os.environ.get("PATH", os.defpath)]))
+        cache = Path(os.environ.get(environments.CACHE_VARIABLE) or Path(scratch, "requirements"))
+        python = environments.job_environment(Path(scratch, "python"), requirements, cache)
+        shims = Path(scratch, "bin")
+        _python_shims(shims, python)
+        env = dict(os.environ, **extra, PATH=os.pathsep.join([str(shims), os.environ.get("PATH", os.defpath)]))
         process = subprocess.Popen(
             args,
             cwd=cwd,

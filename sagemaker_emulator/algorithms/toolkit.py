@@ -7,9 +7,10 @@ toolkit (aws/sagemaker-training-toolkit) reads the hyperparameters instead. As i
 off the toolkit's own (``sagemaker_*`` and ``_tuning_objective_metric``), downloads ``sagemaker_submit_directory``
 (an S3 ``sourcedir.tar.gz``) into ``/opt/ml/code``, and runs ``python <sagemaker_program>`` there (a ``.sh`` or
 other program as a command) with the user's hyperparameters as ``--name value`` in name order and the ``SM_*``
-variables of ``Environment.to_env_vars``. A ``requirements.txt`` beside the program is installed with pip into a
-folder of the job's own, never into the emulator's environment. A program that is a package (``setup.py``) is
-refused: the toolkit would pip-install it into the image's Python.
+variables of ``Environment.to_env_vars``. A ``requirements.txt`` beside the program is installed, as the toolkit
+installs it, before the program runs: into an environment of its own (``environments.py``), never into the
+emulator's. A program that is a package (``setup.py``) is refused: the toolkit would pip-install it into the image's
+Python.
 """
 
 from __future__ import annotations
@@ -198,10 +199,17 @@ def fetch_code(layout: JobLayout, uri: str) -> Path:
     return folder
 
 
-def command(layout: JobLayout, packages: Path) -> tuple[list[str], Path, dict[str, str]]:
+def requirements_file(folder: Path) -> Path | None:
+    """The code folder's ``requirements.txt``, which the toolkit installs before running the program; None without."""
+    path = folder / REQUIREMENTS
+    return path if path.is_file() else None
+
+
+def command(layout: JobLayout) -> tuple[list[str], Path, dict[str, str]]:
     """(command, working folder, extra environment) of the toolkit-run program; the code is fetched first.
 
-    ``packages`` receives the code folder's ``requirements.txt``, if any, and goes first on ``PYTHONPATH``.
+    The code folder goes first on ``PYTHONPATH``; its ``requirements.txt`` (:func:`requirements_file`) is the
+    caller's to install.
 
     Raises:
         ClientError: no ``sagemaker_submit_directory``, the program is missing or is a package, or see
@@ -226,11 +234,5 @@ def command(layout: JobLayout, packages: Path) -> tuple[list[str], Path, dict[st
     else:
         (folder / program).chmod(0o755)
         run = ["/bin/sh", "-c", shlex.join([f"./{program}", *arguments])]
-    install = []
-    if (folder / REQUIREMENTS).is_file():
-        install = ["python", "-m", "pip", "install", "--target", str(packages), "-r", REQUIREMENTS]
-    python_path = os.pathsep.join(filter(None, [str(packages), str(folder), os.environ.get("PYTHONPATH")]))
-    variables["PYTHONPATH"] = python_path
-    if install:
-        run = ["/bin/sh", "-c", f"{shlex.join(install)} && exec {shlex.join(run)}"]
+    variables["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
     return run, folder, variables

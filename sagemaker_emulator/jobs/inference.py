@@ -1,7 +1,8 @@
 """The emulator's side of a model server: fetch and unpack ``model.tar.gz``, start the container, forward requests.
 
-One :class:`ModelServer` is one inference container (``container serve`` in a child process) serving one model
-on a loopback port. Endpoints run one per production variant; batch transform jobs run one for their duration.
+One :class:`ModelServer` is one inference container (``container serve`` in a child process, in the jobs' sandbox
+where the machine has one: its folder writable, HOME hidden, its own pid namespace) serving one model on a
+loopback port. Endpoints run one per production variant; batch transform jobs run one for their duration.
 Faults while preparing become :class:`HostingError` with AWS's wording for ``FailureReason``.
 """
 

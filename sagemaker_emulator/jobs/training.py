@@ -8,8 +8,9 @@ metric definitions), Uploading (``model/`` as ``<S3OutputPath>/<job>/output/mode
 what the algorithm saved is still uploaded. A fault in what the caller sent fails the job with ``ClientError: ...``.
 
 The container is sealed (``process.sealed_environment``: the emulator is its AWS, its HOME is the job folder's
-``home``) and its memory limited to the instance type's (``process.memory_limit``); running out of it, by a
-``MemoryError`` or the kernel's SIGKILL, fails the job with SageMaker's out-of-memory reason.
+``home``), sandboxed where the machine allows (``jobs/sandbox.py``) and its memory limited to the instance type's
+(``process.memory_limit``) over all its processes; running out of it, by a ``MemoryError``, the memory guard or the
+kernel's SIGKILL, fails the job with SageMaker's out-of-memory reason.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
+from sagemaker_emulator.algorithms.environments import CACHE_VARIABLE, installed
 from sagemaker_emulator.algorithms.failures import (
     ALGORITHM_ERROR,
     CLIENT_ERROR,
@@ -114,6 +116,9 @@ class TrainingRun:
         self.metrics = MetricCollector(state.now, self.custom_metrics)
         self.report = self.folder / "container-report.json"
         self._builtin_loaded = False
+        self.out_of_memory: str | None = None  # what the job used when the memory guard killed it
+        self.environments = self.services.workdir / "environments"  # requirements' environments, by hash
+        self.environments.mkdir(parents=True, exist_ok=True)
         self.memory = memory_limit(
             job.params["ResourceConfig"]["InstanceType"],
             self.services.limits.training_memory_bytes,
@@ -234,10 +239,14 @@ class TrainingRun:
                 **{str(k): str(v) for k, v in job.params.get("Environment", {}).items()},
                 "TRAINING_JOB_NAME": job.name,  # set in every training container on AWS
                 "TRAINING_JOB_ARN": job.arn,
+                CACHE_VARIABLE: str(self.environments),
             },
             services=self.services,
             region=self.state.region,
             home=self.folder / "home",
+            memory=self.memory,
+            writable=[self.environments],
+            read_only=installed(self.environments),
         )
         logs.follow(child.stdout)
         job.note(MESSAGES["Training"], self._now())
@@ -249,6 +258,7 @@ class TrainingRun:
                     job.max_runtime_exceeded = True
                     break
             code = child.terminate(self.services.timings.stop_grace_seconds)
+            self.out_of_memory = child.out_of_memory
         finally:
             logs.close()
         self.job.final_metrics = self.metrics.final()
@@ -271,6 +281,9 @@ class TrainingRun:
         job, layout = self.job, self.layout
         if job.max_runtime_exceeded or job.stop_requested.is_set() or self.state.retired.is_set():
             self._end_stopped()
+            return
+        if self.out_of_memory is not None:
+            self._fail(out_of_memory_reason(self.memory.note, self.out_of_memory))
             return
         if code == -signal.SIGKILL:  # the emulator's own SIGKILL only follows a stop, handled above
             self._fail(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import tarfile
 import textwrap
 import time
@@ -20,7 +21,8 @@ import scipy.sparse as sp
 from emulator_helpers import BUCKET, REGION, ROLE, assert_healthy, channel, finished_training, training_request
 
 import recordio_protobuf as records
-from sagemaker_emulator.jobs.process import GIB, MACHINE_MEMORY_SHARE, MemoryLimit, memory_limit
+from sagemaker_emulator.jobs import sandbox
+from sagemaker_emulator.jobs.process import GIB, MACHINE_MEMORY_SHARE, MemoryLimit, Supervisor, memory_limit
 
 FM = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/factorization-machines:1"
 MXNET = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/mxnet-training:1.9.0-cpu-py38"
@@ -171,4 +173,83 @@ def test_the_limit_is_the_instance_types_memory_within_a_share_of_the_machines(e
         "12 GiB, 75% of this machine's 16 GiB (the emulator lacks ml.inf1.xlarge's memory)"
     )
     assert memory_limit("ml.p3.2xlarge", override=GIB, machine=machine).bytes == GIB
+    assert_healthy(emulator)
+
+
+@pytest.fixture
+def small_limit(emulator, monkeypatch):
+    """Every training job of this test gets 256 MiB, over all its processes."""
+    limits = dataclasses.replace(emulator.services.limits, training_memory_bytes=SMALL)
+    monkeypatch.setattr(emulator.services, "limits", limits)
+
+
+SMALL = 256 << 20
+SMALL_LIMIT = "0.2 GiB, set by the emulator's Limits.training_memory_bytes (an ml.m5.large has 8 GiB)"
+WHOLE_JOB = re.compile(
+    re.escape(f"{AWS_OUT_OF_MEMORY}{SMALL_LIMIT}: the job's ")
+    + r"\d+ processes used [\d,]+ MiB of memory \(shared memory included\), so all of them were killed"
+)
+
+
+FORKED = """
+    import os, time
+    for _ in range(2):
+        if os.fork() == 0:
+            block = bytearray(160 << 20)  # within the limit alone (RLIMIT_DATA counts one process)
+            time.sleep(120)
+            os._exit(0)
+    os.wait(); os.wait()
+"""
+
+
+def test_children_that_fit_alone_but_not_together_fail_the_job_as_out_of_memory(sm, s3, emulator, small_limit):
+    job = _script_job(sm, s3, "forked", FORKED)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert WHOLE_JOB.fullmatch(job["FailureReason"]), job["FailureReason"]
+    assert_healthy(emulator)
+
+
+def test_without_the_sandbox_the_guard_counts_the_process_tree(sm, s3, emulator, small_limit, monkeypatch):
+    monkeypatch.setattr(emulator.services, "supervisor", Supervisor(use_sandbox=False))
+    job = _script_job(sm, s3, "forked-unsandboxed", FORKED)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert WHOLE_JOB.fullmatch(job["FailureReason"]), job["FailureReason"]
+    assert_healthy(emulator)
+
+
+def test_a_shared_mapping_over_the_limit_fails_the_job_as_out_of_memory(sm, s3, emulator, small_limit):
+    script = """
+        import mmap, time
+        shared = mmap.mmap(-1, 320 << 20, flags=mmap.MAP_SHARED)  # not private, so RLIMIT_DATA does not count it
+        for offset in range(0, len(shared), mmap.PAGESIZE):
+            shared[offset] = 1
+        time.sleep(120)
+    """
+    job = _script_job(sm, s3, "shared-mapping", script)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert WHOLE_JOB.fullmatch(job["FailureReason"]), job["FailureReason"]
+    assert_healthy(emulator)
+
+
+def test_numpy_beyond_the_limit_fails_the_job_as_out_of_memory(sm, s3, emulator, small_limit):
+    job = _script_job(sm, s3, "numpy-oom", "import numpy\nblock = numpy.ones(320 << 20, dtype=numpy.uint8)\n")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith(f"{AWS_OUT_OF_MEMORY}{SMALL_LIMIT}: The script's error: "), job[
+        "FailureReason"
+    ]
+    assert "Unable to allocate 320. MiB" in job["FailureReason"]
+    assert_healthy(emulator)
+
+
+@pytest.mark.skipif(sandbox.find()[0] is None, reason="/dev/shm is the job's own only in the sandbox")
+def test_files_in_dev_shm_count_towards_the_limit(sm, s3, emulator, small_limit):
+    script = """
+        import pathlib, time
+        pathlib.Path("/dev/shm/batch").write_bytes(bytes(200 << 20))  # memory, though no process maps it
+        block = bytearray(100 << 20)
+        time.sleep(120)
+    """
+    job = _script_job(sm, s3, "dev-shm", script)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert WHOLE_JOB.fullmatch(job["FailureReason"]), job["FailureReason"]
     assert_healthy(emulator)
