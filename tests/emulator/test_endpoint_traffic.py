@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from emulator_helpers import ACCOUNT, IMAGE, ROLE, assert_healthy, error_of, model_artifact, wait_for
 
 from sagemaker_emulator.jobs.inference import ModelServer
+from sagemaker_emulator.jobs.process import Supervisor
 
 CALLERS = 4
 UPDATES = 4
@@ -190,8 +191,11 @@ def _score(runtime) -> float:
 
 
 @pytest.fixture
-def held(sm, s3, tmp_path):
-    """Endpoint ``ep`` whose model holds each request while the returned file exists (mean-regressor's test hook)."""
+def held(sm, s3, emulator, monkeypatch, tmp_path):
+    """Endpoint ``ep`` whose model holds each request while the returned file exists (mean-regressor's test hook).
+
+    The hook's file lives on this machine, which only a model server outside the sandbox sees: these run without it."""
+    monkeypatch.setattr(emulator.services, "supervisor", Supervisor(use_sandbox=False))
     hold = tmp_path / "hold"
     hold.touch()
     _config(sm, s3, "ep", 2.5, {"MEAN_REGRESSOR_TEST_HOLD": str(hold)})
