@@ -359,6 +359,9 @@ class RequestHandler(MotoRequestHandler):
         if type == "error":
             LOG.debug(message, *args)
 
+    def log_request(self, code="-", size="-") -> None:
+        """Nothing: werkzeug formats (and colours) a line per request that :meth:`log` would drop anyway."""
+
     def run_wsgi(self) -> None:
         """Answer one request with the app, keeping the connection for the next one only when that is safe.
 
