@@ -412,30 +412,27 @@ class RequestHandler(MotoRequestHandler):
         return self._write
 
     def _write(self, data: bytes) -> None:
-        if not self._head_sent:
-            self._send_head()
-        if data and self._chunked:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        elif data:
-            self.wfile.write(data)
-        self.wfile.flush()
+        out = b"" if self._head_sent else self._head()
+        out += b"%x\r\n%s\r\n" % (len(data), data) if data and self._chunked else data
+        if out:
+            self.wfile.write(out)
 
-    def _send_head(self) -> None:
+    def _head(self) -> bytes:
+        """The status line and headers, sent with the first bytes of the body: one segment, one wake-up of the
+        client."""
         status, headers = self._wsgi_status
-        code, _, reason = status.partition(" ")
-        self.send_response(int(code), reason)
-        names = set()
-        for name, value in headers:
-            self.send_header(name, value)
-            names.add(name.lower())
-        bodiless = self.command == "HEAD" or int(code) in (204, 304) or int(code) < 200
-        if "content-length" not in names and not bodiless:
+        code = int(status.split(" ", 1)[0])
+        self._responded = self._head_sent = True
+        lines = [f"HTTP/1.1 {status}", f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+        lines += [f"{name}: {value}" for name, value in headers]
+        bodiless = self.command == "HEAD" or code in (204, 304) or code < 200
+        if not bodiless and all(name.lower() != "content-length" for name, _ in headers):
             self._chunked = True
-            self.send_header("Transfer-Encoding", "chunked")
+            lines.append("Transfer-Encoding: chunked")
         if not self._keep_alive():
-            self.send_header("Connection", "close")  # http.server closes the connection after a header that says so
-        self.end_headers()
-        self._head_sent = True
+            self.close_connection = True
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _keep_alive(self) -> bool:
         """Whether this connection may take another request once this one is answered (decided before its head)."""
