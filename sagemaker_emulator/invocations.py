@@ -80,6 +80,8 @@ def _choose(endpoint: Endpoint, variants: list[Variant], target: str | None) -> 
     weights = [variant.plan.weight for variant in variants]
     if sum(weights) <= 0:
         raise RuntimeValidationError(f"Endpoint {endpoint.name} has no variant with a positive weight.")
+    if len(variants) == 1:  # the usual endpoint: no draw to pay for on every request
+        return variants[0]
     return random.choices(variants, weights=weights)[0]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 
 import pytest
@@ -13,6 +14,7 @@ from emulator_helpers import REGION, assert_healthy
 
 from sagemaker_emulator.auth import Credentials as EmulatorCredentials
 from sagemaker_emulator.emulator import Emulator
+from sagemaker_emulator.state import Timings
 
 PIPELINING = b"(HTTP pipelining), which the local SageMaker emulator does not serve"
 
@@ -146,3 +148,22 @@ def test_an_idle_kept_alive_connection_is_closed():
             assert _response(connection)[0] == 200
             assert _until_closed(connection) == b""  # closed by the server after its idle timeout, unasked
         assert_healthy(emulator)
+
+
+def test_a_second_request_dripping_on_a_kept_connection_is_cut_off_at_its_time_limit():
+    """The time limit counts from each request's own first byte, so an earlier request does not use it up and a
+    later one does not escape it."""
+    with Emulator(timings=Timings(request_seconds=2.0), credentials=EmulatorCredentials.generate()).start() as emulator:
+        with socket.create_connection(("127.0.0.1", emulator.port), timeout=30) as connection:
+            connection.sendall(_raw(emulator, *_signed(emulator)))
+            assert _response(connection)[0] == 200
+            connection.sendall(f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{emulator.port}\r\n".encode())
+            try:
+                for _ in range(60):  # a header byte every 0.5 s: never idle, and 30 s of bytes in all
+                    connection.sendall(b"X-Slow: a\r\n")
+                    if select.select([connection], [], [], 0.5)[0]:  # the server answered
+                        break
+            except OSError:
+                pass  # the server closed while a byte was on its way
+            answer = _until_closed(connection)
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and b"Connection: close" in answer
