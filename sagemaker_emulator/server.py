@@ -429,8 +429,10 @@ class RequestHandler(MotoRequestHandler):
         if not bodiless and all(name.lower() != "content-length" for name, _ in headers):
             self._chunked = True
             lines.append("Transfer-Encoding: chunked")
-        if not self._keep_alive():
+        said_close = any(name.lower() == "connection" and "close" in value.lower() for name, value in headers)
+        if said_close or not self._keep_alive():  # the app may close it too (a stopping emulator does)
             self.close_connection = True
+        if self.close_connection and not said_close:
             lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 

@@ -167,3 +167,16 @@ def test_a_second_request_dripping_on_a_kept_connection_is_cut_off_at_its_time_l
                 pass  # the server closed while a byte was on its way
             answer = _until_closed(connection)
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n") and b"Connection: close" in answer
+
+
+def test_a_kept_connection_gets_no_more_service_once_the_emulator_stops():
+    emulator = Emulator(credentials=EmulatorCredentials.generate()).start()
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=30) as connection:
+        connection.sendall(_raw(emulator, *_signed(emulator)))
+        assert _response(connection)[0] == 200
+        emulator.stop()
+        connection.sendall(_raw(emulator, *_signed(emulator)))
+        status, headers, body = _response(connection)
+        assert (status, headers["Connection"]) == (503, "close") and b"stopping" in body
+        assert headers.get_all("Connection") == ["close"]
+        assert _until_closed(connection) == b""
