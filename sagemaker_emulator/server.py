@@ -285,8 +285,8 @@ class _TimedReader(io.RawIOBase):
         self._deadline = None
 
     def readinto(self, buffer) -> int | None:
-        if self.probing and not select.select([self._connection], [], [], 0)[0]:
-            return None
+        if self.probing:  # whatever is waiting, without blocking and without counting against a time limit
+            return self._connection.recv_into(buffer) if select.select([self._connection], [], [], 0)[0] else None
         wait = self._idle
         if self._deadline is not None:
             wait = min(wait, self._deadline - time.monotonic())
