@@ -310,7 +310,7 @@ class RequestHandler(MotoRequestHandler):
     """moto's request handler with the two time limits, and without werkzeug's per-request log line (it would
     flood a notebook). Build one for a server with :meth:`bounded`."""
 
-    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for the ACK
+    disable_nagle_algorithm = True  # a chunked answer goes out in several writes; don't wait for the ACK
     # A request line too broken to name its version is answered as HTTP/1.1 (with a status line), not as HTTP/0.9
     # (a bare body), so a client that sent it on a kept-alive connection reads a 400.
     default_request_version = "HTTP/1.1"

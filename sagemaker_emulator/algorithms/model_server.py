@@ -38,7 +38,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for the ACK
+    disable_nagle_algorithm = True  # http.server's own error answers go out in two writes; don't wait for the ACK
     server: _Server
 
     def log_message(self, format, *args):  # the access log would drown the algorithm's own lines
