@@ -23,11 +23,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import urllib3
-
 from sagemaker_emulator.errors import ModelError, RuntimeValidationError
 from sagemaker_emulator.jobs.hosting import Deployment, Variant
 from sagemaker_emulator.jobs.logs import endpoint_group
+from sagemaker_emulator.jobs.model_client import ModelConnectionError, ModelTimeout
 from sagemaker_emulator.resources.endpoints import Endpoint
 from sagemaker_emulator.state import LIVE, EmulatorState
 
@@ -81,6 +80,8 @@ def _choose(endpoint: Endpoint, variants: list[Variant], target: str | None) -> 
     weights = [variant.plan.weight for variant in variants]
     if sum(weights) <= 0:
         raise RuntimeValidationError(f"Endpoint {endpoint.name} has no variant with a positive weight.")
+    if len(variants) == 1:  # the usual endpoint: no draw to pay for on every request
+        return variants[0]
     return random.choices(variants, weights=weights)[0]
 
 
@@ -123,14 +124,14 @@ def _forward(
         reply = server.invoke(
             params["Body"], params.get("ContentType"), params.get("Accept"), params.get("CustomAttributes")
         )
-    except urllib3.exceptions.ReadTimeoutError:
+    except ModelTimeout:
         raise ModelError(
             f"Your invocation timed out while waiting for a response from container primary. {console}",
             OriginalStatusCode=504,
             OriginalMessage="timed out",
             LogStreamArn=log_arn,
         ) from None
-    except urllib3.exceptions.HTTPError as error:
+    except ModelConnectionError as error:
         if not server.alive:
             deployment.check_soon()
             raise _unavailable(endpoint, variant) from None

@@ -26,6 +26,10 @@ request and a web page or another local user must not be able to drive it:
 Connections are bounded in time too (:class:`RequestHandler`): one that sends nothing for the idle timeout is
 closed, and a request not received in full within ``Timings.request_seconds`` of its first byte (a client dripping
 one byte a second never goes idle) is answered ``408 Request Timeout`` and closed, so no client holds a thread.
+Connections are kept alive (HTTP/1.1), since a new TCP connection and thread per request cost most of an invocation's
+CPU; each request on one passes the whole gate again, nothing is trusted from an earlier one. A connection is kept
+only while that is safe: a body framed by ``Content-Length`` and read to its end, the gate passed, and nothing sent
+ahead of the answer (a pipelined request is answered ``400`` and the connection closed).
 This is the only module that sees HTTP.
 """
 
@@ -36,6 +40,7 @@ import io
 import json
 import logging
 import re
+import select
 import socket
 import time
 import uuid
@@ -46,6 +51,7 @@ from xml.sax.saxutils import escape
 import botocore.session
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import LimitedStream
 
 from sagemaker_emulator.auth import (
     EMPTY_SHA256,
@@ -76,6 +82,7 @@ LOG = logging.getLogger(__name__)
 
 TARGET_PREFIX = "SageMaker."
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+_DIGITS = re.compile(r"[0-9]+")
 _INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations/?$")
 _RUNTIME_HEADERS = {
     "ContentType": "Content-Type",
@@ -88,6 +95,7 @@ _RUNTIME_HEADERS = {
 }
 
 MOTO_API_PATH = "/moto-api"
+CLOSE_ENVIRON = "emulator.close"  # set by the gate on a refused request: its connection is not kept for another
 MIB = 1024 * 1024
 # The largest body each protocol takes: InvokeEndpoint's documented 6 MB payload (botocore: Body max 6291456),
 # S3's 5 GB single PUT, and a generous bound for the JSON and query APIs (their largest calls are a few hundred KB).
@@ -267,6 +275,7 @@ class _TimedReader(io.RawIOBase):
         self._connection = connection
         self._idle, self._limit = idle_seconds, request_seconds
         self._deadline: float | None = None  # set by the request's first byte
+        self.probing = False  # True: answer at once, with nothing (None) if no byte is waiting
 
     def readable(self) -> bool:
         return True
@@ -275,7 +284,9 @@ class _TimedReader(io.RawIOBase):
         """A new request: its time starts with its first byte."""
         self._deadline = None
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer) -> int | None:
+        if self.probing:  # whatever is waiting, without blocking and without counting against a time limit
+            return self._connection.recv_into(buffer) if select.select([self._connection], [], [], 0)[0] else None
         wait = self._idle
         if self._deadline is not None:
             wait = min(wait, self._deadline - time.monotonic())
@@ -299,7 +310,10 @@ class RequestHandler(MotoRequestHandler):
     """moto's request handler with the two time limits, and without werkzeug's per-request log line (it would
     flood a notebook). Build one for a server with :meth:`bounded`."""
 
-    disable_nagle_algorithm = True  # headers and body go out in separate writes; don't wait for the ACK
+    disable_nagle_algorithm = True  # a chunked answer goes out in several writes; don't wait for the ACK
+    # A request line too broken to name its version is answered as HTTP/1.1 (with a status line), not as HTTP/0.9
+    # (a bare body), so a client that sent it on a kept-alive connection reads a 400.
+    default_request_version = "HTTP/1.1"
     timeout: float  # idle: a connection that sends nothing this long is closed
     request_seconds: float  # one request, from its first byte to its last (``Timings.request_seconds``)
 
@@ -344,6 +358,107 @@ class RequestHandler(MotoRequestHandler):
     def log(self, type: str, message: str, *args) -> None:
         if type == "error":
             LOG.debug(message, *args)
+
+    def log_request(self, code="-", size="-") -> None:
+        """Nothing: werkzeug formats (and colours) a line per request that :meth:`log` would drop anyway."""
+
+    def run_wsgi(self) -> None:
+        """Answer one request with the app, keeping the connection for the next one only when that is safe.
+
+        Replaces werkzeug's, which closes every connection because it cannot tell where a request's body ends:
+        here the body is read through a stream limited to its ``Content-Length``, and a connection whose body was
+        not read to its end (a refused request), that the gate refused, or whose body had no length is closed.
+        """
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.environ = environ = self.make_environ()
+        self._body = None  # the gate may wrap or buffer environ's stream; this one knows what was read
+        length = environ.get("CONTENT_LENGTH") or "0"
+        if "Transfer-Encoding" not in self.headers and _DIGITS.fullmatch(length):
+            self._body = LimitedStream(self.rfile, int(length))
+            environ["wsgi.input"] = self._body
+        self._wsgi_status: tuple[str, list] | None = None
+        self._head_sent = self._chunked = self._pipelined = False
+        try:
+            result = self.server.app(environ, self._start_response)
+            try:
+                for data in result:
+                    self._write(data)
+                self._write(b"")
+                if self._chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        except (ConnectionError, TimeoutError):  # the client left, or went idle in the middle of its body
+            self.close_connection = True
+            return
+        except Exception:  # a bug of the app's: answer 500 if nothing went out yet, and close either way
+            LOG.exception("internal error while answering %s %s", self.command, self.path)
+            self.close_connection = True
+            if not self._head_sent:
+                self._wsgi_status = ("500 Internal Server Error", [("Content-Length", "0")])
+                self._write(b"")
+            return
+        if self._body is None or not self._body.is_exhausted:
+            self.close_connection = True
+        elif self._pipelined:
+            self._refuse_pipelined()
+
+    def _start_response(self, status: str, headers: list, exc_info=None):
+        if exc_info and self._head_sent:
+            raise exc_info[1].with_traceback(exc_info[2])
+        self._wsgi_status = (status, headers)
+        return self._write
+
+    def _write(self, data: bytes) -> None:
+        out = b"" if self._head_sent else self._head()
+        out += b"%x\r\n%s\r\n" % (len(data), data) if data and self._chunked else data
+        if out:
+            self.wfile.write(out)
+
+    def _head(self) -> bytes:
+        """The status line and headers, sent with the first bytes of the body: one segment, one wake-up of the
+        client."""
+        status, headers = self._wsgi_status
+        code = int(status.split(" ", 1)[0])
+        self._responded = self._head_sent = True
+        lines = [f"HTTP/1.1 {status}", f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+        lines += [f"{name}: {value}" for name, value in headers]
+        bodiless = self.command == "HEAD" or code in (204, 304) or code < 200
+        if not bodiless and all(name.lower() != "content-length" for name, _ in headers):
+            self._chunked = True
+            lines.append("Transfer-Encoding: chunked")
+        said_close = any(name.lower() == "connection" and "close" in value.lower() for name, value in headers)
+        if said_close or not self._keep_alive():  # the app may close it too (a stopping emulator does)
+            self.close_connection = True
+        if self.close_connection and not said_close:
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _keep_alive(self) -> bool:
+        """Whether this connection may take another request once this one is answered (decided before its head)."""
+        if self.close_connection or self.environ.get(CLOSE_ENVIRON) or self._body is None:
+            return False
+        if not self._body.is_exhausted:
+            return False
+        self._reader.probing = True  # bytes already waiting are a request sent before this one's answer
+        try:
+            self._pipelined = bool(self.rfile.peek(1))
+        finally:
+            self._reader.probing = False
+        return True
+
+    def _refuse_pipelined(self) -> None:
+        message = (
+            b"A request was sent before the answer to the previous one on this connection (HTTP pipelining), which "
+            b"the local SageMaker emulator does not serve; send each request after the previous answer."
+        )
+        self.wfile.write(
+            b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(message), message)
+        )
+        self.close_connection = True
 
 
 class EmulatorApp:
@@ -439,6 +554,7 @@ class EmulatorApp:
                 return self._route(environ, start_response)
             except PayloadMismatch as mismatch:
                 refused = _mismatch(environ, mismatch)
+        environ[CLOSE_ENVIRON] = True
         return refused(environ, start_response)
 
     def _route(self, environ, start_response):

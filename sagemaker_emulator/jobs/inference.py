@@ -15,11 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import urllib3
-
 from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.jobs import s3
 from sagemaker_emulator.jobs.logs import LogShipper
+from sagemaker_emulator.jobs.model_client import ModelClient, ModelConnectionError, ModelTimeout
 from sagemaker_emulator.jobs.process import ChildProcess, container_command
 from sagemaker_emulator.state import Services
 
@@ -115,7 +114,7 @@ class ModelServer:
         except HostingError:
             self.stop()
             raise
-        self._pool = urllib3.HTTPConnectionPool("127.0.0.1", self.port, maxsize=16, block=False, retries=False)
+        self._client = ModelClient(self.port)
 
     def _wait_ready(self) -> int:
         limit = self.services.timings.model_ready_timeout_seconds
@@ -143,22 +142,17 @@ class ModelServer:
             headers["Accept"] = accept
         if custom_attributes:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
-        response = self._pool.urlopen(
-            "POST",
-            "/invocations",
-            body=body,
-            headers=headers,
-            timeout=urllib3.Timeout(connect=5.0, read=self.services.timings.invocation_timeout_seconds),
+        answer = self._client.request(
+            "POST", "/invocations", body, headers, timeout=self.services.timings.invocation_timeout_seconds
         )
-        return Reply(response.status, response.data, response.headers.get("Content-Type", "application/octet-stream"))
+        return Reply(answer.status, answer.body, answer.headers.get("content-type", "application/octet-stream"))
 
     def ping(self, timeout: float) -> bool:
         """SageMaker's health check: does ``GET /ping`` answer 200 within ``timeout`` seconds?"""
         try:
-            response = self._pool.urlopen("GET", "/ping", timeout=urllib3.Timeout(connect=timeout, read=timeout))
-        except urllib3.exceptions.HTTPError:
+            return self._client.request("GET", "/ping", b"", {}, timeout=timeout).status == 200
+        except (ModelTimeout, ModelConnectionError):
             return False
-        return response.status == 200
 
     @property
     def alive(self) -> bool:
