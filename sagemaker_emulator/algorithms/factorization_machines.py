@@ -14,7 +14,7 @@ Choices where the contract is silent:
   still train well; from ``TWO_THREADS_MIN_ROWS`` records on, the two halves of each epoch train at once in two
   threads sharing the parameters without locks (asynchronous SGD, as MXNet's ``dist_async`` store is across
   hosts), so large runs use both cores and are no longer reproducible to the bit; from ``COMPILED_MIN_ROWS``
-  records on, each chunk of batches runs in a numba kernel (``fm_compiled``, same arithmetic, no GIL), imported
+  records on, each chunk of batches runs in a numba kernel (``fm_compiled``: the same updates, rounded alike, without the GIL), imported
   only then so that small jobs start without numba;
 - ``_learning_rate`` and ``_wd`` (container defaults 1.0) multiply every group's rate and decay, the way an
   MXNet optimizer's global rate scales per-parameter multipliers; ``_optimizer`` also takes ``sgd``;

@@ -5,11 +5,12 @@ records per CPU-second. These kernels do a whole chunk of batches per call (forw
 Adam/SGD updates of the rows the batch touched), reading rows of the training matrix in place and updating the
 parameter tables where they are, without the GIL, so the two Hogwild threads really run on two cores.
 
-Same semantics and, single-threaded, the same arithmetic as the numpy path in float32 (sums of squares in
-float64, as its ``bincount`` does), so the two agree to rounding. Importing this module imports numba (about a
+Same semantics and, single-threaded, the same float32 operations as the numpy path (sums of squares in float64,
+as its ``bincount`` does), only summed in another order (``FASTMATH``, so that loops vectorise): the two agree to
+rounding (tests: 1e-5 after 3 epochs). Importing this module imports numba (about a
 second of CPU, plus a few seconds to compile on first use): ``factorization_machines`` imports it only for jobs
-above its size threshold. Compiled code is cached in ``NUMBA_CACHE_DIR`` (the emulator gives each job a folder
-under its scratch space), never beside this file, which may be read-only.
+above its size threshold. Compiled code is cached in ``NUMBA_CACHE_DIR`` (the emulator's training runner points
+all its jobs at one folder of its scratch space), never beside this file, which may be read-only.
 """
 
 from __future__ import annotations
