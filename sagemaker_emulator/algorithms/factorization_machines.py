@@ -13,7 +13,9 @@ Choices where the contract is silent:
 - rows are shuffled every epoch with a fixed seed, so runs are reproducible and ratings sorted by user
   still train well; from ``TWO_THREADS_MIN_ROWS`` records on, the two halves of each epoch train at once in two
   threads sharing the parameters without locks (asynchronous SGD, as MXNet's ``dist_async`` store is across
-  hosts), so large runs use both cores and are no longer reproducible to the bit;
+  hosts), so large runs use both cores and are no longer reproducible to the bit; from ``COMPILED_MIN_ROWS``
+  records on, each chunk of batches runs in a numba kernel (``fm_compiled``: the same updates, rounded alike, without the GIL), imported
+  only then so that small jobs start without numba;
 - ``_learning_rate`` and ``_wd`` (container defaults 1.0) multiply every group's rate and decay, the way an
   MXNet optimizer's global rate scales per-parameter multipliers; ``_optimizer`` also takes ``sgd``;
 - the other underscore knobs (``_kvstore``, ``_num_gpus``, ...) are accepted and have no effect on one host;
@@ -73,6 +75,9 @@ UNSET_INIT_AMOUNTS = {"scale": 0.07, "value": 0.0}
 PREDICT_CHUNK = 65536
 SMALL_REQUEST_VALUES = 4096  # non-zeros up to which a request is scored without scipy
 TWO_THREADS_MIN_ROWS = 1_000_000  # records from which an epoch's two halves train at once (_train_halves)
+# Records from which batches run compiled (fm_compiled): importing numba and loading or compiling its kernel
+# costs 1-10 CPU-seconds, what the numpy path spends on about a million records.
+COMPILED_MIN_ROWS = 1_000_000
 ROWS_PER_CHUNK = 1 << 18  # rows copied in shuffled order at a time, a few MB whatever the data's size
 
 
@@ -292,6 +297,10 @@ class _GroupOptimizer:
         """The parameters, (rows, width): a view of the table."""
         return self.table[:, 0]
 
+    def settings(self) -> list[float]:
+        """Rate, decay, rescale, clip (-1: none) and eps, in ``fm_compiled``'s order."""
+        return [self.lr, self.wd, float(self.rescale), -1.0 if self.clip is None else self.clip, float(self.eps)]
+
     def gather(self, rows: np.ndarray) -> np.ndarray:
         """A copy of ``rows`` of the table, values and state, to compute on and :meth:`apply` back."""
         return self.table.take(rows, axis=0)
@@ -368,14 +377,21 @@ def fit(
     halves = n >= TWO_THREADS_MIN_ROWS and len(os.sched_getaffinity(0)) > 1
     if halves:
         log(f"{n} records: each epoch trains its two halves in two threads, each updating the shared parameters")
+    kernel = None
+    if n >= COMPILED_MIN_ROWS:
+        from sagemaker_emulator.algorithms import fm_compiled as kernel
+
+        log(f"{n} records: batches run in compiled kernels (numba)")
     for epoch in range(epochs):
         started = time.perf_counter()
         rng.shuffle(order)  # the permutation rng.permutation(n) gives, in half its memory
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported after its epoch
             if halves:
-                epoch_metrics, step = _train_halves(optimizers, features, labels, order, config, epoch, step)
+                epoch_metrics, step = _train_halves(optimizers, features, labels, order, config, epoch, step, kernel)
             else:
-                epoch_metrics, step = _train_epoch(optimizers, features, labels, order, config, epoch, step)
+                epoch_metrics, step = _train_epoch(
+                    optimizers, features, labels, order, config, epoch, step, kernel=kernel
+                )
         metrics = epoch_metrics.values()
         elapsed = max(time.perf_counter() - started, 1e-9)
         if not all(math.isfinite(value) for value in metrics.values()):
@@ -402,6 +418,7 @@ def _train_halves(
     config: dict[str, Any],
     epoch: int,
     step: int,
+    kernel: Any = None,
 ) -> tuple[_Metrics, int]:
     """:func:`_train_epoch` on the two halves of ``order`` at once, one per core, Hogwild-style.
 
@@ -416,12 +433,14 @@ def _train_halves(
 
     def second_half() -> tuple[_Metrics, int]:
         with np.errstate(over="ignore", invalid="ignore"):
-            return _train_epoch(optimizers, features, labels, order[half:], config, epoch, step, halt, False)
+            return _train_epoch(optimizers, features, labels, order[half:], config, epoch, step, halt, False, kernel)
 
     with ThreadPoolExecutor(1, "fm-second-half") as helper:
         other = helper.submit(second_half)
         try:
-            metrics, first_step = _train_epoch(optimizers, features, labels, order[:half], config, epoch, step, halt)
+            metrics, first_step = _train_epoch(
+                optimizers, features, labels, order[:half], config, epoch, step, halt, kernel=kernel
+            )
         except BaseException:  # SIGTERM (Stopped) or an error: the other thread ends at its next chunk
             halt.set()
             raise
@@ -440,12 +459,14 @@ def _train_epoch(
     step: int,
     halt: threading.Event | None = None,
     log_batches: bool = True,
+    kernel: Any = None,
 ) -> tuple[_Metrics, int]:
     """One pass over the rows in ``order``, batch by batch; returns the pass's train metrics and the step.
 
     Rows are copied in shuffled order ``ROWS_PER_CHUNK`` at a time, never the whole matrix. Each batch is
     re-indexed to the columns it touches, so products and updates cost O(batch non-zeros × num_factors)
     whatever feature_dim is. ``halt`` ends the pass early (the thread of the other half has stopped on an error or SIGTERM).
+    ``kernel`` (``fm_compiled``) runs each chunk's batches compiled instead.
     """
     classifier = config["predictor_type"] == CLASSIFIER
     batch_size, interval = config["mini_batch_size"], config["batch_metrics_publish_interval"]
@@ -453,10 +474,22 @@ def _train_epoch(
     epoch_metrics = _Metrics(classifier)
     chunk_rows = max(1, ROWS_PER_CHUNK // batch_size) * batch_size
     batch = 0
+    if kernel is not None:
+        compiled = _CompiledChunks(kernel, optimizers, features, labels, config)
     for chunk_start in range(0, len(order), chunk_rows):
         if halt is not None and halt.is_set():
             break
         chosen = order[chunk_start : chunk_start + chunk_rows]
+        if kernel is not None:
+            decisions, targets, step = compiled.train(chosen, step)
+            for first in range(0, len(chosen), batch_size):
+                if log_batches and batch % interval == 0:
+                    batch_metrics = _Metrics(classifier)
+                    batch_metrics.add(decisions[first : first + batch_size], targets[first : first + batch_size])
+                    _log_quality(f"epoch={epoch}, batch={batch} train", batch_metrics.values())
+                batch += 1
+            epoch_metrics.add(decisions, targets)
+            continue
         chunk, targets = features[chosen], labels[chosen]
         decisions = np.empty(len(chosen), np.float32)
         for start in range(0, len(chosen), batch_size):
@@ -496,6 +529,46 @@ def _train_epoch(
             factors.apply(columns, v_block, grad_v, step)
         epoch_metrics.add(decisions, targets)
     return epoch_metrics, step
+
+
+class _CompiledChunks:
+    """One thread's calls of ``fm_compiled.train_chunk``: the groups' settings and the thread's scratch space."""
+
+    def __init__(self, kernel: Any, optimizers: dict[str, _GroupOptimizer], features, labels, config):
+        self.kernel, self.features, self.labels, self.config = kernel, features, labels, config
+        self.tables = tuple(optimizers[group].table for group in GROUPS)
+        self.settings = np.array([optimizers[group].settings() for group in GROUPS], np.float64)
+        self.adam = optimizers["factors"].adam
+        dim, factors = self.tables[2].shape[0], self.tables[2].shape[2]
+        self.scratch = (
+            np.zeros(dim, np.float32),
+            np.zeros((dim, factors), np.float32),
+            np.zeros(dim, np.float64),
+            np.zeros(dim, np.int64),
+        )
+
+    def train(self, rows: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Train on ``rows`` batch by batch; their decisions before each update, their labels, the new step."""
+        config, features = self.config, self.features
+        decisions = np.empty(len(rows), np.float32)
+        step = self.kernel.train_chunk(
+            features.indptr,
+            features.indices,
+            features.data,
+            self.labels,
+            rows,
+            *self.tables,
+            self.settings,
+            self.adam,
+            config["predictor_type"] == CLASSIFIER,
+            config["use_bias"],
+            config["use_linear"],
+            config["mini_batch_size"],
+            step,
+            decisions,
+            *self.scratch,
+        )
+        return decisions, self.labels[rows], step
 
 
 class _Metrics:

@@ -236,6 +236,7 @@ class TrainingRun:
             command,
             cwd=self.folder,
             env={
+                "NUMBA_CACHE_DIR": str(self.services.workdir / "cache" / "numba"),  # FM's compiled kernels, kept
                 **{str(k): str(v) for k, v in job.params.get("Environment", {}).items()},
                 "TRAINING_JOB_NAME": job.name,  # set in every training container on AWS
                 "TRAINING_JOB_ARN": job.arn,

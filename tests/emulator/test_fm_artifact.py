@@ -99,6 +99,7 @@ def test_a_job_and_its_endpoint_never_import_mxnet(tmp_path):
         fm.train(layout, parse_hyperparameters(fm.HYPERPARAMETERS, layout.hyperparameters()))
         fm.load(layout.model_dir)
         assert "mxnet" not in sys.modules, "mxnet was imported"
+        assert "numba" not in sys.modules, "numba was imported for a tiny job"
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

@@ -1,0 +1,156 @@
+"""Factorization Machines' mini-batch step compiled with numba, for large jobs (``factorization_machines``).
+
+The numpy trainer spends its time in per-batch set-up and in memory round trips of gathered copies: about 0.4M
+records per CPU-second. These kernels do a whole chunk of batches per call (forward pass, gradients, lazy
+Adam/SGD updates of the rows the batch touched), reading rows of the training matrix in place and updating the
+parameter tables where they are, without the GIL, so the two Hogwild threads really run on two cores.
+
+Same semantics and, single-threaded, the same float32 operations as the numpy path (sums of squares in float64,
+as its ``bincount`` does), only summed in another order (``FASTMATH``, so that loops vectorise): the two agree to
+rounding (tests: 1e-5 after 3 epochs). Importing this module imports numba (about a
+second of CPU, plus a few seconds to compile on first use): ``factorization_machines`` imports it only for jobs
+above its size threshold. Compiled code is cached in ``NUMBA_CACHE_DIR`` (the emulator's training runner points
+all its jobs at one folder of its scratch space), never beside this file, which may be read-only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# Per group, one row of SETTINGS: the columns below. A negative clip means no clipping.
+LR, WD, RESCALE, CLIP, EPS = range(5)
+ADAM_BETA1, ADAM_BETA2 = 0.9, 0.999
+# Sums may be reordered (vectorised) and multiply-adds fused: rounding differs from numpy's by about 1e-7.
+FASTMATH = {"reassoc", "contract"}
+BETA1, BETA2 = np.float32(ADAM_BETA1), np.float32(ADAM_BETA2)
+ONE_MINUS_BETA1, ONE_MINUS_BETA2 = np.float32(1 - ADAM_BETA1), np.float32(1 - ADAM_BETA2)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _update_row(table, row, grad, settings, adam, step_size):
+    """One Adam (or SGD) step on ``table[row]`` with the summed gradient ``grad``, as ``_GroupOptimizer.update``
+    does it, element by element in float32; ``step_size`` is Adam's bias-corrected rate for this step."""
+    lr, wd = np.float32(settings[LR]), np.float32(settings[WD])
+    rescale, clip, eps = np.float32(settings[RESCALE]), np.float32(settings[CLIP]), np.float32(settings[EPS])
+    weights = table[row, 0]
+    if adam:
+        means, variances = table[row, 1], table[row, 2]
+        for f in range(grad.shape[0]):
+            g = grad[f] * rescale
+            if clip >= 0:
+                g = min(max(g, -clip), clip)
+            g += wd * weights[f]
+            mean = means[f] * BETA1 + ONE_MINUS_BETA1 * g
+            var = variances[f] * BETA2 + (g * g) * ONE_MINUS_BETA2
+            weights[f] -= (mean / (np.sqrt(var) + eps)) * step_size
+            means[f], variances[f] = mean, var
+        return
+    for f in range(grad.shape[0]):
+        g = grad[f] * rescale
+        if clip >= 0:
+            g = min(max(g, -clip), clip)
+        g += wd * weights[f]
+        weights[f] -= g * lr
+
+
+@numba.njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def train_chunk(
+    indptr,
+    indices,
+    data,
+    labels,
+    rows,
+    bias,
+    linear,
+    factors,
+    settings,
+    adam,
+    classifier,
+    use_bias,
+    use_linear,
+    batch_size,
+    step,
+    decisions,
+    scratch_linear,
+    scratch_factors,
+    scratch_squares,
+    stamps,
+):
+    """Train on ``rows`` of the CSR matrix (indptr, indices, data), ``batch_size`` at a time; returns the step.
+
+    ``bias``, ``linear``, ``factors`` are the groups' (rows, 3 or 1, width) tables, updated in place; ``settings``
+    holds one row per group (bias, linear, factors). ``decisions`` receives ŷ of every row before its batch's
+    update. The scratch arrays (feature_dim-long, zero on entry and on return; a batch's gradients fill their
+    first rows, in the order its features are first seen, so they stay in cache) and ``stamps`` (feature_dim
+    int64, below ``step`` + 1) belong to the calling thread.
+    """
+    k = factors.shape[2]
+    xv = np.zeros((batch_size, k), np.float32)
+    residual = np.zeros(batch_size, np.float32)
+    touched = np.empty(stamps.shape[0], np.int64)  # the distinct features of the current batch, in order seen
+    slots = np.empty(stamps.shape[0], np.int64)  # a touched feature's place in touched and in the scratch arrays
+    bias_grad = np.zeros(1, np.float32)
+    for start in range(0, rows.shape[0], batch_size):
+        stop = min(start + batch_size, rows.shape[0])
+        step += 1
+        count = 0
+        for r in range(start, stop):
+            row = rows[r]
+            linear_sum = np.float32(0.0)
+            squares = 0.0
+            out = xv[r - start]
+            out[:] = 0
+            for p in range(indptr[row], indptr[row + 1]):
+                column, x = indices[p], data[p]
+                linear_sum += x * linear[column, 0, 0]
+                norm = np.float32(0.0)
+                for f in range(k):
+                    value = factors[column, 0, f]
+                    out[f] += x * value
+                    norm += value * value
+                squares += (x * x) * norm
+                if stamps[column] != step:
+                    stamps[column] = step
+                    slots[column] = count
+                    touched[count] = column
+                    count += 1
+            pairwise = np.float32(0.0)
+            for f in range(k):
+                pairwise += out[f] * out[f]
+            decision = bias[0, 0, 0] + linear_sum + np.float32(0.5) * (pairwise - np.float32(squares))
+            decisions[r] = decision
+            predicted = np.float32(1.0 / (1.0 + math.exp(-decision))) if classifier else decision
+            residual[r - start] = predicted - labels[row]
+        # ∂ŷ/∂V_if = x_i (x·V)_f − x_i² V_if, summed over the batch per touched feature
+        bias_grad[0] = 0
+        for r in range(start, stop):
+            row, error = rows[r], residual[r - start]
+            bias_grad[0] += error
+            out = xv[r - start]
+            for p in range(indptr[row], indptr[row + 1]):
+                slot, x = slots[indices[p]], data[p]
+                scratch_linear[slot] += x * error
+                scratch_squares[slot] += (x * x) * error
+                grad = scratch_factors[slot]
+                for f in range(k):
+                    grad[f] += x * (error * out[f])
+        corrections = math.sqrt(1 - ADAM_BETA2**step) / (1 - ADAM_BETA1**step)
+        step_sizes = (settings[:, LR] * corrections).astype(np.float32)
+        if use_bias:
+            _update_row(bias, 0, bias_grad, settings[0], adam, step_sizes[0])
+        for j in range(count):
+            column = touched[j]
+            if use_linear:
+                _update_row(linear, column, scratch_linear[j : j + 1], settings[1], adam, step_sizes[1])
+            grad = scratch_factors[j]
+            scale = np.float32(scratch_squares[j])
+            for f in range(k):
+                grad[f] -= factors[column, 0, f] * scale
+            _update_row(factors, column, grad, settings[2], adam, step_sizes[2])
+            grad[:] = 0
+            scratch_linear[j] = 0
+            scratch_squares[j] = 0
+    return step

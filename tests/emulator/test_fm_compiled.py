@@ -1,0 +1,135 @@
+"""FM's compiled path (``fm_compiled``, numba) against the numpy path: same models, its threshold, its cache."""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_algorithm_factorization_machines import config, planted_ratings
+
+from sagemaker_emulator.algorithms import factorization_machines as fm
+from sagemaker_emulator.algorithms.base import ClientError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data():
+    """The planted ratings with feature values other than 1 (x² ≠ x), so every term of the gradient counts."""
+    train_x, train_y, test_x, test_y, *_ = planted_ratings(users=60, items=80, per_user=40)
+    scale = np.random.default_rng(1).uniform(0.5, 1.5, train_x.nnz).astype(np.float32)
+    train_x = train_x.copy()
+    train_x.data *= scale
+    return train_x, train_y, test_x, test_y
+
+
+def fit(data, monkeypatch, compiled, **overrides):
+    """Train on ``data`` with the compiled kernels or numpy, chunks of 3 batches, one thread."""
+    monkeypatch.setattr(fm, "COMPILED_MIN_ROWS", 0 if compiled else 1 << 40)
+    monkeypatch.setattr(fm, "ROWS_PER_CHUNK", 3 * 150)
+    settings = {"epochs": 3, "mini_batch_size": 150, **overrides}  # 1,600 rows: the last batch is short
+    return fm.fit(data[0], data[1], config(data[0], **settings))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"predictor_type": "binary_classifier"},
+        {"_optimizer": "sgd", "clip_gradient": 0.05, "factors_lr": 0.05},
+        {"use_bias": "false", "use_linear": "false", "eps": 1e-4, "rescale_grad": 0.01},
+    ],
+    ids=["adam-regressor", "adam-classifier", "sgd-clipped", "factors-only"],
+)
+def test_one_thread_compiled_equals_numpy(data, monkeypatch, overrides):
+    if overrides.get("predictor_type") == "binary_classifier":
+        data = (data[0], (data[1] >= 4).astype(np.float32), *data[2:])
+    numpy_model = fit(data, monkeypatch, False, **overrides)
+    compiled_model = fit(data, monkeypatch, True, **overrides)
+    for name in ("w0", "w", "v"):
+        np.testing.assert_allclose(getattr(compiled_model, name), getattr(numpy_model, name), rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_hogwild_is_as_good_as_numpy(data, monkeypatch, capsys):
+    """Two unlocked threads are not bit-exact: their test RMSE is within 2% of the sequential numpy model's."""
+    sequential = fit(data, monkeypatch, False, epochs=30)
+    monkeypatch.setattr(fm, "TWO_THREADS_MIN_ROWS", 0)
+    hogwild = fit(data, monkeypatch, True, epochs=30)
+    assert "compiled kernels" in capsys.readouterr().out
+    test_x, test_y = data[2], data[3]
+    rmse = {
+        name: np.sqrt(np.mean((model.decision(test_x) - test_y) ** 2))
+        for name, model in (("numpy", sequential), ("hogwild", hogwild))
+    }
+    assert rmse["hogwild"] < 1.02 * rmse["numpy"], rmse
+
+
+def test_divergence_in_the_compiled_path_fails_the_job_with_advice(data, monkeypatch):
+    with pytest.raises(ClientError, match="Training diverged in epoch 0 .* lower the learning rates"):
+        fit(data, monkeypatch, True, _optimizer="sgd", linear_lr=1e30, factors_lr=1e30, rescale_grad=1.0)
+
+
+def run_python(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, env={**os.environ, **env}
+    )
+
+
+FIT_SCRIPT = """
+    import os
+    import sys
+    import numpy as np
+    import scipy.sparse as sp
+    from sagemaker_emulator.algorithms import factorization_machines as fm
+    from sagemaker_emulator.algorithms.base import parse_hyperparameters
+    fm.COMPILED_MIN_ROWS = int(os.environ.get("TEST_COMPILED_MIN_ROWS", fm.COMPILED_MIN_ROWS))
+    features = sp.random(500, 40, density=0.1, format="csr", dtype=np.float32, random_state=0)
+    raw = {"feature_dim": "40", "num_factors": "4", "predictor_type": "regressor"}
+    fm.fit(features, np.ones(500, np.float32), parse_hyperparameters(fm.HYPERPARAMETERS, raw))
+    compiled = "sagemaker_emulator.algorithms.fm_compiled" in sys.modules
+    print("numba" in sys.modules, compiled and bool(sys.modules[fm.__package__ + ".fm_compiled"].train_chunk.stats.cache_hits))
+"""
+
+
+def test_small_jobs_never_import_numba():
+    result = run_python(FIT_SCRIPT, {})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_kernels_are_cached_in_numba_cache_dir_beside_read_only_code(tmp_path):
+    """The job's NUMBA_CACHE_DIR holds the compiled kernels, the second process loads them, and a read-only copy
+    of the code (the job sandbox's) is never written to."""
+    code = tmp_path / "code"
+    shutil.copytree(
+        ROOT / "sagemaker_emulator", code / "sagemaker_emulator", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(
+        ROOT / "recordio_protobuf", code / "recordio_protobuf", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for path in [code, *code.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    cache = tmp_path / "cache" / "numba"
+    env = {
+        "PYTHONPATH": str(code),
+        "NUMBA_CACHE_DIR": str(cache),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TEST_COMPILED_MIN_ROWS": "0",
+    }
+    try:
+        first = run_python(FIT_SCRIPT, env)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.split()[-2:] == ["True", "False"]
+        assert list(cache.rglob("*.nbi")), "no kernel was cached"
+        second = run_python(FIT_SCRIPT, env)
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.split()[-2:] == ["True", "True"], "the second process compiled again"
+        assert not [path.name for path in code.rglob("*") if "nb" in path.suffix or path.name == "__pycache__"]
+    finally:
+        for path in [code, *code.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
