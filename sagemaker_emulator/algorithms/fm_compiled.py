@@ -9,8 +9,9 @@ Same semantics and, single-threaded, the same float32 operations as the numpy pa
 as its ``bincount`` does), only summed in another order (``FASTMATH``, so that loops vectorise): the two agree to
 rounding (tests: 1e-5 after 3 epochs). Importing this module imports numba (about a
 second of CPU, plus a few seconds to compile on first use): ``factorization_machines`` imports it only for jobs
-above its size threshold. Compiled code is cached in ``NUMBA_CACHE_DIR`` (the emulator's training runner points
-all its jobs at one folder of its scratch space), never beside this file, which may be read-only.
+above its size threshold. Compiled code is cached in ``NUMBA_CACHE_DIR`` (the emulator's training runner gives each
+job its own, in the job folder: a cache shared between jobs would let one job plant code another runs), never
+beside this file, which may be read-only.
 """
 
 from __future__ import annotations

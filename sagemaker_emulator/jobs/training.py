@@ -236,7 +236,9 @@ class TrainingRun:
             command,
             cwd=self.folder,
             env={
-                "NUMBA_CACHE_DIR": str(self.services.workdir / "cache" / "numba"),  # FM's compiled kernels, kept
+                # FM's compiled kernels, cached for this job only: a cache shared between jobs would let one job's
+                # code plant compiled code that a later job runs (about 5 CPU-s to compile again, on large jobs only)
+                "NUMBA_CACHE_DIR": str(self.folder / "numba-cache"),
                 **{str(k): str(v) for k, v in job.params.get("Environment", {}).items()},
                 "TRAINING_JOB_NAME": job.name,  # set in every training container on AWS
                 "TRAINING_JOB_ARN": job.arn,
