@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from recordio_protobuf import read_matrix
-from sagemaker_emulator.algorithms import payloads
+from sagemaker_emulator.algorithms import distributed, payloads
 from sagemaker_emulator.algorithms.base import (
     AlgorithmError,
     Boolean,
@@ -127,6 +127,8 @@ METRIC_DEFINITIONS = [
     {"Name": "train:throughput", "Regex": r"#throughput_metric: host=\S+, train throughput=(\S+) records/second"},
 ]
 
+MULTI_INSTANCE = True  # multi-instance: trains data-parallel across hosts (distributed.py)
+
 SERVED_TYPES = (payloads.JSON, payloads.JSONLINES, payloads.RECORDIO)
 
 
@@ -169,10 +171,13 @@ def train(layout: JobLayout, hyperparameters: dict[str, Any]) -> None:
     initializers = {group: _initializer(group, config) for group in GROUPS}
     train_x, train_y = _read_channel(layout, "train", config)
     test = _read_channel(layout, "test", config) if "test" in layout.input_data_config() else None
-    model = fit(train_x, train_y, config, initializers)
+    cluster = distributed.join(layout)  # multi-instance: None on one host
+    model = fit(train_x, train_y, config, initializers, cluster)
     if test is not None:
         _log_test_scores(config["predictor_type"], model.decision(test[0]), test[1])
     _save_model(layout.model_dir, model, config)
+    if cluster is not None:  # multi-instance
+        cluster.close()
 
 
 def _log_configuration(layout: JobLayout, config: dict[str, Any]) -> None:
@@ -284,6 +289,7 @@ def fit(
     labels: np.ndarray,
     config: dict[str, Any],
     initializers: dict[str, Callable] | None = None,
+    cluster: distributed.Cluster | None = None,
 ) -> FactorizationMachine:
     """Train an FM on a float32 CSR matrix, logging the container's metric lines. Loops over batches only.
 
@@ -292,6 +298,7 @@ def fit(
         labels: (n,) float32; 0/1 for the classifier.
         config: parsed hyperparameters.
         initializers: group → initialiser; built from ``config`` when omitted.
+        cluster: the job's other hosts (multi-instance), whose parameters are averaged with these every epoch.
     """
     initializers = initializers or {group: _initializer(group, config) for group in GROUPS}
     rng = np.random.default_rng(SEED)
@@ -314,6 +321,8 @@ def fit(
         order = rng.permutation(n)
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported after its epoch
             metrics, step = _train_epoch(model, optimizers, features[order], labels[order], config, epoch, step)
+        if cluster is not None:  # multi-instance: every host ends the epoch with the same model
+            cluster.average([model.w0, model.w, model.v])
         elapsed = max(time.perf_counter() - started, 1e-9)
         if not all(math.isfinite(value) for value in metrics.values()):
             raise ClientError(

@@ -1,0 +1,110 @@
+"""Data-parallel training across a job's hosts with MXNet's distributed key-value store (ps-lite), on loopback.
+
+AWS's FM and k-NN containers synchronise their hosts through MXNet's kvstore; here each host's container starts
+the same machinery: ``algo-1`` a scheduler, every host one server (``DMLC_NUM_SERVER`` = hosts, as AWS's
+``_num_kv_servers`` ``auto`` does), and the container itself joins as a worker of a ``dist_sync`` store. The job
+runner gives every host the scheduler's address (``DMLC_PS_ROOT_URI``/``DMLC_PS_ROOT_PORT``) and the counts
+(``DMLC_NUM_WORKER``/``DMLC_NUM_SERVER``); this module adds each process's ``DMLC_ROLE``.
+
+The store's servers hold no optimizer, so a ``dist_sync`` push of one key by every worker leaves the *sum* of
+the pushes on the server (ps-lite's default merge): :meth:`Cluster.average` and :meth:`Cluster.gather` are
+built on that sum. A one-host job has no cluster (:func:`join` returns None) and never imports MXNet here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from sagemaker_emulator.algorithms.base import log
+from sagemaker_emulator.algorithms.layout import JobLayout
+
+# numpy 1.24 removed numpy.bool, which mxnet 1.9.1 references (design §6); restored before the import
+_PS_NODE = "import numpy; numpy.bool = bool; import mxnet"
+ROOT_VARIABLES = ("DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_WORKER", "DMLC_NUM_SERVER")
+
+
+class Cluster:
+    """This host's worker in the job's ``dist_sync`` kvstore, with the scheduler and server it started."""
+
+    def __init__(self, layout: JobLayout):
+        missing = [name for name in ROOT_VARIABLES if name not in os.environ]
+        if missing:
+            raise RuntimeError(f"a multi-instance job's container needs {', '.join(missing)} from the job runner")
+        self.hosts = layout.hosts()
+        self.host = layout.current_host()
+        self._nodes = []
+        if self.host == self.hosts[0]:
+            self._nodes.append(_start_node("scheduler"))
+        self._nodes.append(_start_node("server"))
+        os.environ["DMLC_ROLE"] = "worker"
+        import mxnet as mx
+
+        self._mx = mx
+        self._store = mx.kv.create("dist_sync")
+        self.rank = self._store.rank
+        self.size = self._store.num_workers
+        self._keys = 0
+        log(f"{self.host}: joined the kvstore as worker {self.rank} of {self.size}")
+
+    def _key(self) -> int:
+        """A fresh key per exchange: every worker makes the same calls in the same order, so keys agree."""
+        self._keys += 1
+        return self._keys
+
+    def total(self, array: np.ndarray) -> np.ndarray:
+        """The element-wise sum of ``array`` over every host (float32; the same shape on every host)."""
+        mx = self._mx
+        key = self._key()
+        value = mx.nd.array(np.ascontiguousarray(array, dtype=np.float32))
+        self._store.init(key, mx.nd.zeros(value.shape))
+        self._store.push(key, value)
+        out = mx.nd.zeros(value.shape)
+        self._store.pull(key, out=out)
+        return out.asnumpy()
+
+    def average(self, params: Sequence[np.ndarray]) -> None:
+        """Replace every parameter array, in place, by its mean over the hosts."""
+        for param in params:
+            param[...] = self.total(param) / np.float32(self.size)
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """Every host's ``rows`` (2-D float32, the same width everywhere), stacked in worker-rank order."""
+        counts = np.zeros(self.size, np.float32)
+        counts[self.rank] = len(rows)
+        counts = self.total(counts).astype(np.int64)
+        width = rows.shape[1]
+        padded = np.zeros((self.size, int(counts.max(initial=0)), width), np.float32)
+        padded[self.rank, : len(rows)] = rows
+        if padded.size == 0:
+            return np.zeros((0, width), np.float32)
+        summed = self.total(padded)
+        return np.concatenate([summed[rank, :count] for rank, count in enumerate(counts)])
+
+    def close(self) -> None:
+        """Leave the store (its last barrier), then wait for this host's scheduler and server to end."""
+        self._store = None
+        import gc
+
+        gc.collect()
+        for node in self._nodes:
+            node.wait()
+
+
+def _start_node(role: str) -> subprocess.Popen:
+    """A ps-lite scheduler or server: importing mxnet with ``DMLC_ROLE`` set runs it until the workers finish."""
+    return subprocess.Popen([sys.executable, "-c", _PS_NODE], env={**os.environ, "DMLC_ROLE": role})
+
+
+def join(layout: JobLayout) -> Cluster | None:
+    """This host's place in a multi-instance job, or None on one host (where training needs no exchange)."""
+    return Cluster(layout) if len(layout.hosts()) > 1 else None
+
+
+def is_leader(layout: JobLayout) -> bool:
+    """Whether this host writes the model: ``algo-1``, whose ``model/`` the job uploads."""
+    return layout.current_host() == layout.hosts()[0]
