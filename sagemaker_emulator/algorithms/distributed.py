@@ -13,6 +13,8 @@ built on that sum. A one-host job has no cluster (:func:`join` returns None) and
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import subprocess
 import sys
@@ -38,6 +40,7 @@ class Cluster:
         self.hosts = layout.hosts()
         self.host = layout.current_host()
         self._nodes = []
+        atexit.register(_end_nodes, self._nodes)  # a host that fails or is stopped leaves no node waiting
         if self.host == self.hosts[0]:
             self._nodes.append(_start_node("scheduler"))
         self._nodes.append(_start_node("server"))
@@ -88,8 +91,6 @@ class Cluster:
     def close(self) -> None:
         """Leave the store (its last barrier), then wait for this host's scheduler and server to end."""
         self._store = None
-        import gc
-
         gc.collect()
         for node in self._nodes:
             node.wait()
@@ -98,6 +99,13 @@ class Cluster:
 def _start_node(role: str) -> subprocess.Popen:
     """A ps-lite scheduler or server: importing mxnet with ``DMLC_ROLE`` set runs it until the workers finish."""
     return subprocess.Popen([sys.executable, "-c", _PS_NODE], env={**os.environ, "DMLC_ROLE": role})
+
+
+def _end_nodes(nodes: list[subprocess.Popen]) -> None:
+    for node in nodes:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
 
 
 def join(layout: JobLayout) -> Cluster | None:

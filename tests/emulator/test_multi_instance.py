@@ -209,3 +209,18 @@ def test_two_host_knn_indexes_what_one_host_indexes(sm, s3, ratings):
     one, two = finished_training(sm, "knn-one", 300), finished_training(sm, "knn-two", 300)
     assert two["TrainingJobStatus"] == "Completed", two.get("FailureReason")
     assert _metric(two, "test:mse") == pytest.approx(_metric(one, "test:mse"), rel=1e-6)
+
+
+def test_an_fm_host_without_data_fails_the_job_with_its_reason(sm, s3, ratings):
+    """One object for two hosts: ``algo-2`` gets none and fails as a one-host job without data does; ``algo-1``,
+    waiting for it in the kvstore, is ended."""
+    hyperparameters = {"feature_dim": ratings[0].shape[1], "predictor_type": "regressor", **GOOD}
+    request = _algorithm_job(s3, "fm-starved", FM, ratings, 2, hyperparameters)
+    train_x, train_y = ratings[0], ratings[1]
+    request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] = _put_shards(
+        s3, "fm-starved/one", train_x, train_y, 1
+    )
+    sm.create_training_job(**request)
+    job = finished_training(sm, "fm-starved", 300)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "ClientError: Channel 'train' has no data files"
