@@ -298,7 +298,8 @@ def fit(
         labels: (n,) float32; 0/1 for the classifier.
         config: parsed hyperparameters.
         initializers: group → initialiser; built from ``config`` when omitted.
-        cluster: the job's other hosts (multi-instance), whose parameters are averaged with these every epoch.
+        cluster: the job's other hosts (multi-instance), whose updates are merged with these
+            ``distributed.SYNCS_PER_EPOCH`` times an epoch.
     """
     initializers = initializers or {group: _initializer(group, config) for group in GROUPS}
     rng = np.random.default_rng(SEED)
@@ -308,6 +309,8 @@ def fit(
         w=initializers["linear"]((dim,), rng) if config["use_linear"] else np.zeros(dim, np.float32),
         v=initializers["factors"]((dim, config["num_factors"]), rng),
     )
+    if cluster is not None:  # multi-instance: the hosts start from the same (seeded) values
+        cluster.track([model.w0, model.w, model.v])
     optimizers = {
         name: _GroupOptimizer(
             param, config[f"{group}_lr"] * config["_learning_rate"], config[f"{group}_wd"] * config["_wd"], config
@@ -320,9 +323,9 @@ def fit(
         started = time.perf_counter()
         order = rng.permutation(n)
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported after its epoch
-            metrics, step = _train_epoch(model, optimizers, features[order], labels[order], config, epoch, step)
-        if cluster is not None:  # multi-instance: every host ends the epoch with the same model
-            cluster.average([model.w0, model.w, model.v])
+            metrics, step = _train_epoch(
+                model, optimizers, features[order], labels[order], config, epoch, step, cluster
+            )
         elapsed = max(time.perf_counter() - started, 1e-9)
         if not all(math.isfinite(value) for value in metrics.values()):
             raise ClientError(
@@ -344,6 +347,7 @@ def _train_epoch(
     config: dict[str, Any],
     epoch: int,
     step: int,
+    cluster: distributed.Cluster | None = None,
 ) -> tuple[dict[str, float], int]:
     """One pass over (already shuffled) rows, batch by batch; returns the epoch's train metrics and the step.
 
@@ -353,6 +357,7 @@ def _train_epoch(
     classifier = config["predictor_type"] == CLASSIFIER
     batch_size, interval = config["mini_batch_size"], config["batch_metrics_publish_interval"]
     epoch_metrics = _Metrics(classifier)
+    syncs = cluster.schedule(-(-features.shape[0] // batch_size)) if cluster is not None else ()  # multi-instance
     for batch, start in enumerate(range(0, features.shape[0], batch_size)):
         stop = min(start + batch_size, features.shape[0])
         lo, hi = features.indptr[start], features.indptr[stop]
@@ -385,6 +390,8 @@ def _train_epoch(
         grad_v = transposed @ (residual[:, None] * xv)
         grad_v -= v_rows * scaled[:, None]
         optimizers["v"].update(model.v, grad_v, columns, step)
+        if batch in syncs:  # multi-instance: the hosts' updates merged
+            cluster.merge()
     return epoch_metrics.values(), step
 
 

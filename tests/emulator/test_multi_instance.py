@@ -26,9 +26,9 @@ REPORT = (
     "cat /opt/ml/input/config/resourceconfig.json; echo; echo SM_HOSTS=$SM_HOSTS SM_CURRENT_HOST=$SM_CURRENT_HOST; "
     "echo files: $(ls /opt/ml/input/data/train)"
 )
-# Measured spread of the test RMSE on the planted data (GOOD settings): one host 0.50 across row orders, two hosts
-# averaging every epoch 0.50-0.52; a two-host model within 0.05 of the one-host one is as good.
-RMSE_TOLERANCE = 0.05
+# Measured on the planted data (GOOD settings, data seeds 0-2): one host's test RMSE 0.249-0.255, two hosts' within
+# 0.004 of it on each seed; 0.01 is the seeds' spread plus margin.
+RMSE_TOLERANCE = 0.01
 
 
 def _shell_job(name: str, s3, script: str, count: int, objects: int = 3, distribution: str = "ShardedByS3Key"):
