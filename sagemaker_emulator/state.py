@@ -180,7 +180,9 @@ class Limits:
     running_training_jobs: int = 4
     running_transform_jobs: int = 2
     endpoints: int = 8
-    instances_per_training_job: int = 1
+    # AWS's default quota per instance type for training job usage is small and varies by type and account age;
+    # 4 covers the 2..4 instances a learner tries, and a 2-core laptop runs no more hosts side by side usefully
+    instances_per_training_job: int = 4
     training_memory_bytes: int | None = None  # every training job's memory limit; None: process.memory_limit's rule
 
 

@@ -91,6 +91,21 @@ def check_channels(declared: dict[str, Channel], given: dict[str, dict]) -> None
             )
 
 
+def check_instances(plugin, image: str, layout: JobLayout) -> None:
+    """Several hosts only for a plug-in that trains on several (``MULTI_INSTANCE``), as AWS's FM and k-NN do;
+    Object2Vec and the others are single-machine algorithms on AWS.
+
+    Raises:
+        ClientError: naming the InstanceCount and the limit.
+    """
+    count = len(layout.hosts())
+    if count > 1 and not getattr(plugin, "MULTI_INSTANCE", False):
+        raise ClientError(
+            f"Unable to initialize the algorithm. The algorithm in image '{image}' supports only single-machine "
+            f"training: InstanceCount must be 1, got {count} (caused by ValidationError)"
+        )
+
+
 def metric_definitions(plugin) -> list[dict]:
     """A plug-in's built-in ``METRIC_DEFINITIONS`` as the API's ``[{"Name", "Regex"}]`` (a name → regex dict also works)."""
     declared = getattr(plugin, "METRIC_DEFINITIONS", [])
@@ -167,6 +182,7 @@ def train(
                 f"The image '{image}' runs a built-in algorithm; the local SageMaker emulator runs "
                 "AlgorithmSpecification.ContainerEntrypoint/ContainerArguments only for framework images."
             )
+        check_instances(plugin, image, layout)
         hyperparameters = parse_hyperparameters(plugin.HYPERPARAMETERS, layout.hyperparameters())
         check_channels(plugin.CHANNELS, layout.input_data_config())
         plugin.train(layout, hyperparameters)

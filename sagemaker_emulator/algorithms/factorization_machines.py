@@ -47,7 +47,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from recordio_protobuf import read_matrix
-from sagemaker_emulator.algorithms import fm_artifact, payloads
+from sagemaker_emulator.algorithms import distributed, fm_artifact, payloads
 from sagemaker_emulator.algorithms.base import (
     AlgorithmError,
     Boolean,
@@ -77,6 +77,7 @@ SMALL_REQUEST_VALUES = 4096  # non-zeros up to which a request is scored without
 TWO_THREADS_MIN_ROWS = 1_000_000  # records from which an epoch's two halves train at once (_train_halves)
 # Records from which batches run compiled (fm_compiled): importing numba and loading or compiling its kernel
 # costs 1-10 CPU-seconds, what the numpy path spends on about a million records.
+MULTI_INSTANCE = True  # trains data-parallel across a job's hosts (distributed.py)
 COMPILED_MIN_ROWS = 1_000_000
 ROWS_PER_CHUNK = 1 << 18  # rows copied in shuffled order at a time, a few MB whatever the data's size
 
@@ -205,10 +206,13 @@ def train(layout: JobLayout, hyperparameters: dict[str, Any]) -> None:
     initializers = {group: _initializer(group, config) for group in GROUPS}
     train_x, train_y = _read_channel(layout, "train", config)
     test = _read_channel(layout, "test", config) if "test" in layout.input_data_config() else None
-    model = fit(train_x, train_y, config, initializers)
+    cluster = distributed.join(layout)  # multi-instance: None on one host
+    model = fit(train_x, train_y, config, initializers, cluster)
     if test is not None:
         _log_test_scores(config["predictor_type"], model.decision(test[0]), test[1])
     _save_model(layout.model_dir, model, config)
+    if cluster is not None:  # multi-instance
+        cluster.close()
 
 
 def _log_configuration(layout: JobLayout, config: dict[str, Any]) -> None:
@@ -347,6 +351,7 @@ def fit(
     labels: np.ndarray,
     config: dict[str, Any],
     initializers: dict[str, Callable] | None = None,
+    cluster: distributed.Cluster | None = None,
 ) -> FactorizationMachine:
     """Train an FM on a float32 CSR matrix, logging the container's metric lines. Loops over batches only.
 
@@ -355,6 +360,8 @@ def fit(
         labels: (n,) float32; 0/1 for the classifier.
         config: parsed hyperparameters.
         initializers: group → initialiser; built from ``config`` when omitted.
+        cluster: the job's other hosts (multi-instance), whose updates are merged with these
+            ``distributed.SYNCS_PER_EPOCH`` times an epoch.
     """
     initializers = initializers or {group: _initializer(group, config) for group in GROUPS}
     rng = np.random.default_rng(SEED)
@@ -371,6 +378,8 @@ def fit(
         for group, values in initial.items()
     }
     del initial
+    if cluster is not None:  # multi-instance: the hosts start from the same (seeded) values
+        cluster.track([optimizers[group].values for group in GROUPS])
     epochs = config["epochs"]
     step = 0
     order = np.arange(n, dtype=np.int32 if n < np.iinfo(np.int32).max else np.int64)
@@ -386,7 +395,11 @@ def fit(
         started = time.perf_counter()
         rng.shuffle(order)  # the permutation rng.permutation(n) gives, in half its memory
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported after its epoch
-            if halves:
+            if cluster is not None:
+                epoch_metrics, step = _train_synced(
+                    optimizers, features, labels, order, config, epoch, step, kernel, cluster
+                )
+            elif halves:
                 epoch_metrics, step = _train_halves(optimizers, features, labels, order, config, epoch, step, kernel)
             else:
                 epoch_metrics, step = _train_epoch(
@@ -447,6 +460,32 @@ def _train_halves(
         other_metrics, second_step = other.result()
     metrics.merge(other_metrics)
     return metrics, step + (first_step - step) + (second_step - step)
+
+
+def _train_synced(
+    optimizers: dict[str, _GroupOptimizer],
+    features: sp.csr_matrix,
+    labels: np.ndarray,
+    order: np.ndarray,
+    config: dict[str, Any],
+    epoch: int,
+    step: int,
+    kernel: Any,
+    cluster: distributed.Cluster,
+) -> tuple[_Metrics, int]:
+    """:func:`_train_epoch` in stretches of this host's shard, each ended by merging every host's updates at the
+    batches ``cluster.schedule`` names (multi-instance; one thread per host, the hosts being the parallelism)."""
+    batch_size = config["mini_batch_size"]
+    metrics, start = _Metrics(config["predictor_type"] == CLASSIFIER), 0
+    for last in sorted(cluster.schedule(-(-len(order) // batch_size))):
+        stop = min((last + 1) * batch_size, len(order))
+        stretch, step = _train_epoch(
+            optimizers, features, labels, order[start:stop], config, epoch, step, log_batches=start == 0, kernel=kernel
+        )
+        metrics.merge(stretch)
+        cluster.merge()
+        start = stop
+    return metrics, step
 
 
 def _train_epoch(

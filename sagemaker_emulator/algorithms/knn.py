@@ -34,6 +34,10 @@ Other choices where the contract is silent (§10.6):
 Artifact: ``model_algo-1`` (our own index: an ``.npz`` of the stored vectors and the metric under that
 name), ``model_algo-1.labels`` (the labels as raw float32) and ``model_algo-1.json`` (the documented
 metadata; editing ``k`` or ``predictor_type`` there changes inference, as on AWS).
+
+Several hosts (contract §6.3: "sample_size points in total, split evenly across hosts"): each host samples its
+share of ``sample_size`` from its own data (its ``ShardedByS3Key`` shard), the samples are gathered through the
+job's kvstore (``distributed.py``) in host order, and every host builds the same index from all of them.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from recordio_protobuf import NUMERIC_TENSORS, read_matrix
-from sagemaker_emulator.algorithms import payloads
+from sagemaker_emulator.algorithms import distributed, payloads
 from sagemaker_emulator.algorithms.base import (
     AlgorithmError,
     Categorical,
@@ -59,7 +63,7 @@ from sagemaker_emulator.algorithms.base import (
     Text,
     log,
 )
-from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout
+from sagemaker_emulator.algorithms.layout import JobLayout
 from sagemaker_emulator.algorithms.media import parse_media_type
 
 CLASSIFIER = "classifier"
@@ -71,6 +75,8 @@ MODEL_FILE = "model_algo-1"
 SEED = 0
 SEARCH_BLOCK_FLOATS = 1 << 24  # query rows per block × index rows: bounds a block's score matrix to 64 MiB
 VOTE_BLOCK_BOOLS = 1 << 24
+
+MULTI_INSTANCE = True  # samples on every host, index from all samples (distributed.py)
 
 HYPERPARAMETERS = {
     "feature_dim": Integer(required=True, low=1),
@@ -235,13 +241,19 @@ def train(layout: JobLayout, hyperparameters: dict[str, Any]) -> None:
     log(f"Final configuration: {config}")
     reduction = _check_configuration(config)
     started = time.perf_counter()
-    sample, sample_labels, seen = _reservoir_sample(layout, config)
+    host, hosts = layout.current_host(), layout.hosts()
+    share = _share(config["sample_size"], hosts.index(host), len(hosts))
+    sample, sample_labels, seen = _reservoir_sample(layout, config, share)
     log(
-        f"Got reservoir sample from {CURRENT_HOST}: data={sample.shape}, labels={sample_labels.shape}, "
+        f"Got reservoir sample from {host}: data={sample.shape}, labels={sample_labels.shape}, "
         f"NaNs={int(np.isnan(sample).sum())}"
     )
     if np.isnan(sample).any():
         raise ClientError("Channel 'train' has NaN feature values")
+    cluster = distributed.join(layout)
+    if cluster is not None:
+        sample, sample_labels = _gather(cluster, sample, sample_labels, hosts.index(host))
+        log(f"Gathered the samples of {len(hosts)} hosts: data={sample.shape}")
     if config["k"] > len(sample):
         log(f"k={config['k']} exceeds the {len(sample)} indexed points: queries return all of them", "WARNING")
     if config["index_type"] != "faiss.Flat":
@@ -258,11 +270,28 @@ def train(layout: JobLayout, hyperparameters: dict[str, Any]) -> None:
     )
     log("Adding data to index...")
     elapsed = max(time.perf_counter() - started, 1e-9)
-    log(f"#progress_metric: host={CURRENT_HOST}, completed 100.0 % of epochs")
-    log(f"#throughput_metric: host={CURRENT_HOST}, train throughput={seen / elapsed} records/second")
+    log(f"#progress_metric: host={host}, completed 100.0 % of epochs")
+    log(f"#throughput_metric: host={host}, train throughput={seen / elapsed} records/second")
     if "test" in layout.input_data_config():
-        _log_test_score(layout, config, index)
+        _log_test_score(layout, config, index, host)
     _save(layout.model_dir, index, config)
+    if cluster is not None:
+        cluster.close()
+
+
+def _share(sample_size: int, position: int, hosts: int) -> int:
+    """The sample size of the host at ``position``: ``sample_size`` split evenly, the first hosts take the rest."""
+    return sample_size // hosts + (position < sample_size % hosts)
+
+
+def _gather(
+    cluster: distributed.Cluster, sample: np.ndarray, labels: np.ndarray, position: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every host's sample and labels, in host order (workers' ranks follow their connection order instead)."""
+    rows = np.column_stack([np.full(len(sample), position, np.float32), labels, sample]).astype(np.float32)
+    stacked = cluster.gather(rows)
+    stacked = stacked[np.argsort(stacked[:, 0], kind="stable")]
+    return np.ascontiguousarray(stacked[:, 2:]), np.ascontiguousarray(stacked[:, 1])
 
 
 def _check_configuration(config: dict[str, Any]) -> Reduction | None:
@@ -324,14 +353,13 @@ def _csv_chunks(path: Path, where: str, dim: int, rows: int) -> Iterator[tuple[n
         raise ClientError(f"{where}: CSV rows must hold numbers only ({error})") from None
 
 
-def _reservoir_sample(layout: JobLayout, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, int]:
-    """A uniform sample of ``sample_size`` records in one pass: keep the records with the smallest random keys.
+def _reservoir_sample(layout: JobLayout, config: dict[str, Any], size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """A uniform sample of ``size`` records in one pass: keep the records with the smallest random keys.
 
     Chunks are buffered and the buffer is cut back to ``sample_size`` whenever it holds twice that, so each
     record is copied a bounded number of times whatever the channel's size.
     """
     rng = np.random.default_rng(SEED)
-    size = config["sample_size"]
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     buffered = seen = 0
 
@@ -356,7 +384,7 @@ def _reservoir_sample(layout: JobLayout, config: dict[str, Any]) -> tuple[np.nda
     return features[order], labels[order], seen
 
 
-def _log_test_score(layout: JobLayout, config: dict[str, Any], index: Index) -> None:
+def _log_test_score(layout: JobLayout, config: dict[str, Any], index: Index, host: str) -> None:
     predicted, truth = [], []
     for chunk, labels in _read_chunks(layout, "test", config):
         _, positions = index.search(index.prepare(chunk), config["k"])
@@ -369,8 +397,8 @@ def _log_test_score(layout: JobLayout, config: dict[str, Any], index: Index) -> 
         name, kind, value = "accuracy", "score", float(np.mean(predicted == truth))
     else:
         name, kind, value = "mse", "loss", float(np.mean((predicted.astype(np.float64) - truth) ** 2))
-    log(f"#test_score ({CURRENT_HOST}) : ('{name}', {value})")
-    log(f"#quality_metric: host={CURRENT_HOST}, test {name} <{kind}>={value}")
+    log(f"#test_score ({host}) : ('{name}', {value})")
+    log(f"#quality_metric: host={host}, test {name} <{kind}>={value}")
 
 
 def _save(model_dir: Path, index: Index, config: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 AWS's container contract: ``input/config/hyperparameters.json`` (every value a string),
 ``input/config/inputdataconfig.json`` (per channel: ContentType, TrainingInputMode, ...),
-``input/config/resourceconfig.json`` (current_host, hosts), ``input/data/<channel>/`` (the channel's
+``input/config/resourceconfig.json`` (current_host, hosts, the instance group), ``input/data/<channel>/`` (the channel's
 files), ``model/`` (whatever is written here becomes ``model.tar.gz``), ``output/failure`` (its text
 becomes ``FailureReason``) and ``output/data/``.
 """
@@ -15,7 +15,8 @@ from pathlib import Path
 
 from sagemaker_emulator.algorithms.paths import confined
 
-CURRENT_HOST = "algo-1"
+CURRENT_HOST = "algo-1"  # the first host: the only one of a one-instance job, the leader of a multi-instance one
+INSTANCE_GROUP = "homogeneousCluster"  # the group name AWS gives a job's hosts when it names no instance groups
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"  # a training job's, when its ResourceConfig names none
 
 
@@ -66,6 +67,12 @@ class JobLayout:
     def resource_config(self) -> dict:
         return json.loads((self.config_dir / "resourceconfig.json").read_text())
 
+    def hosts(self) -> list[str]:
+        return self.resource_config()["hosts"]
+
+    def current_host(self) -> str:
+        return self.resource_config()["current_host"]
+
     def channel_files(self, name: str) -> list[Path]:
         """Every regular file of a channel, in a stable (sorted) order, hidden files excluded."""
         folder = self.channel_dir(name)
@@ -74,11 +81,18 @@ class JobLayout:
         return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
+def host_names(count: int) -> list[str]:
+    """AWS's host names for a job of ``count`` instances: ``algo-1`` … ``algo-<count>``."""
+    return [f"algo-{number}" for number in range(1, count + 1)]
+
+
 def create_layout(
     root: Path,
     hyperparameters: dict[str, str],
     input_data_config: dict[str, dict],
     instance_type: str = DEFAULT_INSTANCE_TYPE,
+    hosts: list[str] | None = None,
+    current_host: str = CURRENT_HOST,
 ) -> JobLayout:
     """Write the config files and empty folders of a job tree; channel data is copied in by the caller.
 
@@ -87,7 +101,10 @@ def create_layout(
         hyperparameters: name → value, all strings (as CreateTrainingJob carries them).
         input_data_config: channel name → its config (``ContentType``, ``TrainingInputMode``, ...).
         instance_type: recorded in resourceconfig.json as AWS does.
+        hosts: every host of the job (``host_names(InstanceCount)``); one host, ``algo-1``, when omitted.
+        current_host: the host this tree belongs to.
     """
+    hosts = hosts or [CURRENT_HOST]
     layout = JobLayout(Path(root))
     for folder in (layout.config_dir, layout.model_dir, layout.output_data_dir):
         folder.mkdir(parents=True, exist_ok=True)
@@ -96,9 +113,11 @@ def create_layout(
     (layout.config_dir / "hyperparameters.json").write_text(json.dumps(hyperparameters))
     (layout.config_dir / "inputdataconfig.json").write_text(json.dumps(input_data_config))
     resource = {
-        "current_host": CURRENT_HOST,
-        "hosts": [CURRENT_HOST],
+        "current_host": current_host,
         "current_instance_type": instance_type,
+        "current_group_name": INSTANCE_GROUP,
+        "hosts": hosts,
+        "instance_groups": [{"instance_group_name": INSTANCE_GROUP, "instance_type": instance_type, "hosts": hosts}],
         "network_interface_name": "lo",
     }
     (layout.config_dir / "resourceconfig.json").write_text(json.dumps(resource))

@@ -4,7 +4,13 @@ Steps, each a secondary status: Starting, Downloading (channels from S3 into ``i
 Training (``container train`` in a child process, with the request's ``ContainerEntrypoint`` and
 ``ContainerArguments`` for framework images, its output shipped to CloudWatch and matched against the
 metric definitions), Uploading (``model/`` as ``<S3OutputPath>/<job>/output/model.tar.gz``, ``output/data/`` as
-``output.tar.gz``). StopTrainingJob and ``MaxRuntimeInSeconds`` send SIGTERM, wait the grace period, then SIGKILL;
+``output.tar.gz``). ``InstanceCount`` = N runs N hosts (``algo-1`` … ``algo-N``), each its own ``/opt/ml`` tree,
+container process and log stream ``<job>/algo-<i>-<epoch>``, with AWS's ``resourceconfig.json``, ``SM_HOSTS`` and
+``SM_CURRENT_HOST``, and the address of the job's kvstore scheduler (``algorithms/distributed.py``); a channel's
+``ShardedByS3Key`` deals its objects to the hosts in key order (host i gets objects i, i + N, …: "approximately 1/n
+of the number of S3 objects", and none to a host beyond the last object), ``FullyReplicated`` gives each all.
+The first host to fail ends the others and gives the job its reason; ``algo-1``'s model and metrics are the job's.
+StopTrainingJob and ``MaxRuntimeInSeconds`` send SIGTERM, wait the grace period, then SIGKILL;
 what the algorithm saved is still uploaded. A fault in what the caller sent fails the job with ``ClientError: ...``.
 
 The container is sealed (``process.sealed_environment``: the emulator is its AWS, its HOME is the job folder's
@@ -19,6 +25,7 @@ import json
 import logging
 import shutil
 import signal
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -33,7 +40,7 @@ from sagemaker_emulator.algorithms.failures import (
     failure_reason,
     out_of_memory_reason,
 )
-from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout, create_layout
+from sagemaker_emulator.algorithms.layout import JobLayout, create_layout, host_names
 from sagemaker_emulator.errors import JobInputError
 from sagemaker_emulator.jobs import metrics, s3
 from sagemaker_emulator.jobs.logs import TRAINING_GROUP, LogShipper
@@ -111,10 +118,11 @@ class TrainingRun:
         self.job = job
         self.services = state.services
         self.folder = self.services.workdir / "training" / f"{job.name}-{uuid.uuid4().hex[:8]}"
-        self.layout: JobLayout | None = None
+        self.hosts = host_names(job.params["ResourceConfig"].get("InstanceCount", 1))
+        self.layouts: dict[str, JobLayout] = {}
         self.custom_metrics = job.params["AlgorithmSpecification"].get("MetricDefinitions", [])
         self.metrics = MetricCollector(state.now, self.custom_metrics)
-        self.report = self.folder / "container-report.json"
+        self.report = self.folder / self.hosts[0] / "container-report.json"
         self._builtin_loaded = False
         self.out_of_memory: str | None = None  # what the job used when the memory guard killed it
         self.environments = self.services.workdir / "environments"  # requirements' environments, by hash
@@ -123,6 +131,11 @@ class TrainingRun:
             job.params["ResourceConfig"]["InstanceType"],
             self.services.limits.training_memory_bytes,
         )
+
+    @property
+    def layout(self) -> JobLayout | None:
+        """The first host's tree, whose model and output the job uploads (None until the trees are made)."""
+        return self.layouts.get(self.hosts[0])
 
     def run(self) -> None:
         try:
@@ -170,12 +183,16 @@ class TrainingRun:
             }
             for channel in job.params.get("InputDataConfig", [])
         }
-        self.layout = create_layout(
-            self.folder / "opt_ml",
-            {key: str(value) for key, value in job.params["HyperParameters"].items()},
-            channels,
-            job.params["ResourceConfig"]["InstanceType"],
-        )
+        hyperparameters = {key: str(value) for key, value in job.params["HyperParameters"].items()}
+        for host in self.hosts:
+            self.layouts[host] = create_layout(
+                self.folder / host / "opt_ml",
+                hyperparameters,
+                channels,
+                job.params["ResourceConfig"]["InstanceType"],
+                self.hosts,
+                host,
+            )
         s3_client = self.services.client("s3", self.state.region)
         for channel in job.params.get("InputDataConfig", []):
             self._checkpoint()
@@ -185,11 +202,14 @@ class TrainingRun:
                     f"Channel '{channel['ChannelName']}': only S3DataSource is supported by the local SageMaker emulator."
                 )
             objects = s3.list_source(s3_client, source, self.state.region, job.params.get("RoleArn"))
-            s3.download(s3_client, objects, self.layout.channel_dir(channel["ChannelName"]))
+            sharded = source.get("S3DataDistributionType") == "ShardedByS3Key"
+            for position, host in enumerate(self.hosts):
+                shard = objects[position :: len(self.hosts)] if sharded else objects
+                s3.download(s3_client, shard, self.layouts[host].channel_dir(channel["ChannelName"]))
         self._checkpoint()
         job.enter("Training", self._now(), "Downloading the training image")
-        code = self._train()
-        self._conclude(code)
+        deciding, code = self._train()
+        self._conclude(deciding, code)
 
     def _on_line(self, line: str) -> None:
         if not self._builtin_loaded:
@@ -208,22 +228,55 @@ class TrainingRun:
             with self.job.lock:
                 self.job.params["AlgorithmSpecification"]["MetricDefinitions"] = builtin
 
-    def _train(self) -> int:
+    def _train(self) -> tuple[str, int]:
+        """Run every host's container; returns the host that decides the outcome (the first to fail on its own,
+        else ``algo-1``) and its exit code. The others are ended as soon as one fails: on AWS a failed host
+        fails the job."""
         job = self.job
-        logs = LogShipper(
-            self.services.client("logs", self.state.region),
-            TRAINING_GROUP,
-            f"{job.name}/{CURRENT_HOST}-{int(self._now())}",
-            self._now,
-            on_line=self._on_line,
-        )
+        epoch = int(self._now())
+        cluster = _cluster_environment(len(self.hosts))
+        children: dict[str, ChildProcess] = {}
+        shippers: list[LogShipper] = []
+        try:
+            for host in self.hosts:
+                shipper = LogShipper(
+                    self.services.client("logs", self.state.region),
+                    TRAINING_GROUP,
+                    f"{job.name}/{host}-{epoch}",
+                    self._now,
+                    on_line=self._on_line if host == self.hosts[0] else None,
+                )
+                shippers.append(shipper)
+                children[host] = self._start(host, cluster)
+                shipper.follow(children[host].stdout)
+            job.note(MESSAGES["Training"], self._now())
+            failed = self._watch(children)
+            deciding = self._deciding_host(failed)
+            codes = {
+                host: child.terminate(self.services.timings.stop_grace_seconds) for host, child in children.items()
+            }
+            self.out_of_memory = next((c.out_of_memory for c in children.values() if c.out_of_memory), None)
+        finally:
+            for child in children.values():
+                if child.returncode is None:
+                    child.terminate(self.services.timings.stop_grace_seconds)
+            for shipper in shippers:
+                shipper.close()
+        self.job.final_metrics = self.metrics.final()
+        self._publish_metrics()
+        return deciding, codes[deciding]
+
+    def _start(self, host: str, cluster: dict[str, str]) -> ChildProcess:
+        job = self.job
+        layout = self.layouts[host]
+        report = self.folder / host / "container-report.json"
         spec = job.params["AlgorithmSpecification"]
         command = container_command(
             "train",
             job.image,
-            str(self.layout.root),
+            str(layout.root),
             "--report",
-            str(self.report),
+            str(report),
             "--memory-limit",
             str(self.memory.bytes),
             "--memory-note",
@@ -232,41 +285,51 @@ class TrainingRun:
         for option, key in (("--entrypoint", "ContainerEntrypoint"), ("--arguments", "ContainerArguments")):
             if spec.get(key):
                 command += [option, json.dumps(spec[key])]
-        child = ChildProcess(
+        return ChildProcess(
             command,
-            cwd=self.folder,
+            cwd=self.folder / host,
             env={
                 # FM's compiled kernels, cached for this job only: a cache shared between jobs would let one job's
                 # code plant compiled code that a later job runs (about 5 CPU-s to compile again, on large jobs only)
-                "NUMBA_CACHE_DIR": str(self.folder / "numba-cache"),
+                "NUMBA_CACHE_DIR": str(self.folder / host / "numba-cache"),
                 **{str(k): str(v) for k, v in job.params.get("Environment", {}).items()},
                 "TRAINING_JOB_NAME": job.name,  # set in every training container on AWS
                 "TRAINING_JOB_ARN": job.arn,
+                "SM_HOSTS": json.dumps(self.hosts, separators=(",", ":")),
+                "SM_CURRENT_HOST": host,
+                **cluster,
                 CACHE_VARIABLE: str(self.environments),
             },
             services=self.services,
             region=self.state.region,
-            home=self.folder / "home",
+            home=self.folder / host / "home",
             memory=self.memory,
             writable=[self.environments],
             read_only=installed(self.environments),
         )
-        logs.follow(child.stdout)
-        job.note(MESSAGES["Training"], self._now())
-        try:
-            while child.wait(self.services.timings.training_poll_seconds) is None:
-                if self.state.retired.is_set() or job.stop_requested.is_set():
-                    break
-                if self._runtime_exceeded():
-                    job.max_runtime_exceeded = True
-                    break
-            code = child.terminate(self.services.timings.stop_grace_seconds)
-            self.out_of_memory = child.out_of_memory
-        finally:
-            logs.close()
-        self.job.final_metrics = self.metrics.final()
-        self._publish_metrics()
-        return code
+
+    def _watch(self, children: dict[str, ChildProcess]) -> list[str]:
+        """Wait until every host ends, one fails, or the job is stopped; returns the hosts that failed by then."""
+        job = self.job
+        first = children[self.hosts[0]]
+        while True:
+            codes = {host: child.returncode for host, child in children.items()}
+            failed = [host for host, code in codes.items() if code not in (None, 0)]
+            if failed or all(code is not None for code in codes.values()):
+                return failed
+            if self.state.retired.is_set() or job.stop_requested.is_set():
+                return []
+            if self._runtime_exceeded():
+                job.max_runtime_exceeded = True
+                return []
+            first.wait(self.services.timings.training_poll_seconds)
+
+    def _deciding_host(self, failed: list[str]) -> str:
+        """Of the hosts that failed, the first that wrote its reason (the others may be its peers left waiting)."""
+        for host in failed:
+            if self.layouts[host].failure_file.exists():
+                return host
+        return failed[0] if failed else self.hosts[0]
 
     def _publish_metrics(self) -> None:
         """Every matched value to CloudWatch metrics, where ``TrainingJobAnalytics`` reads the curves."""
@@ -280,8 +343,8 @@ class TrainingRun:
             return
         self.job.metrics_horizon = metrics.horizon(stamped)
 
-    def _conclude(self, code: int) -> None:
-        job, layout = self.job, self.layout
+    def _conclude(self, host: str, code: int) -> None:
+        job, layout = self.job, self.layouts[host]
         if job.max_runtime_exceeded or job.stop_requested.is_set() or self.state.retired.is_set():
             self._end_stopped()
             return
@@ -303,7 +366,8 @@ class TrainingRun:
                 if layout.failure_file.exists()
                 else failure_reason(
                     ALGORITHM_ERROR,
-                    f"the algorithm process exited with code {code}; see the job's log stream in {TRAINING_GROUP}",
+                    f"the algorithm process on {host} exited with code {code}; see the job's log stream "
+                    f"in {TRAINING_GROUP}",
                 )
             )
             self._fail(reason)
@@ -339,3 +403,21 @@ class TrainingRun:
         if self.state.retired.is_set():
             return
         self.job.finish("Failed", reason)
+
+
+def _cluster_environment(count: int) -> dict[str, str]:
+    """What every host of a multi-instance job needs to find the kvstore's scheduler (none for one host).
+
+    The scheduler's port is taken free now and left for ``algo-1``'s container to bind a moment later.
+    """
+    if count == 1:
+        return {}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return {
+        "DMLC_PS_ROOT_URI": "127.0.0.1",
+        "DMLC_PS_ROOT_PORT": str(port),
+        "DMLC_NUM_WORKER": str(count),
+        "DMLC_NUM_SERVER": str(count),
+    }

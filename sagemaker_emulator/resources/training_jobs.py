@@ -86,6 +86,10 @@ class TrainingJob(Resource):
         return self.params["AlgorithmSpecification"]["TrainingImage"]
 
     @property
+    def instance_count(self) -> int:
+        return self.params["ResourceConfig"].get("InstanceCount", 1)
+
+    @property
     def artifact_uri(self) -> str:
         """Where the model goes, which AWS reports from the start (botocore marks ``ModelArtifacts`` required)."""
         return s3.join_uri(self.params["OutputDataConfig"]["S3OutputPath"], self.name, "output", "model.tar.gz")
@@ -138,6 +142,10 @@ class TrainingJob(Resource):
         return max(self.end_time, self.metrics_horizon)
 
     def _seconds(self) -> int | None:
+        """TrainingTimeInSeconds and BillableTimeInSeconds: wall-clock seconds, whatever the InstanceCount. AWS's
+        API reference (``DescribeTrainingJob.BillableTimeInSeconds``): "Billable time refers to the absolute
+        wall-clock time. Multiply BillableTimeInSeconds by the number of instances (InstanceCount) ... to get the
+        total compute time SageMaker bills you"; the bill counts every instance, the field does not."""
         if self.start_time is None or self.end_time is None:
             return None
         return max(1, round(self.end_time - self.start_time))
@@ -217,9 +225,11 @@ def _check_request(state: EmulatorState, params: dict) -> None:
     if count > limits.instances_per_training_job:
         kind = resources.get("InstanceType", DEFAULT_INSTANCE_TYPE)
         raise limit_exceeded(f"{kind} for training job usage", limits.instances_per_training_job, 0, count)
-    running = sum(1 for job in state.training_jobs if job.status in RUNNING)
-    if running >= limits.running_training_jobs:
-        raise limit_exceeded("Number of instances across all training jobs", limits.running_training_jobs, running, 1)
+    running = sum(job.instance_count for job in state.training_jobs if job.status in RUNNING)
+    if running + count > limits.running_training_jobs:
+        raise limit_exceeded(
+            "Number of instances across all training jobs", limits.running_training_jobs, running, count
+        )
 
 
 @operation("CreateTrainingJob")

@@ -118,15 +118,15 @@ def test_describe_unknown_job(sm):
     assert error_of(excinfo) == ("ValidationException", "Requested resource not found.")
 
 
-def test_more_than_one_instance_exceeds_the_quota(sm, data):
+def test_more_instances_than_the_quota_exceed_it(sm, data):
     request = training_request("mean-big", [channel("train", data["train"])])
-    request["ResourceConfig"]["InstanceCount"] = 2
+    request["ResourceConfig"]["InstanceCount"] = 5
     with pytest.raises(ClientError) as excinfo:
         sm.create_training_job(**request)
     assert error_of(excinfo) == (
         "ResourceLimitExceeded",
-        "The account-level service limit 'ml.m5.large for training job usage' is 1 Instances, with current "
-        "utilization of 0 Instances and a request delta of 2 Instances. Please use AWS Service Quotas to request "
+        "The account-level service limit 'ml.m5.large for training job usage' is 4 Instances, with current "
+        "utilization of 0 Instances and a request delta of 5 Instances. Please use AWS Service Quotas to request "
         "an increase for this quota. If AWS Service Quotas is not available, contact AWS support to request an "
         "increase for this quota.",
     )
