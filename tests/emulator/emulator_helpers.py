@@ -16,11 +16,17 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+from sagemaker_emulator.emulator import stop_bound_seconds
+from sagemaker_emulator.state import Timings
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 BUCKET = "emulator-tests"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/SageMakerRole"
 IMAGE = f"382416733822.dkr.ecr.{REGION}.amazonaws.com/mean-regressor:1"
+# How long a test waits for a served emulator to exit after SIGTERM before calling it a hang: what ``serve`` promises
+# (its stop bound), plus time for the interpreter to start and leave on a loaded machine. A bound, not a measure.
+EXIT_HANG_SECONDS = stop_bound_seconds(Timings()) + 60
 
 
 def client(emulator, service: str, **config):

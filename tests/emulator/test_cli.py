@@ -11,7 +11,7 @@ import sys
 
 import boto3
 import pytest
-from emulator_helpers import REGION
+from emulator_helpers import EXIT_HANG_SECONDS, REGION
 
 from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.store import home as homes
@@ -72,7 +72,7 @@ def test_serve_prints_its_key_pair_and_answers_only_to_it(home):
         assert json.loads(runtime_file.read_text())["secret_access_key"] == exports["AWS_SECRET_ACCESS_KEY"]
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+        assert process.wait(EXIT_HANG_SECONDS) == 0
     assert not (home / homes.RUNTIME_FILE).exists()
 
 
@@ -86,7 +86,7 @@ def test_serve_takes_a_fixed_key_pair(home):
         assert (exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]) == ("AKIDFIXED", "s3cr3t")
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+        assert process.wait(EXIT_HANG_SECONDS) == 0
 
 
 def test_start_status_stop(home):
@@ -238,7 +238,7 @@ def test_serve_reads_the_secret_from_a_private_file(home, tmp_path):
         assert "s3cr3t" not in " ".join(open(f"/proc/{process.pid}/cmdline").read().split("\0"))
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0
+        assert process.wait(EXIT_HANG_SECONDS) == 0
 
 
 def test_a_secret_file_others_can_read_is_refused(home, tmp_path):

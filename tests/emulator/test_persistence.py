@@ -6,6 +6,7 @@ a new process (moto keeps its data in process-wide globals, so two emulators in 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from botocore.config import Config
 from emulator_helpers import (
     BUCKET,
+    EXIT_HANG_SECONDS,
     IMAGE,
     REGION,
     channel,
@@ -57,7 +59,7 @@ class Served:
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(60) == 0
+        assert self.process.wait(EXIT_HANG_SECONDS) == 0
 
     def kill(self) -> None:
         self.process.kill()
@@ -139,13 +141,23 @@ def test_a_killed_emulator_comes_back_with_what_it_had_saved(home):
     sm.create_model(
         ModelName="m1", PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn="arn:aws:iam::123456789012:role/R"
     )
-    time.sleep(2.5)
+    wait_for(lambda: _saved(home), bool)  # S3 is saved a second after a change at most (on a quiet machine)
     first.kill()
     assert homes.find(home) is None  # the lock died with the process: no stale "running" emulator
     second = Served(home)
     assert second.client("s3").get_object(Bucket=BUCKET, Key="saved.txt")["Body"].read() == b"saved"
     assert second.client("sagemaker").describe_model(ModelName="m1")["ModelName"] == "m1"
     second.stop()
+
+
+def _saved(home) -> bool:
+    """Whether the object and the model of the test above are in the state on disk (each file is replaced whole)."""
+    try:
+        objects = json.loads((home / "state" / "moto" / "index.json").read_text())["s3"][BUCKET]["objects"]
+        models = json.loads((home / "state" / "sagemaker.json").read_text())["regions"][REGION]["models"]
+    except (FileNotFoundError, KeyError):
+        return False
+    return "saved.txt" in objects and any(model["name"] == "m1" for model in models)
 
 
 def test_deleted_resources_stay_deleted(home):

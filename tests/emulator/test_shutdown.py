@@ -16,7 +16,16 @@ import time
 from pathlib import Path
 
 import pytest
-from emulator_helpers import BUCKET, channel, deploy, model_artifact, put_csv, training_request, wait_for
+from emulator_helpers import (
+    BUCKET,
+    EXIT_HANG_SECONDS,
+    channel,
+    deploy,
+    model_artifact,
+    put_csv,
+    training_request,
+    wait_for,
+)
 from test_persistence import Served
 
 from sagemaker_emulator.emulator import stop_bound_seconds
@@ -24,7 +33,6 @@ from sagemaker_emulator.state import Timings
 from sagemaker_emulator.store import home as homes
 
 BOUND_SECONDS = stop_bound_seconds(Timings())  # what ``serve`` (default timings) promises
-HANG_LIMIT_SECONDS = BOUND_SECONDS + 60
 
 
 @pytest.fixture
@@ -92,7 +100,7 @@ def test_sigterm_stops_a_busy_emulator_within_its_bound_and_leaves_no_child(home
         assert children  # the model server and the training container
         started = time.monotonic()
         served.process.send_signal(signal.SIGTERM)
-        assert served.process.wait(HANG_LIMIT_SECONDS) == 0
+        assert served.process.wait(EXIT_HANG_SECONDS) == 0
         print(f"SIGTERM under load to exit: {time.monotonic() - started:.1f} s (bound {BOUND_SECONDS:.0f} s)")
     finally:
         stop.set()
@@ -115,7 +123,7 @@ def test_a_stop_that_overruns_its_bound_kills_the_children_and_exits_1():
         "    def signal_children(self, signum): print('children sent', signal.Signals(signum).name, flush=True)\n"
         "_stop_within(Hanging(), 0.5)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_LIMIT_SECONDS)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=EXIT_HANG_SECONDS)
     assert (done.returncode, done.stdout, done.stderr) == (
         1,
         "children sent SIGKILL\n",
@@ -132,5 +140,5 @@ def test_an_exit_that_hangs_after_a_stop_in_time_is_cut_at_the_bound_with_0():
         "_stop_within(Stopping(), 0.5)\n"
         "threading.Thread(target=time.sleep, args=(600,)).start()  # a thread the interpreter's exit would wait for\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_LIMIT_SECONDS)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=EXIT_HANG_SECONDS)
     assert (done.returncode, done.stderr) == (0, "")
