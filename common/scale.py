@@ -22,7 +22,9 @@ from common.settings import settings
 FULL_SCALE_DATASET = "ml-20m"
 LOCAL_STAND_IN = "synthetic-20m"  # ml-20m's exact shape, generated: for machines without the download
 FULL_SCALE_INSTANCES = 2  # per FM and k-NN training job at full scale
-FULL_SCALE_O2V_INSTANCE = "ml.g4dn.xlarge"  # 1 T4 GPU, $0.7364/h against ml.p3.2xlarge's $3.825/h
+FULL_SCALE_GPU_INSTANCE = (
+    "ml.g4dn.xlarge"  # Object2Vec and 1b's DMF job: 1 T4 GPU, $0.7364/h against ml.p3.2xlarge's $3.825/h
+)
 FULL_SCALE_CPU_INSTANCE = "ml.c5.2xlarge"  # FM and k-NN training at full scale: 8 vCPUs, 16 GiB
 FULL_SCALE_INFERENCE_INSTANCE = "ml.c5.xlarge"  # endpoints and batch transform at full scale: 4 vCPUs
 LOCAL_MULTI_INSTANCE = False
