@@ -258,7 +258,7 @@ FULL_SCALE_DATE = "2026-12-07"
 # (Object2Vec 15-22 min per ml-20m epoch on a CPU, taken as the G4dn's too; FM and k-NN 10 minutes on 2 instances).
 FULL_SCALE_PLANS: dict[str, tuple[Planned, ...]] = {
     "lab1a": (
-        Planned("training", "ml.c5.2xlarge", 2, 0.25, times=7),  # classifier, regressor x2, genres, implicit, k-NN
+        Planned("training", "ml.c5.2xlarge", 2, 0.25, times=7),  # the 6 FM jobs and the k-NN job outside the tuner
         Planned("training", "ml.c5.2xlarge", 2, 0.25, times=4),  # the tuning job's 4 trials
         Planned("hosting", "ml.c5.xlarge", 1, 0.25),  # the classifier's endpoint
         Planned("transform", "ml.c5.xlarge", 1, 0.25),  # every user's top 10
