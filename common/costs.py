@@ -239,3 +239,60 @@ def cost_table(
         )
     table.attrs["aws_usd"] = float(total_usd)
     return table
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One step of a run not made yet: ``count`` instances of ``instance_type`` for ``hours`` each, ``times`` over."""
+
+    use: str
+    instance_type: str
+    count: int
+    hours: float
+    times: int = 1
+
+
+FULL_SCALE_DATE = "2026-12-07"
+# The labs at full scale (ml-20m; common/scale.py). Hours per step are ASSUMED, not measured on AWS: AWS's ~5 minutes
+# of start-up and download per job (see AWS_TIMINGS_SOURCE) plus training at the local emulator's rates of issue 24
+# (Object2Vec 15-22 min per ml-20m epoch on a CPU, taken as the G4dn's too; FM and k-NN 10 minutes on 2 instances).
+FULL_SCALE_PLANS: dict[str, tuple[Planned, ...]] = {
+    "lab1a": (
+        Planned("training", "ml.c5.2xlarge", 2, 0.25, times=7),  # the 6 FM jobs and the k-NN job outside the tuner
+        Planned("training", "ml.c5.2xlarge", 2, 0.25, times=4),  # the tuning job's 4 trials
+        Planned("hosting", "ml.c5.xlarge", 1, 0.25),  # the classifier's endpoint
+        Planned("transform", "ml.c5.xlarge", 1, 0.25),  # every user's top 10
+    ),
+    "lab1b": (Planned("training", "ml.g4dn.xlarge", 1, 1.0),),  # the script-mode DMF job, 5 epochs
+    "lab2": (
+        Planned("training", "ml.g4dn.xlarge", 1, 0.75, times=4),  # 2 epochs each
+        Planned("hosting", "ml.c5.xlarge", 1, 1.0, times=3),  # three endpoints
+    ),
+}
+
+
+def full_scale_estimate(lab: str) -> tuple[float, str]:
+    """What ``lab`` would cost on AWS at full scale: (USD, a sentence with the basis and the date).
+
+    Raises:
+        KeyError: ``lab`` has no plan (the message lists those that do).
+        ValueError: a plan's instance type has no price in :data:`PRICES`.
+    """
+    if lab not in FULL_SCALE_PLANS:
+        raise KeyError(f"no full-scale plan for {lab!r}; plans: {', '.join(FULL_SCALE_PLANS)}")
+    usd = 0.0
+    for step in FULL_SCALE_PLANS[lab]:
+        rate = price(step.use, step.instance_type)
+        if rate is None:
+            raise ValueError(f"no {step.use} price for {step.instance_type}; priced: {', '.join(PRICES[step.use])}")
+        usd += rate * step.count * step.hours * step.times
+    usd = round(usd, 2)
+    steps = "; ".join(
+        f"{step.times} x {step.count} {step.instance_type} {step.use} for {step.hours:g} h"
+        for step in FULL_SCALE_PLANS[lab]
+    )
+    note = (
+        f"Full scale (ml-20m) on AWS: about ${usd:.2f}, an ESTIMATE made on {FULL_SCALE_DATE} from assumed hours "
+        f"({steps}) at on-demand prices in {PRICES_REGION} of {PRICES_DATE}."
+    )
+    return usd, note

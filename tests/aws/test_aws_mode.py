@@ -12,12 +12,15 @@ from io import BytesIO
 from pathlib import Path
 
 import boto3
+import nbformat
 import pytest
 
-from common import functions, session
+from common import costs, functions, session
 
 ACCOUNT = "123456789012"
-LAB2 = Path(__file__).resolve().parents[2] / "Lab2 - Introduction to Object2Vec"
+ROOT = Path(__file__).resolve().parents[2]
+LAB1 = ROOT / "Lab1 - Introduction to Factorization Machines"
+LAB2 = ROOT / "Lab2 - Introduction to Object2Vec"
 TRUST = {
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]
 }
@@ -159,3 +162,55 @@ def test_local_mode_gives_its_role_the_stack_policy_so_simulations_answer_as_on_
 
     assert decision(f"arn:aws:s3:::{ws.bucket}/lab1-dmf-1/output/source.tar.gz") == "allowed"
     assert decision(f"arn:aws:s3:::{ws.bucket}/*") == "implicitDeny"
+
+
+def _full_scale_parameters(notebook: Path, monkeypatch, *extra_cells: str) -> dict:
+    """Run a notebook's code up to its full-scale switch, with ``full_scale = True`` injected after the parameters
+    cell (where papermill or a learner sets it), then the cells with the ids in ``extra_cells``; return its names."""
+    cells = [cell for cell in nbformat.read(notebook, as_version=4).cells if cell.cell_type == "code"]
+    parameters = next(i for i, cell in enumerate(cells) if "parameters" in cell.metadata.get("tags", []))
+    sources = [cell.source for cell in cells[: parameters + 1]] + ["full_scale = True", cells[parameters + 1].source]
+    sources += [cell.source for cell in cells if cell.get("id") in extra_cells]
+    monkeypatch.chdir(notebook.parent)
+    monkeypatch.syspath_prepend(str(notebook.parent))
+    names: dict = {}
+    for source in sources:
+        exec(compile(source, str(notebook), "exec"), names)
+    return names
+
+
+@pytest.fixture
+def aws_room(env, fake_aws):
+    """AWS mode against the stand-in AWS, with the room's role and bucket given as a workshop stack gives them."""
+    boto3.client("s3").create_bucket(Bucket="room-bucket")
+    env.setenv("WORKSHOP_ROLE_ARN", f"arn:aws:iam::{ACCOUNT}:role/WorkshopStack-Role")
+    env.setenv("WORKSHOP_BUCKET", "room-bucket")
+    return fake_aws
+
+
+def test_lab1a_at_full_scale_trains_fm_and_knn_on_two_instances_reading_sharded_files(aws_room, monkeypatch):
+    names = _full_scale_parameters(LAB1 / "1a - Factorization Machines.ipynb", monkeypatch, "5ca1e1a4")
+    assert names["workshop"].mode == "aws"
+    assert (names["dataset"], names["training_instance_type"], names["training_instance_count"]) == (
+        "ml-20m",
+        "ml.c5.2xlarge",
+        2,
+    )
+    assert names["inference_instance_type"] == "ml.c5.xlarge"
+    channels = names["s3_channels"]({"train": "s3://room-bucket/run/train/", "test": "s3://room-bucket/run/test/"})
+    distributions = {c.channel_name: c.data_source.s3_data_source.s3_data_distribution_type for c in channels}
+    assert distributions == {"train": "ShardedByS3Key", "test": "FullyReplicated"}
+    assert costs.full_scale_estimate("lab1a")[0] > 0
+
+
+def test_lab1b_at_full_scale_runs_its_script_mode_job_on_a_g4dn_gpu(aws_room, monkeypatch):
+    names = _full_scale_parameters(LAB1 / "1b - Deep Matrix Factorization with MXNet.ipynb", monkeypatch)
+    assert (names["dataset"], names["instance_type"]) == ("ml-20m", "ml.g4dn.xlarge")
+    assert costs.full_scale_estimate("lab1b")[0] > 0
+
+
+def test_lab2_at_full_scale_trains_object2vec_on_one_g4dn_gpu(aws_room, monkeypatch):
+    names = _full_scale_parameters(LAB2 / "2 - Object2Vec.ipynb", monkeypatch)
+    assert (names["dataset"], names["training_instance_type"]) == ("ml-20m", "ml.g4dn.xlarge")
+    assert names["inference_instance_type"] == "ml.c5.xlarge"
+    assert costs.full_scale_estimate("lab2")[0] > 0

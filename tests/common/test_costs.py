@@ -199,3 +199,35 @@ def test_tags_name_the_lab_and_the_run():
 
 def test_sdk_tags_are_the_same_tags_as_sdk_shapes():
     assert [(t.key, t.value) for t in costs.sdk_tags("lab2", RUN)] == [(costs.TAG_LAB, "lab2"), (costs.TAG_RUN, RUN)]
+
+
+def test_a_full_scale_estimate_adds_every_planned_step_and_states_its_basis(monkeypatch):
+    monkeypatch.setitem(
+        costs.FULL_SCALE_PLANS,
+        "lab9",
+        (
+            costs.Planned("training", "ml.c5.2xlarge", 2, 0.5, times=3),
+            costs.Planned("hosting", "ml.m5.large", 1, 2.0),
+        ),
+    )
+    usd, note = costs.full_scale_estimate("lab9")
+    assert usd == round(0.408 * 2 * 0.5 * 3 + 0.115 * 2.0, 2)
+    assert "ESTIMATE" in note and costs.FULL_SCALE_DATE in note and costs.PRICES_DATE in note
+    assert "3 x 2 ml.c5.2xlarge training for 0.5 h" in note
+
+
+def test_every_lab_has_a_priced_full_scale_plan():
+    for lab in ("lab1a", "lab1b", "lab2"):
+        usd, _ = costs.full_scale_estimate(lab)
+        assert usd > 0
+
+
+def test_a_full_scale_estimate_names_the_labs_that_have_a_plan():
+    with pytest.raises(KeyError, match="no full-scale plan for 'lab7'; plans: lab1a"):
+        costs.full_scale_estimate("lab7")
+
+
+def test_a_plan_on_an_unpriced_instance_is_refused(monkeypatch):
+    monkeypatch.setitem(costs.FULL_SCALE_PLANS, "lab9", (costs.Planned("training", "ml.x9.huge", 1, 1.0),))
+    with pytest.raises(ValueError, match="no training price for ml.x9.huge"):
+        costs.full_scale_estimate("lab9")

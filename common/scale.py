@@ -1,0 +1,114 @@
+"""The original workshop's scale as one switch, and the parameters that must change with the data's size.
+
+The workshop this project renews ran on MovieLens 20M (20,000,263 ratings). Our labs default to ml-latest-small
+(100,836), where every lab's settings were chosen. At 200 times the ratings some settings must shrink so a run still
+fits an afternoon on 2 cores: the passes over the data, the negatives drawn per rating, the tuning trials and the
+points t-SNE maps. :func:`for_size` chooses them from the number of ratings, by budgets, each capped at the value
+chosen on ml-latest-small, so every dataset up to about a million ratings runs exactly as before.
+
+Full scale (``full_scale = True`` in a lab's parameters): ml-20m, several CPU instances per FM and k-NN job reading
+their share of the files (``ShardedByS3Key``; both algorithms train data-parallel on AWS), and Object2Vec on a G4dn
+GPU (single instance only: ``/work/shared/reference/sagemaker-object2vec-contract.md``, "Instances": CPU or GPU
+P2/P3/G4dn/G5, not parallelizable across instances). :func:`full_scale_dataset` and :func:`instance_count` give
+the local stand-ins where the emulator or the machine lacks what AWS has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.settings import settings
+
+FULL_SCALE_DATASET = "ml-20m"
+LOCAL_STAND_IN = "synthetic-20m"  # ml-20m's exact shape, generated: for machines without the download
+FULL_SCALE_INSTANCES = 2  # per FM and k-NN training job at full scale
+FULL_SCALE_GPU_INSTANCE = (
+    "ml.g4dn.xlarge"  # Object2Vec and 1b's DMF job: 1 T4 GPU, $0.7364/h against ml.p3.2xlarge's $3.825/h
+)
+FULL_SCALE_CPU_INSTANCE = "ml.c5.2xlarge"  # FM and k-NN training at full scale: 8 vCPUs, 16 GiB
+FULL_SCALE_INFERENCE_INSTANCE = "ml.c5.xlarge"  # endpoints and batch transform at full scale: 4 vCPUs
+LOCAL_MULTI_INSTANCE = False
+"""Whether the local emulator runs ``InstanceCount > 1`` (issue 24, item 3, being added): until it does, local
+full-scale runs use one instance per job. Flip to True once multi-instance jobs are merged."""
+
+# Budgets, in rating-passes per run of a step; each rule is min(cap, budget // ratings), floored.
+RATING_PASSES = 110_000_000  # 1b's rating models: 10 epochs up to 11M ratings, 5 at ml-20m's 20.0M
+NCF_PASSES = 40_000_000  # 1b's NeuMF (5 samples per rating each epoch): 20 epochs at 2M, 2 at 20M
+IMPLICIT_ROWS = 44_000_000  # 1a's implicit training file: 8 negatives per rating up to 5.5M ratings, 2 at 20M
+TUNING_PASSES = 24_000_000  # 1a's tuning job: 12 trials up to 2M ratings, 4 (the floor) at 20M
+O2V_PASSES = 40_000_000  # Lab 2's quick runs: 8 epochs up to 5M ratings, 2 at 20M (15-22 min each on a CPU)
+TSNE_MOVIES = 5_000  # t-SNE is quadratic in its points: 5,000 take about a minute on 2 cores
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Parameters chosen from the data's size (see :func:`for_size` for each rule)."""
+
+    epochs: int
+    batch_size: int
+    ncf_epochs: int
+    ncf_batch_size: int
+    implicit_negatives: int
+    tuning_jobs: int
+    o2v_epochs: int
+    tsne_movies: int
+
+
+def _budget(budget: int, ratings: int, floor: int, cap: int) -> int:
+    return max(floor, min(cap, budget // ratings))
+
+
+def for_size(n_ratings: int) -> Sizes:
+    """The size-driven parameters for a dataset of ``n_ratings`` ratings.
+
+    Each rule keeps the value chosen on ml-latest-small (the cap) while the data are small, and shrinks it so the
+    step's work stays within a budget of rating-passes (the module's constants) as the data grow:
+    epochs = max(2, min(10, 110M // n)); batch_size = max(1024, n // 800) (about 800 steps per epoch at most);
+    ncf_epochs = max(2, min(20, 40M // n)); ncf_batch_size = 4096 * max(1, min(16, n // 1M));
+    implicit_negatives = max(1, min(8, 44M // n)); tuning_jobs = max(4, min(12, 24M // n));
+    o2v_epochs = max(2, min(8, 40M // n)); tsne_movies = 5,000.
+
+    Raises:
+        ValueError: ``n_ratings`` is not a positive integer.
+    """
+    if isinstance(n_ratings, bool) or not isinstance(n_ratings, int) or n_ratings < 1:
+        raise ValueError(f"n_ratings must be a positive integer, got {n_ratings!r}")
+    return Sizes(
+        epochs=_budget(RATING_PASSES, n_ratings, 2, 10),
+        batch_size=max(1024, n_ratings // 800),
+        ncf_epochs=_budget(NCF_PASSES, n_ratings, 2, 20),
+        ncf_batch_size=4096 * max(1, min(16, n_ratings // 1_000_000)),
+        implicit_negatives=_budget(IMPLICIT_ROWS, n_ratings, 1, 8),
+        tuning_jobs=_budget(TUNING_PASSES, n_ratings, 4, 12),
+        o2v_epochs=_budget(O2V_PASSES, n_ratings, 2, 8),
+        tsne_movies=TSNE_MOVIES,
+    )
+
+
+def full_scale_dataset(mode: str) -> str:
+    """ml-20m on AWS; locally ml-20m when its archive is cached or a mirror is set, else its synthetic stand-in.
+
+    Raises:
+        ValueError: ``mode`` is neither ``"aws"`` nor ``"local"``.
+    """
+    _check_mode(mode)
+    current = settings()
+    downloaded = (current.data_dir / f"{FULL_SCALE_DATASET}.zip").is_file() or current.data_mirror is not None
+    return FULL_SCALE_DATASET if mode == "aws" or downloaded else LOCAL_STAND_IN
+
+
+def instance_count(mode: str, count: int = FULL_SCALE_INSTANCES) -> int:
+    """``count`` instances on AWS; locally as many only when the emulator runs multi-instance jobs, else 1.
+
+    Raises:
+        ValueError: an unknown ``mode``, or ``count`` below 1.
+    """
+    _check_mode(mode)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive integer, got {count!r}")
+    return count if mode == "aws" or LOCAL_MULTI_INSTANCE else 1
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("aws", "local"):
+        raise ValueError(f"mode must be 'aws' or 'local', not {mode!r}")

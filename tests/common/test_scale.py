@@ -1,0 +1,87 @@
+"""common.scale: size-driven parameters keep the small datasets' settings and shrink at ml-20m's size."""
+
+from __future__ import annotations
+
+import pytest
+
+from common import scale
+
+ML_LATEST_SMALL = 100_836
+ML_20M = 20_000_263
+
+
+def test_small_datasets_keep_the_settings_chosen_on_ml_latest_small():
+    assert scale.for_size(ML_LATEST_SMALL) == scale.Sizes(
+        epochs=10,
+        batch_size=1024,
+        ncf_epochs=20,
+        ncf_batch_size=4096,
+        implicit_negatives=8,
+        tuning_jobs=12,
+        o2v_epochs=8,
+        tsne_movies=5_000,
+    )
+
+
+def test_ml_20m_gets_the_settings_of_1b_section_8_and_fewer_passes_elsewhere():
+    assert scale.for_size(ML_20M) == scale.Sizes(
+        epochs=5,
+        batch_size=25_000,
+        ncf_epochs=2,
+        ncf_batch_size=65_536,
+        implicit_negatives=2,
+        tuning_jobs=4,
+        o2v_epochs=2,
+        tsne_movies=5_000,
+    )
+
+
+def test_a_huge_dataset_stops_at_the_floors():
+    sizes = scale.for_size(10**9)
+    assert (sizes.epochs, sizes.ncf_epochs, sizes.implicit_negatives, sizes.tuning_jobs, sizes.o2v_epochs) == (
+        2,
+        2,
+        1,
+        4,
+        2,
+    )
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, True, "100"])
+def test_a_size_that_is_not_a_positive_integer_is_refused(bad):
+    with pytest.raises(ValueError, match="n_ratings must be a positive integer"):
+        scale.for_size(bad)
+
+
+def test_full_scale_is_ml_20m_on_aws_and_the_stand_in_locally_without_the_archive(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKSHOP_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("WORKSHOP_DATA_MIRROR", raising=False)
+    assert scale.full_scale_dataset("aws") == "ml-20m"
+    assert scale.full_scale_dataset("local") == "synthetic-20m"
+    (tmp_path / "ml-20m.zip").write_bytes(b"")
+    assert scale.full_scale_dataset("local") == "ml-20m"
+
+
+def test_a_mirror_makes_ml_20m_the_local_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKSHOP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKSHOP_DATA_MIRROR", str(tmp_path / "share"))
+    assert scale.full_scale_dataset("local") == "ml-20m"
+
+
+def test_local_jobs_use_one_instance_until_the_emulator_runs_several(monkeypatch):
+    assert scale.instance_count("aws") == scale.FULL_SCALE_INSTANCES
+    assert scale.instance_count("local", 3) == 1
+    monkeypatch.setattr(scale, "LOCAL_MULTI_INSTANCE", True)
+    assert scale.instance_count("local", 3) == 3
+
+
+@pytest.mark.parametrize("call", [lambda: scale.full_scale_dataset("cloud"), lambda: scale.instance_count("gcp")])
+def test_an_unknown_mode_is_refused(call):
+    with pytest.raises(ValueError, match="mode must be 'aws' or 'local', not"):
+        call()
+
+
+@pytest.mark.parametrize("bad", [0, 1.0, False])
+def test_an_instance_count_that_is_not_a_positive_integer_is_refused(bad):
+    with pytest.raises(ValueError, match="count must be a positive integer"):
+        scale.instance_count("aws", bad)
