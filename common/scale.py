@@ -9,7 +9,7 @@ chosen on ml-latest-small, so every dataset up to about a million ratings runs e
 Full scale (``full_scale = True`` in a lab's parameters): ml-20m, several CPU instances per FM and k-NN job reading
 their share of the files (``ShardedByS3Key``; both algorithms train data-parallel on AWS), and Object2Vec on a G4dn
 GPU (single instance only: ``/work/shared/reference/sagemaker-object2vec-contract.md``, "Instances": CPU or GPU
-P2/P3/G4dn/G5, not parallelizable across instances). :func:`full_scale_dataset` and :func:`instance_count` give
+P2/P3/G4dn/G5, not parallelizable across instances). :func:`full_scale_dataset` gives
 the local stand-ins where the emulator or the machine lacks what AWS has.
 """
 
@@ -27,9 +27,6 @@ FULL_SCALE_GPU_INSTANCE = (
 )
 FULL_SCALE_CPU_INSTANCE = "ml.c5.2xlarge"  # FM and k-NN training at full scale: 8 vCPUs, 16 GiB
 FULL_SCALE_INFERENCE_INSTANCE = "ml.c5.xlarge"  # endpoints and batch transform at full scale: 4 vCPUs
-LOCAL_MULTI_INSTANCE = False
-"""Whether the local emulator runs ``InstanceCount > 1`` (issue 24, item 3, being added): until it does, local
-full-scale runs use one instance per job. Flip to True once multi-instance jobs are merged."""
 
 # Budgets, in rating-passes per run of a step; each rule is min(cap, budget // ratings), floored.
 RATING_PASSES = 110_000_000  # 1b's rating models: 10 epochs up to 11M ratings, 5 at ml-20m's 20.0M
@@ -95,18 +92,6 @@ def full_scale_dataset(mode: str) -> str:
     current = settings()
     downloaded = (current.data_dir / f"{FULL_SCALE_DATASET}.zip").is_file() or current.data_mirror is not None
     return FULL_SCALE_DATASET if mode == "aws" or downloaded else LOCAL_STAND_IN
-
-
-def instance_count(mode: str, count: int = FULL_SCALE_INSTANCES) -> int:
-    """``count`` instances on AWS; locally as many only when the emulator runs multi-instance jobs, else 1.
-
-    Raises:
-        ValueError: an unknown ``mode``, or ``count`` below 1.
-    """
-    _check_mode(mode)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive integer, got {count!r}")
-    return count if mode == "aws" or LOCAL_MULTI_INSTANCE else 1
 
 
 def _check_mode(mode: str) -> None:

@@ -68,20 +68,6 @@ def test_a_mirror_makes_ml_20m_the_local_choice(tmp_path, monkeypatch):
     assert scale.full_scale_dataset("local") == "ml-20m"
 
 
-def test_local_jobs_use_one_instance_until_the_emulator_runs_several(monkeypatch):
-    assert scale.instance_count("aws") == scale.FULL_SCALE_INSTANCES
-    assert scale.instance_count("local", 3) == 1
-    monkeypatch.setattr(scale, "LOCAL_MULTI_INSTANCE", True)
-    assert scale.instance_count("local", 3) == 3
-
-
-@pytest.mark.parametrize("call", [lambda: scale.full_scale_dataset("cloud"), lambda: scale.instance_count("gcp")])
-def test_an_unknown_mode_is_refused(call):
+def test_an_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode must be 'aws' or 'local', not"):
-        call()
-
-
-@pytest.mark.parametrize("bad", [0, 1.0, False])
-def test_an_instance_count_that_is_not_a_positive_integer_is_refused(bad):
-    with pytest.raises(ValueError, match="count must be a positive integer"):
-        scale.instance_count("aws", bad)
+        scale.full_scale_dataset("cloud")
