@@ -34,6 +34,7 @@ from sagemaker_emulator.loopback import is_loopback
 from sagemaker_emulator.store import home as homes
 from sagemaker_emulator.store import quarantine
 from sagemaker_emulator.store.files import UnsafePath, write_atomically
+from sagemaker_emulator.store.running import sdk_config
 
 DEFAULT_PORT = 5123
 DEFAULT_REGION = "us-east-1"
@@ -175,8 +176,8 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
     try:
-        if not homes.sdk_config(home).exists():  # setup-examples may have added defaults: keep them
-            write_atomically(homes.sdk_config(home), [SDK_CONFIG.encode()])
+        if not sdk_config(home).exists():  # setup-examples may have added defaults: keep them
+            write_atomically(sdk_config(home), [SDK_CONFIG.encode()])
         actions = os.environ.get(ACTIONS_VARIABLE)  # a notebook run that records the actions it performs
         emulator = Emulator(
             host,
@@ -299,7 +300,7 @@ def setup_examples(home: Path) -> int:
         s3.create_bucket(Bucket=bucket)
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
-    config = homes.sdk_config(running.home)  # the emulator's, which may be an earlier version's shared one
+    config = sdk_config(running.home)  # the emulator's, which may be an earlier version's shared one
     write_atomically(config, [EXAMPLES_CONFIG.format(bucket=bucket, role=role).encode()])
     print(f"Role {role} (trusts SageMaker; SDK v3's role check passes), bucket s3://{bucket}.")
     print(f"SDK defaults for examples that pass no role or bucket: {config}. To use it from a shell:")

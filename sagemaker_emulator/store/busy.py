@@ -16,14 +16,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psutil
 
 from sagemaker_emulator.store.files import private_folder, write_atomically
-
-if TYPE_CHECKING:
-    from sagemaker_emulator.store.home import Running
+from sagemaker_emulator.store.running import Running
 
 KERNELS = "kernels"
 DEFAULT_REGION = "us-east-1"

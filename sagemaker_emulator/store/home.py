@@ -38,20 +38,19 @@ import stat
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlparse
 
 from sagemaker_emulator.auth import Credentials
 from sagemaker_emulator.store import busy
 from sagemaker_emulator.store.files import UnsafePath, open_private, write_atomically
+from sagemaker_emulator.store.running import SDK_CONFIG, Running
 
 HOME_VARIABLE = "SAGEMAKER_EMULATOR_HOME"
 RUNTIME_FILE = "emulator.json"
 LOCK_FILE = "serve.lock"
 LOG_FILE = "serve.log"
 STATE_FOLDER = "state"
-SDK_CONFIG = "sagemaker-config.yaml"
 CHECKOUTS = "checkouts"
 START_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -90,40 +89,6 @@ def emulator_homes(root: Path | None = None) -> list[Path]:
     checkouts = sorted(path for path in folder.iterdir() if path.is_dir()) if folder.is_dir() else []
     earlier = (root / RUNTIME_FILE).exists() or (root / STATE_FOLDER).is_dir()
     return ([root] if earlier else []) + checkouts
-
-
-@dataclass(frozen=True)
-class Running:
-    """A serving emulator as its runtime file describes it."""
-
-    url: str
-    pid: int
-    credentials: Credentials
-    home: Path
-    started: float
-    code: str = ""  # code_version() of the process serving
-    checkout: str = ""  # code_root() of the process serving ("" if an earlier version started it)
-    notice: str = ""  # set by ensure() when it had to keep an emulator running other code: why, and until when
-
-    def exports(self, region: str) -> str:
-        """The shell lines that point boto3 and the SageMaker SDK at this emulator."""
-        keys = self.credentials
-        host = urlparse(self.url).hostname
-        return "\n".join(
-            [
-                f"export AWS_ENDPOINT_URL={self.url}",
-                f"export AWS_ACCESS_KEY_ID={keys.access_key_id} AWS_SECRET_ACCESS_KEY={keys.secret_access_key}",
-                f"export AWS_DEFAULT_REGION={region}",
-                f"export SAGEMAKER_USER_CONFIG_OVERRIDE={sdk_config(self.home)}",
-                # behind a proxy, loopback must bypass it (added to what the shell already has)
-                f'export NO_PROXY="${{NO_PROXY:+$NO_PROXY,}}{host}" no_proxy="${{no_proxy:+$no_proxy,}}{host}"',
-            ]
-        )
-
-
-def sdk_config(home: Path) -> Path:
-    """The SDK config file for this emulator: telemetry off (its HTTPS call ignores the endpoint variables)."""
-    return home / SDK_CONFIG
 
 
 class UnsafeHome(UnsafePath):
