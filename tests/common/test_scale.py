@@ -10,30 +10,41 @@ ML_LATEST_SMALL = 100_836
 ML_20M = 20_000_263
 
 
-def test_small_datasets_keep_the_settings_chosen_on_ml_latest_small():
-    assert scale.for_size(ML_LATEST_SMALL) == scale.Sizes(
-        epochs=10,
-        batch_size=1024,
-        ncf_epochs=20,
-        ncf_batch_size=4096,
-        implicit_negatives=8,
-        tuning_jobs=12,
-        o2v_epochs=8,
-        tsne_movies=5_000,
-    )
-
-
-def test_ml_20m_gets_the_settings_of_1b_section_8_and_fewer_passes_elsewhere():
-    assert scale.for_size(ML_20M) == scale.Sizes(
-        epochs=5,
-        batch_size=25_000,
-        ncf_epochs=2,
-        ncf_batch_size=65_536,
-        implicit_negatives=2,
-        tuning_jobs=4,
-        o2v_epochs=2,
-        tsne_movies=5_000,
-    )
+@pytest.mark.parametrize(
+    ("n_ratings", "expected"),
+    [
+        pytest.param(
+            ML_LATEST_SMALL,
+            scale.Sizes(
+                epochs=10,
+                batch_size=1024,
+                ncf_epochs=20,
+                ncf_batch_size=4096,
+                implicit_negatives=8,
+                tuning_jobs=12,
+                o2v_epochs=8,
+                tsne_movies=5_000,
+            ),
+            id="ml-latest-small keeps the settings chosen on it",
+        ),
+        pytest.param(
+            ML_20M,
+            scale.Sizes(
+                epochs=5,
+                batch_size=25_000,
+                ncf_epochs=2,
+                ncf_batch_size=65_536,
+                implicit_negatives=2,
+                tuning_jobs=4,
+                o2v_epochs=2,
+                tsne_movies=5_000,
+            ),
+            id="ml-20m gets 1b section 8's settings and fewer passes elsewhere",
+        ),
+    ],
+)
+def test_sizes_follow_the_number_of_ratings(n_ratings, expected):
+    assert scale.for_size(n_ratings) == expected
 
 
 def test_a_huge_dataset_stops_at_the_floors():
