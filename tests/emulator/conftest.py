@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -72,3 +73,12 @@ def sdk(emulator, s3, monkeypatch, tmp_path):
     yield
     SageMakerClient.reset()
     SingletonMeta._instances.pop(CloudWatchLogsClient, None)
+
+
+@pytest.fixture
+def outside(tmp_path) -> Path:
+    """Where a hostile path aims; the tests assert it stays as it was."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "sentinel.txt").write_text("original")
+    return folder

@@ -5,7 +5,6 @@ extraction, which Python 3.11.0–3.11.3 use), and the same tests pass under Deb
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from test_confinement import _hostile_archives, _member
+from test_confinement import _hostile_archives, _member, tar_gz
 
 from sagemaker_emulator.algorithms import archives
 
@@ -33,26 +32,8 @@ def extraction(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture
-def outside(tmp_path) -> Path:
-    """Where a hostile path aims; the tests assert it stays as it was."""
-    folder = tmp_path / "outside"
-    folder.mkdir()
-    (folder / "sentinel.txt").write_text("original")
-    return folder
-
-
 def _write(path: Path, members: list[tuple], modes: dict[str, int] | None = None) -> Path:
-    """A .tar.gz holding ``members`` (as test_confinement builds them), with the file modes in ``modes``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, kind, link, data in members:
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname, info.size = kind, link, len(data)
-            info.mode = (modes or {}).get(name, 0o644)
-            info.uid, info.gid, info.uname, info.gname = 4321, 4321, "stranger", "strangers"
-            archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(tar_gz(members, modes))
     return path
 
 

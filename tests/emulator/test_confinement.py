@@ -37,15 +37,6 @@ RULE = f"Every segment between slashes must be a file name (not empty, . or .., 
 NAME_PATTERN = "[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
 
 
-@pytest.fixture
-def outside(tmp_path) -> Path:
-    """Where a hostile path aims; the tests assert it stays as it was."""
-    folder = tmp_path / "outside"
-    folder.mkdir()
-    (folder / "sentinel.txt").write_text("original")
-    return folder
-
-
 def _untouched(folder: Path) -> bool:
     return sorted(p.name for p in folder.iterdir()) == ["sentinel.txt"] and (
         (folder / "sentinel.txt").read_text() == "original"
@@ -247,15 +238,22 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", data: byte
     return name, kind, link, data
 
 
-def _upload_archive(s3, key: str, members: list[tuple]) -> str:
-    """A model.tar.gz holding a valid mean.json first, then ``members``; returns its URI."""
+def tar_gz(members: list[tuple], modes: dict[str, int] | None = None) -> bytes:
+    """A .tar.gz of ``members`` (:func:`_member` tuples), owned by a stranger, with the file modes in ``modes``."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, kind, link, data in [_member("mean.json", data=b'{"value": 2.5}'), *members]:
+        for name, kind, link, data in members:
             info = tarfile.TarInfo(name)
             info.type, info.linkname, info.size = kind, link, len(data)
+            info.mode = (modes or {}).get(name, 0o644)
+            info.uid, info.gid, info.uname, info.gname = 4321, 4321, "stranger", "strangers"
             archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
-    s3.put_object(Bucket=BUCKET, Key=key, Body=buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _upload_archive(s3, key: str, members: list[tuple]) -> str:
+    """A model.tar.gz holding a valid mean.json first, then ``members``; returns its URI."""
+    s3.put_object(Bucket=BUCKET, Key=key, Body=tar_gz([_member("mean.json", data=b'{"value": 2.5}'), *members]))
     return f"s3://{BUCKET}/{key}"
 
 
