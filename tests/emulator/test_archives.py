@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from test_confinement import _hostile_archives, _member, tar_gz
+from test_confinement import HOSTILE_CASES, _hostile_archives, _member, tar_gz
 
 from sagemaker_emulator.algorithms import archives
 
@@ -37,18 +37,7 @@ def _write(path: Path, members: list[tuple], modes: dict[str, int] | None = None
     return path
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "absolute-name",
-        "dotdot-name",
-        "symlink-absolute",
-        "symlink-dotdot",
-        "hardlink-absolute",
-        "hardlink-dotdot",
-        "link-chain-past-path-max",
-    ],
-)
+@pytest.mark.parametrize("case", HOSTILE_CASES)
 def test_a_hostile_archive_is_refused_and_nothing_lands_outside(extraction, tmp_path, outside, case):
     members, member, fault = _hostile_archives(outside)[case]
     archive = _write(tmp_path / "hostile.tar.gz", [_member("mean.json", data=b"{}"), *members])

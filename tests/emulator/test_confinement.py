@@ -282,6 +282,17 @@ def _link_chain(outside: Path) -> tuple[list[tuple], str, str]:
     return members, f"{short}/up0", f'the link target "{top}"'
 
 
+HOSTILE_CASES = [
+    "absolute-name",
+    "dotdot-name",
+    "symlink-absolute",
+    "symlink-dotdot",
+    "hardlink-absolute",
+    "hardlink-dotdot",
+    "link-chain-past-path-max",
+]  # the keys of _hostile_archives()
+
+
 def _hostile_archives(outside: Path) -> dict[str, tuple[list[tuple], str, str]]:
     """Kind of hostile model.tar.gz → (its members, the member refused first, what is wrong with it)."""
     up = CLIMB + str(outside).lstrip("/")
@@ -319,18 +330,7 @@ def _hostile_archives(outside: Path) -> dict[str, tuple[list[tuple], str, str]]:
     }
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "absolute-name",
-        "dotdot-name",
-        "symlink-absolute",
-        "symlink-dotdot",
-        "hardlink-absolute",
-        "hardlink-dotdot",
-        "link-chain-past-path-max",
-    ],
-)
+@pytest.mark.parametrize("case", HOSTILE_CASES)
 def test_a_hostile_model_archive_fails_the_endpoint(emulator, sm, s3, outside, case):
     members, member, fault = _hostile_archives(outside)[case]
     uri = _upload_archive(s3, "models/hostile.tar.gz", members)
