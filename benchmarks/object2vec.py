@@ -39,11 +39,25 @@ from common import data, records, synthetic
 from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.object2vec_data import Side, encode_side
-from sagemaker_emulator.algorithms.object2vec_network import TrainingGraph, build_network, native_bfloat16
-from sagemaker_emulator.algorithms.object2vec_training import Pairs, make_trainer, train_epoch
+from sagemaker_emulator.algorithms.object2vec_network import (
+    Object2VecNetwork,
+    TrainingGraph,
+    build_network,
+    native_bfloat16,
+)
+from sagemaker_emulator.algorithms.object2vec_numpy import LookupTrainer
+from sagemaker_emulator.algorithms.object2vec_training import (
+    Pairs,
+    make_trainer,
+    predict,
+    scores,
+    train_epoch,
+    train_epoch_lookup,
+)
 
 ML_20M = {"users": 138_493, "movies": 26_744, "ratings": 20_000_263}
 GOAL = 100_000  # pairs/s, issue 24
+HELD_OUT = 50_000  # pairs of the lab part's quality check, drawn with the training pairs, never trained on
 ENCODER_SETUP = {  # a mid-sized text-like task: 20k-token vocabulary, sequences of 1-40 tokens
     "enc0_vocab_size": "20000",
     "enc0_max_seq_len": "40",
@@ -140,7 +154,7 @@ class BareNetwork(gluon.HybridBlock):
         return self.mlp(F.concat(e0 * e1, e0, e1, F.abs(e0 - e1), dim=1))
 
 
-def bare_loop(hp: dict) -> Callable[[Pairs], None]:
+def bare_loop(hp: dict) -> tuple[Callable[[Pairs], None], None]:
     """A fresh bare network and trainer; the function trains one epoch over pairs in their order (no shuffle)."""
     net = BareNetwork(hp)
     net.initialize(mx.init.Xavier())
@@ -161,16 +175,29 @@ def bare_loop(hp: dict) -> Callable[[Pairs], None]:
             total += loss.sum()
         total.wait_to_read()
 
-    return epoch
+    return epoch, None
 
 
-def emulator_loop(hp: dict) -> Callable[[Pairs], None]:
-    """The network, graph and trainer a job builds; the function runs the emulator's ``train_epoch`` once."""
+def gluon_loop(hp: dict) -> tuple[Callable[[Pairs], None], Object2VecNetwork]:
+    """The Gluon graph and trainer a job built before issue 24's numpy step (and still builds for other networks);
+    the function runs ``train_epoch`` once."""
     network = build_network(hp)
     graph = TrainingGraph(network, softmax=False, bfloat16=native_bfloat16())
     graph.hybridize(static_alloc=True)
     trainer, rng = make_trainer(network, hp), np.random.default_rng(0)
-    return lambda pairs: train_epoch(graph, trainer, pairs, hp, rng)
+    return lambda pairs: train_epoch(graph, trainer, pairs, hp, rng), network
+
+
+def lookup_loop(hp: dict) -> tuple[Callable[[Pairs], None], Object2VecNetwork]:
+    """What a job at Lab 2's settings runs now: ``train_epoch_lookup`` (numpy steps), parameters written back."""
+    network = build_network(hp)
+    trainer, rng = LookupTrainer(network, hp), np.random.default_rng(0)
+
+    def epoch(pairs: Pairs) -> None:
+        train_epoch_lookup(trainer, pairs, hp, rng)
+        trainer.write_back()
+
+    return epoch, network
 
 
 def ml20m_pairs(n: int) -> Pairs:
@@ -188,15 +215,20 @@ def ml20m_pairs(n: int) -> Pairs:
 def lab_throughput(n_pairs: int) -> None:
     with redirect_stdout(StringIO()):
         hp = object2vec.resolve_hyperparameters(LAB)
-    pairs = ml20m_pairs(n_pairs)
+    everything = ml20m_pairs(n_pairs + HELD_OUT)
+    pairs, held_out = (
+        Pairs(tuple(side.take(part) for side in everything.sides), everything.labels[part])
+        for part in (slice(0, n_pairs), slice(n_pairs, None))
+    )
     warm_up = Pairs(tuple(side.take(slice(0, 8192)) for side in pairs.sides), pairs.labels[:8192])
     print(
         f"Lab 2's quick regressor on {n_pairs:,} pairs of ml-20m's shape ({ML_20M['users']:,} users, "
-        f"{ML_20M['movies']:,} movies), one epoch each, side by side"
+        f"{ML_20M['movies']:,} movies), one epoch each after a warm-up, side by side; MSE on {HELD_OUT:,} held-out pairs"
     )
     rates = {}
-    for name, loop in (("emulator train_epoch", emulator_loop), ("bare Gluon loop", bare_loop)):
-        epoch = loop(hp)
+    loops = (("emulator numpy step", lookup_loop), ("emulator Gluon step", gluon_loop), ("bare Gluon loop", bare_loop))
+    for name, loop in loops:
+        epoch, network = loop(hp)
         epoch(warm_up)  # graph build and first allocations
         mx.nd.waitall()
         wall, cpu = time.perf_counter(), time.process_time()
@@ -204,12 +236,19 @@ def lab_throughput(n_pairs: int) -> None:
         mx.nd.waitall()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         rates[name] = n_pairs / wall
+        quality = ""
+        if network is not None:
+            mse = scores(predict(network, *held_out.sides), held_out.labels, softmax=False)["mean_squared_error"]
+            quality = f", held-out MSE {mse:.4f}"
         print(
             f"  {name:<21} {rates[name]:>9,.0f} pairs/s ({n_pairs / cpu:>9,.0f} per CPU-second), "
-            f"{ML_20M['ratings'] / rates[name] / 60:.1f} min per ml-20m epoch"
+            f"{ML_20M['ratings'] / rates[name] / 60:.1f} min per ml-20m epoch{quality}"
         )
-    ratio = rates["emulator train_epoch"] / rates["bare Gluon loop"]
-    print(f"  emulator / bare loop: {ratio:.2f}x; goal {GOAL:,} pairs/s: {rates['emulator train_epoch'] / GOAL:.0%}")
+    fast = rates["emulator numpy step"]
+    print(
+        f"  numpy step / Gluon step: {fast / rates['emulator Gluon step']:.2f}x; numpy step / bare loop: "
+        f"{fast / rates['bare Gluon loop']:.2f}x; goal {GOAL:,} pairs/s: {fast / GOAL:.0%}"
+    )
 
 
 def encoder_throughput(n_pairs: int) -> None:
