@@ -15,6 +15,7 @@ import numpy as np
 BETA1, BETA2 = np.float32(0.9), np.float32(0.999)
 ONE_MINUS_BETA1, ONE_MINUS_BETA2 = np.float32(1 - 0.9), np.float32(1 - 0.999)
 FASTMATH = {"reassoc", "contract"}
+HADAMARD, CONCAT, ABS_DIFF = range(3)  # comparator codes, in object2vec_network.COMPARATORS' order
 
 
 @numba.njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -55,3 +56,58 @@ def lazy_adam(table, mean, variance, rows, gradients, slots, touched, summed, st
         row = touched[slot]
         slots[row] = -1
         _adam(table[row], mean[row], variance[row], summed[slot], step_size, rescale, decay, epsilon)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def compare(table0, table1, rows0, rows1, mask0, mask1, codes, encoded0, encoded1, joined):
+    """The comparator's output ``joined`` (its parts in ``codes`` order: HADAMARD, CONCAT, ABS_DIFF) of the two
+    sides' looked-up rows, times their dropout masks (``mask0``/``mask1``, empty: none), kept in ``encoded0/1``."""
+    width = table0.shape[1]
+    masked = mask0.shape[0] > 0
+    for i in range(rows0.shape[0]):
+        a, b = encoded0[i], encoded1[i]
+        a[:] = table0[rows0[i]]
+        b[:] = table1[rows1[i]]
+        if masked:
+            a *= mask0[i]
+            b *= mask1[i]
+        offset = 0
+        for code in codes:
+            if code == HADAMARD:
+                joined[i, offset : offset + width] = a * b
+            elif code == CONCAT:
+                joined[i, offset : offset + width] = a
+                offset += width
+                joined[i, offset : offset + width] = b
+            else:
+                joined[i, offset : offset + width] = np.abs(a - b)
+            offset += width
+
+
+@numba.njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def compare_backward(gradient, encoded0, encoded1, mask0, mask1, codes, gradient0, gradient1):
+    """Each side's row gradient (before its embedding's lookup) from the gradient of :func:`compare`'s output."""
+    width = encoded0.shape[1]
+    masked = mask0.shape[0] > 0
+    for i in range(gradient.shape[0]):
+        a, b, g0, g1 = encoded0[i], encoded1[i], gradient0[i], gradient1[i]
+        g0[:] = 0
+        g1[:] = 0
+        offset = 0
+        for code in codes:
+            part = gradient[i, offset : offset + width]
+            if code == HADAMARD:
+                g0 += part * b
+                g1 += part * a
+            elif code == CONCAT:
+                g0 += part
+                offset += width
+                g1 += gradient[i, offset : offset + width]
+            else:
+                signed = part * np.sign(a - b)
+                g0 += signed
+                g1 -= signed
+            offset += width
+        if masked:
+            g0 *= mask0[i]
+            g1 *= mask1[i]

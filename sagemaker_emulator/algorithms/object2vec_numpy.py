@@ -18,7 +18,7 @@ import mxnet as mx
 import numpy as np
 
 from sagemaker_emulator.algorithms import object2vec_compiled as compiled
-from sagemaker_emulator.algorithms.object2vec_network import Object2VecNetwork
+from sagemaker_emulator.algorithms.object2vec_network import COMPARATORS, Object2VecNetwork
 
 BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
 
@@ -62,7 +62,6 @@ class LookupTrainer:
 
     def __init__(self, network: Object2VecNetwork, hp: dict):
         self.network = network
-        self.comparators = network.comparators
         self.activation = hp["mlp_activation"]
         self.softmax = hp["output_layer"] == "softmax"
         self.blocks = {
@@ -72,6 +71,8 @@ class LookupTrainer:
             "output": network.output,
         }
         self.layers = len(network.mlp)
+        self.codes = np.array([COMPARATORS.index(name) for name in network.comparators], np.int64)
+        self.joined_width = network.enc_dim * sum(2 if name == "concat" else 1 for name in network.comparators)
         self.parameters: dict[str, _Adam] = {}
         for name, block in self.blocks.items():
             for kind in ("weight", "bias") if name.startswith(("layer", "output")) else ("weight",):
@@ -113,13 +114,13 @@ class LookupTrainer:
             slots: this thread's :meth:`slots`.
         """
         rows = len(labels)
-        e0 = self._value("embedding0.weight")[users]
-        e1 = self._value("embedding1.weight")[items]
-        if masks:
-            e0 *= masks[0]
-            e1 *= masks[1]
-        parts = {"hadamard": lambda: [e0 * e1], "concat": lambda: [e0, e1], "abs_diff": lambda: [np.abs(e0 - e1)]}
-        inputs = [np.concatenate([part for name in self.comparators for part in parts[name]()], axis=1)]
+        tables = (self._value("embedding0.weight"), self._value("embedding1.weight"))
+        width = tables[0].shape[1]
+        side_masks = masks[:2] if masks else [np.empty((0, width), np.float32)] * 2
+        e0, e1 = np.empty((rows, width), np.float32), np.empty((rows, width), np.float32)
+        joined = np.empty((rows, self.joined_width), np.float32)
+        compiled.compare(*tables, users, items, *side_masks, self.codes, e0, e1, joined)
+        inputs = [joined]
         activated = []  # each layer's activations before dropout, for the activation's derivative
         for depth in range(self.layers):
             hidden = inputs[-1] @ self._value(f"layer{depth}.weight").T
@@ -162,26 +163,8 @@ class LookupTrainer:
             self.parameters[f"{name}.weight"].update(weight_gradient, rescale)
             self.parameters[f"{name}.bias"].update(bias_gradient, rescale)
 
-        width = e0.shape[1]
-        grad0, grad1 = np.zeros_like(e0), np.zeros_like(e1)
-        offset = 0
-        for name in self.comparators:
-            if name == "hadamard":
-                part = gradient[:, offset : offset + width]
-                grad0 += part * e1
-                grad1 += part * e0
-            elif name == "concat":
-                grad0 += gradient[:, offset : offset + width]
-                offset += width
-                grad1 += gradient[:, offset : offset + width]
-            else:
-                part = gradient[:, offset : offset + width] * np.sign(e0 - e1)
-                grad0 += part
-                grad1 -= part
-            offset += width
-        if masks:
-            grad0 *= masks[0]
-            grad1 *= masks[1]
+        grad0, grad1 = np.empty_like(e0), np.empty_like(e1)
+        compiled.compare_backward(gradient, e0, e1, *side_masks, self.codes, grad0, grad1)
         self.parameters["embedding0.weight"].update_rows(users, grad0, rescale, slots[0])
         self.parameters["embedding1.weight"].update_rows(items, grad1, rescale, slots[1])
         return losses, outputs
