@@ -2,8 +2,10 @@
 
 Issue 24: a Gluon step costs about 4.3 CPU-ms of fixed overhead (autograd records, engine pushes, the trainer's
 per-parameter updates) and runs its matrix products on one core. With ``max_seq_len`` 1 on both sides every
-encoding is one embedding row, so the whole step is a few gathers, three matrix products per MLP layer (numpy's
-BLAS, which uses every core) and row updates. Same network, loss and optimizer as the Gluon path: MXNet's Adam
+encoding is one embedding row, so the whole step is three matrix products per MLP layer (numpy's BLAS, about 80% of
+a step's CPU at Lab 2's settings) around a few compiled loops (:mod:`object2vec_compiled`: lookups, comparator,
+row gradients, Adam), all without the GIL, so Hogwild threads run in parallel. Same network, loss and optimizer as
+the Gluon path: MXNet's Adam
 (bias-corrected rate, ``rescale_grad`` 1 / batch, weight decay added to the gradient), lazy on the embedding
 tables as MXNet's row_sparse Adam is (only the batch's rows, their gradients summed first), float32 throughout.
 Parameters start from the Gluon network's initial values and are written back into it for evaluation and saving,
@@ -13,11 +15,11 @@ so the artifact is the same ``network.params``.
 from __future__ import annotations
 
 import math
+from types import ModuleType
 
 import mxnet as mx
 import numpy as np
 
-from sagemaker_emulator.algorithms import object2vec_compiled as compiled
 from sagemaker_emulator.algorithms.object2vec_network import COMPARATORS, Object2VecNetwork
 
 BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
@@ -26,8 +28,8 @@ BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
 class _Adam:
     """One parameter's Adam state, updated as MXNet's ``adam_update`` does (its ``t`` counts this parameter's steps)."""
 
-    def __init__(self, weight: np.ndarray, rate: float, decay: float):
-        self.weight, self.rate, self.steps = np.ascontiguousarray(weight), rate, 0
+    def __init__(self, weight: np.ndarray, rate: float, decay: float, kernels: ModuleType):
+        self.weight, self.rate, self.steps, self.kernels = np.ascontiguousarray(weight), rate, 0, kernels
         self.mean, self.variance = np.zeros_like(self.weight), np.zeros_like(self.weight)
         self.constants = (np.float32(decay), np.float32(EPSILON))
 
@@ -38,7 +40,7 @@ class _Adam:
     def update(self, gradient: np.ndarray, rescale: np.float32) -> None:
         """A dense step: every element."""
         views = (self.weight.ravel(), self.mean.ravel(), self.variance.ravel(), np.ascontiguousarray(gradient).ravel())
-        compiled.dense_adam(*views, self._step_size(), rescale, *self.constants)
+        self.kernels.dense_adam(*views, self._step_size(), rescale, *self.constants)
 
     def update_rows(self, rows: np.ndarray, gradients: np.ndarray, rescale: np.float32, slots: np.ndarray) -> None:
         """A lazy step on the rows a batch looked up; ``gradients`` has one row per lookup, summed per row first.
@@ -47,7 +49,7 @@ class _Adam:
         """
         touched, summed = np.empty_like(rows), np.empty_like(gradients)
         tables = (self.weight, self.mean, self.variance)
-        compiled.lazy_adam(
+        self.kernels.lazy_adam(
             *tables, rows, gradients, slots, touched, summed, self._step_size(), rescale, *self.constants
         )
 
@@ -61,6 +63,10 @@ class LookupTrainer:
     """
 
     def __init__(self, network: Object2VecNetwork, hp: dict):
+        # numba costs about a second of CPU to import: only jobs that train here pay it (not Gluon jobs, not endpoints)
+        from sagemaker_emulator.algorithms import object2vec_compiled
+
+        self.kernels = object2vec_compiled
         self.network = network
         self.activation = hp["mlp_activation"]
         self.softmax = hp["output_layer"] == "softmax"
@@ -77,7 +83,7 @@ class LookupTrainer:
         for name, block in self.blocks.items():
             for kind in ("weight", "bias") if name.startswith(("layer", "output")) else ("weight",):
                 value = getattr(block, kind).data().asnumpy().astype(np.float32)
-                self.parameters[f"{name}.{kind}"] = _Adam(value, hp["learning_rate"], hp["weight_decay"])
+                self.parameters[f"{name}.{kind}"] = _Adam(value, hp["learning_rate"], hp["weight_decay"], self.kernels)
 
     @staticmethod
     def fits(hp: dict) -> bool:
@@ -119,7 +125,7 @@ class LookupTrainer:
         side_masks = masks[:2] if masks else [np.empty((0, width), np.float32)] * 2
         e0, e1 = np.empty((rows, width), np.float32), np.empty((rows, width), np.float32)
         joined = np.empty((rows, self.joined_width), np.float32)
-        compiled.compare(*tables, users, items, *side_masks, self.codes, e0, e1, joined)
+        self.kernels.compare(*tables, users, items, *side_masks, self.codes, e0, e1, joined)
         inputs = [joined]
         activated = []  # each layer's activations before dropout, for the activation's derivative
         for depth in range(self.layers):
@@ -164,7 +170,7 @@ class LookupTrainer:
             self.parameters[f"{name}.bias"].update(bias_gradient, rescale)
 
         grad0, grad1 = np.empty_like(e0), np.empty_like(e1)
-        compiled.compare_backward(gradient, e0, e1, *side_masks, self.codes, grad0, grad1)
+        self.kernels.compare_backward(gradient, e0, e1, *side_masks, self.codes, grad0, grad1)
         self.parameters["embedding0.weight"].update_rows(users, grad0, rescale, slots[0])
         self.parameters["embedding1.weight"].update_rows(items, grad1, rescale, slots[1])
         return losses, outputs

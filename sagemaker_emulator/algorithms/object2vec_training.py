@@ -9,9 +9,11 @@ value (API_FinalHyperParameterTuningJobObjectiveMetric: "the latest objective me
 ``negative_sampling_rate`` other records drawn uniformly, label 0, drawn afresh each epoch. Runs are seeded.
 
 Speed (issue 24, ``benchmarks/object2vec.py --part lab``): one optimizer step per ``mini_batch_size`` pairs, as
-documented, so a step's fixed cost cannot be spread over larger internal batches; at Lab 2's settings the MLP's
-matrix products are most of a step, so on CPUs with native bfloat16 they run in it (:class:`TrainingGraph`), and
-dropout masks come from numpy rather than MXNet's per-element Dropout.
+documented, so a step's fixed cost cannot be spread over larger internal batches. Jobs whose sides are one token
+each with row_sparse Adam (Lab 2's) train without Gluon (:func:`train_epoch_lookup`, :mod:`object2vec_numpy`):
+Gluon's 4.3 CPU-ms of fixed cost per step is gone, and two Hogwild threads keep both cores busy. Other networks
+train in Gluon, the MLP's matrix products in bfloat16 on CPUs that have it (:class:`TrainingGraph`). Dropout masks
+come from numpy rather than MXNet's per-element Dropout in both.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ import contextlib
 import io
 import json
 import re
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -669,3 +671,10 @@ def test_hogwild_threads_share_an_epoch_and_learn(monkeypatch):
     trainer = LookupTrainer(build_network(hp), hp)
     losses = [train_epoch_lookup(trainer, data, hp, rng)[0]["mean_squared_error"] for _ in range(4)]
     assert losses[-1] < 0.1 * data.labels.var() < losses[0]
+
+
+def test_the_plugin_imports_numba_only_when_a_job_trains_with_the_numpy_step():
+    """Endpoints and Gluon jobs load the plug-in too; numba costs them about a second of CPU to import."""
+    code = "import common, sys; from sagemaker_emulator.algorithms import object2vec; print('numba' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
