@@ -3,17 +3,20 @@
 Part ``lab`` (issue 24: goal 100k pairs/s) trains one epoch at Lab 2's quick regressor settings (pooled_embedding
 both sides, enc_dim and mlp_dim 256, one ReLU layer, dropout 0.5, MSE, adam 0.002, batches of 512, row_sparse
 embeddings) on ``common.synthetic`` ratings of ml-20m's shape (138,493 users, 26,744 movies; ``--pairs`` of them,
-20,000,263 by default), twice, side by side: the emulator's ``train_epoch``, and a bare Gluon loop of the same
+20,000,263 by default), three times, side by side: the emulator's numpy step (what such a job runs now, two Hogwild
+threads), its Gluon step (what it ran before, still used by other networks), and a bare Gluon loop of the same
 network written as a textbook would (``nn.Dropout``, a loss block, ``trainer.step``). It prints pairs/s (wall) and
-pairs per CPU-second of each, their ratio, the goal, and the minutes an ml-20m epoch takes at that rate.
+pairs per CPU-second of each, the MSE of both emulator steps on held-out pairs, the ratios, the goal, and the
+minutes an ml-20m epoch takes at that rate. Part ``quality`` trains the same settings on ml-latest-small with the
+notebook's splits, both emulator steps, and prints the validation MSE of every epoch.
 Part ``encoders`` times ``train_epoch`` (no file I/O) on random sequence pairs for each encoder type. Part
 ``reference`` runs a full job (``create_layout`` + ``train``) with AWS's MovieLens reference hyperparameters
 (contract §7.1: pooled_embedding both sides, enc_dim 1024, mlp_dim 256, one tanh layer, MSE, adam 0.001, batch 64,
 early stopping 3 / 0.01) on ``common.synthetic`` ratings (943 users, 1682 movies, 100k ratings) with 10 ratings per
 user held out, and prints the wall time, epochs, and validation MSE against the per-user-mean baseline.
 
-    .venv/bin/python benchmarks/object2vec.py [--part lab|encoders|reference ...] [--pairs 20000263]
-        [--encoder-pairs 4096] [--epochs 20] [--batch 64] [--storage dense] [--enc-dim 1024]
+    .venv/bin/python benchmarks/object2vec.py [--part lab|quality|encoders|reference ...] [--pairs 20000263]
+        [--quality-epochs 8] [--encoder-pairs 4096] [--epochs 20] [--batch 64] [--storage dense] [--enc-dim 1024]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import common  # noqa: F401  (numpy alias before mxnet)
 # isort: split
 import mxnet as mx
 import numpy as np
+import pandas as pd
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
@@ -39,11 +43,25 @@ from common import data, records, synthetic
 from sagemaker_emulator.algorithms import object2vec
 from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.object2vec_data import Side, encode_side
-from sagemaker_emulator.algorithms.object2vec_network import TrainingGraph, build_network, native_bfloat16
-from sagemaker_emulator.algorithms.object2vec_training import Pairs, make_trainer, train_epoch
+from sagemaker_emulator.algorithms.object2vec_network import (
+    Object2VecNetwork,
+    TrainingGraph,
+    build_network,
+    native_bfloat16,
+)
+from sagemaker_emulator.algorithms.object2vec_numpy import LookupTrainer
+from sagemaker_emulator.algorithms.object2vec_training import (
+    Pairs,
+    make_trainer,
+    predict,
+    scores,
+    train_epoch,
+    train_epoch_lookup,
+)
 
 ML_20M = {"users": 138_493, "movies": 26_744, "ratings": 20_000_263}
 GOAL = 100_000  # pairs/s, issue 24
+HELD_OUT = 50_000  # pairs of the lab part's quality check, drawn with the training pairs, never trained on
 ENCODER_SETUP = {  # a mid-sized text-like task: 20k-token vocabulary, sequences of 1-40 tokens
     "enc0_vocab_size": "20000",
     "enc0_max_seq_len": "40",
@@ -140,7 +158,7 @@ class BareNetwork(gluon.HybridBlock):
         return self.mlp(F.concat(e0 * e1, e0, e1, F.abs(e0 - e1), dim=1))
 
 
-def bare_loop(hp: dict) -> Callable[[Pairs], None]:
+def bare_loop(hp: dict) -> tuple[Callable[[Pairs], None], None]:
     """A fresh bare network and trainer; the function trains one epoch over pairs in their order (no shuffle)."""
     net = BareNetwork(hp)
     net.initialize(mx.init.Xavier())
@@ -161,16 +179,37 @@ def bare_loop(hp: dict) -> Callable[[Pairs], None]:
             total += loss.sum()
         total.wait_to_read()
 
-    return epoch
+    return epoch, None
 
 
-def emulator_loop(hp: dict) -> Callable[[Pairs], None]:
-    """The network, graph and trainer a job builds; the function runs the emulator's ``train_epoch`` once."""
+def regressor(hp: dict, mean: float | None) -> Object2VecNetwork:
+    """A fresh network; with ``mean``, its output starts from that rating as a job's does (``run_training``)."""
     network = build_network(hp)
+    if mean is not None:
+        network.output.bias.set_data(mx.nd.array([mean]))
+    return network
+
+
+def gluon_loop(hp: dict, mean: float | None = None) -> tuple[Callable[[Pairs], None], Object2VecNetwork]:
+    """The Gluon graph and trainer a job built before issue 24's numpy step (and still builds for other networks);
+    the function runs ``train_epoch`` once."""
+    network = regressor(hp, mean)
     graph = TrainingGraph(network, softmax=False, bfloat16=native_bfloat16())
     graph.hybridize(static_alloc=True)
     trainer, rng = make_trainer(network, hp), np.random.default_rng(0)
-    return lambda pairs: train_epoch(graph, trainer, pairs, hp, rng)
+    return lambda pairs: train_epoch(graph, trainer, pairs, hp, rng), network
+
+
+def lookup_loop(hp: dict, mean: float | None = None) -> tuple[Callable[[Pairs], None], Object2VecNetwork]:
+    """What a job at Lab 2's settings runs now: ``train_epoch_lookup`` (numpy steps), parameters written back."""
+    network = regressor(hp, mean)
+    trainer, rng = LookupTrainer(network, hp), np.random.default_rng(0)
+
+    def epoch(pairs: Pairs) -> None:
+        train_epoch_lookup(trainer, pairs, hp, rng)
+        trainer.write_back()
+
+    return epoch, network
 
 
 def ml20m_pairs(n: int) -> Pairs:
@@ -188,15 +227,20 @@ def ml20m_pairs(n: int) -> Pairs:
 def lab_throughput(n_pairs: int) -> None:
     with redirect_stdout(StringIO()):
         hp = object2vec.resolve_hyperparameters(LAB)
-    pairs = ml20m_pairs(n_pairs)
+    everything = ml20m_pairs(n_pairs + HELD_OUT)
+    pairs, held_out = (
+        Pairs(tuple(side.take(part) for side in everything.sides), everything.labels[part])
+        for part in (slice(0, n_pairs), slice(n_pairs, None))
+    )
     warm_up = Pairs(tuple(side.take(slice(0, 8192)) for side in pairs.sides), pairs.labels[:8192])
     print(
         f"Lab 2's quick regressor on {n_pairs:,} pairs of ml-20m's shape ({ML_20M['users']:,} users, "
-        f"{ML_20M['movies']:,} movies), one epoch each, side by side"
+        f"{ML_20M['movies']:,} movies), one epoch each after a warm-up, side by side; MSE on {HELD_OUT:,} held-out pairs"
     )
     rates = {}
-    for name, loop in (("emulator train_epoch", emulator_loop), ("bare Gluon loop", bare_loop)):
-        epoch = loop(hp)
+    loops = (("emulator numpy step", lookup_loop), ("emulator Gluon step", gluon_loop), ("bare Gluon loop", bare_loop))
+    for name, loop in loops:
+        epoch, network = loop(hp)
         epoch(warm_up)  # graph build and first allocations
         mx.nd.waitall()
         wall, cpu = time.perf_counter(), time.process_time()
@@ -204,12 +248,54 @@ def lab_throughput(n_pairs: int) -> None:
         mx.nd.waitall()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         rates[name] = n_pairs / wall
+        quality = ""
+        if network is not None:
+            mse = scores(predict(network, *held_out.sides), held_out.labels, softmax=False)["mean_squared_error"]
+            quality = f", held-out MSE {mse:.4f}"
         print(
             f"  {name:<21} {rates[name]:>9,.0f} pairs/s ({n_pairs / cpu:>9,.0f} per CPU-second), "
-            f"{ML_20M['ratings'] / rates[name] / 60:.1f} min per ml-20m epoch"
+            f"{ML_20M['ratings'] / rates[name] / 60:.1f} min per ml-20m epoch{quality}"
         )
-    ratio = rates["emulator train_epoch"] / rates["bare Gluon loop"]
-    print(f"  emulator / bare loop: {ratio:.2f}x; goal {GOAL:,} pairs/s: {rates['emulator train_epoch'] / GOAL:.0%}")
+    fast = rates["emulator numpy step"]
+    print(
+        f"  numpy step / Gluon step: {fast / rates['emulator Gluon step']:.2f}x; numpy step / bare loop: "
+        f"{fast / rates['bare Gluon loop']:.2f}x; goal {GOAL:,} pairs/s: {fast / GOAL:.0%}"
+    )
+
+
+def lab_quality(epochs: int) -> None:
+    """Lab 2's quick regressor on ml-latest-small with the notebook's splits: validation MSE of both steps."""
+    ds = data.load_dataset("ml-latest-small")
+    rest, _ = data.split_holdout(ds, seed=0)
+    train, validation = data.split_holdout(rest, seed=0)
+    users, movies = pd.Index(np.unique(ds.ratings.user_id)), pd.Index(ds.items.item_id)
+
+    def pairs(frame: pd.DataFrame) -> Pairs:
+        tokens = (users.get_indexer(frame.user_id), movies.get_indexer(frame.item_id))
+        sides = (Side(ids.reshape(-1, 1).astype(np.float32), np.ones(len(frame), np.float32)) for ids in tokens)
+        return Pairs(tuple(sides), frame.rating.to_numpy(dtype=np.float32))
+
+    with redirect_stdout(StringIO()):
+        hp = object2vec.resolve_hyperparameters(
+            {**LAB, "enc0_vocab_size": str(len(users)), "enc1_vocab_size": str(len(movies))}
+        )
+    train_pairs, validation_pairs = pairs(train), pairs(validation)
+    print(
+        f"Lab 2's quick regressor on ml-latest-small ({len(train):,} train / {len(validation):,} validation ratings), "
+        f"validation MSE after each of {epochs} epochs"
+    )
+    for name, loop in (("emulator numpy step", lookup_loop), ("emulator Gluon step", gluon_loop)):
+        mx.random.seed(0)
+        epoch, network = loop(hp, float(train_pairs.labels.mean()))
+        errors = []
+        for _ in range(epochs):
+            epoch(train_pairs)
+            outputs = predict(network, *validation_pairs.sides)
+            errors.append(scores(outputs, validation_pairs.labels, softmax=False)["mean_squared_error"])
+        print(
+            f"  {name:<21} best {min(errors):.4f} (epoch {int(np.argmin(errors))}): "
+            + " ".join(f"{error:.4f}" for error in errors)
+        )
 
 
 def encoder_throughput(n_pairs: int) -> None:
@@ -272,9 +358,10 @@ def reference_job(epochs: int, batch: int, storage: str, enc_dim: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("lab", "encoders", "reference"), action="append")
+    parser.add_argument("--part", choices=("lab", "quality", "encoders", "reference"), action="append")
     parser.add_argument("--pairs", type=int, default=ML_20M["ratings"], help="pairs of the lab comparison")
     parser.add_argument("--encoder-pairs", type=int, default=4096, help="pairs per encoder-throughput epoch")
+    parser.add_argument("--quality-epochs", type=int, default=8, help="epochs of the quality part (Lab 2's: 8)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--storage", choices=("dense", "row_sparse"), default="dense")
@@ -283,9 +370,11 @@ def main() -> None:
     if args.pairs < 8192:
         parser.error(f"--pairs must be at least 8192 (one warm-up epoch's worth), got {args.pairs}")
     mx.random.seed(0)
-    parts = args.part or ["lab", "encoders", "reference"]
+    parts = args.part or ["lab", "quality", "encoders", "reference"]
     if "lab" in parts:
         lab_throughput(args.pairs)
+    if "quality" in parts:
+        lab_quality(args.quality_epochs)
     if "encoders" in parts:
         encoder_throughput(args.encoder_pairs)
     if "reference" in parts:

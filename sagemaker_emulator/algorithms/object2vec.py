@@ -4,7 +4,8 @@ Follows ``reference/sagemaker-object2vec-contract.md``: its hyperparameters (ran
 enc0's settings when ``enc1_network=enc0``), ``application/jsonlines`` channels, the real log and metric lines,
 early stopping on the validation channel with the best epoch kept, and the JSON / JSON Lines inference formats.
 The network is in :mod:`object2vec_network`, record parsing in :mod:`object2vec_data`, the training loop in
-:mod:`object2vec_training` and inference in :mod:`object2vec_serving`. The artifact (undocumented on AWS) is
+:mod:`object2vec_training` (its numpy step for one-token sides in :mod:`object2vec_numpy`) and inference in
+:mod:`object2vec_serving`. The artifact (undocumented on AWS) is
 ``model_algo-1/`` holding
 ``hyperparameters.json`` (resolved) and ``network.params`` (Gluon parameters).
 """

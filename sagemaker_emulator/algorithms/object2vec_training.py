@@ -9,20 +9,24 @@ value (API_FinalHyperParameterTuningJobObjectiveMetric: "the latest objective me
 ``negative_sampling_rate`` other records drawn uniformly, label 0, drawn afresh each epoch. Runs are seeded.
 
 Speed (issue 24, ``benchmarks/object2vec.py --part lab``): one optimizer step per ``mini_batch_size`` pairs, as
-documented, so a step's fixed cost cannot be spread over larger internal batches; at Lab 2's settings the MLP's
-matrix products are most of a step, so on CPUs with native bfloat16 they run in it (:class:`TrainingGraph`), and
-dropout masks come from numpy rather than MXNet's per-element Dropout.
+documented, so a step's fixed cost cannot be spread over larger internal batches. Jobs whose sides are one token
+each with row_sparse Adam (Lab 2's) train without Gluon (:func:`train_epoch_lookup`, :mod:`object2vec_numpy`):
+Gluon's 4.3 CPU-ms of fixed cost per step is gone, and two Hogwild threads keep both cores busy. Other networks
+train in Gluon, the MLP's matrix products in bfloat16 on CPUs that have it (:class:`TrainingGraph`). Dropout masks
+come from numpy rather than MXNet's per-element Dropout in both.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
+from threadpoolctl import threadpool_limits
 
 from sagemaker_emulator.algorithms.base import ClientError, log
 from sagemaker_emulator.algorithms.layout import CURRENT_HOST, JobLayout
@@ -42,11 +46,15 @@ from sagemaker_emulator.algorithms.object2vec_network import (
     native_bfloat16,
     save_model,
 )
+from sagemaker_emulator.algorithms.object2vec_numpy import LookupTrainer
 from sagemaker_emulator.algorithms.paths import confined
 from sagemaker_emulator.errors import JobInputError
 
 SEED = 0
 EVALUATION_BATCH = 4096
+# Epochs of at least this many pairs train in HOGWILD_THREADS threads (train_epoch_lookup); Lab 2's ml-latest-small
+# job has about 100k, the tests' jobs a few thousand (kept reproducible).
+HOGWILD_MIN_PAIRS, HOGWILD_THREADS = 50_000, 2
 
 
 @dataclass(frozen=True)
@@ -247,7 +255,7 @@ class EarlyStopping:
         return self.waited >= self.patience
 
 
-def dropout_masks(rng: np.random.Generator, rows: int, widths: list[int], rate: float) -> list[mx.nd.NDArray]:
+def dropout_mask_arrays(rng: np.random.Generator, rows: int, widths: list[int], rate: float) -> list[np.ndarray]:
     """One batch's inverted-dropout masks, ``rows`` × each width: 0 with probability ``rate``, else 1 / (1 - rate).
 
     Drawn as 16-bit integers from the generator's raw output (a 0.5 ms draw for Lab 2's three masks of a batch of
@@ -257,9 +265,13 @@ def dropout_masks(rng: np.random.Generator, rows: int, widths: list[int], rate: 
     draws = rng.bit_generator.random_raw(-(-total // 4)).view(np.uint16)[:total]
     scale = 0.0 if rate >= 1 else 1.0 / (1.0 - rate)
     kept = (draws >= round(rate * 65536)).astype(np.float32) * np.float32(scale)
-    masks = mx.nd.array(kept)
     edges = np.cumsum([0, *widths]) * rows
-    return [masks[a:b].reshape((rows, -1)) for a, b in zip(edges[:-1], edges[1:])]
+    return [kept[a:b].reshape((rows, -1)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def dropout_masks(rng: np.random.Generator, rows: int, widths: list[int], rate: float) -> list[mx.nd.NDArray]:
+    """:func:`dropout_mask_arrays` as MXNet arrays (one copy in)."""
+    return [mx.nd.array(mask) for mask in dropout_mask_arrays(rng, rows, widths, rate)]
 
 
 def _rows(array: mx.nd.NDArray, start: int, stop: int, width: int) -> mx.nd.NDArray:
@@ -301,6 +313,47 @@ def train_epoch(graph: TrainingGraph, trainer, data: Pairs, hp: dict, rng) -> tu
     return {"mean_squared_error": mean_loss}, throughput
 
 
+def train_epoch_lookup(trainer: LookupTrainer, data: Pairs, hp: dict, rng) -> tuple[dict[str, float], float]:
+    """:func:`train_epoch` for one-token sides, each step in numpy (:mod:`object2vec_numpy`), same batches.
+
+    From ``HOGWILD_MIN_PAIRS`` pairs on, two threads each take every other batch and update the shared
+    parameters without locks (Hogwild), each matrix product on one core: both cores work, one update is still one
+    mini-batch, and runs are no longer reproducible to the bit. Smaller epochs run in one thread, seeded.
+    """
+    started = time.perf_counter()
+    softmax = hp["output_layer"] == "softmax"
+    widths = trainer.network.mask_widths()
+    first, second, labels = epoch_pairs(data, hp["negative_sampling_rate"], rng)
+    users, items = (data.sides[side].tokens[index, 0].astype(np.int64) for side, index in ((0, first), (1, second)))
+    ones = np.ones(first.size, dtype=np.float32)
+    order, batches = plan_batches(ones, ones, hp["mini_batch_size"], hp["bucket_width"], rng)
+    users, items, labels = users[order], items[order], labels[order]
+    lanes = HOGWILD_THREADS if first.size >= HOGWILD_MIN_PAIRS else 1
+    generators = rng.spawn(lanes) if lanes > 1 else [rng]
+
+    def lane(number: int) -> tuple[float, int]:
+        slots, generator = trainer.slots(), generators[number]
+        total_loss, correct = 0.0, 0
+        for start, stop, _, _ in batches[number::lanes]:
+            masks = dropout_mask_arrays(generator, stop - start, widths, hp["dropout"]) if widths else []
+            losses, outputs = trainer.step(users[start:stop], items[start:stop], labels[start:stop], masks, slots)
+            total_loss += float(losses.sum())
+            if softmax:
+                correct += int((outputs.argmax(axis=1) == labels[start:stop]).sum())
+        return total_loss, correct
+
+    if lanes == 1:
+        results = [lane(0)]
+    else:
+        with threadpool_limits(1), ThreadPoolExecutor(lanes, "object2vec-hogwild") as pool:
+            results = list(pool.map(lane, range(lanes)))
+    total_loss, correct = (sum(values) for values in zip(*results))
+    throughput = first.size / (time.perf_counter() - started)
+    if softmax:
+        return {"accuracy": correct / first.size, "cross_entropy": total_loss / first.size}, throughput
+    return {"mean_squared_error": total_loss / first.size}, throughput
+
+
 def run_training(layout: JobLayout, hp: dict) -> None:
     """Train with resolved hyperparameters (``object2vec.resolve_hyperparameters``) and save the best epoch."""
     log(f"Final configuration: {json.dumps(hp, sort_keys=True)}")
@@ -324,15 +377,28 @@ def run_training(layout: JobLayout, hp: dict) -> None:
     if not softmax:  # start from the mean rating rather than 0
         network.output.bias.set_data(mx.nd.array([float(train_data.labels.mean())]))
     _load_pretrained(network, layout, hp)
-    graph = TrainingGraph(network, softmax, bfloat16=native_bfloat16())
-    graph.hybridize(static_alloc=True)
-    trainer = make_trainer(network, hp)
+    if LookupTrainer.fits(hp):
+        log("One-token sides with row_sparse Adam: each training step runs in numpy, without Gluon")
+        lookup = LookupTrainer(network, hp)
+
+        def run_epoch() -> tuple[dict[str, float], float]:
+            metrics = train_epoch_lookup(lookup, train_data, hp, rng)
+            lookup.write_back()
+            return metrics
+    else:
+        graph = TrainingGraph(network, softmax, bfloat16=native_bfloat16())
+        graph.hybridize(static_alloc=True)
+        trainer = make_trainer(network, hp)
+
+        def run_epoch() -> tuple[dict[str, float], float]:
+            return train_epoch(graph, trainer, train_data, hp, rng)
+
     stop_metric = "cross_entropy" if softmax else "mean_squared_error"
     watched = "validation" if validation is not None else "train"
     stopping = EarlyStopping(hp["early_stopping_patience"], hp["early_stopping_tolerance"])
     kept: dict[str, float] = {}  # the metrics of the epoch whose model is saved
     for epoch in range(hp["epochs"]):
-        metrics, throughput = train_epoch(graph, trainer, train_data, hp, rng)
+        metrics, throughput = run_epoch()
         _quality_lines("train", metrics, epoch)
         log(f"#progress_metric: host={CURRENT_HOST}, completed {100.0 * (epoch + 1) / hp['epochs']:.1f} % of epochs")
         log(f"#throughput_metric: host={CURRENT_HOST}, train throughput={throughput:.1f} records/second")

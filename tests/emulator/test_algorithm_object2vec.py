@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+import subprocess
+import sys
 
+import mxnet as mx
 import numpy as np
 import pytest
+from mxnet import autograd
 
-from sagemaker_emulator.algorithms import object2vec
+from sagemaker_emulator.algorithms import object2vec, object2vec_training
 from sagemaker_emulator.algorithms.base import ClientError, PayloadError
 from sagemaker_emulator.algorithms.layout import create_layout
 from sagemaker_emulator.algorithms.object2vec_data import RecordError, Side, encode_side, read_jsonlines_chunks
 from sagemaker_emulator.algorithms.object2vec_network import TrainingGraph, build_network, load_model, native_bfloat16
-from sagemaker_emulator.algorithms.object2vec_training import Pairs, dropout_masks, epoch_pairs, plan_batches
+from sagemaker_emulator.algorithms.object2vec_numpy import LookupTrainer
+from sagemaker_emulator.algorithms.object2vec_training import (
+    Pairs,
+    dropout_masks,
+    epoch_pairs,
+    make_trainer,
+    plan_batches,
+    train_epoch_lookup,
+)
 
 JSON, JSONL = "application/json", "application/jsonlines"
 SMALL = {
@@ -538,3 +552,129 @@ def test_batches_are_cut_to_their_longest_record(bucket_width):
         assert width0 == lengths0[order[start:stop]].max() and width1 == 1
     if bucket_width:
         assert sorted(tuple(sorted(lengths0[order[a:b]])) for a, b, _, _ in batches) == [(1, 1), (1, 2), (5, 6)]
+
+
+# The numpy step for one-token sides (object2vec_numpy) -------------------------------------------------------
+
+
+def quiet_resolve(values: dict) -> dict:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return object2vec.resolve_hyperparameters(values)
+
+
+LOOKUP = {  # Lab 2's kind of network, small: one token a side, row_sparse Adam
+    "enc0_network": "pooled_embedding",
+    "enc1_network": "pooled_embedding",
+    "enc0_max_seq_len": "1",
+    "enc1_max_seq_len": "1",
+    "enc0_vocab_size": "50",
+    "enc1_vocab_size": "40",
+    "enc_dim": "8",
+    "mlp_dim": "6",
+    "mlp_layers": "2",
+    "num_classes": "3",
+    "optimizer": "adam",
+    "learning_rate": "0.01",
+    "dropout": "0.3",
+    "weight_decay": "0.01",
+    "token_embedding_storage_type": "row_sparse",
+}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"mlp_activation": "relu", "output_layer": "mean_squared_error"},
+        {"mlp_activation": "tanh", "output_layer": "softmax", "comparator_list": "abs_diff, hadamard"},
+        {"mlp_activation": "linear", "output_layer": "softmax", "comparator_list": "concat", "mlp_layers": "0"},
+    ],
+)
+def test_numpy_steps_update_the_parameters_as_gluon_steps_do(extra):
+    """Same start, same batches and dropout masks (with repeated rows): losses and parameters agree to rounding."""
+    hp = quiet_resolve({**LOOKUP, **extra})
+    softmax = hp["output_layer"] == "softmax"
+    mx.random.seed(0)
+    network = build_network(hp)
+    lookup = LookupTrainer(network, hp)
+    graph, trainer = TrainingGraph(network, softmax), make_trainer(network, hp)
+    rng, slots = np.random.default_rng(1), lookup.slots()
+    for _ in range(5):
+        users, items = rng.integers(0, 10, 16), rng.integers(0, 40, 16)
+        labels = (rng.integers(0, 3, 16) if softmax else rng.normal(3, 1, 16)).astype(np.float32)
+        masks = [((rng.random((16, w)) > 0.3) / 0.7).astype(np.float32) for w in network.mask_widths()]
+        losses, _ = lookup.step(users, items, labels, masks, slots)
+        with autograd.record():
+            expected, _ = graph(
+                *(mx.nd.array(a) for a in (users[:, None], np.ones(16), items[:, None], np.ones(16), labels)),
+                *(mx.nd.array(mask) for mask in masks),
+            )
+        expected.backward()
+        trainer.step(16)
+        np.testing.assert_allclose(losses, expected.asnumpy(), rtol=1e-4, atol=1e-5)
+    gluon_values = {key: value.data().asnumpy() for key, value in network.collect_params().items()}
+    lookup.write_back()
+    for key, value in network.collect_params().items():
+        np.testing.assert_allclose(value.data().asnumpy(), gluon_values[key], atol=1e-5, err_msg=key)
+    assert all((slot == -1).all() for slot in slots)  # the scratch is left ready for the next step
+
+
+@pytest.mark.parametrize(
+    ("extra", "fits"),
+    [
+        ({}, True),
+        ({"token_embedding_storage_type": "dense"}, False),
+        ({"optimizer": "sgd"}, False),
+        ({"enc0_max_seq_len": "2"}, False),
+        ({"tied_token_embedding_weight": "true", "enc1_vocab_size": "50"}, False),
+    ],
+)
+def test_only_one_token_sides_with_row_sparse_adam_take_the_numpy_step(extra, fits):
+    assert LookupTrainer.fits(quiet_resolve({**LOOKUP, **extra})) is fits
+
+
+def test_a_lab_style_job_trains_with_the_numpy_step_and_serves(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 12, 1000), rng.integers(0, 6, 1000)
+    ratings = 1.0 + 0.25 * a + 0.5 * b
+    rows = lines(a[:, None], b[:, None], ratings)
+    hp = {
+        **LOOKUP,
+        "enc0_vocab_size": "12",
+        "enc1_vocab_size": "6",
+        "enc_dim": "16",
+        "mlp_dim": "16",
+        "mlp_layers": "1",
+        "mlp_activation": "relu",
+        "output_layer": "mean_squared_error",
+        "dropout": "0",
+        "weight_decay": "0",
+        "epochs": "10",
+        "mini_batch_size": "32",
+        "learning_rate": "0.02",
+    }
+    _, predictor = train(tmp_path, hp, {"train": rows[:800], "validation": rows[800:]})
+    out = capsys.readouterr().out
+    assert "each training step runs in numpy" in out
+    assert min(metrics(out)["validation:mean_squared_error"]) < 0.1 * ratings.var()
+    (answer,) = ask(predictor, [{"in0": [4], "in1": [2]}])
+    assert answer["scores"][0] == pytest.approx(3.0, abs=0.5)
+
+
+def test_hogwild_threads_share_an_epoch_and_learn(monkeypatch):
+    """Above the threshold two threads take alternate batches; the epoch's loss still falls as one thread's does."""
+    monkeypatch.setattr(object2vec_training, "HOGWILD_MIN_PAIRS", 1000)
+    hp = quiet_resolve({**LOOKUP, "output_layer": "mean_squared_error", "dropout": "0", "learning_rate": "0.02"})
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 50, 4000), rng.integers(0, 40, 4000)
+    sides = [Side(ids[:, None].astype(np.float32), np.ones(4000, np.float32)) for ids in (a, b)]
+    data = Pairs(tuple(sides), (1.0 + 0.05 * a + 0.05 * b).astype(np.float32))
+    trainer = LookupTrainer(build_network(hp), hp)
+    losses = [train_epoch_lookup(trainer, data, hp, rng)[0]["mean_squared_error"] for _ in range(4)]
+    assert losses[-1] < 0.1 * data.labels.var() < losses[0]
+
+
+def test_the_plugin_imports_numba_only_when_a_job_trains_with_the_numpy_step():
+    """Endpoints and Gluon jobs load the plug-in too; numba costs them about a second of CPU to import."""
+    code = "import common, sys; from sagemaker_emulator.algorithms import object2vec; print('numba' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
