@@ -7,9 +7,11 @@ import socket
 
 import pytest
 from emulator_helpers import assert_healthy
+from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 from test_server_keep_alive import _raw, _response, _signed, _until_closed
 
-from sagemaker_emulator.server import MAX_HEAD_BYTES, MAX_HEADERS, BadHead, read_head
+from sagemaker_emulator.server import MAX_HEAD_BYTES, MAX_HEADERS, BadHead, RequestHandler, read_head
 
 GOOD_LINE = b"POST /endpoints/e/invocations HTTP/1.1\r\n"
 
@@ -146,3 +148,42 @@ def test_http_1_0_closes_unless_kept_alive(emulator):
         connection.sendall(request)
         answer = _until_closed(connection)
     assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+
+
+class _Server:
+    multithread, multiprocess, ssl_context, server_address = True, False, None, ("127.0.0.1", 5000)
+    _server_version = "Werkzeug/test"
+
+
+def _handler(request_line: bytes, fields: bytes) -> RequestHandler:
+    """A handler that has read a head, without a connection: enough to build its environ."""
+    handler = RequestHandler.__new__(RequestHandler)
+    handler.command, handler.path, handler.request_version, handler.headers = read_head(
+        request_line, io.BytesIO(fields)
+    )
+    handler.rfile, handler.connection, handler.server = io.BytesIO(), object(), _Server()
+    handler.client_address = ("127.0.0.1", 40000)
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("request_line", "fields"),
+    [
+        (GOOD_LINE, b"Host: h:1\r\nContent-Type: text/csv\r\nContent-Length: 6\r\nX-A: 1\r\nx-a: 2\r\n\r\n"),
+        (b"GET /b/caf%C3%A9%2Fk?list-type=2&prefix=a%20b HTTP/1.1\r\n", b"Host: h:1\r\nAccept: */*\r\n\r\n"),
+        (b"PUT /b/k HTTP/1.0\r\n", b"Host: h:1\r\nContent-Type: a\r\nContent-Type: b\r\nContent-Length: 0\r\n\r\n"),
+    ],
+    ids=["invocation", "encoded path and query", "repeated content type"],
+)
+def test_the_quick_environ_is_werkzeugs_and_motos(request_line, fields):
+    handler = _handler(request_line, fields)
+    quick = handler.make_environ()
+    assert quick == MotoRequestHandler.make_environ(handler)
+    assert quick["PATH_INFO"] and quick["HTTP_HOST"] == "h:1"
+
+
+def test_an_underscored_s3_metadata_name_is_kept_as_moto_keeps_it():
+    handler = _handler(b"PUT /b/k HTTP/1.1\r\n", b"Host: h:1\r\nX-Amz-Meta-My_Key: v\r\nContent-Length: 0\r\n\r\n")
+    environ = handler.make_environ()
+    assert environ["HTTP_X_AMZ_META_MY_KEY"] == "v"
+    assert environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] == {"HTTP_X_AMZ_META_MY_KEY": "X-Amz-Meta-My_Key"}
