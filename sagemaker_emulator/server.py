@@ -12,6 +12,8 @@ variables (``AWS_ENDPOINT_URL_SAGEMAKER``, ``..._SAGEMAKER_RUNTIME``) may name t
 - Everything else (S3, STS, IAM, CloudWatch Logs): moto's WSGI application.
 Before any of that, every request passes the gate (:meth:`EmulatorApp._refusal`), because the emulator runs code on
 request and a web page or another local user must not be able to drive it:
+- The head is read by our own strict parser (:func:`read_head`): a head two parsers could read two ways (two
+  lengths, a folded, bare-LF or non-ASCII line), or one over 64 KiB, is answered 400/431 before its body is read.
 - ``Host`` must be the loopback address and port it serves (``localhost`` too): DNS rebinding is refused.
 - A request carrying ``Origin``, and any CORS preflight (``OPTIONS``), is refused: no browser page may call it.
 - Bodies larger than the service allows are refused from ``Content-Length`` before they are read; chunked bodies
