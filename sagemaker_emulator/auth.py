@@ -14,11 +14,12 @@ import string
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from hashlib import sha256
 from urllib.parse import parse_qs, unquote
 
 from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -112,7 +113,7 @@ _AUTH_HEADER = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+)\s*,\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,"
     r"\s*Signature=(?P<signature>[0-9a-f]{64})\s*$"
 )
-_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+_TIMESTAMP = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
 MAX_SKEW_SECONDS = 15 * 60  # AWS refuses SigV4 requests signed more than 15 minutes away from its clock
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
@@ -125,8 +126,12 @@ def _scope(credential: str) -> Scope:
 
 
 def _parse_time(text: str) -> float:
+    """SigV4's basic ISO 8601 time (``20261207T024500Z``) in seconds; five times cheaper than ``strptime``."""
+    match = _TIMESTAMP.fullmatch(text)
     try:
-        return datetime.strptime(text, _TIMESTAMP).replace(tzinfo=UTC).timestamp()
+        if match is None:
+            raise ValueError(text)
+        return datetime(*map(int, match.groups()), tzinfo=UTC).timestamp()
     except ValueError:
         raise AuthFailure("missing", f"malformed X-Amz-Date {text!r}") from None
 
@@ -153,6 +158,23 @@ def _declared_payload(service: str, headers: dict[str, str], signed: list[str]) 
     return value
 
 
+class _SignedHeaders(dict):
+    """The signed headers, one value each (repeats arrive joined), read the way botocore's signer reads them: a plain
+    dict where botocore's ``HTTPHeaders`` (an ``email.message.Message``) cost a third of a signature check."""
+
+    def get_all(self, name: str) -> list[str]:
+        return [self[name]]
+
+
+@lru_cache(maxsize=32)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """SigV4's key for one day, region and service: four HMACs that every request of the day would repeat."""
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), sha256).digest()
+    return key
+
+
 class _Recomputed(SigV4Auth):
     """botocore's own SigV4 signer, fed exactly the headers and payload hash the client says it signed."""
 
@@ -169,6 +191,11 @@ class _Recomputed(SigV4Auth):
 
     def _normalize_url_path(self, path):
         return path if self._service_name == "s3" else super()._normalize_url_path(path)
+
+    def signature(self, string_to_sign, request):
+        date = request.context["timestamp"][0:8]
+        key = _signing_key(self.credentials.secret_key, date, self._region_name, self._service_name)
+        return hmac.new(key, string_to_sign.encode(), sha256).hexdigest()
 
 
 class Verifier:
@@ -224,9 +251,7 @@ class Verifier:
     def verify(self, request: SignedRequest, signature: Signature, payload_hash: str) -> Scope:
         """The request's credential scope if ``signature`` is this emulator's signature of it with ``payload_hash``
         (the declared one, or the body's); raises :class:`AuthFailure`."""
-        headers = HTTPHeaders()
-        for name in signature.signed_headers:
-            headers[name] = request.headers[name]
+        headers = _SignedHeaders((name, request.headers[name]) for name in signature.signed_headers)
         query = signature.canonical_query
         # The signed headers go to the signer alone: botocore would take a request's X-Amz-Content-SHA256 over
         # the payload hash it is given, and the body's hash must win over whatever the header says.

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 import pytest
 from botocore.auth import S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
-from sagemaker_emulator.auth import EMPTY_SHA256, AuthFailure, Credentials, SignedRequest, Verifier
+from sagemaker_emulator.auth import EMPTY_SHA256, MAX_SKEW_SECONDS, AuthFailure, Credentials, SignedRequest, Verifier
 
 HOST = "127.0.0.1:8080"
 KEY = Credentials.generate()
@@ -72,3 +73,25 @@ def test_presigned_urls_cover_the_body_except_on_s3():
         signature = verifier.authenticate(signed)
         assert signature.payload_hash == payload, service
         assert verifier.verify(signed, signature, payload or EMPTY_SHA256).service == service
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2026127T024500Z", "20261207T024500", "20261307T024500Z", "20261207T246000Z", "２０２６1207T024500Z", ""],
+    ids=["short", "no Z", "month 13", "hour 24", "non-ASCII digits", "empty"],
+)
+def test_a_malformed_signing_time_is_refused(stamp):
+    request = _signed("sagemaker")
+    request.headers["x-amz-date"] = stamp
+    with pytest.raises(AuthFailure) as excinfo:
+        Verifier(KEY).authenticate(request)
+    assert excinfo.value.kind == "missing" and "malformed X-Amz-Date" in excinfo.value.detail
+
+
+def test_the_signing_time_is_read_as_utc():
+    request = _signed("sagemaker")
+    signed_at = datetime.strptime(request.headers["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+    Verifier(KEY, now=lambda: signed_at + MAX_SKEW_SECONDS).authenticate(request)
+    with pytest.raises(AuthFailure) as excinfo:
+        Verifier(KEY, now=lambda: signed_at + MAX_SKEW_SECONDS + 1).authenticate(request)
+    assert excinfo.value.kind == "skewed"

@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator_helpers import IMAGE, REGION, ROLE, client, error_of, send
 
+from sagemaker_emulator import server
 from sagemaker_emulator.emulator import Emulator
 from sagemaker_emulator.loopback import is_loopback, is_loopback_url
 
@@ -118,3 +119,9 @@ def test_non_loopback_hosts_are_refused():
     )
     with pytest.raises(ValueError, match="only listens on loopback addresses; '0.0.0.0' is not one"):
         Emulator("0.0.0.0")
+
+
+@pytest.mark.parametrize("value", ["text/csv\r\nX-Injected: 1", "text/csv\nX-Injected: 1"], ids=["CRLF", "LF"])
+def test_a_relayed_header_value_with_a_line_break_is_refused(value):
+    with pytest.raises(ValueError, match="line break"):
+        server._answer("200 OK", [("Content-Type", value)], b"")
