@@ -1,0 +1,65 @@
+"""Instance metrics: each host of a training job in CloudWatch, ``Host`` = ``<job>/algo-<i>``, from its CPU seconds.
+
+CloudWatch is already routed by the emulator (moto's PutMetricData and GetMetricStatistics), so no new operation
+faces hostile input here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from emulator_helpers import channel, client, finished_training, put_csv, training_request
+
+from sagemaker_emulator.jobs.host_metrics import Sample, metric_data, periods
+from sagemaker_emulator.jobs.metrics import NAMESPACE
+
+
+def test_samples_are_cut_into_periods_whose_cpu_seconds_add_up():
+    samples = [Sample(0, 0.0, 100), Sample(30, 20.0, 100), Sample(70, 50.0, 300), Sample(130, 80.0, 100)]
+    found = periods(samples, memory_limit=1000, period=60)
+    assert [(p.start, p.seconds, p.cpu) for p in found] == [(0, 30, 20.0), (60, 40, 30.0), (120, 60, 30.0)]
+    assert found[1].cpu_percents == (75.0,) and found[1].memory_percents == (30.0,)
+
+
+def test_a_process_gone_before_its_parent_reaped_it_neither_loses_nor_repeats_seconds():
+    samples = [Sample(0, 0.0, 0), Sample(1, 5.0, 0), Sample(2, 3.0, 0), Sample(3, 6.0, 0)]
+    assert sum(p.cpu for p in periods(samples, memory_limit=1, period=60)) == 6.0
+
+
+def test_a_period_is_a_statistic_set_whose_sum_is_the_cpu_seconds_times_100():
+    [cpu, memory] = metric_data("job/algo-1", periods([Sample(0, 0.0, 50), Sample(10, 15.0, 50)], 100))
+    assert cpu["MetricName"] == "CPUUtilization" and cpu["Dimensions"] == [{"Name": "Host", "Value": "job/algo-1"}]
+    assert cpu["StatisticValues"] == {"SampleCount": 10, "Sum": 1500.0, "Minimum": 150.0, "Maximum": 150.0}
+    assert memory["StatisticValues"]["Sum"] / memory["StatisticValues"]["SampleCount"] == 50.0
+
+
+def test_a_training_job_publishes_its_hosts_cpu_and_memory_utilization(emulator, s3, sm):
+    train = put_csv(s3, "host-metrics/train.csv", "1,0.5\n2,0.5\n")
+    sm.create_training_job(**training_request("host-metrics", [channel("train", train)]))
+    job = finished_training(sm, "host-metrics")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+
+    cloudwatch = client(emulator, "cloudwatch")
+    window = {
+        "StartTime": job["TrainingStartTime"] - dt.timedelta(minutes=1),
+        "EndTime": job["TrainingEndTime"] + dt.timedelta(minutes=2),
+        "Period": 60,
+        "Statistics": ["Sum", "SampleCount", "Average"],
+    }
+    dimensions = [{"Name": "Host", "Value": "host-metrics/algo-1"}]
+    rows = cloudwatch.get_metric_statistics(
+        Namespace=NAMESPACE, MetricName="CPUUtilization", Dimensions=dimensions, **window
+    )["Datapoints"]
+    assert rows and all(row["Unit"] == "Percent" for row in rows)
+    assert sum(row["Sum"] for row in rows) / 100 > 0  # the CPU seconds: a container that starts uses some
+    memory = cloudwatch.get_metric_statistics(
+        Namespace=NAMESPACE, MetricName="MemoryUtilization", Dimensions=dimensions, **window
+    )["Datapoints"]
+    assert memory and all(0 < row["Average"] <= 100 for row in memory)
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_a_memory_limit_that_is_not_positive_is_refused(bad):
+    with pytest.raises(ValueError, match="memory_limit"):
+        periods([Sample(0, 0.0, 1), Sample(1, 1.0, 1)], memory_limit=bad)
