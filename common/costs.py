@@ -14,8 +14,9 @@ endpoints live only as long as a run without a reader, and its wall seconds stre
 estimate rose from 0.95 to 1.40 USD at load 20 when it priced them). So a local run prices an estimate of the same
 steps on AWS (:func:`aws_seconds`): AWS's measured download time plus, for a training job, the CPU seconds its
 busiest host used here, read back from the host's ``CPUUtilization`` in CloudWatch as AWS publishes it (a loaded
-machine hardly changes CPU seconds); for a transform job, which has no such metric here, its wall seconds; and
-each endpoint for the minutes it stays up at the agenda's pace, which the notebook states.
+machine hardly changes CPU seconds), the same for a transform job's model server, and each endpoint for the minutes
+it stays up at the agenda's pace, which the notebook states. A job without the metric is priced by its wall seconds,
+and the note says so.
 Not counted: S3 storage and requests, CloudWatch Logs, data transfer, the notebook instance itself, Lambda.
 """
 
@@ -66,17 +67,17 @@ AWS_DOWNLOAD_SECONDS = 191 - 38
 DOWNLOAD_BASIS = (
     f"+ {AWS_DOWNLOAD_SECONDS} s each for the image and data download (measured on AWS: {AWS_TIMINGS_SOURCE})"
 )
-TRAINING_BASIS = (
-    "training jobs: the CPU seconds of the job's busiest host here, from its CPUUtilization in CloudWatch "
-    "(assumed: the instance type computes as fast as one core here, and a job lasts as long as its busiest host)"
+JOBS_BASIS = (
+    "training and transform jobs: the CPU seconds of the job's busiest host here, from its CPUUtilization in "
+    "CloudWatch (assumed: the instance type computes as fast as one core here, and a job lasts as long as its "
+    "busiest host)"
 )
-WALL_BASIS = "{jobs}: this run's wall seconds (assumed: the instance computes as fast as this machine)"
 NO_CPU_METRIC = (
-    "{names} had no CPU metric (a job of an older emulator), so {them} priced by wall seconds, which a loaded "
-    "machine stretches"
+    "{names} had no CPU metric (a job of an older emulator), so {them} priced by this run's wall seconds, which a "
+    "loaded machine stretches"
 )
 CPU_METRIC = "CPUUtilization"
-CPU_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+CPU_NAMESPACES = {"training job": "/aws/sagemaker/TrainingJobs", "transform job": "/aws/sagemaker/TransformJobs"}
 ENDPOINTS_BASIS = "endpoints: {minutes:g} min each, created to deleted at the agenda's pace (assumed)"
 
 
@@ -99,8 +100,8 @@ def price(use: str, instance_type: str) -> float | None:
 
 @dataclass(frozen=True)
 class Usage:
-    """One resource's use: ``seconds`` of ``count`` instances of ``instance_type``; for a training job read with a
-    CloudWatch client, ``cpu_seconds``: the CPU seconds of its busiest host (None without a CPU metric)."""
+    """One resource's use: ``seconds`` of ``count`` instances of ``instance_type``; for a job read with a CloudWatch
+    client, ``cpu_seconds``: the CPU seconds of its busiest host (None without a CPU metric)."""
 
     kind: str
     name: str
@@ -138,18 +139,16 @@ def aws_seconds(usage: Usage, endpoint_minutes: float | None) -> float:
     return work + AWS_DOWNLOAD_SECONDS
 
 
-def host_cpu_seconds(cloudwatch, job: dict, now: dt.datetime) -> float | None:
-    """The CPU seconds of the busiest host of training job ``job`` (DescribeTrainingJob's answer), from each host's
-    ``CPUUtilization`` (dimension ``Host`` = ``<job>/algo-<i>``): the emulator publishes one sample per second, so
-    a period's Sum / 100 is its CPU seconds. None when no host has the metric."""
-    start = job.get("TrainingStartTime") or job["CreationTime"]
-    end = job.get("TrainingEndTime") or now
+def host_cpu_seconds(cloudwatch, kind: str, hosts: list[str], start: dt.datetime, end: dt.datetime) -> float | None:
+    """The CPU seconds of the busiest of ``hosts`` (the ``Host`` dimension: ``<job>/algo-<i>`` for a training job)
+    of a ``kind`` job that ran from ``start`` to ``end``, from each host's ``CPUUtilization``: the emulator publishes
+    one sample per second, so a period's Sum / 100 is its CPU seconds. None when no host has the metric."""
     found = []
-    for host in range(1, job["ResourceConfig"]["InstanceCount"] + 1):
+    for host in hosts:
         rows = cloudwatch.get_metric_statistics(
-            Namespace=CPU_NAMESPACE,
+            Namespace=CPU_NAMESPACES[kind],
             MetricName=CPU_METRIC,
-            Dimensions=[{"Name": "Host", "Value": f"{job['TrainingJobName']}/algo-{host}"}],
+            Dimensions=[{"Name": "Host", "Value": host}],
             StartTime=start - dt.timedelta(minutes=1),
             EndTime=end + dt.timedelta(minutes=2),
             Period=3600,
@@ -158,6 +157,22 @@ def host_cpu_seconds(cloudwatch, job: dict, now: dt.datetime) -> float | None:
         if rows:
             found.append(sum(row["Sum"] for row in rows) / 100)
     return max(found) if found else None
+
+
+def transform_hosts(cloudwatch, name: str) -> list[str]:
+    """The ``Host`` dimensions of transform job ``name`` (``<job>/<instance id>``, the instance ids AWS chose)."""
+    pages = cloudwatch.get_paginator("list_metrics").paginate(
+        Namespace=CPU_NAMESPACES["transform job"], MetricName=CPU_METRIC
+    )
+    return sorted(
+        {
+            dimension["Value"]
+            for page in pages
+            for metric in page["Metrics"]
+            for dimension in metric.get("Dimensions", [])
+            if dimension["Name"] == "Host" and dimension["Value"].startswith(f"{name}/")
+        }
+    )
 
 
 def _names(sm, operation: str, key: str, name_key: str, prefix: str) -> list[str]:
@@ -171,7 +186,7 @@ def _seconds(start, end, now: dt.datetime) -> float:
 
 def usage(run_id: str, sm=None, now: dt.datetime | None = None, cloudwatch=None) -> list[Usage]:
     """What the resources named ``run_id...`` used so far, read from SageMaker (AWS or the emulator), and with
-    ``cloudwatch`` each training job's CPU seconds (:func:`host_cpu_seconds`)."""
+    ``cloudwatch`` each job's CPU seconds (:func:`host_cpu_seconds`)."""
     if not run_id:
         raise ValueError("A run id is required: an empty one would count every resource in the account.")
     sm = sm or boto3.client("sagemaker")
@@ -187,7 +202,15 @@ def usage(run_id: str, sm=None, now: dt.datetime | None = None, cloudwatch=None)
                 resources["InstanceType"],
                 resources["InstanceCount"],
                 float(job.get("BillableTimeInSeconds", 0)),
-                host_cpu_seconds(cloudwatch, job, now) if cloudwatch is not None else None,
+                None
+                if cloudwatch is None
+                else host_cpu_seconds(
+                    cloudwatch,
+                    "training job",
+                    [f"{name}/algo-{i}" for i in range(1, resources["InstanceCount"] + 1)],
+                    job.get("TrainingStartTime") or job["CreationTime"],
+                    job.get("TrainingEndTime") or now,
+                ),
             )
         )
     for name in _names(sm, "list_endpoints", "Endpoints", "EndpointName", run_id):
@@ -213,6 +236,15 @@ def usage(run_id: str, sm=None, now: dt.datetime | None = None, cloudwatch=None)
                 resources["InstanceType"],
                 resources["InstanceCount"],
                 _seconds(job.get("TransformStartTime"), job.get("TransformEndTime"), now),
+                None
+                if cloudwatch is None
+                else host_cpu_seconds(
+                    cloudwatch,
+                    "transform job",
+                    transform_hosts(cloudwatch, name),
+                    job.get("TransformStartTime") or job["CreationTime"],
+                    job.get("TransformEndTime") or now,
+                ),
             )
         )
     return found
@@ -299,13 +331,13 @@ def cost_table(
 
 
 def local_basis(found: list[Usage]) -> str:
-    """How a local run's jobs are priced, naming the training jobs that fell back to wall seconds."""
-    parts = [TRAINING_BASIS, WALL_BASIS.format(jobs="transform jobs")]
-    fallback = [u.name for u in found if u.kind == "training job" and u.cpu_seconds is None]
+    """How a local run's jobs are priced, naming the jobs that fell back to wall seconds."""
+    basis = JOBS_BASIS
+    fallback = [u.name for u in found if u.kind != "endpoint" and u.cpu_seconds is None]
     if fallback:
-        names = ", ".join(fallback)
-        parts.append(NO_CPU_METRIC.format(names=names, them="it was" if len(fallback) == 1 else "they were"))
-    return "; ".join(parts) + " " + DOWNLOAD_BASIS
+        them = "it was" if len(fallback) == 1 else "they were"
+        basis += "; " + NO_CPU_METRIC.format(names=", ".join(fallback), them=them)
+    return f"{basis} {DOWNLOAD_BASIS}"
 
 
 @dataclass(frozen=True)

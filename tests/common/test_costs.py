@@ -106,12 +106,20 @@ def _training(name: str) -> dict:
     }
 
 
-def _cloudwatch(*hosts_rows):
-    """A CloudWatch client answering GetMetricStatistics with each host's CPUUtilization Sums, in order."""
+def _cloudwatch(*answers):
+    """A CloudWatch client answering, in order: for a list of numbers, GetMetricStatistics with those
+    CPUUtilization Sums (one host); for a dict of host names, ListMetrics with those hosts' metrics."""
     cloudwatch = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(cloudwatch)
-    for sums in hosts_rows:
-        rows = [{"Timestamp": NOW, "Sum": total, "Unit": "Percent"} for total in sums]
+    for answer in answers:
+        if isinstance(answer, dict):
+            metrics = [
+                {"Namespace": costs.CPU_NAMESPACES["transform job"], "MetricName": costs.CPU_METRIC, "Dimensions": d}
+                for d in ([{"Name": "Host", "Value": host}] for host in answer["hosts"])
+            ]
+            stub.add_response("list_metrics", {"Metrics": metrics})
+            continue
+        rows = [{"Timestamp": NOW, "Sum": total, "Unit": "Percent"} for total in answer]
         stub.add_response("get_metric_statistics", {"Label": costs.CPU_METRIC, "Datapoints": rows})
     stub.activate()
     return cloudwatch, stub
@@ -165,7 +173,10 @@ def test_a_local_run_is_priced_as_the_same_steps_on_aws():
         endpoints=[(f"{RUN}-ep", "ml.m5.large", 1, NOW - dt.timedelta(seconds=30))],
         transforms=[(f"{RUN}-top", "ml.m5.large", NOW - hour, NOW - hour + dt.timedelta(seconds=4))],
     )
-    cloudwatch, _ = _cloudwatch([1000.0, 500.0])  # 15 CPU seconds in two periods
+    # 15 CPU seconds in two periods; the transform job's model server 3, on its one instance
+    cloudwatch, stub = _cloudwatch(
+        [1000.0, 500.0], {"hosts": [f"{RUN}-top/i-1", f"{RUN}-other/i-2", f"{RUN}-top-2/i-3"]}, [300.0]
+    )
     table = costs.cost_table(RUN, mode="local", endpoint_minutes=10, sm=sm, now=NOW, cloudwatch=cloudwatch).set_index(
         "kind"
     )
@@ -173,11 +184,13 @@ def test_a_local_run_is_priced_as_the_same_steps_on_aws():
     assert table.loc["training job", "seconds here"] == 20 and table.loc["training job", "CPU seconds here"] == 15
     assert table.loc["training job", "AWS seconds"] == 15 + download
     assert table.loc["endpoint", "seconds here"] == 30 and table.loc["endpoint", "AWS seconds"] == 600
-    assert table.loc["transform job", "AWS seconds"] == 4 + download
+    stub.assert_no_pending_responses()
+    assert table.loc["transform job", "CPU seconds here"] == 3
+    assert table.loc["transform job", "AWS seconds"] == 3 + download
     expected = (
         costs.PRICES["training"]["ml.c5.xlarge"] * (15 + download)
         + costs.PRICES["hosting"]["ml.m5.large"] * 600
-        + costs.PRICES["transform"]["ml.m5.large"] * (4 + download)
+        + costs.PRICES["transform"]["ml.m5.large"] * (3 + download)
     ) / 3600
     assert table.loc["total", "AWS USD"] == pytest.approx(expected, abs=1e-3)
     note = table.attrs["note"]

@@ -1,7 +1,8 @@
 """Instance metrics: each host of a training job in CloudWatch, ``Host`` = ``<job>/algo-<i>``, from its CPU seconds.
 
-CloudWatch is already routed by the emulator (moto's PutMetricData and GetMetricStatistics), so no new operation
-faces hostile input here.
+Transform jobs publish their model server's the same way, ``Host`` = ``<job>/<instance id>``. CloudWatch is already
+routed by the emulator (moto's PutMetricData, GetMetricStatistics, ListMetrics), so no new operation faces hostile
+input here.
 """
 
 from __future__ import annotations
@@ -9,7 +10,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from emulator_helpers import channel, client, finished_training, put_csv, training_request
+from emulator_helpers import (
+    BUCKET,
+    IMAGE,
+    ROLE,
+    channel,
+    client,
+    finished_training,
+    model_artifact,
+    put_csv,
+    training_request,
+    wait_for,
+)
 
 from sagemaker_emulator.jobs.host_metrics import Sample, metric_data, periods
 from sagemaker_emulator.jobs.metrics import NAMESPACE
@@ -63,3 +75,35 @@ def test_a_training_job_publishes_its_hosts_cpu_and_memory_utilization(emulator,
 def test_a_memory_limit_that_is_not_positive_is_refused(bad):
     with pytest.raises(ValueError, match="memory_limit"):
         periods([Sample(0, 0.0, 1), Sample(1, 1.0, 1)], memory_limit=bad)
+
+
+def test_a_transform_job_publishes_its_instances_cpu_which_the_cost_table_prices(emulator, s3, sm):
+    from common import costs
+
+    model_data = model_artifact(s3, "host-metrics/model.tar.gz", value=1.5)
+    sm.create_model(
+        ModelName="hm", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE
+    )
+    put_csv(s3, "host-metrics/in/a.csv", "1\n2\n")
+    sm.create_transform_job(
+        TransformJobName="hm-top",
+        ModelName="hm",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/host-metrics/in/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/host-metrics/out"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    job = wait_for(
+        lambda: sm.describe_transform_job(TransformJobName="hm-top"),
+        lambda job: job["TransformJobStatus"] not in ("InProgress", "Stopping"),
+    )
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+
+    cloudwatch = client(emulator, "cloudwatch")
+    [host] = costs.transform_hosts(cloudwatch, "hm-top")
+    assert host.startswith("hm-top/i-")
+    [line] = costs.usage("hm-top", sm, cloudwatch=cloudwatch)
+    assert line.cpu_seconds > 0 and costs.aws_seconds(line, None) == line.cpu_seconds + costs.AWS_DOWNLOAD_SECONDS
