@@ -5,8 +5,8 @@ AWS puts them in CloudWatch under the job's namespace (``/aws/sagemaker/Training
 MemoryUtilization a percentage of its memory (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html,
 "SageMaker AI job metrics"). Here a host is a process tree, sampled every :data:`SAMPLE_SECONDS`: its CPU seconds
 (user + system, of its live processes and of the children they reaped), which a loaded machine hardly changes while
-it stretches the wall seconds, and its memory (``memory_guard.process_memory``). The last sample before the host
-ends misses at most one interval of its CPU time.
+it stretches the wall seconds, and its memory (``memory_guard.process_memory``). A host that ends on its own (a
+training container) loses at most one interval of CPU time after its last sample.
 
 Each period's datum is a statistic set of one sample per second of the host's run: ``SampleCount`` its seconds,
 ``Sum`` its CPU seconds x 100, so ``Average`` is the period's utilization and ``Sum`` / 100 the CPU seconds that
@@ -69,7 +69,7 @@ def periods(samples: list[Sample], memory_limit: int, period: int = PERIOD_SECON
     if memory_limit <= 0:
         raise ValueError(f"memory_limit must be a positive number of bytes, not {memory_limit!r}.")
     cut: dict[int, list[tuple[float, float, float]]] = {}
-    cpu_before = samples[0].cpu if samples else 0.0
+    cpu_before = 0.0  # what the host used before the first sample (a model server loading its model) counts too
     for before, after in zip(samples, samples[1:], strict=False):
         seconds = after.at - before.at
         cpu = max(0.0, after.cpu - cpu_before)
@@ -143,14 +143,19 @@ class HostMeter:
         return self
 
     def stop(self) -> list[Sample]:
-        """Stop sampling; returns the samples."""
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        """Stop sampling, with a last sample if the host still runs (a transform job's model server); returns the
+        samples."""
+        if not self._stopped.is_set():
+            self._stopped.set()
+            if self._thread.is_alive():
+                self._thread.join()
+            self._sample(only_if_running=True)
         return list(self._samples)
 
-    def _sample(self) -> None:
+    def _sample(self, only_if_running: bool = False) -> None:
         pids = self._processes()
+        if only_if_running and not pids:
+            return
         memory = sum(process_memory(pid)[0] for pid in pids)
         self._samples.append(Sample(self._now(), cpu_seconds(pids), memory))
 

@@ -23,6 +23,7 @@ from emulator_helpers import (
     wait_for,
 )
 
+from common import costs
 from sagemaker_emulator.jobs.host_metrics import Sample, metric_data, periods
 from sagemaker_emulator.jobs.metrics import NAMESPACE
 
@@ -32,6 +33,10 @@ def test_samples_are_cut_into_periods_whose_cpu_seconds_add_up():
     found = periods(samples, memory_limit=1000, period=60)
     assert [(p.start, p.seconds, p.cpu) for p in found] == [(0, 30, 20.0), (60, 40, 30.0), (120, 60, 30.0)]
     assert found[1].cpu_percents == (75.0,) and found[1].memory_percents == (30.0,)
+
+
+def test_what_the_host_used_before_the_first_sample_counts_in_the_first_period():
+    assert periods([Sample(0, 2.0, 0), Sample(1, 3.0, 0)], memory_limit=1)[0].cpu == 3.0
 
 
 def test_a_process_gone_before_its_parent_reaped_it_neither_loses_nor_repeats_seconds():
@@ -46,7 +51,7 @@ def test_a_period_is_a_statistic_set_whose_sum_is_the_cpu_seconds_times_100():
     assert memory["StatisticValues"]["Sum"] / memory["StatisticValues"]["SampleCount"] == 50.0
 
 
-def test_a_training_job_publishes_its_hosts_cpu_and_memory_utilization(emulator, s3, sm):
+def test_a_training_job_publishes_its_hosts_cpu_and_memory_utilization_which_the_cost_table_reads(emulator, s3, sm):
     train = put_csv(s3, "host-metrics/train.csv", "1,0.5\n2,0.5\n")
     sm.create_training_job(**training_request("host-metrics", [channel("train", train)]))
     job = finished_training(sm, "host-metrics")
@@ -69,6 +74,8 @@ def test_a_training_job_publishes_its_hosts_cpu_and_memory_utilization(emulator,
         Namespace=NAMESPACE, MetricName="MemoryUtilization", Dimensions=dimensions, **window
     )["Datapoints"]
     assert memory and all(0 < row["Average"] <= 100 for row in memory)
+    [line] = costs.usage("host-metrics", sm, cloudwatch=cloudwatch)
+    assert line.cpu_seconds == pytest.approx(sum(row["Sum"] for row in rows) / 100)
 
 
 @pytest.mark.parametrize("bad", [0, -1])
@@ -78,8 +85,6 @@ def test_a_memory_limit_that_is_not_positive_is_refused(bad):
 
 
 def test_a_transform_job_publishes_its_instances_cpu_which_the_cost_table_prices(emulator, s3, sm):
-    from common import costs
-
     model_data = model_artifact(s3, "host-metrics/model.tar.gz", value=1.5)
     sm.create_model(
         ModelName="hm", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_data}, ExecutionRoleArn=ROLE
