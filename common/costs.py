@@ -76,6 +76,7 @@ NO_CPU_METRIC = (
     "{names} had no CPU metric (a job of an older emulator), so {them} priced by this run's wall seconds, which a "
     "loaded machine stretches"
 )
+BASIS_DATE = "2026-12-07"  # when the estimate's basis last changed: CPU seconds instead of wall seconds
 CPU_METRIC = "CPUUtilization"
 CPU_NAMESPACES = {"training job": "/aws/sagemaker/TrainingJobs", "transform job": "/aws/sagemaker/TransformJobs"}
 ENDPOINTS_BASIS = "endpoints: {minutes:g} min each, created to deleted at the agenda's pace (assumed)"
@@ -324,7 +325,7 @@ def cost_table(
             basis += "; " + ENDPOINTS_BASIS.format(minutes=endpoint_minutes)
         table.attrs["note"] = (
             f"Local run: nothing was billed. AWS seconds and AWS USD are an ESTIMATE of the same steps on AWS, "
-            f"made on {PRICES_DATE}: {basis}. {prices}"
+            f"on the basis of {BASIS_DATE}: {basis}. {prices}"
         )
     table.attrs["aws_usd"] = float(total_usd)
     return table

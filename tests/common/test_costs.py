@@ -195,7 +195,7 @@ def test_a_local_run_is_priced_as_the_same_steps_on_aws():
     assert table.loc["total", "AWS USD"] == pytest.approx(expected, abs=1e-3)
     note = table.attrs["note"]
     assert "ESTIMATE" in note and "assumed" in note and "10 min" in note and costs.PRICES_DATE in note
-    assert "as fast as one core here" in note and "no CPU metric" not in note
+    assert "as fast as one core here" in note and "no CPU metric" not in note and costs.BASIS_DATE in note
 
 
 def test_a_job_on_several_hosts_lasts_as_long_as_its_busiest_host():
