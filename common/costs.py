@@ -9,10 +9,14 @@ What this run used is read from SageMaker (AWS or the emulator):
   count of each production variant x the hosting price;
 - a batch transform job: from ``TransformStartTime`` to ``TransformEndTime`` (or now) x instance count x the batch
   transform price.
-On AWS those seconds are the bill. The emulator's seconds are not: it skips the image download that AWS bills, and
-its endpoints live only as long as a run without a reader. So a local run prices an estimate of the same steps on
-AWS (:func:`aws_seconds`): the job's seconds here plus AWS's measured download time, and each endpoint for the
-minutes it stays up at the agenda's pace, which the notebook states.
+On AWS those seconds are the bill. The emulator's seconds are not: it skips the image download that AWS bills, its
+endpoints live only as long as a run without a reader, and its wall seconds stretch on a loaded machine (Lab 2's
+estimate rose from 0.95 to 1.40 USD at load 20 when it priced them). So a local run prices an estimate of the same
+steps on AWS (:func:`aws_seconds`): AWS's measured download time plus, for a training job, the CPU seconds its
+busiest host used here, read back from the host's ``CPUUtilization`` in CloudWatch as AWS publishes it (a loaded
+machine hardly changes CPU seconds), the same for a transform job's model server, and each endpoint for the minutes
+it stays up at the agenda's pace, which the notebook states. A job without the metric is priced by its wall seconds,
+and the note says so.
 Not counted: S3 storage and requests, CloudWatch Logs, data transfer, the notebook instance itself, Lambda.
 """
 
@@ -57,12 +61,24 @@ PRICES["transform"] = PRICES["hosting"]
 # training, the rest being the download of its image and data, which AWS bills (from TrainingStartTime on).
 AWS_TIMINGS_SOURCE = "the stored log of AWS's k-NN covtype example (2021-06-07): 191 s billed for 38 s of training"
 AWS_DOWNLOAD_SECONDS = 191 - 38
-# Assumed, not measured: the instance trains as fast as the machine that ran the emulator, and a batch transform
-# job downloads its image like a training job.
-JOBS_BASIS = (
-    f"training and transform jobs: this run's seconds (assumed: the instance computes as fast as this machine) "
+# Assumed, not measured: a host's work takes as many seconds on the instance as CPU seconds here (one core here
+# computes as fast as the whole instance: its other cores are not counted, which errs high for threaded work), the
+# job lasts as long as its busiest host, and a batch transform job downloads its image like a training job.
+DOWNLOAD_BASIS = (
     f"+ {AWS_DOWNLOAD_SECONDS} s each for the image and data download (measured on AWS: {AWS_TIMINGS_SOURCE})"
 )
+JOBS_BASIS = (
+    "training and transform jobs: the CPU seconds of the job's busiest host here, from its CPUUtilization in "
+    "CloudWatch (assumed: the instance type computes as fast as one core here, and a job lasts as long as its "
+    "busiest host)"
+)
+NO_CPU_METRIC = (
+    "{names} had no CPU metric (a job of an older emulator), so {them} priced by this run's wall seconds, which a "
+    "loaded machine stretches"
+)
+BASIS_DATE = "2026-12-07"  # when the estimate's basis last changed: CPU seconds instead of wall seconds
+CPU_METRIC = "CPUUtilization"
+CPU_NAMESPACES = {"training job": "/aws/sagemaker/TrainingJobs", "transform job": "/aws/sagemaker/TransformJobs"}
 ENDPOINTS_BASIS = "endpoints: {minutes:g} min each, created to deleted at the agenda's pace (assumed)"
 
 
@@ -85,13 +101,15 @@ def price(use: str, instance_type: str) -> float | None:
 
 @dataclass(frozen=True)
 class Usage:
-    """One resource's use: ``seconds`` of ``count`` instances of ``instance_type``."""
+    """One resource's use: ``seconds`` of ``count`` instances of ``instance_type``; for a job read with a CloudWatch
+    client, ``cpu_seconds``: the CPU seconds of its busiest host (None without a CPU metric)."""
 
     kind: str
     name: str
     instance_type: str
     count: int
     seconds: float
+    cpu_seconds: float | None = None
 
     @property
     def usd_per_hour(self) -> float | None:
@@ -118,7 +136,44 @@ def aws_seconds(usage: Usage, endpoint_minutes: float | None) -> float:
                 f"agenda's pace (a number >= 0), not {endpoint_minutes!r}."
             )
         return 60.0 * endpoint_minutes
-    return usage.seconds + AWS_DOWNLOAD_SECONDS
+    work = usage.cpu_seconds if usage.cpu_seconds is not None else usage.seconds
+    return work + AWS_DOWNLOAD_SECONDS
+
+
+def host_cpu_seconds(cloudwatch, kind: str, hosts: list[str], start: dt.datetime, end: dt.datetime) -> float | None:
+    """The CPU seconds of the busiest of ``hosts`` (the ``Host`` dimension: ``<job>/algo-<i>`` for a training job)
+    of a ``kind`` job that ran from ``start`` to ``end``, from each host's ``CPUUtilization``: the emulator publishes
+    one sample per second, so a period's Sum / 100 is its CPU seconds. None when no host has the metric."""
+    found = []
+    for host in hosts:
+        rows = cloudwatch.get_metric_statistics(
+            Namespace=CPU_NAMESPACES[kind],
+            MetricName=CPU_METRIC,
+            Dimensions=[{"Name": "Host", "Value": host}],
+            StartTime=start - dt.timedelta(minutes=1),
+            EndTime=end + dt.timedelta(minutes=2),
+            Period=3600,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        if rows:
+            found.append(sum(row["Sum"] for row in rows) / 100)
+    return max(found) if found else None
+
+
+def transform_hosts(cloudwatch, name: str) -> list[str]:
+    """The ``Host`` dimensions of transform job ``name`` (``<job>/<instance id>``, the instance ids AWS chose)."""
+    pages = cloudwatch.get_paginator("list_metrics").paginate(
+        Namespace=CPU_NAMESPACES["transform job"], MetricName=CPU_METRIC
+    )
+    return sorted(
+        {
+            dimension["Value"]
+            for page in pages
+            for metric in page["Metrics"]
+            for dimension in metric.get("Dimensions", [])
+            if dimension["Name"] == "Host" and dimension["Value"].startswith(f"{name}/")
+        }
+    )
 
 
 def _names(sm, operation: str, key: str, name_key: str, prefix: str) -> list[str]:
@@ -130,8 +185,9 @@ def _seconds(start, end, now: dt.datetime) -> float:
     return max(0.0, ((end or now) - start).total_seconds()) if start else 0.0
 
 
-def usage(run_id: str, sm=None, now: dt.datetime | None = None) -> list[Usage]:
-    """What the resources named ``run_id...`` used so far, read from SageMaker (AWS or the emulator)."""
+def usage(run_id: str, sm=None, now: dt.datetime | None = None, cloudwatch=None) -> list[Usage]:
+    """What the resources named ``run_id...`` used so far, read from SageMaker (AWS or the emulator), and with
+    ``cloudwatch`` each job's CPU seconds (:func:`host_cpu_seconds`)."""
     if not run_id:
         raise ValueError("A run id is required: an empty one would count every resource in the account.")
     sm = sm or boto3.client("sagemaker")
@@ -147,6 +203,15 @@ def usage(run_id: str, sm=None, now: dt.datetime | None = None) -> list[Usage]:
                 resources["InstanceType"],
                 resources["InstanceCount"],
                 float(job.get("BillableTimeInSeconds", 0)),
+                None
+                if cloudwatch is None
+                else host_cpu_seconds(
+                    cloudwatch,
+                    "training job",
+                    [f"{name}/algo-{i}" for i in range(1, resources["InstanceCount"] + 1)],
+                    job.get("TrainingStartTime") or job["CreationTime"],
+                    job.get("TrainingEndTime") or now,
+                ),
             )
         )
     for name in _names(sm, "list_endpoints", "Endpoints", "EndpointName", run_id):
@@ -172,12 +237,31 @@ def usage(run_id: str, sm=None, now: dt.datetime | None = None) -> list[Usage]:
                 resources["InstanceType"],
                 resources["InstanceCount"],
                 _seconds(job.get("TransformStartTime"), job.get("TransformEndTime"), now),
+                None
+                if cloudwatch is None
+                else host_cpu_seconds(
+                    cloudwatch,
+                    "transform job",
+                    transform_hosts(cloudwatch, name),
+                    job.get("TransformStartTime") or job["CreationTime"],
+                    job.get("TransformEndTime") or now,
+                ),
             )
         )
     return found
 
 
-COLUMNS = ["kind", "name", "instance type", "instances", "seconds here", "AWS seconds", "USD/hour", "AWS USD"]
+COLUMNS = [
+    "kind",
+    "name",
+    "instance type",
+    "instances",
+    "seconds here",
+    "CPU seconds here",
+    "AWS seconds",
+    "USD/hour",
+    "AWS USD",
+]
 
 
 def cost_table(
@@ -186,6 +270,7 @@ def cost_table(
     endpoint_minutes: float | None = None,
     sm=None,
     now: dt.datetime | None = None,
+    cloudwatch=None,
 ):
     """A pandas table of :func:`usage`: each line's seconds in this run, what AWS bills for it, and a total.
 
@@ -194,6 +279,7 @@ def cost_table(
         mode: the session's mode. ``"aws"``: the AWS columns are this run's seconds, the bill itself. ``"local"``:
             they are an estimate of the same steps on AWS (:func:`aws_seconds`), and the note says on what basis.
         endpoint_minutes: local mode only: how long each endpoint stays up on AWS at the agenda's pace.
+        cloudwatch: local mode only: where the jobs' CPU seconds are read (``boto3.client("cloudwatch")`` if None).
 
     Returns:
         The table, with ``attrs["note"]`` (prices, their date and source; the estimate's basis) and
@@ -206,8 +292,11 @@ def cost_table(
 
     if mode not in ("aws", "local"):
         raise ValueError(f"mode must be 'aws' or 'local', not {mode!r}.")
+    if mode == "local":
+        cloudwatch = cloudwatch or boto3.client("cloudwatch")
+    found = usage(run_id, sm, now, cloudwatch if mode == "local" else None)
     rows = []
-    for u in usage(run_id, sm, now):
+    for u in found:
         billed = u.seconds if mode == "aws" else aws_seconds(u, endpoint_minutes)
         rate = u.usd_per_hour
         rows.append(
@@ -217,6 +306,7 @@ def cost_table(
                 "instance type": u.instance_type,
                 "instances": u.count,
                 "seconds here": round(u.seconds),
+                "CPU seconds here": None if u.cpu_seconds is None else round(u.cpu_seconds),
                 "AWS seconds": round(billed),
                 "USD/hour": rate,
                 "AWS USD": None if rate is None else round(rate * u.count * billed / 3600, 4),
@@ -230,15 +320,25 @@ def cost_table(
     if mode == "aws":
         table.attrs["note"] = f"AWS seconds: what this run was billed. {prices}"
     else:
-        basis = JOBS_BASIS
+        basis = local_basis(found)
         if endpoint_minutes is not None:
             basis += "; " + ENDPOINTS_BASIS.format(minutes=endpoint_minutes)
         table.attrs["note"] = (
             f"Local run: nothing was billed. AWS seconds and AWS USD are an ESTIMATE of the same steps on AWS, "
-            f"made on {PRICES_DATE}: {basis}. {prices}"
+            f"on the basis of {BASIS_DATE}: {basis}. {prices}"
         )
     table.attrs["aws_usd"] = float(total_usd)
     return table
+
+
+def local_basis(found: list[Usage]) -> str:
+    """How a local run's jobs are priced, naming the jobs that fell back to wall seconds."""
+    basis = JOBS_BASIS
+    fallback = [u.name for u in found if u.kind != "endpoint" and u.cpu_seconds is None]
+    if fallback:
+        them = "it was" if len(fallback) == 1 else "they were"
+        basis += "; " + NO_CPU_METRIC.format(names=", ".join(fallback), them=them)
+    return f"{basis} {DOWNLOAD_BASIS}"
 
 
 @dataclass(frozen=True)
@@ -255,7 +355,8 @@ class Planned:
 FULL_SCALE_DATE = "2026-12-07"
 # The labs at full scale (ml-20m; common/scale.py). Hours per step are ASSUMED, not measured on AWS: AWS's ~5 minutes
 # of start-up and download per job (see AWS_TIMINGS_SOURCE) plus training at the local emulator's rates of issue 24
-# (Object2Vec 15-22 min per ml-20m epoch on a CPU, taken as the G4dn's too; FM and k-NN 10 minutes on 2 instances).
+# (Object2Vec about 7.2 min per ml-20m epoch on a CPU, measured quiet on 2026-12-07 with benchmarks/object2vec.py,
+# taken as the G4dn's too; FM and k-NN 10 minutes on 2 instances).
 FULL_SCALE_PLANS: dict[str, tuple[Planned, ...]] = {
     "lab1a": (
         Planned("training", "ml.c5.2xlarge", 2, 0.25, times=7),  # the 6 FM jobs and the k-NN job outside the tuner
@@ -265,7 +366,7 @@ FULL_SCALE_PLANS: dict[str, tuple[Planned, ...]] = {
     ),
     "lab1b": (Planned("training", "ml.g4dn.xlarge", 1, 1.0),),  # the script-mode DMF job, 5 epochs
     "lab2": (
-        Planned("training", "ml.g4dn.xlarge", 1, 0.75, times=4),  # 2 epochs each
+        Planned("training", "ml.g4dn.xlarge", 1, 0.35, times=4),  # 2 epochs each: 2 x 7.2 min + 5 min, rounded up
         Planned("hosting", "ml.c5.xlarge", 1, 1.0, times=3),  # three endpoints
     ),
 }

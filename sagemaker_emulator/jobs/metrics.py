@@ -58,17 +58,24 @@ def horizon(stamped: list[Stamped], period: int = PERIOD_SECONDS) -> float | Non
 
 def publish(cloudwatch, job_name: str, stamped: list[Stamped]) -> None:
     """PutMetricData each value under ``/aws/sagemaker/TrainingJobs``, dimension ``TrainingJobName``, as AWS does."""
-    data = [
-        {
-            "MetricName": s.name,
-            "Dimensions": [{"Name": DIMENSION, "Value": job_name}],
-            "Timestamp": datetime.fromtimestamp(s.stamp, UTC),
-            "Value": s.value,
-        }
-        for s in stamped
-    ]
+    put(
+        cloudwatch,
+        [
+            {
+                "MetricName": s.name,
+                "Dimensions": [{"Name": DIMENSION, "Value": job_name}],
+                "Timestamp": datetime.fromtimestamp(s.stamp, UTC),
+                "Value": s.value,
+            }
+            for s in stamped
+        ],
+    )
+
+
+def put(cloudwatch, data: list[dict], namespace: str = NAMESPACE) -> None:
+    """PutMetricData ``data`` under ``namespace``, in calls of at most the API's limit of entries."""
     for start in range(0, len(data), _BATCH):
-        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + _BATCH])
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start : start + _BATCH])
 
 
 class MetricCollector:

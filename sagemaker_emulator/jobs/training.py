@@ -42,7 +42,7 @@ from sagemaker_emulator.algorithms.failures import (
 )
 from sagemaker_emulator.algorithms.layout import JobLayout, create_layout, host_names
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.jobs import metrics, s3
+from sagemaker_emulator.jobs import host_metrics, metrics, s3
 from sagemaker_emulator.jobs.logs import TRAINING_GROUP, LogShipper
 from sagemaker_emulator.jobs.metrics import MetricCollector
 from sagemaker_emulator.jobs.process import ChildProcess, container_command, memory_limit
@@ -236,6 +236,7 @@ class TrainingRun:
         epoch = int(self._now())
         cluster = _cluster_environment(len(self.hosts))
         children: dict[str, ChildProcess] = {}
+        meters: dict[str, host_metrics.HostMeter] = {}
         shippers: list[LogShipper] = []
         try:
             for host in self.hosts:
@@ -248,6 +249,7 @@ class TrainingRun:
                 )
                 shippers.append(shipper)
                 children[host] = self._start(host, cluster)
+                meters[host] = host_metrics.HostMeter(children[host].processes, self._now).start()
                 shipper.follow(children[host].stdout)
             job.note(MESSAGES["Training"], self._now())
             failed = self._watch(children)
@@ -262,8 +264,9 @@ class TrainingRun:
                     child.terminate(self.services.timings.stop_grace_seconds)
             for shipper in shippers:
                 shipper.close()
+            samples = {host: meter.stop() for host, meter in meters.items()}
         self.job.final_metrics = self.metrics.final()
-        self._publish_metrics()
+        self._publish_metrics(samples)
         return deciding, codes[deciding]
 
     def _start(self, host: str, cluster: dict[str, str]) -> ChildProcess:
@@ -331,13 +334,21 @@ class TrainingRun:
                 return host
         return failed[0] if failed else self.hosts[0]
 
-    def _publish_metrics(self) -> None:
-        """Every matched value to CloudWatch metrics, where ``TrainingJobAnalytics`` reads the curves."""
+    def _publish_metrics(self, samples: dict[str, list[host_metrics.Sample]]) -> None:
+        """Every matched value to CloudWatch metrics, where ``TrainingJobAnalytics`` reads the curves, and each
+        host's instance metrics, where ``common.costs`` reads the CPU seconds."""
         stamped = metrics.cloudwatch_series(self.metrics.series())
-        if not stamped:
-            return
+        instance = [
+            entry
+            for host, taken in samples.items()
+            for entry in host_metrics.metric_data(
+                f"{self.job.name}/{host}", host_metrics.periods(taken, self.memory.bytes)
+            )
+        ]
         try:
-            metrics.publish(self.services.client("cloudwatch", self.state.region), self.job.name, stamped)
+            cloudwatch = self.services.client("cloudwatch", self.state.region)
+            metrics.publish(cloudwatch, self.job.name, stamped)
+            metrics.put(cloudwatch, instance)
         except Exception:
             LOG.warning("training job %s: could not publish its metrics to CloudWatch", self.job.name, exc_info=True)
             return

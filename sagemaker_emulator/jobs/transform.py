@@ -9,6 +9,8 @@ SageMaker's rules, applied per input object:
 - ``AssembleWith``: ``Line`` ends each answer with a newline (unless it already ends with one); ``None``
   concatenates the answers as they are.
 - The output object is ``<S3OutputPath>/<key relative to the input prefix>.out``, typed as ``Accept``.
+The model server's CPUUtilization and MemoryUtilization go to CloudWatch as AWS publishes a transform job's
+(``/aws/sagemaker/TransformJobs``, ``Host`` = ``<job>/<instance id>``; ``jobs/host_metrics.py``).
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from typing import Protocol
 
 from sagemaker_emulator.algorithms.failures import CLIENT_ERROR, INTERNAL_ERROR, failure_reason
 from sagemaker_emulator.errors import JobInputError
-from sagemaker_emulator.jobs import s3
+from sagemaker_emulator.jobs import host_metrics, metrics, s3
 from sagemaker_emulator.jobs.inference import HostingError, launch
 from sagemaker_emulator.jobs.logs import TRANSFORM_GROUP, LogShipper, instance_id
+from sagemaker_emulator.jobs.process import memory_limit
 from sagemaker_emulator.state import EmulatorState
 
 LOG = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+NAMESPACE = "/aws/sagemaker/TransformJobs"  # instance metrics, dimension Host = <job>/<instance id>
 
 
 def split_records(data: bytes, split_type: str) -> list[bytes]:
@@ -110,20 +114,24 @@ class TransformRun:
         self.job = job
         self.services = state.services
         self.folder = self.services.workdir / "transform" / f"{job.name}-{uuid.uuid4().hex[:8]}"
+        self.meter: host_metrics.HostMeter | None = None  # the model server's CPU and memory, while it runs
 
     def run(self) -> None:
         job = self.job
+        instance = instance_id()
         logs = LogShipper(
             self.services.client("logs", self.state.region),
             TRANSFORM_GROUP,
-            f"{job.name}/{instance_id()}-{int(self.state.now())}",
+            f"{job.name}/{instance}-{int(self.state.now())}",
             self.state.now,
         )
         server = None
         try:
             job.start_time = self.state.now()
             server = launch(self.services, self.state.region, job.container, self.folder, logs, "AllTraffic")
+            self.meter = host_metrics.HostMeter(server.child.processes, self.state.now).start()
             self._transform(server)
+            self._publish_instance_metrics(f"{job.name}/{instance}")
             job.finish("Completed")
         except _Stopped:
             job.finish("Stopped")
@@ -134,11 +142,24 @@ class TransformRun:
             internal = f"We encountered an internal error. ({type(error).__name__}: {error})"
             self._fail(failure_reason(INTERNAL_ERROR, internal))
         finally:
+            self._publish_instance_metrics(f"{job.name}/{instance}")
             if server is not None:
                 server.stop()
             else:
                 logs.close()
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _publish_instance_metrics(self, host: str) -> None:
+        """The model server's CPU and memory utilization to CloudWatch, once, as AWS publishes a transform job's."""
+        meter, self.meter = self.meter, None
+        if meter is None:
+            return
+        limit = memory_limit(self.job.params["TransformResources"]["InstanceType"]).bytes
+        data = host_metrics.metric_data(host, host_metrics.periods(meter.stop(), limit))
+        try:
+            metrics.put(self.services.client("cloudwatch", self.state.region), data, NAMESPACE)
+        except Exception:
+            LOG.warning("transform job %s: could not publish its metrics to CloudWatch", self.job.name, exc_info=True)
 
     def _fail(self, reason: str) -> None:
         if not self.state.retired.is_set():

@@ -101,7 +101,28 @@ def _training(name: str) -> dict:
         "AlgorithmSpecification": {"TrainingInputMode": "File"},
         "StoppingCondition": {},
         "CreationTime": NOW,
+        "TrainingStartTime": NOW - dt.timedelta(minutes=10),
+        "TrainingEndTime": NOW - dt.timedelta(minutes=5),
     }
+
+
+def _cloudwatch(*answers):
+    """A CloudWatch client answering, in order: for a list of numbers, GetMetricStatistics with those
+    CPUUtilization Sums (one host); for a dict of host names, ListMetrics with those hosts' metrics."""
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(cloudwatch)
+    for answer in answers:
+        if isinstance(answer, dict):
+            metrics = [
+                {"Namespace": costs.CPU_NAMESPACES["transform job"], "MetricName": costs.CPU_METRIC, "Dimensions": d}
+                for d in ([{"Name": "Host", "Value": host}] for host in answer["hosts"])
+            ]
+            stub.add_response("list_metrics", {"Metrics": metrics})
+            continue
+        rows = [{"Timestamp": NOW, "Sum": total, "Unit": "Percent"} for total in answer]
+        stub.add_response("get_metric_statistics", {"Label": costs.CPU_METRIC, "Datapoints": rows})
+    stub.activate()
+    return cloudwatch, stub
 
 
 def _transform(name: str, instance: str, start, end) -> dict:
@@ -152,26 +173,58 @@ def test_a_local_run_is_priced_as_the_same_steps_on_aws():
         endpoints=[(f"{RUN}-ep", "ml.m5.large", 1, NOW - dt.timedelta(seconds=30))],
         transforms=[(f"{RUN}-top", "ml.m5.large", NOW - hour, NOW - hour + dt.timedelta(seconds=4))],
     )
-    table = costs.cost_table(RUN, mode="local", endpoint_minutes=10, sm=sm, now=NOW).set_index("kind")
+    # 15 CPU seconds in two periods; the transform job's model server 3, on its one instance
+    cloudwatch, stub = _cloudwatch(
+        [1000.0, 500.0], {"hosts": [f"{RUN}-top/i-1", f"{RUN}-other/i-2", f"{RUN}-top-2/i-3"]}, [300.0]
+    )
+    table = costs.cost_table(RUN, mode="local", endpoint_minutes=10, sm=sm, now=NOW, cloudwatch=cloudwatch).set_index(
+        "kind"
+    )
     download = costs.AWS_DOWNLOAD_SECONDS
-    assert table.loc["training job", "seconds here"] == 20
-    assert table.loc["training job", "AWS seconds"] == 20 + download
+    assert table.loc["training job", "seconds here"] == 20 and table.loc["training job", "CPU seconds here"] == 15
+    assert table.loc["training job", "AWS seconds"] == 15 + download
     assert table.loc["endpoint", "seconds here"] == 30 and table.loc["endpoint", "AWS seconds"] == 600
-    assert table.loc["transform job", "AWS seconds"] == 4 + download
+    stub.assert_no_pending_responses()
+    assert table.loc["transform job", "CPU seconds here"] == 3
+    assert table.loc["transform job", "AWS seconds"] == 3 + download
     expected = (
-        costs.PRICES["training"]["ml.c5.xlarge"] * (20 + download)
+        costs.PRICES["training"]["ml.c5.xlarge"] * (15 + download)
         + costs.PRICES["hosting"]["ml.m5.large"] * 600
-        + costs.PRICES["transform"]["ml.m5.large"] * (4 + download)
+        + costs.PRICES["transform"]["ml.m5.large"] * (3 + download)
     ) / 3600
     assert table.loc["total", "AWS USD"] == pytest.approx(expected, abs=1e-3)
     note = table.attrs["note"]
     assert "ESTIMATE" in note and "assumed" in note and "10 min" in note and costs.PRICES_DATE in note
+    assert "as fast as one core here" in note and "no CPU metric" not in note and costs.BASIS_DATE in note
+
+
+def test_a_job_on_several_hosts_lasts_as_long_as_its_busiest_host():
+    sm, _ = _stubbed(training=[(f"{RUN}-fm", "ml.c5.2xlarge", 2, 50)])
+    cloudwatch, stub = _cloudwatch([3000.0], [4000.0, 500.0])
+    [line] = costs.usage(RUN, sm, NOW, cloudwatch)
+    stub.assert_no_pending_responses()
+    assert line.cpu_seconds == 45.0 and costs.aws_seconds(line, None) == 45.0 + costs.AWS_DOWNLOAD_SECONDS
+
+
+def test_a_job_without_a_cpu_metric_is_priced_by_its_wall_seconds_and_the_note_says_so():
+    sm, _ = _stubbed(training=[(f"{RUN}-old", "ml.c5.xlarge", 1, 20)])
+    cloudwatch, _ = _cloudwatch([])
+    table = costs.cost_table(RUN, mode="local", sm=sm, now=NOW, cloudwatch=cloudwatch).set_index("kind")
+    assert table.loc["training job", "AWS seconds"] == 20 + costs.AWS_DOWNLOAD_SECONDS
+    assert f"{RUN}-old had no CPU metric" in table.attrs["note"] and "wall seconds" in table.attrs["note"]
+
+
+def test_the_aws_bill_reads_no_cpu_metric():
+    sm, _ = _stubbed(training=[(f"{RUN}-fm", "ml.c5.xlarge", 1, 20)])
+    cloudwatch, stub = _cloudwatch()
+    table = costs.cost_table(RUN, sm=sm, now=NOW, cloudwatch=cloudwatch).set_index("kind")
+    assert table.loc["training job", "AWS seconds"] == 20 and table.loc["training job", "CPU seconds here"] is None
 
 
 def test_a_local_endpoint_needs_its_minutes_at_the_agendas_pace():
     sm, _ = _stubbed(endpoints=[(f"{RUN}-ep", "ml.m5.large", 1, NOW)])
     with pytest.raises(ValueError, match="endpoint_minutes"):
-        costs.cost_table(RUN, mode="local", sm=sm, now=NOW)
+        costs.cost_table(RUN, mode="local", sm=sm, now=NOW, cloudwatch=_cloudwatch()[0])
 
 
 def test_an_unknown_mode_is_refused():
