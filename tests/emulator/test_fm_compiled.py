@@ -1,6 +1,7 @@
 """FM's compiled path (``fm_compiled``, numba) against the numpy path: same models, its threshold, its cache."""
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -53,6 +54,20 @@ def test_one_thread_compiled_equals_numpy(data, monkeypatch, overrides):
     compiled_model = fit(data, monkeypatch, True, **overrides)
     for name in ("w0", "w", "v"):
         np.testing.assert_allclose(getattr(compiled_model, name), getattr(numpy_model, name), rtol=1e-5, atol=1e-5)
+
+
+def test_both_paths_log_the_same_batch_metrics(data, monkeypatch, capsys):
+    """An interval of 2 against chunks of 3 batches: the compiled path, which logs a chunk's batches after it, names
+    the same batches as the numpy path, with the same figures (to rounding)."""
+    lines = {}
+    for compiled in (False, True):
+        fit(data, monkeypatch, compiled, batch_metrics_publish_interval=2)
+        found = re.findall(r"epoch=(\d+), batch=(\d+) train rmse <loss>=(\S+)", capsys.readouterr().out)
+        lines[compiled] = [(int(epoch), int(batch), float(rmse)) for epoch, batch, rmse in found]
+    batches = -(-data[0].shape[0] // 150)
+    assert [line[:2] for line in lines[True]] == [(e, b) for e in range(3) for b in range(0, batches, 2)]
+    assert [line[:2] for line in lines[False]] == [line[:2] for line in lines[True]]
+    np.testing.assert_allclose([line[2] for line in lines[True]], [line[2] for line in lines[False]], rtol=1e-4)
 
 
 def test_compiled_hogwild_is_as_good_as_numpy(data, monkeypatch, capsys):
