@@ -583,7 +583,9 @@ def _log_batches(
 ) -> None:
     """The container's per-batch train metric lines for the batches of ``decisions`` (numbered from
     ``first_batch``) that fall on ``batch_metrics_publish_interval``: one function for both training paths."""
-    for batch in range(-(-first_batch // interval) * interval, first_batch + -(-len(targets) // batch_size), interval):
+    first_logged = -(-first_batch // interval) * interval  # the first multiple of the interval from first_batch on
+    batches = -(-len(targets) // batch_size)
+    for batch in range(first_logged, first_batch + batches, interval):
         start = (batch - first_batch) * batch_size
         metrics = _Metrics(classifier)
         metrics.add(decisions[start : start + batch_size], targets[start : start + batch_size])
