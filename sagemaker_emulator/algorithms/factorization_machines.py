@@ -277,7 +277,8 @@ def _read_channel(layout: JobLayout, channel: str, config: dict[str, Any]) -> tu
         raise ClientError(f"Channel '{channel}': binary_classifier labels must be 0 or 1, found {bad}")
     # which objects this host read: with ShardedByS3Key, a multi-instance job's hosts each name their own share
     names = ", ".join(str(path.relative_to(layout.channel_dir(channel))) for path in files)
-    log(f"{layout.current_host()}: channel '{channel}': {features.shape[0]} records from {len(files)} files ({names})")
+    objects = f"{len(files)} file{'s' if len(files) > 1 else ''}"
+    log(f"{layout.current_host()}: channel '{channel}': {features.shape[0]} records from {objects} ({names})")
     return features, target
 
 

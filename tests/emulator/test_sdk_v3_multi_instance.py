@@ -69,7 +69,7 @@ def test_two_instance_sharded_fm_job_through_model_trainer_completes_and_serves(
     assert sorted(lines) == ["algo-1", "algo-2"]
     for host, shard in zip(("algo-1", "algo-2"), SHARDS, strict=True):
         read = [line for line in lines[host] if "channel 'train'" in line]
-        assert len(read) == 1 and read[0].endswith(f"from 1 files ({shard})"), read
+        assert len(read) == 1 and read[0].endswith(f"from 1 file ({shard})"), read
 
     model = Model.create(
         model_name="sdk-fm-two",
