@@ -10,7 +10,8 @@ compiled one (numba, ``fm.COMPILED_MIN_ROWS``) side by side, with their ratio; t
 compiled first by a small job into a scratch NUMBA_CACHE_DIR (that job's CPU is printed: what a first large job
 pays once), as the emulator keeps them for its jobs. In process, one epoch per path, twice each, at the size of
 ml-100k and at ``--quality-rows`` of ml-20m's shape: records/s logged and records per CPU-second of the process
-(both threads), the comparison that a loaded machine distorts least. Start-up: the CPU seconds of a tiny FM job's
+(both threads), the comparison that a loaded machine distorts least; and the CPU of one epoch's shuffle, numpy's
+against the compiled one (``--rows`` rows). Start-up: the CPU seconds of a tiny FM job's
 container, and of an FM endpoint's model server up to its first answer (goal <= 1 s each). For scale, the real
 container logs about 105,000 records/s (reference/sagemaker-fm-knn-contract.md §3.2).
 
@@ -275,6 +276,26 @@ def throughput(name: str, n_users: int, n_items: int, n_ratings: int) -> None:
     )
 
 
+def shuffle_cost(n_rows: int) -> None:
+    """CPU seconds of one epoch's shuffle of ``n_rows`` row numbers, numpy's (``Generator.shuffle``, what one-thread
+    runs use) against ``fm_compiled.shuffle`` (two-thread compiled runs), best of three each: both cores wait for it."""
+    from sagemaker_emulator.algorithms import fm_compiled
+
+    fm_compiled.shuffle(np.arange(10, dtype=np.int32), 0)  # compiled or loaded from the cache before timing
+    rng, best = np.random.default_rng(0), {}
+    for name, shuffle in (("numpy", lambda order, _: rng.shuffle(order)), ("compiled", fm_compiled.shuffle)):
+        for seed in range(3):
+            order = np.arange(n_rows, dtype=np.int32)
+            cpu = time.process_time()
+            shuffle(order, seed)
+            best[name] = min(best.get(name, np.inf), time.process_time() - cpu)
+    print(
+        f"\nOne epoch's shuffle of {n_rows:,} rows: numpy {best['numpy']:.2f} CPU-s, compiled {best['compiled']:.2f} "
+        f"CPU-s (x{best['numpy'] / best['compiled']:.1f}); the compiled path's epoch at 1.5M records/s lasts "
+        f"{n_rows / GOAL_RECORDS_PER_SECOND:.1f} s"
+    )
+
+
 def rmse(predicted, truth) -> float:
     return float(np.sqrt(np.mean((np.asarray(predicted, np.float64) - truth) ** 2)))
 
@@ -420,6 +441,7 @@ def main() -> None:
     throughput("ml-100k-sized", 943, 1682, 100_000)
     quality_users = min(ML_20M[0], arguments.quality_rows // MIN_RATINGS_PER_USER)
     throughput("ml-20m-shaped", quality_users, ML_20M[1], arguments.quality_rows)
+    shuffle_cost(arguments.rows)
     quality(arguments.dataset)
     synthetic_quality(arguments.quality_rows)
 

@@ -57,22 +57,28 @@ class Cluster:
         self._store = mx.kv.create("dist_sync")
         self.rank = self._store.rank
         self.size = self._store.num_workers
-        self._keys = 0
+        self._keys: dict[tuple[int, ...], int] = {}
         self._params: list[np.ndarray] = []
         self._bases: list[np.ndarray] = []
         log(f"{self.host}: joined the kvstore as worker {self.rank} of {self.size}")
 
-    def _key(self) -> int:
-        """A fresh key per exchange: every worker makes the same calls in the same order, so keys agree."""
-        self._keys += 1
-        return self._keys
+    def _key(self, shape: tuple[int, ...]) -> int:
+        """One key per shape, initialised at its first use and reused: every worker makes the same calls in the
+        same order, so keys agree. A key per exchange would leave every exchange's buffers in the worker and the
+        servers until the job ends: 1.8 GiB per host after 3 epochs at 4M rows (2 hosts), growing with epochs."""
+        key = self._keys.get(shape)
+        if key is None:
+            key = self._keys[shape] = len(self._keys) + 1
+            self._store.init(key, self._mx.nd.zeros(shape))
+        return key
 
     def total(self, array: np.ndarray) -> np.ndarray:
-        """The element-wise sum of ``array`` over every host (float32; the same shape on every host)."""
+        """The element-wise sum of ``array`` over every host (float32; the same shape on every host). A
+        ``dist_sync`` server answers a round's pushes only once every worker's is in and, holding no optimizer,
+        keeps their sum in place of the key's last value, so a key serves any number of rounds."""
         mx = self._mx
-        key = self._key()
         value = mx.nd.array(np.ascontiguousarray(array, dtype=np.float32))
-        self._store.init(key, mx.nd.zeros(value.shape))
+        key = self._key(value.shape)
         self._store.push(key, value)
         out = mx.nd.zeros(value.shape)
         self._store.pull(key, out=out)

@@ -3,7 +3,8 @@
 The numpy trainer spends its time in per-batch set-up and in memory round trips of gathered copies: about 0.4M
 records per CPU-second. These kernels do a whole chunk of batches per call (forward pass, gradients, lazy
 Adam/SGD updates of the rows the batch touched), reading rows of the training matrix in place and updating the
-parameter tables where they are, without the GIL, so the two Hogwild threads really run on two cores.
+parameter tables where they are, without the GIL, so the two Hogwild threads really run on two cores. ``shuffle``
+reorders the rows between the epochs of those two-thread runs, the one step left where both cores wait for one.
 
 Same semantics and, single-threaded, the same float32 operations as the numpy path (sums of squares in float64,
 as its ``bincount`` does), only summed in another order (``FASTMATH``, so that loops vectorise): the two agree to
@@ -28,6 +29,7 @@ ADAM_BETA1, ADAM_BETA2 = 0.9, 0.999
 FASTMATH = {"reassoc", "contract"}
 BETA1, BETA2 = np.float32(ADAM_BETA1), np.float32(ADAM_BETA2)
 ONE_MINUS_BETA1, ONE_MINUS_BETA2 = np.float32(1 - ADAM_BETA1), np.float32(1 - ADAM_BETA2)
+SHUFFLE_BUCKET_ROWS = 1 << 14  # rows per bucket of ``shuffle``: 64 kB of int32, within a core's L2 cache
 
 
 @numba.njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -55,6 +57,50 @@ def _update_row(table, row, grad, settings, adam, step_size):
             g = min(max(g, -clip), clip)
         g += wd * weights[f]
         weights[f] -= g * lr
+
+
+@numba.njit(nogil=True, cache=True)
+def _draw(state, bound):
+    """A draw in [0, bound) (bound < 2**32) from the splitmix64 generator ``state[0]``: 32 random bits scaled by
+    multiplication (Lemire), biased by at most bound / 2**32 (below 1e-5 for ``shuffle``'s bounds)."""
+    state[0] += np.uint64(0x9E3779B97F4A7C15)
+    z = state[0]
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return np.int64(((z >> np.uint64(32)) * np.uint64(bound)) >> np.uint64(32))
+
+
+@numba.njit(nogil=True, cache=True)
+def shuffle(order, seed):
+    """Shuffle ``order`` in place, seeded: each element goes to one of ``len // SHUFFLE_BUCKET_ROWS`` buckets drawn at
+    random, then each bucket (64 kB: in cache) is shuffled by Fisher-Yates. As random as one Fisher-Yates over the
+    whole array (given the buckets' sizes every arrangement is equally likely), without its random access over tens
+    of MB, and with a generator (splitmix64) cheaper than numpy's: a single core does it while both wait, at every
+    epoch. The same seed gives another permutation than ``Generator.shuffle``."""
+    state = np.full(1, seed, np.uint64)
+    n = order.shape[0]
+    buckets = min(max(n // SHUFFLE_BUCKET_ROWS, 1), 65535)
+    keys = np.empty(n, np.uint16)
+    starts = np.zeros(buckets + 1, np.int64)
+    for i in range(n):
+        key = _draw(state, buckets)
+        keys[i] = key
+        starts[key + 1] += 1
+    for key in range(buckets):
+        starts[key + 1] += starts[key]
+    placed = starts[:-1].copy()
+    dealt = np.empty_like(order)
+    for i in range(n):
+        key = keys[i]
+        dealt[placed[key]] = order[i]
+        placed[key] += 1
+    for key in range(buckets):
+        first = starts[key]
+        for i in range(starts[key + 1] - 1, first, -1):
+            j = first + _draw(state, i + 1 - first)
+            dealt[i], dealt[j] = dealt[j], dealt[i]
+    order[:] = dealt
 
 
 @numba.njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")

@@ -1,6 +1,7 @@
 """FM's compiled path (``fm_compiled``, numba) against the numpy path: same models, its threshold, its cache."""
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -53,6 +54,43 @@ def test_one_thread_compiled_equals_numpy(data, monkeypatch, overrides):
     compiled_model = fit(data, monkeypatch, True, **overrides)
     for name in ("w0", "w", "v"):
         np.testing.assert_allclose(getattr(compiled_model, name), getattr(numpy_model, name), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
+def test_both_paths_log_the_same_metrics(data, monkeypatch, capsys, predictor_type):
+    """Batch metrics at an interval of 2 against chunks of 3 batches (the compiled path logs a chunk's batches
+    after it) and each epoch's metrics: the same lines, the same figures to rounding."""
+    if predictor_type == "binary_classifier":
+        data = (data[0], (data[1] >= 4).astype(np.float32), *data[2:])
+    lines = {}
+    for compiled in (False, True):
+        fit(data, monkeypatch, compiled, batch_metrics_publish_interval=2, predictor_type=predictor_type)
+        found = re.findall(r"#quality_metric: host=\S+, (.*) <\w+>=(\S+)", capsys.readouterr().out)
+        lines[compiled] = {scope: float(value) for scope, value in found}
+    batches = -(-data[0].shape[0] // 150)
+    logged = {scope.rsplit("train", 1)[0].strip() for scope in lines[True]}
+    assert logged == {f"epoch={e}, batch={b}" for e in range(3) for b in range(0, batches, 2)} | {
+        f"epoch={e}," for e in range(3)
+    } | {""}
+    assert lines[True].keys() == lines[False].keys()
+    np.testing.assert_allclose(list(lines[True].values()), list(lines[False].values()), rtol=1e-4, atol=1e-3)
+
+
+def test_compiled_shuffle_is_a_seeded_uniform_permutation():
+    """Several buckets (``SHUFFLE_BUCKET_ROWS`` rows each): a permutation, the same for the same seed, and where an
+    element lands is independent of where it was (each quarter of the input spread evenly over the output's)."""
+    from sagemaker_emulator.algorithms import fm_compiled
+
+    n = 6 * fm_compiled.SHUFFLE_BUCKET_ROWS + 123
+    orders = []
+    for seed in (7, 7, 8):
+        order = np.arange(n, dtype=np.int32)
+        fm_compiled.shuffle(order, seed)
+        orders.append(order)
+    assert np.array_equal(np.sort(orders[0]), np.arange(n))
+    assert np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[0], orders[2])
+    quarters = np.histogram2d(orders[0] * 4 // n, np.arange(n) * 4 // n, bins=4)[0]
+    np.testing.assert_allclose(quarters / (n / 16), 1.0, atol=0.05)
 
 
 def test_compiled_hogwild_is_as_good_as_numpy(data, monkeypatch, capsys):
