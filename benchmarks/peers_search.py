@@ -53,10 +53,10 @@ SPACES = {
         "lr_all": ("log", 0.002, 0.02),
         "reg_all": ("log", 0.005, 0.2),
     },
-    "myfm Bayesian FM": {"rank": ("choice", (4, 8, 16, 24)), "n_iter": ("int", 50, 350)},
-    "myfm Bayesian FM + genres": {"rank": ("choice", (4, 8, 16, 24)), "n_iter": ("int", 50, 350)},
+    "myfm Bayesian FM": {"rank": ("choice", (4, 8, 16, 24, 32)), "n_iter": ("int", 50, 350)},
+    "myfm Bayesian FM + genres": {"rank": ("choice", (4, 8, 16, 24, 32)), "n_iter": ("int", 50, 350)},
     "cornac MF": {
-        "k": ("choice", (10, 20, 50, 100, 200)),
+        "k": ("choice", (10, 20, 50, 100, 200, 400)),
         "max_iter": ("int", 20, 200),
         "learning_rate": ("log", 0.002, 0.05),
         "lambda_reg": ("log", 0.001, 0.1),
@@ -69,9 +69,9 @@ SPACES = {
     },
     "implicit BPR": {
         "factors": ("choice", (16, 32, 64)),
-        "learning_rate": ("log", 0.001, 0.1),
+        "learning_rate": ("log", 0.0003, 0.1),
         "regularization": ("log", 0.0001, 0.05),
-        "iterations": ("int", 20, 300),
+        "iterations": ("int", 20, 400),
     },
     "cornac BPR": {
         "k": ("choice", (16, 32, 64)),
@@ -112,26 +112,33 @@ def describe(space: dict) -> dict:
     }
 
 
-def _timed(function: Callable, *args) -> tuple:
-    """Run one fit single-threaded (the search runs fits side by side) and return (value, CPU seconds)."""
-    started = time.process_time()
+def groups(settings: Sequence[dict], along: str | None) -> list[tuple[dict, list, list[int]]]:
+    """The fits that score ``settings``: (setting, values of ``along``, positions in ``settings``) per fit.
+
+    A peer that can be read off its training curve (``along``: its iteration count) needs one fit per setting of the
+    other knobs, run to the largest count drawn: the score after n iterations of that fit is exactly the score of a
+    fit run for n (the same seeded chain), so every one of the settings is still scored, at a fraction of the cost.
+    """
+    if along is None:
+        return [(setting, [], [position]) for position, setting in enumerate(settings)]
+    fits: dict[tuple, tuple[dict, list, list[int]]] = {}
+    for position, setting in enumerate(settings):
+        base = {name: value for name, value in setting.items() if name != along}
+        entry = fits.setdefault(tuple(sorted(base.items())), (base, [], []))
+        entry[1].append(setting[along])
+        entry[2].append(position)
+    return list(fits.values())
+
+
+def _timed(function: Callable) -> tuple:
+    """Run one fit single-threaded (fits run side by side): (value, CPU seconds, wall seconds)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     with threadpool_limits(1):
-        value = function(*args)
-    return value, time.process_time() - started
+        value = function()
+    return value, time.process_time() - cpu_started, time.perf_counter() - started
 
 
-def search(
-    objective: Callable[[dict], float], settings: Sequence[dict], lower_is_better: bool, jobs: int
-) -> tuple[int, list[float], float]:
-    """Score every setting on validation, ``jobs`` at a time; (index of the best, scores, CPU seconds of all fits).
-
-    The first best wins a tie, so the defaults stay chosen unless a draw beats them."""
-    results = Parallel(n_jobs=jobs)(delayed(_timed)(objective, setting) for setting in settings)
-    scores = [score for score, _ in results]
-    best = int(np.argmin(scores) if lower_is_better else np.argmax(scores))
-    return best, scores, sum(seconds for _, seconds in results)
-
-
-def run_once(function: Callable, *args) -> tuple:
-    """The final fit on the whole training split: (value, CPU seconds)."""
-    return _timed(function, *args)
+def run(functions: Sequence[Callable], jobs: int) -> list[tuple]:
+    """Call every function, ``jobs`` at a time in worker processes, in the order given (heaviest first keeps both
+    cores busy to the end); (value, CPU seconds, wall seconds) of each, in that order."""
+    return Parallel(n_jobs=jobs)(delayed(_timed)(function) for function in functions)
