@@ -420,7 +420,9 @@ def tune(studies: list[Study], jobs: int) -> list[tuple[Outcome, object]]:
         for setting, counts, positions in peers_search.groups(tried, study.peer.along)
     ]
     fits.sort(key=lambda fit: studies[fit[0]].weight(fit[1], fit[2]))
-    done = peers_search.run([partial(studies[n].scores, setting, counts) for n, setting, counts, _ in fits], jobs)
+    done = peers_search.run(
+        [partial(studies[n].scores, setting, counts) for n, setting, counts, _ in fits], jobs, "validation"
+    )
     scores = [[math.nan] * len(tried) for _, tried in plans]
     cost = [[0.0, 0.0, 0] for _ in studies]  # CPU, wall, fits
     for (number, _, _, positions), (values, cpu, wall) in zip(fits, done):
@@ -435,7 +437,7 @@ def tune(studies: list[Study], jobs: int) -> list[tuple[Outcome, object]]:
     ]
     order = sorted(range(len(studies)), key=lambda n: studies[n].weight(plans[n][1][chosen[n]], []))
     finals = peers_search.run(
-        [partial(studies[n].peer.answer, plans[n][1][chosen[n]], studies[n].test) for n in order], jobs
+        [partial(studies[n].peer.answer, plans[n][1][chosen[n]], studies[n].test) for n in order], jobs, "test"
     )
     answers = dict(zip(order, finals))
     results = []

@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 
 BUDGET = 26  # settings per peer and dataset: the defaults and BUDGET - 1 random draws
 SEED = 0
+PROGRESS_EVERY = 10  # fits between two progress lines
 
 SPACES = {
     "Surprise SVD": {
@@ -138,7 +139,16 @@ def _timed(function: Callable) -> tuple:
     return value, time.process_time() - cpu_started, time.perf_counter() - started
 
 
-def run(functions: Sequence[Callable], jobs: int) -> list[tuple]:
+def run(functions: Sequence[Callable], jobs: int, what: str) -> list[tuple]:
     """Call every function, ``jobs`` at a time in worker processes, in the order given (heaviest first keeps both
-    cores busy to the end); (value, CPU seconds, wall seconds) of each, in that order."""
-    return Parallel(n_jobs=jobs)(delayed(_timed)(function) for function in functions)
+    cores busy to the end); (value, CPU seconds, wall seconds) of each, in that order. Prints its progress."""
+    started, results = time.perf_counter(), []
+    calls = Parallel(n_jobs=jobs, return_as="generator")(delayed(_timed)(function) for function in functions)
+    for done, result in enumerate(calls, 1):
+        results.append(result)
+        if done % PROGRESS_EVERY == 0 or done == len(functions):
+            cpu = sum(seconds for _, seconds, _ in results)
+            print(
+                f"  {what}: {done}/{len(functions)} fits, CPU {cpu:.0f} s, wall {time.perf_counter() - started:.0f} s"
+            )
+    return results
