@@ -10,7 +10,9 @@ training scores below every movie it knows.
 Each peer's settings are chosen on the validation split Lab 1's searches carve from the training data
 (``split_holdout(train, seed=1)``; ``leave_one_out(train, n_negatives=99, seed=1)``), by validation RMSE or HR@10 +
 NDCG@10, among ``peers_search.BUDGET`` settings (budget and ranges in ``benchmarks/peers_search.py``); the test split
-is then scored once. Standard errors: per rating for RMSE (delta method), per user for HR@10 and NDCG@10
+is then scored once. The validation fits of every peer and dataset go to one pool of worker processes, heaviest
+first, and the chosen settings' test fits to another, so no core waits while a peer's last fit runs; myfm scores
+every iteration count drawn for a rank off one chain (``peers_search.groups``). Standard errors: per rating for RMSE (delta method), per user for HR@10 and NDCG@10
 (``common.evaluation``). Every fit is seeded and single-threaded, so a rerun gives the same figures.
 
 The results go to ``benchmarks/peers.json`` (the rows of the datasets run replace theirs; the others stay), the one
@@ -29,7 +31,9 @@ workshop's kernel pins numpy 1.26.4 for MXNet; the splits are identical under bo
         [--metrics [DATASET=]DIR ...] [--output benchmarks/peers.json]
 
 ``--metrics DIR`` reads the project's rows for every dataset from DIR (default ``build/metrics``);
-``--metrics synthetic=DIR`` for one dataset only. ``--jobs`` fits that many settings side by side.
+``--metrics synthetic=DIR`` for one dataset only. ``--jobs`` runs that many fits side by side. The file also keeps
+each run's wall and CPU seconds and the load average around it (``runs``); on an idle machine the wall time is
+about the CPU seconds divided by ``--jobs``, which the last line prints.
 """
 
 from __future__ import annotations
