@@ -10,21 +10,26 @@ ranges below (seeded, so a rerun draws the same settings). Iteration counts are 
 searches picked their epoch counts on validation too (read off each run's curve). Popularity has nothing to tune.
 
 Ranges: ``("choice", values)`` draws one value; ``("int", low, high)`` an integer, both ends included;
-``("log", low, high)`` a number uniform on a log scale, rounded to 3 significant digits. Where the first search (16
-settings, 2026-12-06) chose a value at or next to an edge, the range now goes further on that side: myfm's rank to
-24 (16 in three of four runs) and its iterations to [50, 350] (296 and 112), cornac MF's k to 200 (100 on both
-datasets), implicit ALS's factors down to 8, regularization up to 10, iterations down to 2 (16, 0.712, 6), implicit
-BPR's learning rate down to 0.001 (0.00368), cornac BPR's iterations up to 500 (364). To pay for that, 128 factors,
-never chosen, left implicit ALS, BPR and cornac BPR, and implicit BPR stops at 300 iterations (76 and 114). SVD++
-keeps [5, 20] factors and [10, 30] epochs although synthetic chose 20 and 30: a fit costs about k x epochs (29 CPU
-seconds on ml-latest-small), so 40 factors and 40 epochs would add about 8 minutes, and myfm without genres beat it
-on validation by 0.02 and 0.05 RMSE.
+``("log", low, high)`` a number uniform on a log scale, rounded to 3 significant digits. Where a search chose a value
+at or next to an edge, the range now goes further on that side (defaults stay the first setting). After the first
+search (16 settings, 2026-12-06): myfm's rank to 24 and its iterations to [50, 350], cornac MF's k to 200, implicit ALS's factors down
+to 8, regularization up to 10, iterations down to 2, cornac BPR's iterations up to 500. After the second (26
+settings, 2026-12-06: cornac MF k = 200 on both datasets, myfm + genres rank 24 on ml-latest-small, implicit BPR's
+learning rate 0.00128 and 281 of its 300 iterations on synthetic): cornac MF's k to 400, myfm's rank to 32,
+implicit BPR's learning rate down to 0.0003 and its iterations back to 400. 128 factors, never chosen, left implicit
+ALS, BPR and cornac BPR. SVD++ keeps [5, 20] factors and [10, 30] epochs although synthetic chose 20 and 29: it is
+half of the benchmark's CPU time (a fit costs about k x epochs, 29 CPU seconds on ml-latest-small), 40 factors and
+40 epochs would double that, and it sets no comparison: myfm without genres beat it on validation by 0.02 and 0.05
+RMSE (ml-latest-small, synthetic).
 
-Time, measured 2026-12-06 (both datasets side by side, two fits each, on a shared machine at load 3-13): 1,675 CPU
-seconds for ml-latest-small (55 minutes of wall time) and 942 for synthetic (45), 2,617 in all, so about 22 minutes
-on a quiet 2-core machine, 2 over our 20 (estimated beforehand at 2,380 from the first run's cost per fit); SVD++
-took 1,000 of them. Still at an edge after this run: cornac MF's k (200 on both datasets), myfm + genres' rank (24 on
-ml-latest-small), implicit BPR's learning rate and iterations on synthetic (0.00128 and 281).
+Time. Fits do not wait for each other: ``peers.py`` hands every validation fit of every peer and dataset to one pool,
+heaviest first, and the test fits to another, so on an idle machine the wall time is the CPU time over the workers.
+myfm's fits read every iteration count drawn for a rank off one chain (``groups``): 26 settings scored by 6 fits,
+40% of the CPU they took when each setting was its own fit, with the same scores. The 2026-12-06 run took 2,617 CPU
+seconds (22 minutes on 2 cores, 2 over the 20 of issue 23); its CPU per peer, scaled by the work (sizes x
+iterations) of this version's fits, comes to about 2,030 CPU seconds, 1,320 for ml-latest-small and 685 for
+synthetic (SVD++ 1,000 of them): about 17 minutes on a quiet 2-core machine, an estimate until a quiet run's
+``runs`` entry in ``peers.json`` replaces it.
 """
 
 from __future__ import annotations
