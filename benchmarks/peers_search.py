@@ -29,7 +29,11 @@ myfm's fits read every iteration count drawn for a rank off one chain (``groups`
 seconds (22 minutes on 2 cores, 2 over the 20 of issue 23); its CPU per peer, scaled by the work (sizes x
 iterations) of this version's fits, comes to about 2,030 CPU seconds, 1,320 for ml-latest-small and 685 for
 synthetic (SVD++ 1,000 of them): about 17 minutes on a quiet 2-core machine, an estimate until a quiet run's
-``runs`` entry in ``peers.json`` replaces it.
+``runs`` entry in ``peers.json`` replaces it. Synthetic alone, run 2026-12-07 with 4 workers at load 22 falling to
+7 on 2 cores: 802 CPU seconds (686 validation fits, 89 test fits), 41 minutes of wall; the load inflates CPU
+seconds too (SVD++ 248 against 239 the day before). Chosen at an edge in that run: myfm + genres' rank 32 and 343 of
+its 350 iterations (rank 48 and 450 iterations would add about 150 CPU seconds per dataset), and SVD++ as above;
+cornac MF's k (200 of up to 400) and implicit BPR (173 iterations, learning rate 0.00215) are inside their ranges.
 """
 
 from __future__ import annotations
