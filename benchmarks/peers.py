@@ -10,7 +10,9 @@ training scores below every movie it knows.
 Each peer's settings are chosen on the validation split Lab 1's searches carve from the training data
 (``split_holdout(train, seed=1)``; ``leave_one_out(train, n_negatives=99, seed=1)``), by validation RMSE or HR@10 +
 NDCG@10, among ``peers_search.BUDGET`` settings (budget and ranges in ``benchmarks/peers_search.py``); the test split
-is then scored once. Standard errors: per rating for RMSE (delta method), per user for HR@10 and NDCG@10
+is then scored once. The validation fits of every peer and dataset go to one pool of worker processes, heaviest
+first, and the chosen settings' test fits to another, so no core waits while a peer's last fit runs; myfm scores
+every iteration count drawn for a rank off one chain (``peers_search.groups``). Standard errors: per rating for RMSE (delta method), per user for HR@10 and NDCG@10
 (``common.evaluation``). Every fit is seeded and single-threaded, so a rerun gives the same figures.
 
 The results go to ``benchmarks/peers.json`` (the rows of the datasets run replace theirs; the others stay), the one
@@ -29,7 +31,9 @@ workshop's kernel pins numpy 1.26.4 for MXNet; the splits are identical under bo
         [--metrics [DATASET=]DIR ...] [--output benchmarks/peers.json]
 
 ``--metrics DIR`` reads the project's rows for every dataset from DIR (default ``build/metrics``);
-``--metrics synthetic=DIR`` for one dataset only. ``--jobs`` fits that many settings side by side.
+``--metrics synthetic=DIR`` for one dataset only. ``--jobs`` runs that many fits side by side. The file also keeps
+each run's wall and CPU seconds and the load average around it (``runs``); on an idle machine the wall time is
+about the CPU seconds divided by ``--jobs``, which the last line prints.
 """
 
 from __future__ import annotations
@@ -40,10 +44,12 @@ import datetime
 import io
 import json
 import math
+import os
 import platform
 import resource
 import time
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -59,6 +65,19 @@ from common.settings import settings
 DATASETS = ("ml-latest-small", "synthetic", "ml-100k")
 SEED = 0
 K = 10
+MYFM_BURN_IN = 5  # myfm keeps the last n_iter - 5 samples (n_iter >= 10): the first five are its burn-in
+# The order the fits go to the workers: heaviest first (CPU per fit measured 2026-12-06), so that the last fits to
+# finish are short ones and both cores stay busy to the end.
+HEAVIEST_FIRST = (
+    "Surprise SVD++",
+    "myfm Bayesian FM + genres",
+    "myfm Bayesian FM",
+    "cornac BPR",
+    "implicit BPR",
+    "Surprise SVD",
+    "cornac MF",
+    "implicit ALS",
+)
 OUTPUT = Path(__file__).with_name("peers.json")
 SPLITS = {"rating": "split_holdout(seed=0)", "top-10": "leave_one_out(n_negatives=99, seed=0)"}
 STANDARD_ERRORS = {"rating": "delta method over the test ratings", "top-10": "per user over the test users"}
@@ -136,6 +155,8 @@ class Peer:
     distribution: str  # the PyPI name, for its version
     defaults: dict  # the first setting the search scores
     answer: object  # (setting, split) -> rating predictions, or (n_users, 100) candidate scores
+    along: str | None = None  # an iteration count the search reads off one fit's curve (peers_search.groups)
+    curve: object = None  # (setting, split, counts) -> the answer after each count, from one fit
 
 
 @dataclass(frozen=True)
@@ -177,19 +198,44 @@ def surprise_predictions(kind: str, setting: dict, split: RatingSplit) -> np.nda
     return np.array([algorithm.predict(u, i).est for u, i in zip(split.held["user_id"], split.held["item_id"])])
 
 
-def myfm_predictions(index: Indexed, genres, setting: dict, split: RatingSplit) -> np.ndarray:
+def myfm_fit(index: Indexed, genres, rank: int, split: RatingSplit, n_iter: int, **options):
     import myfm
 
     groups = [0] * len(index.users) + [1] * len(index.items) + ([2] * genres.shape[1] if genres is not None else [])
-    model = myfm.MyFMRegressor(rank=setting["rank"], random_seed=SEED)
+    model = myfm.MyFMRegressor(rank=rank, random_seed=SEED)
     with contextlib.redirect_stderr(io.StringIO()):  # myfm always draws a progress bar
         model.fit(
             index.one_hot(split.train, genres),
             split.train["rating"].to_numpy(),
-            n_iter=setting["n_iter"],
+            n_iter=n_iter,
             grouping=groups,
+            **options,
         )
-    return model.predict(index.one_hot(split.held, genres))
+    return model
+
+
+def myfm_predictions(index: Indexed, genres, setting: dict, split: RatingSplit) -> np.ndarray:
+    return myfm_fit(index, genres, setting["rank"], split, setting["n_iter"]).predict(index.one_hot(split.held, genres))
+
+
+def myfm_curve(index: Indexed, genres, setting: dict, split: RatingSplit, counts: list[int]) -> list[np.ndarray]:
+    """What a fit of each of ``counts`` iterations predicts, from one chain of ``max(counts)``.
+
+    myfm predicts the mean of its samples past the burn-in; the chain is the same whatever its length (same seed),
+    so the running mean of the samples is exactly what a shorter fit predicts (checked bit for bit, 2026-12-07)."""
+    held = index.one_hot(split.held, genres)
+    total, answers = np.zeros(held.shape[0]), {}
+
+    def callback(iteration, fm, hyper, history):
+        nonlocal total
+        if iteration >= MYFM_BURN_IN:
+            total = total + fm.predict_score(held, [])
+        if iteration + 1 in counts:
+            answers[iteration + 1] = total / (iteration + 1 - MYFM_BURN_IN)
+        return False, None
+
+    myfm_fit(index, genres, setting["rank"], split, max(counts), n_kept_samples=1, callback=callback)
+    return [answers[count] for count in counts]
 
 
 def cornac_mf_predictions(setting: dict, split: RatingSplit) -> np.ndarray:
@@ -228,12 +274,16 @@ def rating_peers(index: Indexed, genres: sp.csr_matrix) -> list[Peer]:
             "myfm",
             {"rank": 10, "n_iter": 200},  # myfm has no default rank: the settings of this table before tuning
             lambda setting, split: myfm_predictions(index, None, setting, split),
+            "n_iter",
+            lambda setting, split, counts: myfm_curve(index, None, setting, split, counts),
         ),
         Peer(
             "myfm Bayesian FM + genres",
             "myfm",
             {"rank": 10, "n_iter": 200},
             lambda setting, split: myfm_predictions(index, genres, setting, split),
+            "n_iter",
+            lambda setting, split, counts: myfm_curve(index, genres, setting, split, counts),
         ),
         Peer(
             "cornac MF",
@@ -316,24 +366,40 @@ def ranking_peers(index: Indexed) -> list[Peer]:
 # Tuning on validation, then the test split once
 
 
-def rating_objective(peer: Peer, split: RatingSplit):
-    truth = split.held["rating"].to_numpy()
+def score(task: str, split, answer) -> float:
+    """Validation RMSE (rating) or HR@10 + NDCG@10 (top-10); a diverged fit scores worst."""
+    if task == "rating":
+        return evaluation.rmse(split.held["rating"].to_numpy(), answer) if np.isfinite(answer).all() else math.inf
+    if not np.isfinite(answer).all():
+        return -math.inf
+    return evaluation.hit_rate_at_k(answer, K) + evaluation.ndcg_at_k(answer, K)
 
-    def objective(setting: dict) -> float:
-        predicted = peer.answer(setting, split)
-        return evaluation.rmse(truth, predicted) if np.isfinite(predicted).all() else math.inf  # diverged
 
-    return objective
+@dataclass(frozen=True)
+class Study:
+    """One peer to tune on one dataset: its validation and test splits and the settings it is scored with."""
 
+    dataset: str
+    task: str
+    peer: Peer
+    validation: object
+    test: object
 
-def ranking_objective(peer: Peer, split: RankingSplit):
-    def objective(setting: dict) -> float:
-        scores = peer.answer(setting, split)
-        if not np.isfinite(scores).all():
-            return -math.inf  # diverged
-        return evaluation.hit_rate_at_k(scores, K) + evaluation.ndcg_at_k(scores, K)
+    @property
+    def settings(self) -> list[dict]:
+        return peers_search.candidates(self.peer.name, self.peer.defaults)
 
-    return objective
+    def scores(self, setting: dict, counts: list) -> list[float]:
+        """Validation scores of one fit: of ``setting``, or of each count of ``peer.along`` on its curve."""
+        if self.peer.along is None:
+            return [score(self.task, self.validation, self.peer.answer(setting, self.validation))]
+        answers = self.peer.curve(setting, self.validation, counts)
+        return [score(self.task, self.validation, answer) for answer in answers]
+
+    def weight(self, setting: dict, counts: list) -> tuple:
+        """Sort key, heaviest first: the peer's place in HEAVIEST_FIRST, then its sizes times its iterations."""
+        sizes = [value for value in setting.values() if isinstance(value, int)] + ([max(counts)] if counts else [])
+        return HEAVIEST_FIRST.index(self.peer.name), -math.prod(sizes)
 
 
 @dataclass(frozen=True)
@@ -345,36 +411,68 @@ class Outcome:
     settings: dict
     tuning: dict
     cpu_seconds: float  # search + final fit
-    wall_seconds: float
+    wall_seconds: float  # of its own fits, one after another: what it would take alone on one core
 
 
-def tune(peer: Peer, task: str, validation, test, jobs: int) -> tuple[Outcome, object]:
-    """The outcome and the chosen setting's answer on the test split."""
-    started = time.perf_counter()
-    settings_tried = peers_search.candidates(peer.name, peer.defaults)
-    objective = (rating_objective if task == "rating" else ranking_objective)(peer, validation)
-    best, scores, search_cpu = peers_search.search(objective, settings_tried, task == "rating", jobs)
-    chosen = settings_tried[best]
-    answer, final_cpu = peers_search.run_once(peer.answer, chosen, test)
-    split, criterion = TUNING[task]
-    tuning = {
-        "method": f"the defaults, then {len(settings_tried) - 1} seeded random draws from the ranges",
-        "budget": len(settings_tried),
-        "ranges": peers_search.describe(peers_search.SPACES[peer.name]),
-        "defaults": peer.defaults,
-        "validation": split,
-        "criterion": criterion,
-        "validation_score": round(scores[best], 6),
-        "validation_score_of_defaults": round(scores[0], 6),
-    }
-    library = f"{peer.distribution} {metadata.version(peer.distribution)}"
-    outcome = Outcome(peer.name, library, chosen, tuning, search_cpu + final_cpu, time.perf_counter() - started)
-    print(
-        f"  {peer.name}: chose {chosen} (validation {scores[best]:.4f}; defaults {scores[0]:.4f}), "
-        f"{len(settings_tried)} settings, CPU {outcome.cpu_seconds:.0f} s, wall {outcome.wall_seconds:.0f} s",
-        flush=True,
+def tune(studies: list[Study], jobs: int) -> list[tuple[Outcome, object]]:
+    """Every study's validation fits in one pool, then every chosen setting's fit on the test split in another, each
+    heaviest first; (outcome, the chosen setting's answer on the test split) per study."""
+    plans = [(study, study.settings) for study in studies]  # (study, settings tried)
+    fits = [
+        (number, setting, counts, positions)
+        for number, (study, tried) in enumerate(plans)
+        for setting, counts, positions in peers_search.groups(tried, study.peer.along)
+    ]
+    fits.sort(key=lambda fit: studies[fit[0]].weight(fit[1], fit[2]))
+    done = peers_search.run(
+        [partial(studies[n].scores, setting, counts) for n, setting, counts, _ in fits], jobs, "validation"
     )
-    return outcome, answer
+    scores = [[math.nan] * len(tried) for _, tried in plans]
+    cost = [[0.0, 0.0, 0] for _ in studies]  # CPU, wall, fits
+    for (number, _, _, positions), (values, cpu, wall) in zip(fits, done):
+        for position, value in zip(positions, values):
+            scores[number][position] = value
+        cost[number][0] += cpu
+        cost[number][1] += wall
+        cost[number][2] += 1
+    chosen = [  # the first best wins a tie, so the defaults stay unless a draw beats them
+        int(np.argmin(values) if study.task == "rating" else np.argmax(values))
+        for study, values in zip(studies, scores)
+    ]
+    order = sorted(range(len(studies)), key=lambda n: studies[n].weight(plans[n][1][chosen[n]], []))
+    finals = peers_search.run(
+        [partial(studies[n].peer.answer, plans[n][1][chosen[n]], studies[n].test) for n in order], jobs, "test"
+    )
+    answers = dict(zip(order, finals))
+    results = []
+    for number, (study, tried) in enumerate(plans):
+        best, values = chosen[number], scores[number]
+        answer, final_cpu, final_wall = answers[number]
+        cpu, wall, fit_count = cost[number]
+        split, criterion = TUNING[study.task]
+        method = f"the defaults, then {len(tried) - 1} seeded random draws from the ranges"
+        if study.peer.along:
+            method += f"; one fit per setting of the other knobs scores every {study.peer.along} on its curve"
+        tuning = {
+            "method": method,
+            "budget": len(tried),
+            "fits": fit_count,
+            "ranges": peers_search.describe(peers_search.SPACES[study.peer.name]),
+            "defaults": study.peer.defaults,
+            "validation": split,
+            "criterion": criterion,
+            "validation_score": round(values[best], 6),
+            "validation_score_of_defaults": round(values[0], 6),
+        }
+        library = f"{study.peer.distribution} {metadata.version(study.peer.distribution)}"
+        outcome = Outcome(study.peer.name, library, tried[best], tuning, cpu + final_cpu, wall + final_wall)
+        print(
+            f"  {study.dataset} {study.peer.name}: chose {tried[best]} (validation {values[best]:.4f}; defaults "
+            f"{values[0]:.4f}), {len(tried)} settings in {fit_count} fits, CPU {outcome.cpu_seconds:.0f} s",
+            flush=True,
+        )
+        results.append((outcome, answer))
+    return results
 
 
 def row(dataset: str, task: str, outcome: Outcome, metric: str, value: float, error: float) -> dict:
@@ -396,34 +494,58 @@ def row(dataset: str, task: str, outcome: Outcome, metric: str, value: float, er
     }
 
 
-def rating_rows(loaded: data.Dataset, index: Indexed, jobs: int) -> list[dict]:
+@dataclass(frozen=True)
+class Prepared:
+    """One dataset's splits and the studies of its peers."""
+
+    loaded: data.Dataset
+    index: Indexed
+    rating_test: pd.DataFrame
+    ranking_test: tuple  # (train, test, negatives) of the leave-one-out split
+    studies: list[Study]
+
+
+def prepare(loaded: data.Dataset) -> Prepared:
+    """The validation carving and the test split of both tasks, and a study per peer."""
+    index = Indexed(loaded.ratings)
     train, test = data.split_holdout(loaded, seed=SEED)
     fit_part, valid = data.split_holdout(train, seed=SEED + 1)
     validation, final = RatingSplit(fit_part, valid), RatingSplit(train, test)
-    truth = test["rating"].to_numpy()
     print(f"{loaded.name} rating: fit {len(fit_part):,}, validation {len(valid):,}, test {len(test):,}")
-    rows = []
-    for peer in rating_peers(index, index.genre_matrix(loaded.items)):
-        outcome, predicted = tune(peer, "rating", validation, final, jobs)
-        error = evaluation.rmse_standard_error(truth, predicted)
-        rows.append(row(loaded.name, "rating", outcome, "RMSE", evaluation.rmse(truth, predicted), error))
-    return rows
-
-
-def ranking_rows(loaded: data.Dataset, index: Indexed, jobs: int) -> list[dict]:
-    train, test, negatives = data.leave_one_out(loaded.ratings, n_negatives=99, seed=SEED)
-    fit_part, valid, valid_negatives = data.leave_one_out(train, n_negatives=99, seed=SEED + 1)
+    studies = [
+        Study(loaded.name, "rating", peer, validation, final)
+        for peer in rating_peers(index, index.genre_matrix(loaded.items))
+    ]
+    rank_train, rank_test, negatives = data.leave_one_out(loaded.ratings, n_negatives=99, seed=SEED)
+    fit_part, valid, valid_negatives = data.leave_one_out(rank_train, n_negatives=99, seed=SEED + 1)
     validation = RankingSplit.of(index, fit_part, valid, valid_negatives)
-    final = RankingSplit.of(index, train, test, negatives)
-    print(f"{loaded.name} top-10: fit {len(fit_part):,}, validation users {len(valid):,}, test users {len(test):,}")
-    answers = [tune(peer, "top-10", validation, final, jobs) for peer in ranking_peers(index)]
+    final = RankingSplit.of(index, rank_train, rank_test, negatives)
+    print(
+        f"{loaded.name} top-10: fit {len(fit_part):,}, validation users {len(valid):,}, test users {len(rank_test):,}"
+    )
+    studies += [Study(loaded.name, "top-10", peer, validation, final) for peer in ranking_peers(index)]
+    return Prepared(loaded, index, test, (rank_train, rank_test, negatives), studies)
+
+
+def dataset_rows(prepared: Prepared, results: list[tuple[Outcome, object]]) -> list[dict]:
+    """The rows of one dataset from its studies' results (in the order of ``prepared.studies``), and popularity."""
+    name, truth = prepared.loaded.name, prepared.rating_test["rating"].to_numpy()
+    rows = []
+    for study, (outcome, answer) in zip(prepared.studies, results):
+        if study.task == "rating":
+            rmse, error = evaluation.rmse(truth, answer), evaluation.rmse_standard_error(truth, answer)
+            rows.append(row(name, "rating", outcome, "RMSE", rmse, error))
+    answers = [
+        (outcome, answer) for study, (outcome, answer) in zip(prepared.studies, results) if study.task != "rating"
+    ]
     started, cpu_started = time.perf_counter(), time.process_time()
+    train, test, negatives = prepared.ranking_test
     popular = evaluation.popularity_scores(train, np.column_stack([test["item_id"], negatives]))
     untuned = {"method": "nothing to tune", "budget": 0}
     cpu, wall = time.process_time() - cpu_started, time.perf_counter() - started
     answers.append((Outcome("popularity", "common.evaluation", {}, untuned, cpu, wall), popular))
-    return [
-        row(loaded.name, "top-10", outcome, metric, measure(scores, K), spread(scores, K))
+    return rows + [
+        row(name, "top-10", outcome, metric, measure(scores, K), spread(scores, K))
         for outcome, scores in answers
         for metric, measure, spread in RANKING_METRICS
     ]
@@ -481,15 +603,18 @@ def print_table(title: str, rows: list[dict], notes: list[str]) -> None:
             print(f"  {entry['model']}: {entry['settings']}")
 
 
-def write_results(path: Path, rows: list[dict], datasets: list[str]) -> None:
-    """Replace the rows of ``datasets`` in the file and keep the others."""
-    kept = []
+def write_results(path: Path, rows: list[dict], run: dict) -> None:
+    """Replace the rows (and the run) of the datasets just run in the file and keep the others."""
+    kept, runs = [], []
     if path.is_file():
-        kept = [entry for entry in json.loads(path.read_text())["rows"] if entry["dataset"] not in datasets]
+        document = json.loads(path.read_text())
+        kept = [entry for entry in document["rows"] if entry["dataset"] not in run["datasets"]]
+        runs = [entry for entry in document.get("runs", []) if not set(entry["datasets"]) & set(run["datasets"])]
     document = {
         "about": "Peers of the labs, each tuned on validation; written by benchmarks/peers.py, read by common.peers.",
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "runs": runs + [run],
         "rows": kept + rows,
     }
     path.write_text(json.dumps(document, indent=1) + "\n")
@@ -529,14 +654,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", action="append", choices=DATASETS, help=f"repeatable; default: {DATASETS}")
     parser.add_argument("--metrics", action="append", default=[], metavar="[DATASET=]DIR", help="recorded results")
-    parser.add_argument("--jobs", type=int, default=2, help="settings fitted side by side (default 2: two cores)")
+    parser.add_argument("--jobs", type=int, default=2, help="fits side by side (default 2: two cores)")
     parser.add_argument("--output", type=Path, default=OUTPUT, help=f"results file (default {OUTPUT})")
     arguments = parser.parse_args()
     if arguments.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {arguments.jobs}")
     default, per_dataset = metrics_folders(arguments.metrics)
-    started = time.perf_counter()
-    results, done = [], []
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    prepared = []
     for name in arguments.dataset or DATASETS:
         if not offline_ready(name):
             print(
@@ -544,29 +669,39 @@ def main() -> None:
             )
             continue
         try:
-            loaded = data.load_dataset(name)
+            prepared.append(prepare(data.load_dataset(name)))
         except data.DatasetUnavailable as error:
             print(f"\n{name}: skipped, the archive could not be read ({str(error).splitlines()[0]})")
-            continue
-        index = Indexed(loaded.ratings)
-        print(f"\n{name}: tuning each peer on validation ({peers_search.BUDGET} settings), then the test once")
-        peers = rating_rows(loaded, index, arguments.jobs) + ranking_rows(loaded, index, arguments.jobs)
-        results += peers
-        done.append(name)
-        folder = per_dataset.get(name, default)
+    studies = [study for one in prepared for study in one.studies]
+    print(f"\ntuning {len(studies)} peers on validation ({peers_search.BUDGET} settings each), then the test once")
+    results = tune(studies, arguments.jobs)
+    rows, first = [], 0
+    for one in prepared:
+        peers = dataset_rows(one, results[first : first + len(one.studies)])
+        first += len(one.studies)
+        rows += peers
+        folder = per_dataset.get(one.loaded.name, default)
         project, notes = project_rows(folder)
         title = (
-            f"{name}: {len(loaded.ratings):,} ratings, {len(index.users):,} users, {len(index.items):,} movies; "
-            f"project rows from {folder}; CPU s = search + final fit"
+            f"{one.loaded.name}: {len(one.loaded.ratings):,} ratings, {len(one.index.users):,} users, "
+            f"{len(one.index.items):,} movies; project rows from {folder}; CPU s = search + final fit"
         )
         print_table(title, project + peers, notes)
-    if done:
-        write_results(arguments.output, results, done)
-        print(f"\nwrote {arguments.output} ({', '.join(done)})")
-    wall = time.perf_counter() - started
-    peer_cpu = sum(entry["cpu_seconds"] for entry in results if entry["metric"] != "NDCG@10")
+    wall, cpu = time.perf_counter() - started, cpu_seconds()
+    run = {
+        "datasets": [one.loaded.name for one in prepared],
+        "jobs": arguments.jobs,
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1),
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "date": datetime.date.today().isoformat(),
+    }
+    if prepared:
+        write_results(arguments.output, rows, run)
+        print(f"\nwrote {arguments.output} ({', '.join(run['datasets'])})")
     print(
-        f"all: wall {wall:.0f} s; CPU of the fits {peer_cpu:.0f} s; CPU of this process and its workers {cpu_seconds():.0f} s"
+        f"all: wall {wall:.0f} s at load {load_before:.1f} to {os.getloadavg()[0]:.1f}; CPU of this process and its "
+        f"workers {cpu:.0f} s, so about {cpu / arguments.jobs / 60:.1f} min of wall on {arguments.jobs} idle cores"
     )
 
 

@@ -10,21 +10,30 @@ ranges below (seeded, so a rerun draws the same settings). Iteration counts are 
 searches picked their epoch counts on validation too (read off each run's curve). Popularity has nothing to tune.
 
 Ranges: ``("choice", values)`` draws one value; ``("int", low, high)`` an integer, both ends included;
-``("log", low, high)`` a number uniform on a log scale, rounded to 3 significant digits. Where the first search (16
-settings, 2026-12-06) chose a value at or next to an edge, the range now goes further on that side: myfm's rank to
-24 (16 in three of four runs) and its iterations to [50, 350] (296 and 112), cornac MF's k to 200 (100 on both
-datasets), implicit ALS's factors down to 8, regularization up to 10, iterations down to 2 (16, 0.712, 6), implicit
-BPR's learning rate down to 0.001 (0.00368), cornac BPR's iterations up to 500 (364). To pay for that, 128 factors,
-never chosen, left implicit ALS, BPR and cornac BPR, and implicit BPR stops at 300 iterations (76 and 114). SVD++
-keeps [5, 20] factors and [10, 30] epochs although synthetic chose 20 and 30: a fit costs about k x epochs (29 CPU
-seconds on ml-latest-small), so 40 factors and 40 epochs would add about 8 minutes, and myfm without genres beat it
-on validation by 0.02 and 0.05 RMSE.
+``("log", low, high)`` a number uniform on a log scale, rounded to 3 significant digits. Where a search chose a value
+at or next to an edge, the range now goes further on that side (defaults stay the first setting). After the first
+search (16 settings, 2026-12-06): myfm's rank to 24 and its iterations to [50, 350], cornac MF's k to 200, implicit ALS's factors down
+to 8, regularization up to 10, iterations down to 2, cornac BPR's iterations up to 500. After the second (26
+settings, 2026-12-06: cornac MF k = 200 on both datasets, myfm + genres rank 24 on ml-latest-small, implicit BPR's
+learning rate 0.00128 and 281 of its 300 iterations on synthetic): cornac MF's k to 400, myfm's rank to 32,
+implicit BPR's learning rate down to 0.0003 and its iterations back to 400. 128 factors, never chosen, left implicit
+ALS, BPR and cornac BPR. SVD++ keeps [5, 20] factors and [10, 30] epochs although synthetic chose 20 and 29: it is
+half of the benchmark's CPU time (a fit costs about k x epochs, 29 CPU seconds on ml-latest-small), 40 factors and
+40 epochs would double that, and it sets no comparison: myfm without genres beat it on validation by 0.02 and 0.05
+RMSE (ml-latest-small, synthetic).
 
-Time, measured 2026-12-06 (both datasets side by side, two fits each, on a shared machine at load 3-13): 1,675 CPU
-seconds for ml-latest-small (55 minutes of wall time) and 942 for synthetic (45), 2,617 in all, so about 22 minutes
-on a quiet 2-core machine, 2 over our 20 (estimated beforehand at 2,380 from the first run's cost per fit); SVD++
-took 1,000 of them. Still at an edge after this run: cornac MF's k (200 on both datasets), myfm + genres' rank (24 on
-ml-latest-small), implicit BPR's learning rate and iterations on synthetic (0.00128 and 281).
+Time. Fits do not wait for each other: ``peers.py`` hands every validation fit of every peer and dataset to one pool,
+heaviest first, and the test fits to another, so on an idle machine the wall time is the CPU time over the workers.
+myfm's fits read every iteration count drawn for a rank off one chain (``groups``): 26 settings scored by 6 fits,
+40% of the CPU they took when each setting was its own fit, with the same scores. The 2026-12-06 run took 2,617 CPU
+seconds (22 minutes on 2 cores, 2 over the 20 of issue 23); its CPU per peer, scaled by the work (sizes x
+iterations) of this version's fits, comes to about 2,030 CPU seconds, 1,320 for ml-latest-small and 685 for
+synthetic (SVD++ 1,000 of them): about 17 minutes on a quiet 2-core machine, an estimate until a quiet run's
+``runs`` entry in ``peers.json`` replaces it. Synthetic alone, run 2026-12-07 with 4 workers at load 22 falling to
+7 on 2 cores: 802 CPU seconds (686 validation fits, 89 test fits), 41 minutes of wall; the load inflates CPU
+seconds too (SVD++ 248 against 239 the day before). Chosen at an edge in that run: myfm + genres' rank 32 and 343 of
+its 350 iterations (rank 48 and 450 iterations would add about 150 CPU seconds per dataset), and SVD++ as above;
+cornac MF's k (200 of up to 400) and implicit BPR (173 iterations, learning rate 0.00215) are inside their ranges.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from threadpoolctl import threadpool_limits
 
 BUDGET = 26  # settings per peer and dataset: the defaults and BUDGET - 1 random draws
 SEED = 0
+PROGRESS_EVERY = 10  # fits between two progress lines
 
 SPACES = {
     "Surprise SVD": {
@@ -53,10 +63,10 @@ SPACES = {
         "lr_all": ("log", 0.002, 0.02),
         "reg_all": ("log", 0.005, 0.2),
     },
-    "myfm Bayesian FM": {"rank": ("choice", (4, 8, 16, 24)), "n_iter": ("int", 50, 350)},
-    "myfm Bayesian FM + genres": {"rank": ("choice", (4, 8, 16, 24)), "n_iter": ("int", 50, 350)},
+    "myfm Bayesian FM": {"rank": ("choice", (4, 8, 16, 24, 32)), "n_iter": ("int", 50, 350)},
+    "myfm Bayesian FM + genres": {"rank": ("choice", (4, 8, 16, 24, 32)), "n_iter": ("int", 50, 350)},
     "cornac MF": {
-        "k": ("choice", (10, 20, 50, 100, 200)),
+        "k": ("choice", (10, 20, 50, 100, 200, 400)),
         "max_iter": ("int", 20, 200),
         "learning_rate": ("log", 0.002, 0.05),
         "lambda_reg": ("log", 0.001, 0.1),
@@ -69,9 +79,9 @@ SPACES = {
     },
     "implicit BPR": {
         "factors": ("choice", (16, 32, 64)),
-        "learning_rate": ("log", 0.001, 0.1),
+        "learning_rate": ("log", 0.0003, 0.1),
         "regularization": ("log", 0.0001, 0.05),
-        "iterations": ("int", 20, 300),
+        "iterations": ("int", 20, 400),
     },
     "cornac BPR": {
         "k": ("choice", (16, 32, 64)),
@@ -112,26 +122,42 @@ def describe(space: dict) -> dict:
     }
 
 
-def _timed(function: Callable, *args) -> tuple:
-    """Run one fit single-threaded (the search runs fits side by side) and return (value, CPU seconds)."""
-    started = time.process_time()
+def groups(settings: Sequence[dict], along: str | None) -> list[tuple[dict, list, list[int]]]:
+    """The fits that score ``settings``: (setting, values of ``along``, positions in ``settings``) per fit.
+
+    A peer that can be read off its training curve (``along``: its iteration count) needs one fit per setting of the
+    other knobs, run to the largest count drawn: the score after n iterations of that fit is exactly the score of a
+    fit run for n (the same seeded chain), so every one of the settings is still scored, at a fraction of the cost.
+    """
+    if along is None:
+        return [(setting, [], [position]) for position, setting in enumerate(settings)]
+    fits: dict[tuple, tuple[dict, list, list[int]]] = {}
+    for position, setting in enumerate(settings):
+        base = {name: value for name, value in setting.items() if name != along}
+        entry = fits.setdefault(tuple(sorted(base.items())), (base, [], []))
+        entry[1].append(setting[along])
+        entry[2].append(position)
+    return list(fits.values())
+
+
+def _timed(function: Callable) -> tuple:
+    """Run one fit single-threaded (fits run side by side): (value, CPU seconds, wall seconds)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     with threadpool_limits(1):
-        value = function(*args)
-    return value, time.process_time() - started
+        value = function()
+    return value, time.process_time() - cpu_started, time.perf_counter() - started
 
 
-def search(
-    objective: Callable[[dict], float], settings: Sequence[dict], lower_is_better: bool, jobs: int
-) -> tuple[int, list[float], float]:
-    """Score every setting on validation, ``jobs`` at a time; (index of the best, scores, CPU seconds of all fits).
-
-    The first best wins a tie, so the defaults stay chosen unless a draw beats them."""
-    results = Parallel(n_jobs=jobs)(delayed(_timed)(objective, setting) for setting in settings)
-    scores = [score for score, _ in results]
-    best = int(np.argmin(scores) if lower_is_better else np.argmax(scores))
-    return best, scores, sum(seconds for _, seconds in results)
-
-
-def run_once(function: Callable, *args) -> tuple:
-    """The final fit on the whole training split: (value, CPU seconds)."""
-    return _timed(function, *args)
+def run(functions: Sequence[Callable], jobs: int, what: str) -> list[tuple]:
+    """Call every function, ``jobs`` at a time in worker processes, in the order given (heaviest first keeps both
+    cores busy to the end); (value, CPU seconds, wall seconds) of each, in that order. Prints its progress."""
+    started, results = time.perf_counter(), []
+    calls = Parallel(n_jobs=jobs, return_as="generator")(delayed(_timed)(function) for function in functions)
+    for done, result in enumerate(calls, 1):
+        results.append(result)
+        if done % PROGRESS_EVERY == 0 or done == len(functions):
+            cpu = sum(seconds for _, seconds, _ in results)
+            print(
+                f"  {what}: {done}/{len(functions)} fits, CPU {cpu:.0f} s, wall {time.perf_counter() - started:.0f} s"
+            )
+    return results
