@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from fm import LAB1_KNOBS, MIN_RATINGS_PER_USER, ML_20M, ROOT, job_tree, one_hot
 import common  # noqa: F401  (numpy alias before mxnet)
 from common import records, synthetic
 from sagemaker_emulator.algorithms.layout import create_layout, host_names
+from sagemaker_emulator.jobs.training import cluster_environment
 
 RECORDIO = "application/x-recordio-protobuf"
 OBJECTS = 2  # train objects: ShardedByS3Key deals them one per host to two hosts
@@ -53,21 +53,6 @@ def write_objects(folder: Path, features, labels, parts: int) -> list[Path]:
             records.write_records(stream, features[rows], labels[rows])
         paths.append(path)
     return paths
-
-
-def cluster_environment(count: int) -> dict[str, str]:
-    """The kvstore's rendezvous, as the emulator's job runner gives a multi-instance job's hosts."""
-    if count == 1:
-        return {}
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return {
-        "DMLC_PS_ROOT_URI": "127.0.0.1",
-        "DMLC_PS_ROOT_PORT": str(port),
-        "DMLC_NUM_WORKER": str(count),
-        "DMLC_NUM_SERVER": str(count),
-    }
 
 
 def run_hosts(root: Path, count: int, train: list[Path], test: Path, hyperparameters: dict, cache: Path) -> dict:

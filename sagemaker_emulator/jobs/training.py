@@ -234,7 +234,7 @@ class TrainingRun:
         fails the job."""
         job = self.job
         epoch = int(self._now())
-        cluster = _cluster_environment(len(self.hosts))
+        cluster = cluster_environment(len(self.hosts))
         children: dict[str, ChildProcess] = {}
         meters: dict[str, host_metrics.HostMeter] = {}
         shippers: list[LogShipper] = []
@@ -416,7 +416,7 @@ class TrainingRun:
         self.job.finish("Failed", reason)
 
 
-def _cluster_environment(count: int) -> dict[str, str]:
+def cluster_environment(count: int) -> dict[str, str]:
     """What every host of a multi-instance job needs to find the kvstore's scheduler (none for one host).
 
     The scheduler's port is taken free now and left for ``algo-1``'s container to bind a moment later.
