@@ -16,7 +16,8 @@ search (16 settings, 2026-12-06): myfm's rank to 24 and its iterations to [50, 3
 to 8, regularization up to 10, iterations down to 2, cornac BPR's iterations up to 500. After the second (26
 settings, 2026-12-06: cornac MF k = 200 on both datasets, myfm + genres rank 24 on ml-latest-small, implicit BPR's
 learning rate 0.00128 and 281 of its 300 iterations on synthetic): cornac MF's k to 400, myfm's rank to 32,
-implicit BPR's learning rate down to 0.0003 and its iterations back to 400. 128 factors, never chosen, left implicit
+implicit BPR's learning rate down to 0.0003 and its iterations back to 400; after the third (synthetic, 2026-12-07:
+myfm + genres rank 32, 343 of 350 iterations) its rank to 48 and iterations to 450. 128 factors, never chosen, left implicit
 ALS, BPR and cornac BPR. SVD++ keeps [5, 20] factors and [10, 30] epochs although synthetic chose 20 and 29: it is
 half of the benchmark's CPU time (a fit costs about k x epochs, 29 CPU seconds on ml-latest-small), 40 factors and
 40 epochs would double that, and it sets no comparison: myfm without genres beat it on validation by 0.02 and 0.05
@@ -24,16 +25,12 @@ RMSE (ml-latest-small, synthetic).
 
 Time. Fits do not wait for each other: ``peers.py`` hands every validation fit of every peer and dataset to one pool,
 heaviest first, and the test fits to another, so on an idle machine the wall time is the CPU time over the workers.
-myfm's fits read every iteration count drawn for a rank off one chain (``groups``): 26 settings scored by 6 fits,
-40% of the CPU they took when each setting was its own fit, with the same scores. The 2026-12-06 run took 2,617 CPU
-seconds (22 minutes on 2 cores, 2 over the 20 of issue 23); its CPU per peer, scaled by the work (sizes x
-iterations) of this version's fits, comes to about 2,030 CPU seconds, 1,320 for ml-latest-small and 685 for
-synthetic (SVD++ 1,000 of them): about 17 minutes on a quiet 2-core machine, an estimate until a quiet run's
-``runs`` entry in ``peers.json`` replaces it. Synthetic alone, run 2026-12-07 with 4 workers at load 22 falling to
-7 on 2 cores: 802 CPU seconds (686 validation fits, 89 test fits), 41 minutes of wall; the load inflates CPU
-seconds too (SVD++ 248 against 239 the day before). Chosen at an edge in that run: myfm + genres' rank 32 and 343 of
-its 350 iterations (rank 48 and 450 iterations would add about 150 CPU seconds per dataset), and SVD++ as above;
-cornac MF's k (200 of up to 400) and implicit BPR (173 iterations, learning rate 0.00215) are inside their ranges.
+myfm's fits read every iteration count drawn for a rank off one chain (``groups``): 26 settings scored by 6 or 7
+fits, 40% of the CPU they took when each setting was its own fit, with the same scores. Both datasets, run
+2026-12-07 on a quiet 2-core machine (load 4.7 falling to 2.0, ``--jobs 2``): 1,088 s of wall (18.1 minutes, within
+issue 23's 20), 2,162 CPU seconds, SVD++ 1,027 of them. Chosen at an edge in that run: myfm + genres on synthetic,
+441 of its 450 iterations (a Bayesian FM's average of posterior samples keeps gaining slowly with more of them; 600
+would cost about 150 CPU seconds more, about 19.4 minutes in all), and SVD++ on synthetic as above.
 """
 
 from __future__ import annotations
@@ -64,7 +61,7 @@ SPACES = {
         "reg_all": ("log", 0.005, 0.2),
     },
     "myfm Bayesian FM": {"rank": ("choice", (4, 8, 16, 24, 32)), "n_iter": ("int", 50, 350)},
-    "myfm Bayesian FM + genres": {"rank": ("choice", (4, 8, 16, 24, 32)), "n_iter": ("int", 50, 350)},
+    "myfm Bayesian FM + genres": {"rank": ("choice", (4, 8, 16, 24, 32, 48)), "n_iter": ("int", 50, 450)},
     "cornac MF": {
         "k": ("choice", (10, 20, 50, 100, 200, 400)),
         "max_iter": ("int", 20, 200),
