@@ -356,7 +356,7 @@ FULL_SCALE_DATE = "2026-12-07"
 # The labs at full scale (ml-20m; common/scale.py). Hours per step are ASSUMED, not measured on AWS: AWS's ~5 minutes
 # of start-up and download per job (see AWS_TIMINGS_SOURCE) plus training at the local emulator's rates of issue 24
 # (Object2Vec about 7.2 min per ml-20m epoch on a CPU, measured quiet on 2026-12-07 with benchmarks/object2vec.py,
-# taken as the G4dn's too; FM and k-NN 10 minutes on 2 instances).
+# taken as the G4dn's too, and kept as a margin since the numpy step's 5.7; FM and k-NN 10 minutes on 2 instances).
 FULL_SCALE_PLANS: dict[str, tuple[Planned, ...]] = {
     "lab1a": (
         Planned("training", "ml.c5.2xlarge", 2, 0.25, times=7),  # the 6 FM jobs and the k-NN job outside the tuner

@@ -33,7 +33,7 @@ RATING_PASSES = 110_000_000  # 1b's rating models: 10 epochs up to 11M ratings, 
 NCF_PASSES = 40_000_000  # 1b's NeuMF (5 samples per rating each epoch): 20 epochs at 2M, 2 at 20M
 IMPLICIT_ROWS = 44_000_000  # 1a's implicit training file: 8 negatives per rating up to 5.5M ratings, 2 at 20M
 TUNING_PASSES = 24_000_000  # 1a's tuning job: 12 trials up to 2M ratings, 4 (the floor) at 20M
-O2V_PASSES = 40_000_000  # Lab 2's quick runs: 8 epochs up to 5M ratings, 2 at 20M (~7 min each on 2 cores)
+O2V_PASSES = 40_000_000  # Lab 2's quick runs: 8 epochs up to 5M ratings, 2 at 20M (~6 min each on 2 cores)
 TSNE_MOVIES = 5_000  # t-SNE is quadratic in its points: 5,000 take about a minute on 2 cores
 
 
