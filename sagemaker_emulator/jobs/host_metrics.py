@@ -6,7 +6,8 @@ MemoryUtilization a percentage of its memory (https://docs.aws.amazon.com/sagema
 "SageMaker AI job metrics"). Here a host is a process tree, sampled every :data:`SAMPLE_SECONDS`: its CPU seconds
 (user + system, of its live processes and of the children they reaped), which a loaded machine hardly changes while
 it stretches the wall seconds, and its memory (``memory_guard.process_memory``). A host that ends on its own (a
-training container) loses at most one interval of CPU time after its last sample.
+training container) is read once more as it ends (``ChildProcess.exit_cpu``), so a job shorter than one
+interval still counts its CPU time.
 
 Each period's datum is a statistic set of one sample per second of the host's run: ``SampleCount`` its seconds,
 ``Sum`` its CPU seconds x 100, so ``Average`` is the period's utilization and ``Sum`` / 100 the CPU seconds that
@@ -128,11 +129,19 @@ class HostMeter:
     Args:
         processes: the host's processes now (``ChildProcess.processes``).
         clock: seconds since the epoch (the emulator's clock), for the periods' timestamps.
+        exit_cpu: the host's CPU seconds read as it ended (``ChildProcess.exit_cpu``), or None: counted at
+            :meth:`stop` where the samples saw less (a host that ended between two samples).
     """
 
-    def __init__(self, processes: Callable[[], list[int]], clock: Callable[[], float]):
+    def __init__(
+        self,
+        processes: Callable[[], list[int]],
+        clock: Callable[[], float],
+        exit_cpu: Callable[[], float | None] = lambda: None,
+    ):
         self._processes = processes
         self._now = clock
+        self._exit_cpu = exit_cpu
         self._samples: list[Sample] = []
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="host-meter", daemon=True)
@@ -150,6 +159,9 @@ class HostMeter:
             if self._thread.is_alive():
                 self._thread.join()
             self._sample(only_if_running=True)
+            ended, last = self._exit_cpu(), self._samples[-1]
+            if ended is not None and ended > last.cpu:
+                self._samples.append(Sample(max(self._now(), last.at + SAMPLE_SECONDS), ended, last.memory))
         return list(self._samples)
 
     def _sample(self, only_if_running: bool = False) -> None:

@@ -20,6 +20,7 @@ import site
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -236,6 +237,7 @@ class ChildProcess:
             )
         )
         self.stdout = self.popen.stdout
+        self.exit_cpu: float | None = None  # CPU seconds of the job's whole tree, read as its first process ends
         self._guard = None
         if memory is not None:
             self._guard = MemoryGuard(memory.bytes, self.processes, self.shared_folders, self.kill).start()
@@ -243,7 +245,7 @@ class ChildProcess:
 
     @property
     def returncode(self) -> int | None:
-        return self.popen.poll()
+        return self.popen.poll() if self._exited(0) else None
 
     @property
     def out_of_memory(self) -> str | None:
@@ -251,10 +253,28 @@ class ChildProcess:
         return self._guard.exceeded if self._guard is not None else None
 
     def wait(self, timeout: float | None = None) -> int | None:
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return self.popen.wait() if self._exited(timeout) else None
+
+    def _exited(self, timeout: float | None) -> bool:
+        """Whether the first process has ended, waiting up to ``timeout`` seconds (None: until it does) without
+        reaping it: until it is reaped, it still holds the CPU seconds of the processes it reaped, which
+        :attr:`exit_cpu` keeps (a job shorter than one of the host meter's samples would otherwise show none)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.popen.returncode is None:
+            flags = os.WEXITED | os.WNOWAIT | (0 if deadline is None else os.WNOHANG)
+            try:
+                ended = os.waitid(os.P_PID, self.popen.pid, flags)
+            except ChildProcessError:  # reaped by another thread since the check
+                return True
+            if ended is not None:
+                if self.exit_cpu is None:
+                    self.exit_cpu = _cpu_seconds(self.popen.pid)
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(0.05, remaining))
+        return True
 
     def _find_namespace(self) -> tuple[int, str] | None:
         """The sandbox's first process (``bwrap``'s child, pid 1 inside) and its pid namespace, once it exists.
@@ -335,11 +355,11 @@ class ChildProcess:
         Outside the sandbox, what the job left in its process group is killed too once its first process ended
         (in the sandbox, the kernel has already ended the namespace with its first process).
         """
-        if self.popen.poll() is None:
+        if self.returncode is None:
             self.signal(signal.SIGTERM)
             if self.wait(grace_seconds) is None:
                 self.kill()
-        code = self.popen.wait()
+        code = self.wait()
         if self.sandbox is None:
             try:
                 os.killpg(self.popen.pid, signal.SIGKILL)
@@ -359,6 +379,15 @@ class ChildProcess:
 
     def reap(self) -> None:
         self._close()
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of ``pid`` and of the children it reaped; None once it is gone."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def process_tree(pid: int) -> list[int]:

@@ -249,7 +249,9 @@ class TrainingRun:
                 )
                 shippers.append(shipper)
                 children[host] = self._start(host, cluster)
-                meters[host] = host_metrics.HostMeter(children[host].processes, self._now).start()
+                meters[host] = host_metrics.HostMeter(
+                    children[host].processes, self._now, lambda child=children[host]: child.exit_cpu
+                ).start()
                 shipper.follow(children[host].stdout)
             job.note(MESSAGES["Training"], self._now())
             failed = self._watch(children)

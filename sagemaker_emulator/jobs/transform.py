@@ -129,7 +129,9 @@ class TransformRun:
         try:
             job.start_time = self.state.now()
             server = launch(self.services, self.state.region, job.container, self.folder, logs, "AllTraffic")
-            self.meter = host_metrics.HostMeter(server.child.processes, self.state.now).start()
+            self.meter = host_metrics.HostMeter(
+                server.child.processes, self.state.now, lambda: server.child.exit_cpu
+            ).start()
             self._transform(server)
             self._publish_instance_metrics(f"{job.name}/{instance}")
             job.finish("Completed")
