@@ -210,7 +210,7 @@ def train(layout: JobLayout, hyperparameters: dict[str, Any]) -> None:
     cluster = distributed.join(layout)  # multi-instance: None on one host
     model = fit(train_x, train_y, config, initializers, cluster)
     if test is not None:
-        _log_test_scores(config["predictor_type"], model.decision(test[0]), test[1])
+        _log_test_scores(config["predictor_type"], model.decision(test[0]), test[1], layout.current_host())
     _save_model(layout.model_dir, model, config)
     if cluster is not None:  # multi-instance
         cluster.close()
@@ -357,6 +357,7 @@ def fit(
     config: dict[str, Any],
     initializers: dict[str, Callable] | None = None,
     cluster: distributed.Cluster | None = None,
+    after_epoch: Callable[[FactorizationMachine], None] | None = None,
 ) -> FactorizationMachine:
     """Train an FM on a float32 CSR matrix, logging the container's metric lines. Loops over batches only.
 
@@ -367,8 +368,10 @@ def fit(
         initializers: group → initialiser; built from ``config`` when omitted.
         cluster: the job's other hosts (multi-instance), whose updates are merged with these
             ``distributed.SYNCS_PER_EPOCH`` times an epoch.
+        after_epoch: called with a copy of the model after every epoch (a search's validation curve from one run).
     """
     initializers = initializers or {group: _initializer(group, config) for group in GROUPS}
+    host = cluster.host if cluster is not None else CURRENT_HOST  # each host's metric lines name it, as on AWS
     rng = np.random.default_rng(SEED)
     n, dim = features.shape
     initial = {
@@ -420,10 +423,17 @@ def fit(
                 f"Training diverged in epoch {epoch} (train metrics {metrics}): lower the learning rates "
                 "or set clip_gradient"
             )
-        _log_quality(f"epoch={epoch}, train", metrics)
-        log(f"#progress_metric: host={CURRENT_HOST}, completed {100.0 * (epoch + 1) / epochs} % of epochs")
-        log(f"#throughput_metric: host={CURRENT_HOST}, train throughput={n / elapsed} records/second")
-    _log_quality("train", metrics)
+        _log_quality(f"epoch={epoch}, train", metrics, host)
+        log(f"#progress_metric: host={host}, completed {100.0 * (epoch + 1) / epochs} % of epochs")
+        log(f"#throughput_metric: host={host}, train throughput={n / elapsed} records/second")
+        if after_epoch is not None:
+            after_epoch(_model(optimizers))
+    _log_quality("train", metrics, host)
+    return _model(optimizers)
+
+
+def _model(optimizers: dict[str, _GroupOptimizer]) -> FactorizationMachine:
+    """The parameters the optimisers hold, copied out of their tables."""
     return FactorizationMachine(
         w0=optimizers["bias"].values.reshape(1).copy(),
         w=optimizers["linear"].values.reshape(-1).copy(),
@@ -454,7 +464,7 @@ def _train_halves(
 
     def second_half() -> tuple[_Metrics, int]:
         with np.errstate(over="ignore", invalid="ignore"):
-            return _train_epoch(optimizers, features, labels, order[half:], config, epoch, step, halt, False, kernel)
+            return _train_epoch(optimizers, features, labels, order[half:], config, epoch, step, halt, None, kernel)
 
     with ThreadPoolExecutor(1, "fm-second-half") as helper:
         other = helper.submit(second_half)
@@ -488,7 +498,15 @@ def _train_synced(
     for last in sorted(cluster.schedule(-(-len(order) // batch_size))):
         stop = min((last + 1) * batch_size, len(order))
         stretch, step = _train_epoch(
-            optimizers, features, labels, order[start:stop], config, epoch, step, log_batches=start == 0, kernel=kernel
+            optimizers,
+            features,
+            labels,
+            order[start:stop],
+            config,
+            epoch,
+            step,
+            kernel=kernel,
+            batches_host=cluster.host if start == 0 else None,
         )
         metrics.merge(stretch)
         cluster.merge()
@@ -505,7 +523,7 @@ def _train_epoch(
     epoch: int,
     step: int,
     halt: threading.Event | None = None,
-    log_batches: bool = True,
+    batches_host: str | None = CURRENT_HOST,
     kernel: Any = None,
 ) -> tuple[_Metrics, int]:
     """One pass over the rows in ``order``, batch by batch; returns the pass's train metrics and the step.
@@ -513,7 +531,8 @@ def _train_epoch(
     Rows are copied in shuffled order ``ROWS_PER_CHUNK`` at a time, never the whole matrix. Each batch is
     re-indexed to the columns it touches, so products and updates cost O(batch non-zeros × num_factors)
     whatever feature_dim is. ``halt`` ends the pass early (the thread of the other half has stopped on an error or SIGTERM).
-    ``kernel`` (``fm_compiled``) runs each chunk's batches compiled instead.
+    ``kernel`` (``fm_compiled``) runs each chunk's batches compiled instead. ``batches_host`` names the host in the
+    per-batch metric lines; None logs none (the second half of a two-thread epoch, a host's later stretches).
     """
     classifier = config["predictor_type"] == CLASSIFIER
     batch_size, interval = config["mini_batch_size"], config["batch_metrics_publish_interval"]
@@ -529,8 +548,8 @@ def _train_epoch(
         chosen = order[chunk_start : chunk_start + chunk_rows]
         if kernel is not None:
             decisions, targets, step = compiled.train(chosen, step)
-            if log_batches:
-                _log_batches(classifier, decisions, targets, batch_size, interval, epoch, batch)
+            if batches_host is not None:
+                _log_batches(classifier, decisions, targets, batch_size, interval, epoch, batch, batches_host)
             batch += -(-len(chosen) // batch_size)
             epoch_metrics.add(decisions, targets)
             continue
@@ -556,8 +575,10 @@ def _train_epoch(
             decision += np.float32(0.5) * (np.einsum("ij,ij->i", xv, xv) - squared_norms)
             decisions[start:stop] = decision
             residual = (expit(decision) if classifier else decision) - targets[start:stop]
-            if log_batches:
-                _log_batches(classifier, decision, targets[start:stop], batch_size, interval, epoch, batch)
+            if batches_host is not None:
+                _log_batches(
+                    classifier, decision, targets[start:stop], batch_size, interval, epoch, batch, batches_host
+                )
             batch += 1
             step += 1
             if config["use_bias"]:
@@ -581,6 +602,7 @@ def _log_batches(
     interval: int,
     epoch: int,
     first_batch: int,
+    host: str,
 ) -> None:
     """The container's per-batch train metric lines for the batches of ``decisions`` (numbered from
     ``first_batch``) that fall on ``batch_metrics_publish_interval``: one function for both training paths."""
@@ -590,7 +612,7 @@ def _log_batches(
         start = (batch - first_batch) * batch_size
         metrics = _Metrics(classifier)
         metrics.add(decisions[start : start + batch_size], targets[start : start + batch_size])
-        _log_quality(f"epoch={epoch}, batch={batch} train", metrics.values())
+        _log_quality(f"epoch={epoch}, batch={batch} train", metrics.values(), host)
 
 
 class _CompiledChunks:
@@ -680,19 +702,19 @@ class _Metrics:
 _LOSSES = {"rmse", "mse", "absolute_loss", "binary_classification_cross_entropy"}
 
 
-def _log_quality(scope: str, values: dict[str, float]) -> None:
+def _log_quality(scope: str, values: dict[str, float], host: str) -> None:
     for name, value in values.items():
         kind = "loss" if name in _LOSSES else "score"
-        log(f"#quality_metric: host={CURRENT_HOST}, {scope} {name} <{kind}>={value}")
+        log(f"#quality_metric: host={host}, {scope} {name} <{kind}>={value}")
 
 
-def _log_test_scores(predictor_type: str, decision: np.ndarray, labels: np.ndarray) -> None:
+def _log_test_scores(predictor_type: str, decision: np.ndarray, labels: np.ndarray, host: str) -> None:
     metrics = _Metrics(predictor_type == CLASSIFIER)
     metrics.add(decision, labels)
     values = metrics.values()
     for name, value in values.items():
-        log(f"#test_score ({CURRENT_HOST}) : ('{name}', {value})")
-    _log_quality("test", values)
+        log(f"#test_score ({host}) : ('{name}', {value})")
+    _log_quality("test", values, host)
 
 
 # --------------------------------------------------------------------------------------------- artifact

@@ -264,6 +264,18 @@ def fit(data, **overrides):
     return fm.fit(train_x, train_y, config(train_x, **overrides))
 
 
+def test_after_epoch_sees_each_epochs_model_and_the_last_is_the_result(data):
+    """What a search's validation curve reads (benchmarks/fm_search.py): one model per epoch, copies that later
+    epochs do not change, the last equal to what ``fit`` returns."""
+    train_x, train_y = data[0], data[1]
+    seen = []
+    model = fm.fit(train_x, train_y, config(train_x, epochs=3), after_epoch=seen.append)
+    assert len(seen) == 3
+    assert not np.array_equal(seen[0].v, seen[1].v)
+    for attribute in ("w0", "w", "v"):
+        np.testing.assert_array_equal(getattr(seen[-1], attribute), getattr(model, attribute))
+
+
 def test_zero_learning_rates_leave_the_initial_values(data):
     model = fit(
         data,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -182,7 +183,11 @@ def test_two_host_fm_is_as_good_as_one_host_and_serves(sm, s3, logs, runtime, ra
         sm.create_training_job(**_algorithm_job(s3, name, FM, ratings, count, hyperparameters))
     one, two = finished_training(sm, "fm-one", 300), finished_training(sm, "fm-two", 300)
     assert two["TrainingJobStatus"] == "Completed", two.get("FailureReason")
-    assert sorted(_streams(logs, "fm-two")) == ["algo-1", "algo-2"]
+    streams = _streams(logs, "fm-two")
+    assert sorted(streams) == ["algo-1", "algo-2"]
+    for host, lines in streams.items():  # every host's metric lines name that host, as AWS's hosts' do
+        hosts_named = {re.search(r"#\w+_metric: host=(\S+),", line)[1] for line in lines if "_metric: host=" in line}
+        assert hosts_named == {host}
     assert abs(_metric(two, "test:rmse") - _metric(one, "test:rmse")) <= RMSE_TOLERANCE
 
     endpoint = deploy(sm, "fm-two", two["ModelArtifacts"]["S3ModelArtifacts"], image=FM)
