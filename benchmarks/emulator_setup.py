@@ -8,10 +8,7 @@ trains and answers in microseconds, so what a benchmark measures is the emulator
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
-import tarfile
 import time
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 
 import sagemaker_emulator
-from sagemaker_emulator.algorithms.registry import PLUGINS_VARIABLE
+from sagemaker_emulator.algorithms.registry import PLUGINS_VARIABLE, load_plugin
 from sagemaker_emulator.auth import Credentials, SignedRequest, Verifier
 
 REGION = "us-east-1"
@@ -60,23 +57,12 @@ def until(read, done, timeout: float = 120.0, interval: float = 0.02):
     return value
 
 
-def tiny_model() -> bytes:
-    """A ``model.tar.gz`` for the mean-regressor: one JSON file with the value it answers."""
-    data = json.dumps({"value": 1.0}).encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo("mean.json")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def prepare(emulator, bucket: str) -> None:
     """A bucket with a 3-row training CSV (``train/``) and the tiny model, registered as the SageMaker model ``bench``."""
     s3, sm = client(emulator, "s3"), client(emulator, "sagemaker")
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="train/a.csv", Body=b"1,0\n2,0\n3,0\n")
-    s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=tiny_model())
+    s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=load_plugin(IMAGE).model_archive())
     sm.create_model(
         ModelName=MODEL,
         ExecutionRoleArn=ROLE,

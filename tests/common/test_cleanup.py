@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import tarfile
 import threading
 import time
 
@@ -14,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from common import resource_kinds
 from common.cleanup import delete_resources, leftovers
+from sagemaker_emulator.algorithms.registry import load_plugin
 from sagemaker_emulator.jobs import endpoints
 
 BUCKET = "cleanup-tests"
@@ -22,13 +20,7 @@ ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
 
 def _artifact(s3) -> str:
-    data = json.dumps({"value": 1.0}).encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo("mean.json")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    s3.put_object(Bucket=BUCKET, Key="lab1-abc/model.tar.gz", Body=buffer.getvalue())
+    s3.put_object(Bucket=BUCKET, Key="lab1-abc/model.tar.gz", Body=load_plugin(IMAGE).model_archive())
     return f"s3://{BUCKET}/lab1-abc/model.tar.gz"
 
 

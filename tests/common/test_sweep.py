@@ -8,13 +8,13 @@ import io
 import json
 import subprocess
 import sys
-import tarfile
 import zipfile
 
 import boto3
 import pytest
 
 from common import costs, resource_kinds, sweep
+from sagemaker_emulator.algorithms.registry import load_plugin
 
 ACCOUNT = "123456789012"
 BUCKET = f"sagemaker-us-east-1-{ACCOUNT}"
@@ -45,24 +45,15 @@ def _package() -> bytes:
     return buffer.getvalue()
 
 
-def _artifact() -> bytes:
-    """A mean-regressor model, so the endpoint comes up (and bills) as a lab's would."""
-    data = json.dumps({"value": 1.0}).encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo("mean.json")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def _left_by_an_interrupted_lab(sm) -> None:
     """A Lab 2 run stopped mid-way by a kernel restart: data, a model behind an endpoint, a job still training, a
     deployed function and its log group; and one model named otherwise but tagged, as a renamed notebook leaves."""
     s3, iam, logs = boto3.client("s3"), boto3.client("iam"), boto3.client("logs")
     s3.put_object(Bucket=BUCKET, Key=f"{RUN}/train/a.csv", Body=b"1,2\n")
     s3.put_object(Bucket=BUCKET, Key="keep/notes.txt", Body=b"mine")
-    s3.put_object(Bucket=BUCKET, Key=f"{RUN}/model.tar.gz", Body=_artifact())
+    s3.put_object(
+        Bucket=BUCKET, Key=f"{RUN}/model.tar.gz", Body=load_plugin(IMAGE).model_archive()
+    )  # an endpoint that comes up and bills
     model = {"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{RUN}/model.tar.gz"}
     role = iam.create_role(RoleName="lab-functions", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
     sm.create_model(ModelName=f"{RUN}-regressor", PrimaryContainer=model, ExecutionRoleArn=role)
