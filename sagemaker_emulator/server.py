@@ -107,6 +107,7 @@ _RUNTIME_HEADERS = {
 MOTO_API_PATH = "/moto-api"
 CLOSE_ENVIRON = "emulator.close"  # set by the gate on a refused request: its connection is not kept for another
 MIB = 1024 * 1024
+COALESCE_BYTES = 64 * 1024  # a response body up to this size goes out in one write with its head
 # The largest body each protocol takes: InvokeEndpoint's documented 6 MB payload (botocore: Body max 6291456),
 # S3's 5 GB single PUT, and a generous bound for the JSON and query APIs (their largest calls are a few hundred KB).
 BODY_LIMITS = {"runtime": 6 * MIB, "s3": 5 * 1024 * MIB, "json": 16 * MIB, "query": 16 * MIB}
@@ -577,10 +578,14 @@ class RequestHandler(MotoRequestHandler):
         return self._write
 
     def _write(self, data: bytes) -> None:
-        out = b"" if self._head_sent else self._head()
-        out += b"%x\r\n%s\r\n" % (len(data), data) if data and self._chunked else data
-        if out:
-            self.wfile.write(out)
+        """Head and a small body in one segment; a large body (an S3 object) as it is, never copied behind a head."""
+        parts = [b"" if self._head_sent else self._head()]
+        parts += [b"%x\r\n" % len(data), data, b"\r\n"] if data and self._chunked else [data]
+        if len(data) <= COALESCE_BYTES:
+            parts = [b"".join(parts)]
+        for part in parts:
+            if part:
+                self.wfile.write(part)
 
     def _head(self) -> bytes:
         """The status line and headers, sent with the first bytes of the body: one segment, one wake-up of the

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import tarfile
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -27,6 +28,8 @@ from botocore.exceptions import ClientError as BotoClientError
 
 from sagemaker_emulator.algorithms.paths import confined
 from sagemaker_emulator.errors import JobInputError
+
+CHUNK = 1 << 20  # bytes of an object held at once while it is copied to a channel's folder
 
 
 @dataclass(frozen=True)
@@ -129,14 +132,19 @@ def list_source(client, s3_data_source: dict, region: str, role: str | None = No
     raise JobInputError(f"S3DataType {kind} is not supported by the local SageMaker emulator (S3Prefix, ManifestFile).")
 
 
-def read_object(client, uri: str) -> bytes:
+def _body(client, uri: str):
+    """The object's streaming body; a missing object or bucket is the caller's fault (JobInputError)."""
     bucket, key = split_uri(uri)
     try:
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return client.get_object(Bucket=bucket, Key=key)["Body"]
     except BotoClientError as error:
         if error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchBucket", "404"):
             raise JobInputError(f'Could not read "{uri}": the object does not exist.') from None
         raise
+
+
+def read_object(client, uri: str) -> bytes:
+    return _body(client, uri).read()
 
 
 def download(client, objects: list[S3Object], folder: Path) -> None:
@@ -151,7 +159,9 @@ def download(client, objects: list[S3Object], folder: Path) -> None:
     for item, target in zip(objects, targets):
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(read_object(client, item.uri))
+            with closing(_body(client, item.uri)) as body, open(target, "wb") as file:
+                for chunk in body.iter_chunks(CHUNK):  # a channel's file may be larger than the memory left
+                    file.write(chunk)
         except (FileExistsError, IsADirectoryError, NotADirectoryError):
             raise JobInputError(
                 f'The S3 object "{item.uri}" cannot be written to "{item.relative}": another object of the channel '

@@ -62,6 +62,7 @@ SERVICES = ("s3", "logs", "iam")
 HOME_REGION = "us-east-1"  # where S3's and IAM's global APIs are asked, and S3's LocationConstraint None
 FORMAT = 2  # 2: entries carry their file's SHA-256; log and IAM files carry their schema
 CHUNK = 1 << 20
+ONE_AT_A_TIME_BYTES = 64 << 20  # objects this large are saved and restored one at a time (see _map_by_size)
 OBJECT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
 STREAM_STAMP = ("uploadSequenceToken", "lastIngestionTime", "lastEventTimestamp", "storedBytes")
 READ_VERBS = ("Describe", "Get", "List", "Filter", "Test", "Simulate", "Generate", "StartQuery", "StopQuery")
@@ -252,6 +253,25 @@ class MotoStore:
 
     # S3
 
+    def _map_by_size(self, work: Callable, items: list, stamp_of: Callable) -> list:
+        """``work(item)`` for each item, results in order: small objects side by side on the pool, large ones
+        (``ONE_AT_A_TIME_BYTES`` and up, by the size in their ``[etag, size, ...]`` stamp) one at a time, because
+        moto holds an object whole in memory while it is read or written (four 1.4 GB files at once would be 6 GB)."""
+
+        def large(item) -> bool:
+            stamp = stamp_of(item)
+            return (
+                isinstance(stamp, list)
+                and len(stamp) > 1
+                and isinstance(stamp[1], int)
+                and stamp[1] >= ONE_AT_A_TIME_BYTES
+            )
+
+        with ThreadPoolExecutor(self._workers) as pool:
+            small = {index: pool.submit(work, item) for index, item in enumerate(items) if not large(item)}
+            alone = {index: work(item) for index, item in enumerate(items) if index not in small}
+            return [small[index].result() if index in small else alone[index] for index in range(len(items))]
+
     def _save_s3(self, previous: dict, report: SaveReport) -> dict:
         s3 = self._client("s3", HOME_REGION)
         buckets = {}
@@ -275,8 +295,7 @@ class MotoStore:
                     objects[item["Key"]] = entry
                 else:
                     stale[item["Key"]] = stamp
-        with ThreadPoolExecutor(self._workers) as pool:
-            fetched = list(pool.map(lambda key: self._fetch(s3, name, key, stale[key]), stale))
+        fetched = self._map_by_size(lambda key: self._fetch(s3, name, key, stale[key]), list(stale), stale.get)
         for key, entry in zip(stale, fetched):
             if entry is not None:
                 objects[key] = entry
@@ -319,8 +338,11 @@ class MotoStore:
                 continue
             buckets[name] = bucket
         uploads = [(name, key, entry) for name, bucket in buckets.items() for key, entry in bucket["objects"].items()]
-        with ThreadPoolExecutor(self._workers) as pool:
-            uploaded = list(pool.map(lambda upload: self._upload(buckets[upload[0]]["region"], *upload), uploads))
+        uploaded = self._map_by_size(
+            lambda upload: self._upload(buckets[upload[0]]["region"], *upload),
+            uploads,
+            lambda upload: _field(upload[2], "stamp"),
+        )
         entries = {(name, key): entry for (name, key, _), entry in zip(uploads, uploaded) if entry is not None}
         restored = {}
         for name, bucket in buckets.items():

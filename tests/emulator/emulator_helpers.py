@@ -6,8 +6,11 @@ import io
 import json
 import tarfile
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 import pytest
@@ -68,6 +71,19 @@ def assert_healthy(emulator) -> None:
     assert client(emulator, "sagemaker").list_endpoints()["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert client(emulator, "sts").get_caller_identity()["Account"] == ACCOUNT
     assert "Buckets" in client(emulator, "s3").list_buckets()
+
+
+@contextmanager
+def held_bytes() -> Iterator[dict]:
+    """``["peak"]``: the most bytes Python held at once in this process (the in-process emulator's threads
+    included) above what it held on entry."""
+    tracemalloc.start()
+    held = {"start": tracemalloc.get_traced_memory()[0]}
+    try:
+        yield held
+    finally:
+        held["peak"] = tracemalloc.get_traced_memory()[1] - held["start"]
+        tracemalloc.stop()
 
 
 def wait_for(read, done, timeout: float = 60.0, interval: float = 0.05):
