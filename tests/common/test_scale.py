@@ -82,3 +82,8 @@ def test_a_mirror_makes_ml_20m_the_local_choice(tmp_path, monkeypatch):
 def test_an_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode must be 'aws' or 'local', not"):
         scale.full_scale_dataset("cloud")
+
+
+def test_the_weight_decay_per_step_shrinks_as_the_batch_grows():
+    assert scale.step_weight_decay(1e-4, scale.RATING_BATCH) == 1e-4
+    assert scale.step_weight_decay(1e-4, scale.for_size(20_000_263).batch_size) == pytest.approx(1e-4 * 1024 / 25_000)
