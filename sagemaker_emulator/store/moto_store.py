@@ -253,22 +253,16 @@ class MotoStore:
 
     # S3
 
-    def _map_by_size(self, work: Callable, items: list, stamp_of: Callable) -> list:
+    def _map_by_size(self, work: Callable, items: list, sizes: list[int]) -> list:
         """``work(item)`` for each item, results in order: small objects side by side on the pool, large ones
-        (``ONE_AT_A_TIME_BYTES`` and up, by the size in their ``[etag, size, ...]`` stamp) one at a time, because
-        moto holds an object whole in memory while it is read or written (four 1.4 GB files at once would be 6 GB)."""
-
-        def large(item) -> bool:
-            stamp = stamp_of(item)
-            return (
-                isinstance(stamp, list)
-                and len(stamp) > 1
-                and isinstance(stamp[1], int)
-                and stamp[1] >= ONE_AT_A_TIME_BYTES
-            )
-
+        (``ONE_AT_A_TIME_BYTES`` and up) one at a time, because moto holds an object whole in memory while it is read
+        or written (four 1.4 GB files at once would be 6 GB)."""
         with ThreadPoolExecutor(self._workers) as pool:
-            small = {index: pool.submit(work, item) for index, item in enumerate(items) if not large(item)}
+            small = {
+                index: pool.submit(work, item)
+                for index, (item, size) in enumerate(zip(items, sizes))
+                if size < ONE_AT_A_TIME_BYTES
+            }
             alone = {index: work(item) for index, item in enumerate(items) if index not in small}
             return [small[index].result() if index in small else alone[index] for index in range(len(items))]
 
@@ -295,7 +289,9 @@ class MotoStore:
                     objects[item["Key"]] = entry
                 else:
                     stale[item["Key"]] = stamp
-        fetched = self._map_by_size(lambda key: self._fetch(s3, name, key, stale[key]), list(stale), stale.get)
+        fetched = self._map_by_size(
+            lambda key: self._fetch(s3, name, key, stale[key]), list(stale), [stamp[1] for stamp in stale.values()]
+        )
         for key, entry in zip(stale, fetched):
             if entry is not None:
                 objects[key] = entry
@@ -341,7 +337,7 @@ class MotoStore:
         uploaded = self._map_by_size(
             lambda upload: self._upload(buckets[upload[0]]["region"], *upload),
             uploads,
-            lambda upload: _field(upload[2], "stamp"),
+            [_saved_size(entry) for _, _, entry in uploads],
         )
         entries = {(name, key): entry for (name, key, _), entry in zip(uploads, uploaded) if entry is not None}
         restored = {}
@@ -578,6 +574,12 @@ def _values(value: object) -> list:
 
 def _field(value: object, name: str) -> object:
     return value.get(name) if isinstance(value, dict) else None
+
+
+def _saved_size(entry: object) -> int:
+    """An index entry's object size; 0 when the entry is too damaged to say (its restore then reports the damage)."""
+    stamp = _field(entry, "stamp")
+    return stamp[1] if isinstance(stamp, list) and len(stamp) > 1 and isinstance(stamp[1], int) else 0
 
 
 def _count(number: int, noun: str, plural: str = "") -> str:
