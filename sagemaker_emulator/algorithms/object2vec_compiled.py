@@ -61,27 +61,27 @@ def lazy_adam(table, mean, variance, rows, gradients, slots, touched, summed, st
 @numba.njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def compare(table0, table1, rows0, rows1, mask0, mask1, codes, encoded0, encoded1, joined):
     """The comparator's output ``joined`` (its parts in ``codes`` order: HADAMARD, CONCAT, ABS_DIFF) of the two
-    sides' looked-up rows, times their dropout masks (``mask0``/``mask1``, empty: none), kept in ``encoded0/1``."""
+    sides' looked-up rows, times their dropout masks (``mask0``/``mask1``, empty: none), kept in ``encoded0/1``.
+
+    Element by element: array expressions on row slices would allocate a temporary per row and part (half of this
+    kernel's time at Lab 2's settings)."""
     width = table0.shape[1]
     masked = mask0.shape[0] > 0
     for i in range(rows0.shape[0]):
-        a, b = encoded0[i], encoded1[i]
-        a[:] = table0[rows0[i]]
-        b[:] = table1[rows1[i]]
-        if masked:
-            a *= mask0[i]
-            b *= mask1[i]
+        a, b, out = encoded0[i], encoded1[i], joined[i]
+        row0, row1 = table0[rows0[i]], table1[rows1[i]]
+        for k in range(width):
+            a[k], b[k] = (row0[k] * mask0[i, k], row1[k] * mask1[i, k]) if masked else (row0[k], row1[k])
         offset = 0
         for code in codes:
-            if code == HADAMARD:
-                joined[i, offset : offset + width] = a * b
-            elif code == CONCAT:
-                joined[i, offset : offset + width] = a
-                offset += width
-                joined[i, offset : offset + width] = b
-            else:
-                joined[i, offset : offset + width] = np.abs(a - b)
-            offset += width
+            for k in range(width):
+                if code == HADAMARD:
+                    out[offset + k] = a[k] * b[k]
+                elif code == CONCAT:
+                    out[offset + k], out[offset + width + k] = a[k], b[k]
+                else:
+                    out[offset + k] = abs(a[k] - b[k])
+            offset += 2 * width if code == CONCAT else width
 
 
 @numba.njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -90,24 +90,24 @@ def compare_backward(gradient, encoded0, encoded1, mask0, mask1, codes, gradient
     width = encoded0.shape[1]
     masked = mask0.shape[0] > 0
     for i in range(gradient.shape[0]):
-        a, b, g0, g1 = encoded0[i], encoded1[i], gradient0[i], gradient1[i]
+        a, b, g0, g1, part = encoded0[i], encoded1[i], gradient0[i], gradient1[i], gradient[i]
         g0[:] = 0
         g1[:] = 0
         offset = 0
         for code in codes:
-            part = gradient[i, offset : offset + width]
-            if code == HADAMARD:
-                g0 += part * b
-                g1 += part * a
-            elif code == CONCAT:
-                g0 += part
-                offset += width
-                g1 += gradient[i, offset : offset + width]
-            else:
-                signed = part * np.sign(a - b)
-                g0 += signed
-                g1 -= signed
-            offset += width
+            for k in range(width):
+                if code == HADAMARD:
+                    g0[k] += part[offset + k] * b[k]
+                    g1[k] += part[offset + k] * a[k]
+                elif code == CONCAT:
+                    g0[k] += part[offset + k]
+                    g1[k] += part[offset + width + k]
+                else:
+                    signed = part[offset + k] * np.sign(a[k] - b[k])
+                    g0[k] += signed
+                    g1[k] -= signed
+            offset += 2 * width if code == CONCAT else width
         if masked:
-            g0 *= mask0[i]
-            g1 *= mask1[i]
+            for k in range(width):
+                g0[k] *= mask0[i, k]
+                g1[k] *= mask1[i, k]
