@@ -217,6 +217,10 @@ class ChildProcess:
             shm = memory.bytes if memory else None
             args = self.sandbox.command(args, cwd, [p.resolve() for p in hidden], list(writable), list(read_only), shm)
             child_env["TMPDIR"] = "/tmp"  # the job folder's own tmp, mounted there
+        else:  # the same folder by name: a temporary file outlives a killed job no more than the job folder does
+            tmp = Path(cwd) / sandbox.PRIVATE_TMP
+            tmp.mkdir(parents=True, exist_ok=True)
+            child_env["TMPDIR"] = str(tmp)
         self._namespace: tuple[int, str] | None = None  # (first process, pid namespace) of the sandbox
         self._pidfd: int | None = None
         self._lock = threading.RLock()  # the memory guard's thread and the runner's both look and kill

@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tarfile
+import tempfile
 import textwrap
 import uuid
 from pathlib import Path
@@ -260,6 +261,27 @@ def test_without_bubblewrap_jobs_run_as_before_and_the_log_says_so_once(
         "bubblewrap). They can read your files."
     ]
     assert_healthy(emulator)
+
+
+def test_without_bubblewrap_a_jobs_temporary_files_go_with_its_folder(sm, s3, emulator, monkeypatch, tmp_path):
+    """A job killed before it tidies up (a stopped script-mode job: its Python's scratch folder) leaves nothing in
+    the machine's temporary folder: TMPDIR is the job folder's own, as the sandbox's /tmp is."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    monkeypatch.setattr(emulator.services, "supervisor", Supervisor())
+    marker = f"left-by-a-job-{uuid.uuid4().hex[:8]}-"
+    script = f"""
+        import json, os, pathlib, sys, tempfile
+        left = tempfile.mkdtemp(prefix="{marker}")
+        report = {{"left": left, "cwd": os.getcwd()}}
+        pathlib.Path(sys.argv[1], "report.json").write_text(json.dumps(report))
+    """
+    job = script_job(sm, s3, "tidy-temporaries", script)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    report = report_of(s3, job)
+    job_folder = Path(report["left"]).parents[1]  # <job folder>/tmp/<the folder the job left>
+    assert Path(report["left"]).parent.name == sandbox.PRIVATE_TMP and Path(report["cwd"]).is_relative_to(job_folder)
+    assert not Path(report["left"]).exists()  # removed with the job's folder
+    assert not list(Path(tempfile.gettempdir()).glob(f"{marker}*"))
 
 
 @needs_sandbox
