@@ -30,7 +30,7 @@ The catalogue is one JSON document: ``users`` (MovieLens user ids; position = th
 ``neighbours`` (movie id as a string -> ``[[movie id, cosine similarity], ...]``, most similar first),
 ``fold_in`` (:func:`fold_in_table`: the embedder's movie vectors) and ``history`` (user id as a string ->
 ``[[movie id, rating], ...]``, the training ratings: shown next to a user's recommendations and never recommended
-again). The neighbours are computed in the notebook, where the embeddings and numpy are at hand: Lambda's Python runtime has
+again; every user's, or a random sample of users at large sizes, see :func:`history_table`). The neighbours are computed in the notebook, where the embeddings and numpy are at hand: Lambda's Python runtime has
 no numpy, and a lookup keeps the function small and its answer instant. The catalogue is read once per container
 and kept, as Lambda reuses a container for many invocations.
 """
@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import operator
 import os
+import random
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -193,12 +194,24 @@ def fold_in_table(movie_ids, vectors, mean: float, endpoint: str, decimals: int 
     }
 
 
-def history_table(user_ids, movie_ids, ratings) -> dict:
-    """The catalogue's ``history`` section from three equal-length sequences: user id (string) -> [[movie id, rating], ...]."""
+def history_table(user_ids, movie_ids, ratings, max_ratings: int | None = None, seed: int = 0) -> dict:
+    """The catalogue's ``history`` section from three equal-length sequences: user id (string) -> [[movie id, rating], ...].
+
+    With ``max_ratings``, whole users in a random order (``seed``) while their ratings fit in it: a catalogue of
+    every ml-20m training rating would be about 250 MB of JSON, ten times that once a function has parsed it.
+    """
     history: dict[str, list] = {}
     for user, movie, rating in zip(user_ids, movie_ids, ratings):
         history.setdefault(str(int(user)), []).append([int(movie), float(rating)])
-    return history
+    if max_ratings is None or sum(map(len, history.values())) <= max_ratings:
+        return history
+    kept: dict[str, list] = {}
+    total = 0
+    for user in random.Random(seed).sample(sorted(history, key=int), len(history)):
+        if total + len(history[user]) <= max_ratings:
+            kept[user] = history[user]
+            total += len(history[user])
+    return kept
 
 
 def _solve_positive_definite(matrix: list[list[float]], rhs: list[float]) -> list[float]:
@@ -308,7 +321,17 @@ def _listing(catalogue: dict, movie_id: int, **extra) -> dict:
 def _known_user(catalogue: dict, user_id: int, k: int) -> dict:
     """A known user's history and the rating endpoint's top ``k`` among the movies with a vector they have not rated."""
     token = _token(catalogue["user_token"], "user_id", user_id)
-    history = catalogue.get("history", {}).get(str(user_id), [])
+    histories = catalogue.get("history")
+    if histories is None:
+        raise RequestError(502, "the catalogue has no history section: the notebook builds it with history_table")
+    if str(user_id) not in histories:
+        examples = ", ".join(list(histories)[:3])
+        raise RequestError(
+            404,
+            f"user_id {user_id}'s ratings are not in the catalogue, which keeps {len(histories):,} users' ratings "
+            f"at this dataset's size (for example user_id {examples})",
+        )
+    history = histories[str(user_id)]
     seen = {movie for movie, _ in history}
     candidates = [movie for movie in catalogue["fold_in"]["movie_ids"] if movie not in seen]
     endpoint = _setting("RATING_ENDPOINT")

@@ -21,7 +21,26 @@ import boto3
 
 RUNTIME = "python3.13"
 TIMEOUT_SECONDS = 30
-MEMORY_MB = 256
+MEMORY_MB = 256  # the least a function gets: enough for ml-latest-small's catalogue of about 5 MB
+MAX_MEMORY_MB = 10_240  # Lambda's ceiling
+RUNTIME_MB = 128  # the Python runtime and boto3, before the catalogue
+PARSED_PER_JSON_BYTE = 12  # parsed Python lists per byte of their JSON: 11x for ratings lists, 5x for vectors
+
+
+def memory_for(document_bytes: int) -> int:
+    """The MemorySize (MB) a function needs to read a JSON document of ``document_bytes`` once and keep it: the
+    runtime plus the body and its parsed objects, in steps of 64 MB, from :data:`MEMORY_MB` to Lambda's ceiling.
+
+    Raises:
+        ValueError: the document would not fit in the largest function.
+    """
+    needed = RUNTIME_MB + (1 + PARSED_PER_JSON_BYTE) * document_bytes / 2**20
+    if needed > MAX_MEMORY_MB:
+        raise ValueError(
+            f"a document of {document_bytes / 1e6:,.0f} MB needs about {needed:,.0f} MB of memory, "
+            f"more than Lambda's {MAX_MEMORY_MB:,} MB: make it smaller"
+        )
+    return max(MEMORY_MB, -(-int(needed) // 64) * 64)
 
 
 def package(*paths: str | Path) -> bytes:
@@ -39,9 +58,11 @@ def deploy(
     role_arn: str,
     environment: dict[str, str],
     tags: dict[str, str] | None = None,
+    memory_mb: int = MEMORY_MB,
 ) -> list[str]:
     """Create each function ``name -> handler`` (``module.function``) from ``code`` and wait until it is active;
-    a function left by an earlier run of the same name gets the new code and settings instead.
+    a function left by an earlier run of the same name gets the new code and settings instead. ``memory_mb``:
+    each function's MemorySize (:func:`memory_for` the document it reads; Lambda gives CPU in proportion).
 
     Returns:
         The function names, in order.
@@ -52,7 +73,7 @@ def deploy(
         "Role": role_arn,
         "Environment": {"Variables": environment},
         "Timeout": TIMEOUT_SECONDS,
-        "MemorySize": MEMORY_MB,
+        "MemorySize": memory_mb,
     }
     for name, handler in handlers.items():
         try:

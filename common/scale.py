@@ -35,6 +35,7 @@ IMPLICIT_ROWS = 44_000_000  # 1a's implicit training file: 8 negatives per ratin
 TUNING_PASSES = 24_000_000  # 1a's tuning job: 12 trials up to 2M ratings, 4 (the floor) at 20M
 O2V_PASSES = 40_000_000  # Lab 2's quick runs: 8 epochs up to 5M ratings, 2 at 20M (~6 min each on 2 cores)
 TSNE_MOVIES = 5_000  # t-SNE is quadratic in its points: 5,000 take about a minute on 2 cores
+HISTORY_RATINGS = 1_000_000  # Lab 2's Lambda catalogue: the users' ratings it keeps (about 15 MB of JSON)
 RATING_BATCH = 1024  # 1b's rating models' batch on ml-latest-small, where their weight decay was chosen
 
 
@@ -50,6 +51,7 @@ class Sizes:
     tuning_jobs: int
     o2v_epochs: int
     tsne_movies: int
+    history_ratings: int
 
 
 def _budget(budget: int, ratings: int, floor: int, cap: int) -> int:
@@ -64,7 +66,8 @@ def for_size(n_ratings: int) -> Sizes:
     epochs = max(2, min(10, 110M // n)); batch_size = max(1024, n // 800) (about 800 steps per epoch at most);
     ncf_epochs = max(2, min(20, 40M // n)); ncf_batch_size = 4096 * max(1, min(16, n // 1M));
     implicit_negatives = max(1, min(8, 44M // n)); tuning_jobs = max(4, min(12, 24M // n));
-    o2v_epochs = max(2, min(8, 40M // n)); tsne_movies = 5,000.
+    o2v_epochs = max(2, min(8, 40M // n)); tsne_movies = 5,000; history_ratings = 1M (the ratings of whole users
+    Lab 2's catalogue keeps for its Lambda functions: every user's up to 1M ratings, a random sample beyond).
     A larger batch needs a smaller weight decay per step: see :func:`step_weight_decay`.
 
     Raises:
@@ -81,6 +84,7 @@ def for_size(n_ratings: int) -> Sizes:
         tuning_jobs=_budget(TUNING_PASSES, n_ratings, 4, 12),
         o2v_epochs=_budget(O2V_PASSES, n_ratings, 2, 8),
         tsne_movies=TSNE_MOVIES,
+        history_ratings=HISTORY_RATINGS,
     )
 
 

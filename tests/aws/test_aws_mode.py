@@ -129,11 +129,25 @@ def test_lab2_functions_are_deployed_redeployed_and_deleted(fake_aws):
         functions.RUNTIME,
     )
     assert config["Environment"]["Variables"] == environment
-    functions.deploy(handlers, code, role["Arn"], {**environment, "RATING_ENDPOINT": "changed"})
-    changed = client.get_function_configuration(FunctionName=f"{run}-predict")["Environment"]["Variables"]
-    assert changed["RATING_ENDPOINT"] == "changed"
+    assert config["MemorySize"] == functions.MEMORY_MB
+    functions.deploy(handlers, code, role["Arn"], {**environment, "RATING_ENDPOINT": "changed"}, memory_mb=704)
+    changed = client.get_function_configuration(FunctionName=f"{run}-predict")
+    assert (changed["Environment"]["Variables"]["RATING_ENDPOINT"], changed["MemorySize"]) == ("changed", 704)
     assert sorted(functions.delete(run)) == sorted(handlers)
     assert functions.names(run) == []
+
+
+@pytest.mark.parametrize(
+    ("megabytes", "memory"),
+    [(0.1, 256), (5, 256), (45, 704), (250, 3264)],  # ml-latest-small's catalogue is about 5 MB
+)
+def test_a_function_gets_memory_for_the_document_it_parses(megabytes, memory):
+    assert functions.memory_for(int(megabytes * 1e6)) == memory
+
+
+def test_a_document_too_large_for_any_function_is_refused():
+    with pytest.raises(ValueError, match="more than Lambda's 10,240 MB: make it smaller"):
+        functions.memory_for(900 * 10**6)
 
 
 def test_an_empty_prefix_is_refused():

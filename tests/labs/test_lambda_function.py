@@ -336,6 +336,40 @@ def test_history_table_groups_by_user():
     assert FOLD_IN_CATALOGUE["history"] == {"42": [[260, 5.0], [1, 1.0]], "7": [[1196, 4.0]]}
 
 
+def test_a_history_over_its_budget_keeps_whole_users_at_random_within_it():
+    users = np.repeat(np.arange(1, 201), np.arange(1, 201) % 7 + 1)  # 200 users with 1 to 7 ratings each
+    movies, ratings = np.arange(len(users)) + 1, np.full(len(users), 4.0)
+    full = lambda_function.history_table(users, movies, ratings)
+    assert lambda_function.history_table(users, movies, ratings, max_ratings=len(users)) == full
+    kept = lambda_function.history_table(users, movies, ratings, max_ratings=300, seed=1)
+    assert 300 - 7 < sum(map(len, kept.values())) <= 300
+    assert all(kept[user] == full[user] for user in kept)  # a kept user has every rating
+    assert sorted(kept, key=int) != sorted(full, key=int)[: len(kept)]  # a sample, not the first users
+    assert kept == lambda_function.history_table(users, movies, ratings, max_ratings=300, seed=1)
+
+
+def test_a_known_user_outside_a_sampled_history_gets_404_naming_users_it_has(aws):
+    catalogue = {**FOLD_IN_CATALOGUE, "history": {"7": [[1196, 4.0]]}}
+    expect_catalogue(aws[1], catalogue)
+    status, result = answer(lambda_function.recommend_handler({"user_id": 42}))
+    assert (status, result) == (
+        404,
+        {
+            "error": "user_id 42's ratings are not in the catalogue, which keeps 1 users' ratings at this dataset's "
+            "size (for example user_id 7)"
+        },
+    )
+
+
+def test_recommend_for_a_known_user_without_a_history_section_gets_502(aws):
+    expect_catalogue(aws[1], {key: value for key, value in FOLD_IN_CATALOGUE.items() if key != "history"})
+    status, result = answer(lambda_function.recommend_handler({"user_id": 42}))
+    assert (status, result["error"]) == (
+        502,
+        "the catalogue has no history section: the notebook builds it with history_table",
+    )
+
+
 def test_recommend_for_a_new_person(aws):
     expect_catalogue(aws[1], FOLD_IN_CATALOGUE)
     status, result = answer(lambda_function.recommend_handler({"ratings": THREE, "k": 3}))
