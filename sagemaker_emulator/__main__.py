@@ -172,6 +172,7 @@ def serve(host: str, port: int, home: Path, credentials: Credentials | None) -> 
             f"An emulator already serves {home}{where}; `python -m sagemaker_emulator stop` stops it.", file=sys.stderr
         )
         return 1
+    homes.remove_runtime(home)  # one a killed emulator left (the OOM killer, say) would name its dead address
     done = threading.Event()  # set by SIGTERM or Ctrl-C, even while the state is still being restored
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,18 @@ def test_each_checkout_has_its_own_emulator_and_state(user_home, tmp_path):
     assert [bucket["Name"] for bucket in _s3(ours).list_buckets()["Buckets"]] == ["ours"]
     assert homes.stop() and homes.find(theirs.home) == theirs  # `stop` stops this checkout's only
     assert homes.stop_all(user_home) == [theirs.home]
+
+
+def test_after_an_emulator_is_killed_the_next_start_gives_the_new_ones_address(user_home):
+    """Killed outright (the OOM killer sends SIGKILL), an emulator leaves its runtime file behind; the next kernel's
+    start must wait for the new emulator's own, not hand out the dead one's address while the new one restores."""
+    killed = homes.ensure()
+    os.kill(killed.pid, signal.SIGKILL)
+    wait_for(lambda: homes.find(killed.home), lambda found: found is None, timeout=30)
+    assert (killed.home / homes.RUNTIME_FILE).exists()  # the dead emulator's record is still there
+    started = homes.ensure()
+    assert (started.pid, started.url) != (killed.pid, killed.url)
+    assert _s3(started).list_buckets()["Buckets"] == []  # it answers, with its own key
 
 
 def test_status_lists_every_checkouts_emulator(user_home, tmp_path):
