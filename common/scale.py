@@ -33,9 +33,10 @@ RATING_PASSES = 110_000_000  # 1b's rating models: 10 epochs up to 11M ratings, 
 NCF_PASSES = 40_000_000  # 1b's NeuMF (5 samples per rating each epoch): 20 epochs at 2M, 2 at 20M
 IMPLICIT_ROWS = 44_000_000  # 1a's implicit training file: 8 negatives per rating up to 5.5M ratings, 2 at 20M
 TUNING_PASSES = 24_000_000  # 1a's tuning job: 12 trials up to 2M ratings, 4 (the floor) at 20M
-O2V_PASSES = 40_000_000  # Lab 2's quick runs: 8 epochs up to 5M ratings, 2 at 20M (~6 min each on 2 cores)
+O2V_PASSES = 40_000_000  # Lab 2's quick runs: 8 epochs up to 5M ratings, 2 at 20M (4-5 min each on 2 cores)
 TSNE_MOVIES = 5_000  # t-SNE is quadratic in its points: 5,000 take about a minute on 2 cores
 HISTORY_RATINGS = 1_000_000  # Lab 2's Lambda catalogue: the users' ratings it keeps (about 15 MB of JSON)
+DENSE_EMBEDDING_RATINGS = 1_000_000  # Lab 2's embedder: dense embedding tables up to here, row_sparse beyond
 RATING_BATCH = 1024  # 1b's rating models' batch on ml-latest-small, where their weight decay was chosen
 
 
@@ -52,6 +53,7 @@ class Sizes:
     o2v_epochs: int
     tsne_movies: int
     history_ratings: int
+    embedder_storage: str
 
 
 def _budget(budget: int, ratings: int, floor: int, cap: int) -> int:
@@ -67,7 +69,11 @@ def for_size(n_ratings: int) -> Sizes:
     ncf_epochs = max(2, min(20, 40M // n)); ncf_batch_size = 4096 * max(1, min(16, n // 1M));
     implicit_negatives = max(1, min(8, 44M // n)); tuning_jobs = max(4, min(12, 24M // n));
     o2v_epochs = max(2, min(8, 40M // n)); tsne_movies = 5,000; history_ratings = 1M (the ratings of whole users
-    Lab 2's catalogue keeps for its Lambda functions: every user's up to 1M ratings, a random sample beyond).
+    Lab 2's catalogue keeps for its Lambda functions: every user's up to 1M ratings, a random sample beyond);
+    embedder_storage = "dense" up to 1M ratings, else "row_sparse": with dense tables Adam updates every user's and
+    movie's weights at every step, so an epoch costs steps x table size; at ml-20m's shape (62,500 steps of 256,
+    42M weights) the embedder's first epoch had not ended after 33 minutes (synthetic-20m, 2026-12-07), while
+    row_sparse updates the batch's rows only (Lab 2's other quick runs do so at every size).
     A larger batch needs a smaller weight decay per step: see :func:`step_weight_decay`.
 
     Raises:
@@ -85,6 +91,7 @@ def for_size(n_ratings: int) -> Sizes:
         o2v_epochs=_budget(O2V_PASSES, n_ratings, 2, 8),
         tsne_movies=TSNE_MOVIES,
         history_ratings=HISTORY_RATINGS,
+        embedder_storage="dense" if n_ratings <= DENSE_EMBEDDING_RATINGS else "row_sparse",
     )
 
 

@@ -25,6 +25,7 @@ ML_20M = 20_000_263
                 o2v_epochs=8,
                 tsne_movies=5_000,
                 history_ratings=1_000_000,
+                embedder_storage="dense",
             ),
             id="ml-latest-small keeps the settings chosen on it",
         ),
@@ -40,6 +41,7 @@ ML_20M = 20_000_263
                 o2v_epochs=2,
                 tsne_movies=5_000,
                 history_ratings=1_000_000,
+                embedder_storage="row_sparse",
             ),
             id="ml-20m gets 1b section 8's settings and fewer passes elsewhere",
         ),
@@ -89,3 +91,8 @@ def test_an_unknown_mode_is_refused():
 def test_the_weight_decay_per_step_shrinks_as_the_batch_grows():
     assert scale.step_weight_decay(1e-4, scale.RATING_BATCH) == 1e-4
     assert scale.step_weight_decay(1e-4, scale.for_size(20_000_263).batch_size) == pytest.approx(1e-4 * 1024 / 25_000)
+
+
+def test_the_embedder_keeps_dense_tables_up_to_a_million_ratings():
+    assert scale.for_size(1_000_000).embedder_storage == "dense"  # ml-1m's 1,000,209 ratings are just beyond
+    assert scale.for_size(1_000_001).embedder_storage == "row_sparse"
