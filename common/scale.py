@@ -35,7 +35,7 @@ IMPLICIT_ROWS = 44_000_000  # 1a's implicit training file: 8 negatives per ratin
 TUNING_PASSES = 24_000_000  # 1a's tuning job: 12 trials up to 2M ratings, 4 (the floor) at 20M
 O2V_PASSES = 40_000_000  # Lab 2's quick runs: 8 epochs up to 5M ratings, 2 at 20M (4-5 min each on 2 cores)
 TSNE_MOVIES = 5_000  # t-SNE is quadratic in its points: 5,000 take about a minute on 2 cores
-HISTORY_RATINGS = 1_000_000  # Lab 2's Lambda catalogue: the users' ratings it keeps (about 15 MB of JSON)
+HISTORY_RATINGS = 1_000_000  # Lab 2's Lambda catalogue: the users' ratings it keeps (13.7 MB of JSON at synthetic-20m)
 DENSE_EMBEDDING_RATINGS = 1_000_000  # Lab 2's embedder: dense embedding tables up to here, row_sparse beyond
 RATING_BATCH = 1024  # 1b's rating models' batch on ml-latest-small, where their weight decay was chosen
 
@@ -71,7 +71,7 @@ def for_size(n_ratings: int) -> Sizes:
     o2v_epochs = max(2, min(8, 40M // n)); tsne_movies = 5,000; history_ratings = 1M (the ratings of whole users
     Lab 2's catalogue keeps for its Lambda functions: every user's up to 1M ratings, a random sample beyond);
     embedder_storage = "dense" up to 1M ratings, else "row_sparse": with dense tables Adam updates every user's and
-    movie's weights at every step, so an epoch costs steps x table size; at ml-20m's shape (62,500 steps of 256,
+    movie's weights at every step, so an epoch costs steps x table size; at ml-20m's shape (67,400 steps of 256,
     42M weights) the embedder's first epoch had not ended after 33 minutes (synthetic-20m, 2026-12-07), while
     row_sparse updates the batch's rows only (Lab 2's other quick runs do so at every size).
     A larger batch needs a smaller weight decay per step: see :func:`step_weight_decay`.
