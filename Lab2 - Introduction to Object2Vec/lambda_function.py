@@ -30,8 +30,9 @@ The catalogue is one JSON document: ``users`` (MovieLens user ids; position = th
 ``neighbours`` (movie id as a string -> ``[[movie id, cosine similarity], ...]``, most similar first),
 ``fold_in`` (:func:`fold_in_table`: the embedder's movie vectors) and ``history`` (user id as a string ->
 ``[[movie id, rating], ...]``, the training ratings: shown next to a user's recommendations and never recommended
-again; every user's, or a random sample of users at large sizes, see :func:`history_table`). The neighbours are computed in the notebook, where the embeddings and numpy are at hand: Lambda's Python runtime has
-no numpy, and a lookup keeps the function small and its answer instant. The catalogue is read once per container
+again; every user's, or a random sample of whole users at large sizes, see :func:`history_table`). The neighbours
+are computed in the notebook, where the embeddings and numpy are at hand: Lambda's Python runtime has no numpy, and a
+lookup keeps the function small and its answer instant. The catalogue is read once per container
 and kept, as Lambda reuses a container for many invocations.
 """
 
@@ -329,8 +330,8 @@ def _known_user(catalogue: dict, user_id: int, k: int) -> dict:
         examples = ", ".join(list(histories)[:3])
         raise RequestError(
             404,
-            f"user_id {user_id}'s ratings are not in the catalogue, which keeps {len(histories):,} users' ratings "
-            f"at this dataset's size (for example user_id {examples})",
+            f"user_id {user_id}'s ratings are not in the catalogue, which keeps the ratings of {len(histories):,} "
+            f"users at this dataset's size (for example user_id {examples})",
         )
     history = histories[str(user_id)]
     seen = {movie for movie, _ in history}

@@ -355,8 +355,8 @@ def test_a_known_user_outside_a_sampled_history_gets_404_naming_users_it_has(aws
     assert (status, result) == (
         404,
         {
-            "error": "user_id 42's ratings are not in the catalogue, which keeps 1 users' ratings at this dataset's "
-            "size (for example user_id 7)"
+            "error": "user_id 42's ratings are not in the catalogue, which keeps the ratings of 1 users at this "
+            "dataset's size (for example user_id 7)"
         },
     )
 
