@@ -6,7 +6,8 @@ event)`` function: the notebook's own (in process in local mode, ``lambda.invoke
 :func:`functions_for` builds from a ``run_id`` on the command line. Movie search runs here, on the catalogue.
 
     GET  /                 the page
-    GET  /api/info         dataset, rating scale, how many movies to rate, the functions behind the API
+    GET  /api/info         dataset, rating scale, how many movies to rate, the functions behind the API, and a
+                           user whose history the catalogue keeps (the page's example user id)
     GET  /api/search?q=    up to 20 movies whose title contains q (each with whether it can be rated)
     POST /api/recommend    {"ratings": [{"movie_id", "rating"}, ...]} or {"user_id"}  -> recommend_handler
     POST /api/similar      {"movie_id", "k"}                                           -> similar_movies_handler
@@ -166,6 +167,12 @@ def name_movies(message: str, titles: dict[int, str]) -> str:
     return MOVIE_ID.sub(lambda match: f"“{titles[int(match[1])]}”" if int(match[1]) in titles else match[0], message)
 
 
+def example_user(catalogue: dict) -> int | None:
+    """The smallest user id whose history the catalogue keeps, for the page to suggest: at large sizes the history
+    is a sample of users, so a fixed example id could be one the functions answer with a 404."""
+    return min(map(int, catalogue.get("history", {})), default=None)
+
+
 def _handler_class(call: Call, run_id: str, catalogue: dict, allowed_hosts: frozenset[str]):
     index = search_index(catalogue)
     titles = {movie["id"]: movie["title"] for movie in catalogue["movies"]}
@@ -175,6 +182,7 @@ def _handler_class(call: Call, run_id: str, catalogue: dict, allowed_hosts: froz
         "ratings_per_person": [3, 10],
         "functions": {suffix: f"{run_id}-{suffix}" for suffix in ROUTES.values()},
         "vectors_from": catalogue.get("fold_in", {}).get("endpoint"),
+        "example_user": example_user(catalogue),
     }
 
     class Handler(BaseHTTPRequestHandler):

@@ -144,7 +144,9 @@ def test_clicking_a_recommendation_opens_its_neighbours(page):
 
 
 def test_a_known_user_shows_history_next_to_recommendations(page, deployed):
-    ratings, _ = deployed
+    ratings, catalogue = deployed
+    assert page.driver.find_element("id", "user-id").get_attribute("placeholder") == "e.g. 1"
+    assert "1" in catalogue["history"]
     history, recommendations = page.known_user("2")
     assert len(history) == min(15, (ratings.user_id == 2).sum())
     assert len(recommendations) == 10

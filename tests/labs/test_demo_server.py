@@ -72,6 +72,13 @@ def test_info_names_the_functions(demo):
     assert (info["vectors_from"], info["ratings_per_person"]) == ("lab2-embedder", [3, 10])
 
 
+@pytest.mark.parametrize(("history", "user"), [({"42": [[1, 4.0]], "7": [[2, 3.5]]}, 7), ({}, None), (None, None)])
+def test_info_suggests_a_user_whose_history_the_catalogue_keeps(history, user):
+    catalogue = CATALOGUE if history is None else {**CATALOGUE, "history": history}
+    with demo_server.start(lambda n, e: {}, catalogue, "lab2-x") as server:
+        assert json.loads(request(server, "GET", "/api/info")[2])["example_user"] == user
+
+
 def test_search_matches_every_word_and_puts_rateable_movies_first(demo):
     status, _, content = request(demo, "GET", "/api/search?q=TOY%20story")
     assert status == 200
