@@ -24,7 +24,8 @@ from emulator_helpers import (
 )
 
 from common import costs
-from sagemaker_emulator.jobs.host_metrics import HostMeter, Sample, metric_data, periods
+from sagemaker_emulator.jobs import host_metrics
+from sagemaker_emulator.jobs.host_metrics import MEMORY_EVERY, HostMeter, Sample, metric_data, periods
 from sagemaker_emulator.jobs.metrics import NAMESPACE
 
 
@@ -54,6 +55,16 @@ def test_a_host_that_ended_between_two_samples_counts_the_cpu_it_used_as_it_ende
 def test_a_host_whose_samples_saw_more_than_its_exit_reading_keeps_its_samples():
     meter = HostMeter(lambda: [], lambda: 100.0, exit_cpu=lambda: None).start()
     assert len(meter.stop()) == 1
+
+
+def test_memory_is_read_every_few_samples_and_repeated_between(monkeypatch):
+    readings = iter(range(1000, 2000))
+    monkeypatch.setattr(host_metrics, "process_memory", lambda pid: (next(readings), 0))
+    meter = HostMeter(lambda: [1], lambda: 100.0)
+    for _ in range(2 * MEMORY_EVERY):
+        meter._sample()
+    memory = [sample.memory for sample in meter._samples]
+    assert memory == [1000] * MEMORY_EVERY + [1001] * MEMORY_EVERY
 
 
 def test_a_period_is_a_statistic_set_whose_sum_is_the_cpu_seconds_times_100():
