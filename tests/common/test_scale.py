@@ -21,6 +21,7 @@ ML_20M = 20_000_263
                 ncf_epochs=20,
                 ncf_batch_size=4096,
                 implicit_negatives=8,
+                negative_sampling_power=0.0,
                 tuning_jobs=12,
                 o2v_epochs=8,
                 tsne_movies=5_000,
@@ -37,6 +38,7 @@ ML_20M = 20_000_263
                 ncf_epochs=2,
                 ncf_batch_size=65_536,
                 implicit_negatives=2,
+                negative_sampling_power=0.5,
                 tuning_jobs=4,
                 o2v_epochs=2,
                 tsne_movies=5_000,
@@ -96,3 +98,12 @@ def test_the_weight_decay_per_step_shrinks_as_the_batch_grows():
 def test_the_embedder_keeps_dense_tables_up_to_a_million_ratings():
     assert scale.for_size(1_000_000).embedder_storage == "dense"  # ml-1m's 1,000,209 ratings are just beyond
     assert scale.for_size(1_000_001).embedder_storage == "row_sparse"
+
+
+@pytest.mark.parametrize(
+    ("n_ratings", "power"),
+    [(5_500_000, 0.0), (5_500_001, 0.5)],
+    ids=["uniform while 8 negatives per rating are drawn", "by popularity once fewer are"],
+)
+def test_negatives_follow_popularity_once_they_are_scarce(n_ratings, power):
+    assert scale.for_size(n_ratings).negative_sampling_power == power
