@@ -33,9 +33,9 @@ RATING_PASSES = 110_000_000  # 1b's rating models: 10 epochs up to 11M ratings, 
 NCF_PASSES = 40_000_000  # 1b's NeuMF (5 samples per rating each epoch): 20 epochs at 2M, 2 at 20M
 IMPLICIT_ROWS = 44_000_000  # 1a's implicit training file: 8 negatives per rating up to 5.5M ratings, 2 at 20M
 # 1a's negatives are drawn in proportion to (a movie's ratings) ** this power once fewer than 8 per rating are drawn;
-# uniformly (power 0) before. Measured on synthetic-20m's validation split (2026-12-07, 2 negatives per rating):
-# with uniform negatives FM's NDCG@10 lead over popularity moved between -0.0010 and +0.0144 over epochs 1-7 of one
-# run; power 0.5 gave +0.0268, +0.0378, +0.0401 in epochs 1-3.
+# uniformly (power 0) before. On synthetic-20m's validation split (benchmarks/negative_sampling.py, 2026-12-07, 2
+# negatives per rating, epochs 1-5) FM's NDCG@10 lead over popularity went up and down between +0.0033 and +0.0160
+# with uniform negatives and between +0.0270 and +0.0460 with power 0.5.
 SCARCE_NEGATIVES_POWER = 0.5
 MOST_NEGATIVES = 8  # 1a's negatives per rating, chosen on ml-latest-small
 TUNING_PASSES = 24_000_000  # 1a's tuning job: 12 trials up to 2M ratings, 4 (the floor) at 20M
