@@ -58,7 +58,7 @@ def main() -> None:
     )
     for power in arguments.powers:
         started = time.perf_counter()
-        knobs = {**LAB1_IMPLICIT, "negatives": negatives, "negative_power": power}
+        knobs = {**LAB1_IMPLICIT, "negatives": negatives, "negative_sampling_power": power}
         features, labels = implicit_rows(columns, loo_fit, negatives, power, np.random.default_rng(SEED))
         config = settings(features, "binary_classifier", knobs, arguments.epochs)
         epochs = curve(features, labels, config, lambda model: leads(validation_scores(model), popularity))
