@@ -21,12 +21,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
 
 TAG = re.compile(r"<!--\s*(expect|quoted)\s+(.*?)\s*-->", re.S)
 EXPECT_BODY = re.compile(r"^([\w.-]+):(\w+)\s+(-?[\d.]+)\.\.(-?[\d.]+)$")
 NUMBER = re.compile(r"(?<![\w.@/-])(\d+\.\d+|\d+(?:\.\d+)?%)(?![\w.]*\d)")
 HIDDEN = re.compile(r"\$\$.*?\$\$|\$[^$\n]*\$|`[^`\n]*`|\]\([^)]*\)", re.S)  # math, code, link targets
 SENTENCE_END = re.compile(r"(?<=[.;!?])\s+(?=[^a-z])")
+
+
+def sources(root: Path) -> dict[str, str]:
+    """Every text of the checkout that quotes figures, by where it is: the READMEs, INSTRUCTOR.md, and each lab
+    notebook's markdown cells ("<notebook> cell <index>")."""
+    documents = [root / "README.md", root / "INSTRUCTOR.md", *sorted(root.glob("Lab*/README.md"))]
+    texts = {str(path.relative_to(root)): path.read_text() for path in documents}
+    for path in sorted(root.glob("Lab*/*.ipynb")):
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type == "markdown":
+                texts[f"{path.relative_to(root)} cell {index}"] = cell.source
+    return texts
 
 
 @dataclass(frozen=True)

@@ -6,30 +6,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import nbformat
 import pytest
-from expected_figures import check_markdown, check_values
+from expected_figures import check_markdown, check_values, sources
 
 from common import report
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted(ROOT.glob("Lab*/*.ipynb"))
-DOCUMENTS = [ROOT / "README.md", ROOT / "INSTRUCTOR.md", *sorted(ROOT.glob("Lab*/README.md"))]
 METRICS = "1a-factorization-machines:rmse_fm_regressor"
 
 
-def _sources() -> dict[str, str]:
-    texts = {str(path.relative_to(ROOT)): path.read_text() for path in DOCUMENTS}
-    for path in NOTEBOOKS:
-        notebook = nbformat.read(path, as_version=4)
-        for index, cell in enumerate(notebook.cells):
-            if cell.cell_type == "markdown":
-                texts[f"{path.relative_to(ROOT)} cell {index}"] = cell.source
-    return texts
-
-
 def test_every_expected_figure_in_the_text_is_tagged():
-    problems = [problem for where, text in _sources().items() for problem in check_markdown(where, text)[1]]
+    problems = [problem for where, text in sources(ROOT).items() for problem in check_markdown(where, text)[1]]
     assert not problems, "\n".join(map(str, problems))
 
 
@@ -37,7 +24,7 @@ def test_every_expected_figure_in_the_text_is_tagged():
 def test_every_expected_figure_matches_this_run():
     metrics = report.collect(Path(os.environ["WORKSHOP_METRICS_DIR"]))
     problems = []
-    for where, text in _sources().items():
+    for where, text in sources(ROOT).items():
         problems += check_values(where, check_markdown(where, text)[0], metrics)
     assert not problems, "\n".join(map(str, problems))
 
