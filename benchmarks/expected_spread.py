@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests" / "docs")]  # neither is a package
 
-from expected_figures import check_markdown, sources  # noqa: E402
+from expected_figures import parse_tags, sources  # noqa: E402
 from run_notebooks import execute, find_notebooks  # noqa: E402
 
 from common import report  # noqa: E402
@@ -50,7 +50,7 @@ def spread_rows(results: list[dict[str, dict]], notebooks: set[str]) -> list[tup
     -inf when some run recorded no value."""
     places: dict[tuple, list[str]] = {}
     for where, text in sources(ROOT).items():
-        for tag in check_markdown(where, text)[0]:
+        for tag in parse_tags(text)[0]:
             if tag.notebook in notebooks:
                 places.setdefault((tag.notebook, tag.metric, tag.low, tag.high), []).append(where)
     rows = []
