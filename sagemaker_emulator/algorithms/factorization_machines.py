@@ -398,7 +398,11 @@ def fit(
     if n >= COMPILED_MIN_ROWS:
         from sagemaker_emulator.algorithms import fm_compiled as kernel
 
-        log(f"{n} records: batches run in compiled kernels (numba)")
+        started = time.perf_counter()  # compiled (or loaded from NUMBA_CACHE_DIR) here, not in the first epoch's time
+        _CompiledChunks(kernel, optimizers, features, labels, config).train(order[:0], step)
+        if halves:
+            kernel.shuffle(order[:0], 0)
+        log(f"{n} records: batches run in compiled kernels (numba), ready in {time.perf_counter() - started:.1f} s")
     for epoch in range(epochs):
         started = time.perf_counter()
         if halves and kernel is not None:  # already not reproducible to the bit: the faster shuffle
@@ -623,12 +627,17 @@ class _CompiledChunks:
         self.tables = tuple(optimizers[group].table for group in GROUPS)
         self.settings = np.array([optimizers[group].settings() for group in GROUPS], np.float64)
         self.adam = optimizers["factors"].adam
+        self.binary = bool((features.data == 1).all())  # one-hot data: the kernel never reads the values
         dim, factors = self.tables[2].shape[0], self.tables[2].shape[2]
+        longest = int(np.diff(features.indptr).max(initial=0))
         self.scratch = (
             np.zeros(dim, np.float32),
             np.zeros((dim, factors), np.float32),
             np.zeros(dim, np.float64),
-            np.zeros(dim, np.int64),
+            np.full(dim, -1, np.int32),
+            # a batch's non-zeros, each as its feature's slot and its value (the backward pass reads these)
+            np.empty(config["mini_batch_size"] * longest, np.int32),
+            np.empty(config["mini_batch_size"] * longest, np.float32),
         )
 
     def train(self, rows: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -639,6 +648,7 @@ class _CompiledChunks:
             features.indptr,
             features.indices,
             features.data,
+            self.binary,
             self.labels,
             rows,
             *self.tables,

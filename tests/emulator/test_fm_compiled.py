@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from test_algorithm_factorization_machines import config, planted_ratings
 
 from sagemaker_emulator.algorithms import factorization_machines as fm
@@ -54,6 +55,23 @@ def test_one_thread_compiled_equals_numpy(data, monkeypatch, overrides):
     compiled_model = fit(data, monkeypatch, True, **overrides)
     for name in ("w0", "w", "v"):
         np.testing.assert_allclose(getattr(compiled_model, name), getattr(numpy_model, name), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("values", ["one-hot", "wide-rows"])
+def test_compiled_equals_numpy_on_one_hot_and_wide_rows(data, monkeypatch, values):
+    """One-hot rows (the kernel then never reads the values) and rows of 12-18 non-zeros (more than the kernel's
+    first staging room per batch, so it grows): the same model as numpy's."""
+    features = data[0].copy()
+    if values == "one-hot":
+        features.data[:] = 1
+    else:
+        rng = np.random.default_rng(2)
+        extra = sp.random(features.shape[0], features.shape[1], density=12 / features.shape[1], random_state=3)
+        features = (features + extra.multiply(rng.uniform(0.1, 0.5)).tocsr()).astype(np.float32).tocsr()
+        assert np.diff(features.indptr).mean() > 4
+    models = [fit((features, *data[1:]), monkeypatch, compiled, epochs=2) for compiled in (False, True)]
+    for name in ("w0", "w", "v"):
+        np.testing.assert_allclose(getattr(models[1], name), getattr(models[0], name), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("predictor_type", ["regressor", "binary_classifier"])
@@ -105,6 +123,38 @@ def test_compiled_hogwild_is_as_good_as_numpy(data, monkeypatch, capsys):
         for name, model in (("numpy", sequential), ("hogwild", hogwild))
     }
     assert rmse["hogwild"] < 1.02 * rmse["numpy"], rmse
+
+
+def test_kernels_are_ready_before_the_first_epoch_is_timed(data, monkeypatch, capsys):
+    """Compiling (or loading) the kernels is logged with its time before epoch 0 starts, so the epoch's logged
+    throughput is training only, in one thread and in two."""
+    for threshold in (1 << 40, 0):
+        monkeypatch.setattr(fm, "TWO_THREADS_MIN_ROWS", threshold)
+        fit(data, monkeypatch, True, epochs=1)
+        out = capsys.readouterr().out
+        ready = re.search(r"compiled kernels \(numba\), ready in [0-9.]+ s", out)
+        assert ready and ready.end() < out.index("epoch=0"), out
+
+
+def test_prefetch_hints_change_nothing_and_never_fault():
+    """The hint on rows of 1-, 2- and 3-D arrays, by int32 or int64, at offsets up to past the array's end."""
+    import numba
+
+    from sagemaker_emulator.algorithms.prefetch import prefetch
+
+    @numba.njit
+    def hinted_sum(array, rows, offset):
+        total = 0.0
+        for row in rows:
+            prefetch(array, row, offset, False)
+            prefetch(array, row, offset, True)
+            total += array[row : row + 1].sum()
+        return total
+
+    for array in (np.arange(10.0), np.ones((10, 4), np.float32), np.ones((10, 3, 64), np.float32)):
+        for rows in (np.arange(10, dtype=np.int32), np.arange(9, -1, -1, dtype=np.int64)):
+            for offset in (0, 64, array.nbytes):
+                assert hinted_sum(array, rows, offset) == array.sum()
 
 
 def test_divergence_in_the_compiled_path_fails_the_job_with_advice(data, monkeypatch):
