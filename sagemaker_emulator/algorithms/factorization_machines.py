@@ -16,7 +16,7 @@ Choices where the contract is silent:
   hosts), so large runs use both cores and are no longer reproducible to the bit; from ``COMPILED_MIN_ROWS``
   records on, each chunk of batches runs in a numba kernel (``fm_compiled``: the same updates, rounded alike, without the GIL), imported
   only then so that small jobs start without numba; runs both compiled and two-threaded shuffle with
-  ``fm_compiled.shuffle`` (as random, 4-5 times cheaper, but another permutation for the same seed);
+  ``fm_compiled.shuffle`` (as random, 3-4 times cheaper, but another permutation for the same seed);
 - ``_learning_rate`` and ``_wd`` (container defaults 1.0) multiply every group's rate and decay, the way an
   MXNet optimizer's global rate scales per-parameter multipliers; ``_optimizer`` also takes ``sgd``;
 - the other underscore knobs (``_kvstore``, ``_num_gpus``, ...) are accepted and have no effect on one host;
