@@ -396,17 +396,16 @@ def fit(
         log(f"{n} records: each epoch trains its two halves in two threads, each updating the shared parameters")
     kernel = None
     if n >= COMPILED_MIN_ROWS:
-        from sagemaker_emulator.algorithms import fm_compiled as kernel
-
         started = time.perf_counter()  # compiled (or loaded from NUMBA_CACHE_DIR) here, not in the first epoch's time
+        kernel = _Compiled.load(features)
         _CompiledChunks(kernel, optimizers, features, labels, config).train(order[:0], step)
         if halves:
-            kernel.shuffle(order[:0], 0)
+            kernel.module.shuffle(order[:0], 0)
         log(f"{n} records: batches run in compiled kernels (numba), ready in {time.perf_counter() - started:.1f} s")
     for epoch in range(epochs):
         started = time.perf_counter()
         if halves and kernel is not None:  # already not reproducible to the bit: the faster shuffle
-            kernel.shuffle(order, rng.integers(1 << 32))
+            kernel.module.shuffle(order, rng.integers(1 << 32))
         else:
             rng.shuffle(order)  # the permutation rng.permutation(n) gives, in half its memory
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported after its epoch
@@ -453,7 +452,7 @@ def _train_halves(
     config: dict[str, Any],
     epoch: int,
     step: int,
-    kernel: Any = None,
+    kernel: _Compiled | None = None,
 ) -> tuple[_Metrics, int]:
     """:func:`_train_epoch` on the two halves of ``order`` at once, one per core, Hogwild-style.
 
@@ -492,7 +491,7 @@ def _train_synced(
     config: dict[str, Any],
     epoch: int,
     step: int,
-    kernel: Any,
+    kernel: _Compiled | None,
     cluster: distributed.Cluster,
 ) -> tuple[_Metrics, int]:
     """:func:`_train_epoch` in stretches of this host's shard, each ended by merging every host's updates at the
@@ -528,14 +527,14 @@ def _train_epoch(
     step: int,
     halt: threading.Event | None = None,
     batches_host: str | None = CURRENT_HOST,
-    kernel: Any = None,
+    kernel: _Compiled | None = None,
 ) -> tuple[_Metrics, int]:
     """One pass over the rows in ``order``, batch by batch; returns the pass's train metrics and the step.
 
     Rows are copied in shuffled order ``ROWS_PER_CHUNK`` at a time, never the whole matrix. Each batch is
     re-indexed to the columns it touches, so products and updates cost O(batch non-zeros × num_factors)
     whatever feature_dim is. ``halt`` ends the pass early (the thread of the other half has stopped on an error or SIGTERM).
-    ``kernel`` (``fm_compiled``) runs each chunk's batches compiled instead. ``batches_host`` names the host in the
+    ``kernel`` (:class:`_Compiled`) runs each chunk's batches compiled instead. ``batches_host`` names the host in the
     per-batch metric lines; None logs none (the second half of a two-thread epoch, a host's later stretches).
     """
     classifier = config["predictor_type"] == CLASSIFIER
@@ -619,36 +618,49 @@ def _log_batches(
         _log_quality(f"epoch={epoch}, batch={batch} train", metrics.values(), host)
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """``fm_compiled`` and what its kernel needs to know of the training matrix, found once per job."""
+
+    module: Any
+    binary: bool  # every value is 1 (one-hot data): the kernel never reads them
+    longest: int  # the non-zeros of the longest row: each row's room when a batch is staged
+
+    @classmethod
+    def load(cls, features: sp.csr_matrix) -> _Compiled:
+        from sagemaker_emulator.algorithms import fm_compiled
+
+        return cls(fm_compiled, bool((features.data == 1).all()), int(np.diff(features.indptr).max(initial=0)))
+
+
 class _CompiledChunks:
     """One thread's calls of ``fm_compiled.train_chunk``: the groups' settings and the thread's scratch space."""
 
-    def __init__(self, kernel: Any, optimizers: dict[str, _GroupOptimizer], features, labels, config):
+    def __init__(self, kernel: _Compiled, optimizers: dict[str, _GroupOptimizer], features, labels, config):
         self.kernel, self.features, self.labels, self.config = kernel, features, labels, config
         self.tables = tuple(optimizers[group].table for group in GROUPS)
         self.settings = np.array([optimizers[group].settings() for group in GROUPS], np.float64)
         self.adam = optimizers["factors"].adam
-        self.binary = bool((features.data == 1).all())  # one-hot data: the kernel never reads the values
         dim, factors = self.tables[2].shape[0], self.tables[2].shape[2]
-        longest = int(np.diff(features.indptr).max(initial=0))
         self.scratch = (
             np.zeros(dim, np.float32),
             np.zeros((dim, factors), np.float32),
             np.zeros(dim, np.float64),
             np.full(dim, -1, np.int32),
             # a batch's non-zeros, each as its feature's slot and its value (the backward pass reads these)
-            np.empty(config["mini_batch_size"] * longest, np.int32),
-            np.empty(config["mini_batch_size"] * longest, np.float32),
+            np.empty(config["mini_batch_size"] * kernel.longest, np.int32),
+            np.empty(config["mini_batch_size"] * kernel.longest, np.float32),
         )
 
     def train(self, rows: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, int]:
         """Train on ``rows`` batch by batch; their decisions before each update, their labels, the new step."""
         config, features = self.config, self.features
         decisions = np.empty(len(rows), np.float32)
-        step = self.kernel.train_chunk(
+        step = self.kernel.module.train_chunk(
             features.indptr,
             features.indices,
             features.data,
-            self.binary,
+            self.kernel.binary,
             self.labels,
             rows,
             *self.tables,
